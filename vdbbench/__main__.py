@@ -1,0 +1,3 @@
+from vdbbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""The capability matrix (store × family × parameters), generated from the adapters' declarations."""
+
+from __future__ import annotations
+
+from vdbbench.stores import get_store_class, store_names
+
+
+def _params(params) -> str:
+    return ", ".join(f"`{p.name}`={p.default}" for p in params) or "–"
+
+
+def capability_markdown() -> str:
+    """A Markdown table of every store's families, engine index, parameters and metrics."""
+    rows = [
+        "| store | kind | family | engine index | build parameters (default) | search parameters (default) | metrics |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in store_names():
+        cls = get_store_class(name)
+        for fam in cls.families.values():
+            rows.append(
+                f"| {name} | {cls.kind} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
+                f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
+            )
+    return "\n".join(rows)

@@ -1,0 +1,158 @@
+"""Command line: ``python -m vdbbench sweep | datasets | stores``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from vdbbench.config import DEFAULT_CONFIG, ConfigError, load_config
+from vdbbench.datasets import KNOWN, DatasetError, data_dir
+from vdbbench.results import load_results
+
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so every ``finally`` stops the servers it started."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def summary_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="vdbbench results", show_lines=False)
+    for col in ("dataset", "store", "index", "build", "search", "recall", "QPS", "p50 ms", "p99 ms", "status"):
+        table.add_column(col, justify="right" if col in ("recall", "QPS", "p50 ms", "p99 ms") else "left")
+    for r in records:
+        ok = r.get("status") == "ok"
+        table.add_row(
+            r["dataset"], r["label"], r["index"],
+            " ".join(f"{k}={v}" for k, v in r["build"].items()),
+            " ".join(f"{k}={v}" for k, v in r["search"].items()),
+            f"{r['recall']:.4f}" if ok else "",
+            f"{r['qps']:,.0f}" if ok else "",
+            f"{r['p50_ms']:.3f}" if ok else "",
+            f"{r['p99_ms']:.3f}" if ok else "",
+            "ok" if ok else f"[red]{r.get('status')}[/]",
+        )  # fmt: skip
+    return table
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from vdbbench.runner import Sweep
+
+    config_path = Path(args.config) if args.config else DEFAULT_CONFIG
+    try:
+        cfg = load_config(config_path)
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        sweep = Sweep(cfg, args.out, raw_config=raw, console=console)
+        console.print(f"config {config_path} → results in {Path(args.out) / 'results.jsonl'}")
+        counts = sweep.run()
+    except (ConfigError, DatasetError) as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: measured points are saved; run the same command to resume")
+        return 130
+    records = load_results(args.out)
+    console.print(summary_table(records))
+    console.print(
+        f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
+        f"(resumed) · {Path(args.out) / 'results.jsonl'}"
+    )
+    if not args.no_report:
+        _write_report(Path(args.out), args.report)
+    return 1 if counts["failed"] and args.strict else 0
+
+
+def _write_report(out_dir: Path, target: str | None) -> None:
+    try:
+        from vdbbench.report import write_report
+    except ImportError:
+        return
+    path = write_report(out_dir, Path(target) if target else None)
+    console.print(f"report: {path}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    table = Table(title=f"datasets (data folder {data_dir()})")
+    table.add_column("name")
+    table.add_column("prepared")
+    table.add_column("description")
+    names = set(KNOWN)
+    if data_dir().exists():
+        names |= {p.stem for p in data_dir().glob("*.hdf5")}
+    for name in sorted(names):
+        path = data_dir() / f"{name}.hdf5"
+        known = KNOWN.get(name)
+        table.add_row(name, "yes" if path.exists() else "no", known.description if known else "user file")
+    Console().print(table)
+    if args.prepare:
+        from vdbbench.datasets import prepare
+
+        for name in args.prepare:
+            try:
+                console.print(f"{name}: {prepare(name)}")
+            except DatasetError as e:
+                console.print(f"[red]error:[/] {e}")
+                return 2
+    return 0
+
+
+def cmd_stores(args: argparse.Namespace) -> int:
+    from vdbbench.capabilities import capability_markdown
+
+    print(capability_markdown())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vdbbench", description="Measure vector stores and index settings on your own embeddings."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "sweep", help="run a sweep from a YAML config", description="Run a sweep; resumes into an existing --out."
+    )
+    p.add_argument("--config", "-c", help=f"YAML sweep config (default: the built-in {DEFAULT_CONFIG.name})")
+    p.add_argument("--out", "-o", default="reports/default", help="results directory (default: reports/default)")
+    p.add_argument("--report", help="HTML report path (default: <out>/report.html)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any point failed")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "datasets", help="list known and prepared datasets", description="List datasets; --prepare NAME prepares one."
+    )
+    p.add_argument("--prepare", nargs="*", metavar="NAME", help="prepare these known datasets now")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "stores",
+        help="print the store capability matrix",
+        description="Print every store's index families and parameters as Markdown.",
+    )
+    p.set_defaults(func=cmd_stores)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

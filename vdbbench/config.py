@@ -1,0 +1,195 @@
+"""Sweep configuration: YAML → validated model, checked against each store's declared capabilities.
+
+Everything that can be wrong with a config is reported before any engine starts, each
+message naming the field (as a path like ``stores[1].build.M``) and what to write instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vdbbench.distances import canonical_metric
+from vdbbench.stores import FAMILIES, get_store_class, store_names
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message lists every problem with its field path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticSpec(_Strict):
+    n: int = Field(2000, ge=1)
+    dim: int = Field(32, ge=1)
+    queries: int = Field(100, ge=1)
+    metric: str = "euclidean"
+    clusters: int = Field(20, ge=1)
+    seed: int = 0
+    duplicates: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        return canonical_metric(v)
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(min_length=1)
+    path: str | None = None
+    synthetic: SyntheticSpec | None = None
+    train_size: int | None = Field(None, ge=1)
+    test_size: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetConfig:
+        if self.path and self.synthetic:
+            raise ValueError("give either 'path' or 'synthetic', not both")
+        return self
+
+
+class Limits(_Strict):
+    build_s: float | None = Field(None, gt=0, description="seconds one build may take")
+    search_s: float | None = Field(None, gt=0, description="seconds one search point may take")
+
+
+class StoreConfig(_Strict):
+    store: str
+    index: str
+    label: str | None = None
+    build: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.store
+
+
+class SweepConfig(_Strict):
+    k: int = Field(10, ge=1, le=1000)
+    runs: int = Field(3, ge=1)
+    warmup: int = Field(100, ge=0, description="untimed queries before each search point")
+    insert_batch: int = Field(1000, ge=1)
+    limits: Limits = Field(default_factory=Limits)
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    stores: list[StoreConfig] = Field(min_length=1)
+
+    def build_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
+        return expand_grid(store.build, store_families(store)[store.index].build)
+
+    def search_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
+        return expand_grid(store.search, store_families(store)[store.index].search)
+
+
+def store_families(store: StoreConfig):
+    return get_store_class(store.store).families
+
+
+def expand_grid(values: dict[str, Any], params) -> list[dict[str, Any]]:
+    """Every combination of the listed values, defaults filled in, in declaration order."""
+    axes = []
+    for p in params:
+        v = values.get(p.name, p.default)
+        axes.append([p.coerce(x) for x in (v if isinstance(v, list) else [v])])
+    return [dict(zip([p.name for p in params], combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
+    where = f"stores[{i}]"
+    if s.store not in store_names():
+        problems.append(f"{where}.store: unknown store {s.store!r}; use one of {', '.join(store_names())}")
+        return
+    cls = get_store_class(s.store)
+    if s.index not in cls.families:
+        problems.append(
+            f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"
+            + ("" if s.index in FAMILIES else f" (harness families are {', '.join(FAMILIES)})")
+        )
+        return
+    fam = cls.families[s.index]
+    for section, declared in (("build", fam.build), ("search", fam.search)):
+        given = getattr(s, section)
+        known = {p.name: p for p in declared}
+        for key, value in given.items():
+            if key not in known:
+                offered = ", ".join(known) or "none"
+                problems.append(
+                    f"{where}.{section}.{key}: {s.store} {s.index} has no {section} parameter {key!r}; "
+                    f"it takes: {offered}"
+                )
+                continue
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                problems.append(f"{where}.{section}.{key}: empty list; give at least one value")
+            for v in values:
+                try:
+                    known[key].coerce(v)
+                except ValueError as e:
+                    problems.append(f"{where}.{section}.{key}: {e}")
+
+
+def _format_pydantic(e: ValidationError) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling (see README: Sweep config)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        out.append(f"{loc or '<top>'}: {msg}")
+    return out
+
+
+def parse_config(data: Any, source: str = "config") -> SweepConfig:
+    """Validate a loaded YAML document; ConfigError lists every problem found."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with keys such as k, datasets, stores")
+    try:
+        cfg = SweepConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(_format_pydantic(e))) from None
+    problems: list[str] = []
+    for i, s in enumerate(cfg.stores):
+        _check_store(i, s, problems)
+    labels = [s.display_name for s in cfg.stores]
+    for label in {x for x in labels if labels.count(x) > 1}:
+        same = [s for s in cfg.stores if s.display_name == label]
+        if len({s.index for s in same}) < len(same):
+            problems.append(
+                f"stores: {label!r} appears twice with the same index; give one of them a distinct 'label'"
+            )
+    names = [d.name for d in cfg.datasets]
+    for name in {x for x in names if names.count(x) > 1}:
+        problems.append(f"datasets: {name!r} appears twice; dataset names must be unique")
+    if problems:
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a YAML sweep config."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    return parse_config(data, str(path))
+
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"

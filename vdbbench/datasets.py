@@ -1,0 +1,306 @@
+"""Datasets in the ann-benchmarks HDF5 layout: load, validate, write, generate and prepare.
+
+Layout: ``train`` (n × d float32), ``test`` (q × d float32), ``neighbors`` (q × K int),
+``distances`` (q × K float), attribute ``distance`` (euclidean / angular / ip). Files
+downloaded from ann-benchmarks can be dropped into the data folder and used by name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from vdbbench.distances import canonical_metric
+from vdbbench.groundtruth import device_name, exact_knn
+
+GROUND_TRUTH_K = 100
+
+
+class DatasetError(ValueError):
+    """A dataset file or spec is unusable; the message names the file or field and the fix."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    neighbors: np.ndarray
+    distances: np.ndarray
+    metric: str
+    path: Path | None = None
+    sha256: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.shape[1])
+
+    def summary(self) -> dict[str, Any]:
+        """What a result needs to say about the data that produced it."""
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "train": int(self.train.shape[0]),
+            "test": int(self.test.shape[0]),
+            "dim": self.dim,
+            "ground_truth_k": int(self.neighbors.shape[1]),
+            "path": str(self.path) if self.path else None,
+            "sha256": self.sha256,
+            "attrs": {k: v for k, v in self.attrs.items() if k != "distance"},
+        }
+
+
+def data_dir() -> Path:
+    """Where prepared datasets live: $VDBBENCH_DATA_DIR, else ./datasets/data."""
+    return Path(os.environ.get("VDBBENCH_DATA_DIR", Path.cwd() / "datasets" / "data"))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
+    """Read and validate an ann-benchmarks-layout file; raise DatasetError naming what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset file {path} does not exist: check the 'path' field or prepare it first")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"{path} is not a readable HDF5 file ({e}); re-download or re-prepare it") from e
+    with f:
+        missing = [key for key in ("train", "test") if key not in f]
+        if missing:
+            raise DatasetError(
+                f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds "
+                "'train', 'test', 'neighbors' and 'distances'"
+            )
+        if "distance" not in f.attrs:
+            raise DatasetError(f"{path} has no 'distance' attribute: set it to euclidean, angular or ip")
+        try:
+            metric = canonical_metric(_jsonable(f.attrs["distance"]))
+        except ValueError as e:
+            raise DatasetError(f"{path}: attribute 'distance': {e}") from None
+        train = np.asarray(f["train"], dtype=np.float32)
+        test = np.asarray(f["test"], dtype=np.float32)
+        neighbors = np.asarray(f["neighbors"], dtype=np.int64) if "neighbors" in f else None
+        distances = np.asarray(f["distances"], dtype=np.float64) if "distances" in f else None
+        attrs = {k: _jsonable(v) for k, v in f.attrs.items()}
+    validate_arrays(train, test, str(path))
+    if neighbors is None or distances is None:
+        neighbors, distances = exact_knn(train, test, metric, GROUND_TRUTH_K)
+    elif neighbors.shape[0] != test.shape[0]:
+        raise DatasetError(f"{path}: 'neighbors' has {neighbors.shape[0]} rows but 'test' has {test.shape[0]}")
+    elif neighbors.size and (neighbors.min() < 0 or neighbors.max() >= train.shape[0]):
+        raise DatasetError(f"{path}: 'neighbors' holds ids outside 0..{train.shape[0] - 1}")
+    return Dataset(
+        name=name or path.stem,
+        train=train,
+        test=test,
+        neighbors=neighbors,
+        distances=distances,
+        metric=metric,
+        path=path,
+        sha256=file_sha256(path),
+        attrs=attrs,
+    )
+
+
+def validate_arrays(train: np.ndarray, test: np.ndarray, where: str) -> None:
+    """Reject shapes and values no store can index, before any engine starts."""
+    for label, arr in (("train", train), ("test", test)):
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise DatasetError(f"{where}: '{label}' must be a non-empty 2-D array, got shape {arr.shape}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DatasetError(
+                f"{where}: '{label}' holds {int(bad.sum())} NaN or infinite values (first in row {row}); "
+                "clean or re-embed the data"
+            )
+    if train.shape[1] != test.shape[1]:
+        raise DatasetError(f"{where}: 'train' has dimension {train.shape[1]} but 'test' has {test.shape[1]}")
+
+
+def save_hdf5(
+    path: str | Path,
+    train: np.ndarray,
+    test: np.ndarray,
+    metric: str,
+    neighbors: np.ndarray | None = None,
+    distances: np.ndarray | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Path:
+    """Write an ann-benchmarks-layout file, computing exact ground truth when none is given."""
+    metric = canonical_metric(metric)
+    validate_arrays(train, test, str(path))
+    if neighbors is None or distances is None:
+        neighbors, distances = exact_knn(train, test, metric, GROUND_TRUTH_K)
+        attrs = {**(attrs or {}), "ground_truth_device": device_name()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["distance"] = metric
+        f.attrs["dimension"] = int(train.shape[1])
+        f.attrs["point_type"] = "float"
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        f.create_dataset("train", data=np.asarray(train, dtype=np.float32))
+        f.create_dataset("test", data=np.asarray(test, dtype=np.float32))
+        f.create_dataset("neighbors", data=np.asarray(neighbors, dtype=np.int32))
+        f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
+    os.replace(tmp, path)  # a crash never leaves a half-written file under the real name
+    return path
+
+
+def synthetic(
+    n: int = 2000,
+    dim: int = 32,
+    queries: int = 100,
+    metric: str = "euclidean",
+    clusters: int = 20,
+    seed: int = 0,
+    duplicates: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded Gaussian-mixture vectors (clustered like real embeddings, not uniform noise).
+
+    ``duplicates`` is the fraction of train rows replaced by copies of other rows, for
+    testing tie handling.
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 1.0, size=(clusters, dim))
+    spread = rng.uniform(0.15, 0.4, size=clusters)
+
+    def draw(count: int) -> np.ndarray:
+        which = rng.integers(0, clusters, size=count)
+        return (centers[which] + rng.normal(size=(count, dim)) * spread[which, None]).astype(np.float32)
+
+    train, test = draw(n), draw(queries)
+    if duplicates > 0:
+        count = int(n * duplicates)
+        src = rng.choice(n, size=count, replace=False)
+        dst = rng.choice(n, size=count, replace=False)
+        train[dst] = train[src]
+    if canonical_metric(metric) == "angular":
+        train = train / np.linalg.norm(train, axis=1, keepdims=True)
+        test = test / np.linalg.norm(test, axis=1, keepdims=True)
+    return train, test
+
+
+# -- known datasets --------------------------------------------------------------------
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _read_idx_images(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows * cols).astype(np.float32)
+
+
+def prepare_fashion_mnist(target: Path) -> Path:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package, as ann-benchmarks ships it."""
+    train_file = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
+    test_file = FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz"
+    if not train_file.exists():
+        raise DatasetError(
+            f"{train_file} is missing: install Debian's package with "
+            "'sudo apt-get install dataset-fashion-mnist' (the setup script does this)"
+        )
+    return save_hdf5(
+        target,
+        _read_idx_images(train_file),
+        _read_idx_images(test_file),
+        "euclidean",
+        attrs={"source": "Debian package dataset-fashion-mnist"},
+    )
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    name: str
+    description: str
+    prepare: Callable[[Path], Path] | None  # None: the file must be supplied
+
+
+KNOWN: dict[str, KnownDataset] = {
+    "fashion-mnist-784-euclidean": KnownDataset(
+        "fashion-mnist-784-euclidean",
+        "Fashion-MNIST, 60k train / 10k test, 784-d, euclidean (Debian dataset-fashion-mnist)",
+        prepare_fashion_mnist,
+    ),
+}
+
+
+def register(known: KnownDataset) -> None:
+    """Add a dataset other modules know how to prepare (embedded corpora, downloads)."""
+    KNOWN[known.name] = known
+
+
+def dataset_path(name: str) -> Path:
+    return data_dir() / f"{name}.hdf5"
+
+
+def prepare(name: str) -> Path:
+    """Return the prepared file for a known dataset name, preparing it on first use."""
+    path = dataset_path(name)
+    if path.exists():
+        return path
+    known = KNOWN.get(name)
+    if known is None:
+        raise DatasetError(
+            f"unknown dataset {name!r} and no file {path}: use one of {sorted(KNOWN)}, "
+            "give 'path:' to an ann-benchmarks HDF5 file, or 'synthetic:'"
+        )
+    if known.prepare is None:
+        raise DatasetError(f"dataset {name!r} must be supplied as {path}")
+    return known.prepare(path)
+
+
+def subsample(ds: Dataset, train_size: int | None, test_size: int | None) -> Dataset:
+    """The first ``train_size`` train rows and first ``test_size`` queries, ground truth redone if needed.
+
+    A train subset changes the true neighbours, so its ground truth is recomputed and
+    cached next to the source file, keyed by the source's hash.
+    """
+    if train_size is not None and train_size > ds.train.shape[0]:
+        raise DatasetError(f"train_size {train_size} exceeds the {ds.train.shape[0]} train rows of {ds.name}")
+    if test_size is not None and test_size > ds.test.shape[0]:
+        raise DatasetError(f"test_size {test_size} exceeds the {ds.test.shape[0]} test rows of {ds.name}")
+    test = ds.test[:test_size] if test_size else ds.test
+    if not train_size or train_size == ds.train.shape[0]:
+        neighbors, distances = ds.neighbors[: len(test)], ds.distances[: len(test)]
+        return Dataset(ds.name, ds.train, test, neighbors, distances, ds.metric, ds.path, ds.sha256,
+                       {**ds.attrs, "test_size": len(test)})
+    cache = data_dir() / "subsets" / f"{ds.name}-{(ds.sha256 or 'x')[:12]}-n{train_size}-q{len(test)}.hdf5"
+    if not cache.exists():
+        save_hdf5(cache, ds.train[:train_size], test, ds.metric,
+                  attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""})
+    sub = load_hdf5(cache, ds.name)
+    sub.attrs.update(train_size=train_size, test_size=len(test))
+    return sub

@@ -1,0 +1,48 @@
+"""Metric names and exact distances, shared by ground truth, recall and the exact store.
+
+Distances follow ann-benchmarks: euclidean is the L2 distance, angular is 1 - cosine
+similarity, ip is the negated inner product (so smaller is always nearer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRIC_ALIASES = {
+    "euclidean": "euclidean",
+    "l2": "euclidean",
+    "angular": "angular",
+    "cosine": "angular",
+    "ip": "ip",
+    "dot": "ip",
+    "inner_product": "ip",
+}
+
+
+def canonical_metric(name: str) -> str:
+    """Return the harness's metric name for ``name`` or raise ValueError listing the choices."""
+    try:
+        return METRIC_ALIASES[str(name).lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown metric {name!r}: use one of euclidean (l2), angular (cosine), ip (dot)"
+        ) from None
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def exact_distances(query: np.ndarray, candidates: np.ndarray, metric: str) -> np.ndarray:
+    """Distances from one query to candidate rows, in float64, for scoring answers."""
+    q = np.asarray(query, dtype=np.float64)
+    c = np.asarray(candidates, dtype=np.float64)
+    if metric == "euclidean":
+        return np.sqrt(((c - q) ** 2).sum(axis=-1))
+    if metric == "angular":
+        return 1.0 - normalize(c) @ normalize(q)
+    if metric == "ip":
+        return -(c @ q)
+    raise ValueError(f"unknown metric {metric!r}")

@@ -1,0 +1,106 @@
+"""The results file: one JSON record per measured point, appended and flushed as soon as it exists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RESULTS_NAME = "results.jsonl"
+
+
+def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int) -> str:
+    """Stable identity of a measured point, used to resume a sweep without measuring twice."""
+    ident = {
+        "dataset": [dataset["name"], dataset.get("sha256"), dataset["train"], dataset["test"]],
+        "store": label,
+        "index": index,
+        "build": build,
+        "search": search,
+        "k": k,
+    }
+    return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All complete records in ``path``; a torn last line from a crash is skipped with a warning."""
+    if not path.exists():
+        return []
+    records = []
+    lines = path.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError:
+            where = "last line" if number >= len(lines) - 1 else f"line {number}"
+            log.warning("%s: %s is not a complete record (interrupted write?); ignoring it", path, where)
+    return records
+
+
+def latest_per_point(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per point key: the newest, so a retried failure is superseded, never duplicated."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest.pop(r.get("key"), None)
+        latest[r.get("key")] = r
+    return list(latest.values())
+
+
+def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The current record of every point in a results directory (or a results.jsonl path)."""
+    path = Path(out_dir)
+    if path.is_dir():
+        path = path / RESULTS_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no results at {path}: run 'python -m vdbbench sweep --out DIR' first")
+    return latest_per_point(read_records(path))
+
+
+class ResultsFile:
+    """Append-only JSONL writer; every record is on disk (fsync) before ``append`` returns."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / RESULTS_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_torn_tail()
+
+    def _repair_torn_tail(self) -> None:
+        """End the file with a newline so a record appended after a crash starts on its own line."""
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.path)
+
+    def measured_keys(self) -> set[str]:
+        """Points already measured successfully (or skipped on purpose): resume leaves them alone."""
+        return {r["key"] for r in latest_per_point(self.records()) if r.get("status") in ("ok", "skipped")}
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=_default, ensure_ascii=False) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())

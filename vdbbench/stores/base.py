@@ -1,0 +1,176 @@
+"""The one interface every store adapter implements.
+
+An adapter declares what it can build (index families, their parameters, metrics) as
+class-level data, so a config can be validated, and the README's capability matrix
+generated, without importing the engine's client library. The engine library is
+imported only inside methods that run it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+FAMILIES = ("flat", "hnsw", "ivf", "pq")
+METRICS = ("euclidean", "angular", "ip")
+
+
+class StoreError(RuntimeError):
+    """An engine refused or failed an operation; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One build- or search-time parameter, in the harness's name for it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """Return `value` as this parameter's type, or raise ValueError saying what is allowed."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"expects true or false, got {value!r}")
+        elif self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"expects an integer, got {value!r}")
+            value = int(value)
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"expects a number, got {value!r}")
+            value = float(value)
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ValueError(f"expects a string, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"must be one of {list(self.choices)}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be >= {self.minimum}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What a store offers for one index family: its parameters, metrics, and engine name."""
+
+    family: str
+    engine_index: str
+    build: tuple[Param, ...] = ()
+    search: tuple[Param, ...] = ()
+    metrics: tuple[str, ...] = METRICS
+    exact: bool = False
+    note: str = ""
+
+    def build_param(self, name: str) -> Param | None:
+        return next((p for p in self.build if p.name == name), None)
+
+    def search_param(self, name: str) -> Param | None:
+        return next((p for p in self.search if p.name == name), None)
+
+
+@dataclass
+class BuildSpec:
+    """One index to build: family, metric, dimension and the full set of build parameters."""
+
+    family: str
+    metric: str
+    dim: int
+    params: dict[str, Any] = field(default_factory=dict)
+    count: int = 0  # how many vectors will be inserted, for engines that size ahead
+
+
+class Store(ABC):
+    """Base class of every adapter.
+
+    Lifecycle: ``open()`` (start or connect to the engine), then for each build
+    ``create() → insert()… → finish()``, then for each search setting
+    ``set_search_params() → search()…``, then ``drop()``; finally ``close()``.
+    ``close()`` must be safe to call twice and after a failure.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    kind: ClassVar[str] = "embedded"  # "in-process", "embedded" or "server"
+    families: ClassVar[Mapping[str, FamilySpec]] = {}
+    supports_batch_search: ClassVar[bool] = False
+    max_dim: ClassVar[int | None] = None
+
+    def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.options = dict(options or {})
+        self.spec: BuildSpec | None = None
+        self.search_params: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:  # noqa: B027 - optional hook, most embedded stores need nothing
+        """Start or connect to the engine. Embedded stores may do nothing here."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and stop anything ``open()`` started. Idempotent."""
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- build ---------------------------------------------------------------------
+    @abstractmethod
+    def create(self, spec: BuildSpec) -> None:
+        """Create an empty collection/table/index for ``spec``, replacing any earlier one."""
+
+    @abstractmethod
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert one batch: ``ids`` are int64 dataset row numbers, ``vectors`` float32 rows."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Build the index if needed and return only once the engine reports it searchable."""
+
+    # -- search --------------------------------------------------------------------
+    def set_search_params(self, params: Mapping[str, Any]) -> None:
+        """Apply query-time parameters for the following searches."""
+        self.search_params = dict(params)
+
+    @abstractmethod
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Return the ids (dataset row numbers, int64) of up to ``k`` nearest items, best first."""
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        """Answer many queries in one call where the engine offers it; else one by one."""
+        return [self.search(q, k) for q in queries]
+
+    # -- introspection ---------------------------------------------------------------
+    @abstractmethod
+    def effective_config(self) -> dict[str, Any]:
+        """The index as the engine itself reports it after the build.
+
+        Must contain ``family`` (the harness family the engine actually serves),
+        ``metric``, ``params`` (harness parameter names → values read back from the
+        engine, where it reports them) and ``engine`` (the raw definition it returned).
+        """
+
+    def resources(self) -> dict[str, Any]:
+        """Sizes the engine reports (``index_bytes``, ``data_bytes``, ``memory_bytes``); {} if unknown."""
+        return {}
+
+    def engine_version(self) -> str | None:
+        """Version of the engine or its client library, for provenance."""
+        return None
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the collection/table/index built by ``create()``."""
