@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class SmallData:
     metric: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def small_data(metric: str = "euclidean", n: int = 2000, dim: int = 32, queries: int = 50) -> SmallData:
     """The fixed contract dataset: 2000 × 32, 50 queries, 20 clusters, seed 7."""
     train, test = synthetic(n=n, dim=dim, queries=queries, metric=metric, clusters=20, seed=7)

@@ -64,9 +64,11 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                     f"stores[{i}]: {s.store} {s.index} cannot search with metric {ds.metric!r} "
                     f"(dataset {ds.name!r}); it supports {', '.join(fam.metrics)}"
                 )
-            if cls.max_dim is not None and ds.dim > cls.max_dim:
+            max_dim = fam.max_dim or cls.max_dim
+            if max_dim is not None and ds.dim > max_dim:
                 problems.append(
-                    f"stores[{i}]: {s.store} takes at most {cls.max_dim} dimensions; dataset {ds.name!r} has {ds.dim}"
+                    f"stores[{i}]: {s.store} {s.index} takes at most {max_dim} dimensions; "
+                    f"dataset {ds.name!r} has {ds.dim}"
                 )
     if problems:
         raise ConfigError("config does not fit the data:\n  " + "\n  ".join(problems))

@@ -72,6 +72,7 @@ class FamilySpec:
     metrics: tuple[str, ...] = METRICS
     exact: bool = False
     note: str = ""
+    max_dim: int | None = None  # largest dimension this family can index, where the engine limits it
 
     def build_param(self, name: str) -> Param | None:
         return next((p for p in self.build if p.name == name), None)
