@@ -118,3 +118,47 @@ def open_store(name: str, workdir: Path, options: dict[str, Any] | None = None) 
 def files_left(workdir: Path) -> list[str]:
     """Files under a store's workdir after drop() and close(): should be none of the engine's data."""
     return sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file())
+
+
+class FailingStore(Store):
+    """The exact store, made to raise at a chosen step: tests how the runner records failures.
+
+    Not a stand-in for any engine: real-engine failures are tested with the engines themselves.
+    """
+
+    name = "failing"
+    kind = "in-process"
+    families = {"flat": get_store_class("exact").families["flat"]}
+
+    def __init__(self, workdir, options=None):
+        super().__init__(workdir, options)
+        self._inner = get_store_class("exact")(workdir, options)
+        self._fail_at = self.options.get("fail_at")
+
+    def _maybe_fail(self, step: str) -> None:
+        if self._fail_at == step:
+            raise RuntimeError(f"engine refused {step}")
+
+    def open(self):
+        self._maybe_fail("open")
+
+    def create(self, spec):
+        self._maybe_fail("create")
+        self._inner.create(spec)
+
+    def insert(self, ids, vectors):
+        self._maybe_fail("insert")
+        self._inner.insert(ids, vectors)
+
+    def finish(self):
+        self._inner.finish()
+
+    def search(self, query, k):
+        self._maybe_fail("search")
+        return self._inner.search(query, k)
+
+    def effective_config(self):
+        return self._inner.effective_config()
+
+    def drop(self):
+        self._inner.drop()

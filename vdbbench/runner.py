@@ -154,7 +154,7 @@ class Sweep:
     # -- records -------------------------------------------------------------------
     def _record(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, **fields: Any) -> None:
         record = {
-            "key": point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k),
+            "key": self._key(ds, s, build, search),
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": ds.name,
             "store": s.store,
@@ -175,9 +175,12 @@ class Sweep:
         if self.on_record:
             self.on_record(record)
 
+    def _key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict) -> str:
+        return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k)
+
     def _fail_points(self, ds, s, build, searches, done, error: str, **fields) -> None:
         for sp in searches:
-            if point_key(ds.summary(), s.display_name, s.index, build, sp, self.cfg.k) not in done:
+            if self._key(ds, s, build, sp) not in done:
                 self._record(ds, s, build, sp, status="failed", error=error, **fields)
 
     # -- sweep ---------------------------------------------------------------------
@@ -202,11 +205,12 @@ class Sweep:
 
     def _run_store(self, ds: Dataset, queries: list[np.ndarray], s: StoreConfig, done: set[str]) -> None:
         builds, searches = self.cfg.build_grid(s), self.cfg.search_grid(s)
-        pending = [
-            b for b in builds
-            if any(point_key(ds.summary(), s.display_name, s.index, b, sp, self.cfg.k) not in done for sp in searches)
-        ]  # fmt: skip
-        self.counts["resumed"] += (len(builds) - len(pending)) * len(searches)
+        todo = {
+            i: [sp for sp in searches if self._key(ds, s, b, sp) not in done]
+            for i, b in enumerate(builds)
+        }
+        pending = [b for i, b in enumerate(builds) if todo[i]]
+        self.counts["resumed"] += len(builds) * len(searches) - sum(len(v) for v in todo.values())
         if not pending:
             return
         workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
@@ -247,8 +251,7 @@ class Sweep:
             self._drop(store, s)
             return
         for sp in searches:
-            key = point_key(ds.summary(), s.display_name, s.index, build, sp, self.cfg.k)
-            if key in done:
+            if self._key(ds, s, build, sp) in done:
                 continue
             try:
                 store.set_search_params(sp)

@@ -1,0 +1,106 @@
+"""Config validation: every error names the field and says what to write instead."""
+
+import pytest
+
+from vdbbench.config import ConfigError, load_config, parse_config
+
+
+def base(**over):
+    cfg = {
+        "k": 10,
+        "datasets": [{"name": "syn", "synthetic": {"n": 100}}],
+        "stores": [{"store": "hnswlib", "index": "hnsw", "build": {"M": [8, 16]}, "search": {"ef": [10, 20]}}],
+    }
+    cfg.update(over)
+    return cfg
+
+
+def error_of(data) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, "test.yaml")
+    return str(e.value)
+
+
+def test_valid_config_expands_build_grid_with_defaults():
+    cfg = parse_config(base())
+    assert cfg.build_grid(cfg.stores[0]) == [{"M": 8, "ef_construction": 200}, {"M": 16, "ef_construction": 200}]
+    assert cfg.search_grid(cfg.stores[0]) == [{"ef": 10}, {"ef": 20}]
+
+
+def test_unknown_store_lists_known_ones():
+    msg = error_of(base(stores=[{"store": "pinecone", "index": "hnsw"}]))
+    assert "stores[0].store" in msg and "pinecone" in msg and "hnswlib" in msg
+
+
+def test_family_the_store_lacks_names_what_it_offers():
+    msg = error_of(base(stores=[{"store": "hnswlib", "index": "ivf"}]))
+    assert "stores[0].index" in msg and "offers hnsw" in msg
+
+
+def test_unknown_parameter_lists_the_parameters():
+    msg = error_of(base(stores=[{"store": "hnswlib", "index": "hnsw", "build": {"m": 16}}]))
+    assert "stores[0].build.m" in msg and "M, ef_construction" in msg
+
+
+def test_wrong_parameter_type_is_named():
+    msg = error_of(base(stores=[{"store": "hnswlib", "index": "hnsw", "search": {"ef": ["many"]}}]))
+    assert "stores[0].search.ef" in msg and "integer" in msg
+
+
+def test_parameter_below_minimum():
+    msg = error_of(base(stores=[{"store": "hnswlib", "index": "hnsw", "build": {"M": 1}}]))
+    assert "stores[0].build.M" in msg and ">= 2" in msg
+
+
+def test_unknown_top_level_key():
+    msg = error_of(base(kk=10))
+    assert "kk: unknown key" in msg
+
+
+def test_missing_datasets():
+    data = base()
+    del data["datasets"]
+    assert "datasets: required key is missing" in error_of(data)
+
+
+def test_k_must_be_positive():
+    assert "k:" in error_of(base(k=0))
+
+
+def test_bad_metric_in_synthetic():
+    msg = error_of(base(datasets=[{"name": "s", "synthetic": {"metric": "manhattan"}}]))
+    assert "datasets[0].synthetic.metric" in msg and "euclidean" in msg
+
+
+def test_duplicate_store_entries_need_labels():
+    s = {"store": "hnswlib", "index": "hnsw"}
+    assert "distinct 'label'" in error_of(base(stores=[s, s]))
+    parse_config(base(stores=[s, {**s, "label": "hnswlib-b"}]))
+
+
+def test_not_a_mapping():
+    assert "top level must be a mapping" in error_of(["k", 10])
+
+
+def test_yaml_syntax_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("k: [10\nstores: {")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_all_problems_reported_at_once():
+    msg = error_of(base(stores=[{"store": "nope", "index": "hnsw"}, {"store": "hnswlib", "index": "pq"}]))
+    assert "stores[0].store" in msg and "stores[1].index" in msg
+
+
+def test_default_config_is_valid():
+    from vdbbench.config import DEFAULT_CONFIG
+
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.datasets[0].name == "fashion-mnist-784-euclidean"

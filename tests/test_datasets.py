@@ -1,0 +1,107 @@
+"""ann-benchmarks HDF5 layout: round trip, validation errors, subsets, Fashion-MNIST from Debian."""
+
+import h5py
+import numpy as np
+import pytest
+
+from vdbbench.datasets import (
+    FASHION_MNIST_DIR,
+    DatasetError,
+    _read_idx_images,
+    load_hdf5,
+    save_hdf5,
+    subsample,
+    synthetic,
+)
+
+
+def test_round_trip_keeps_vectors_and_computes_ground_truth(tmp_path):
+    train, test = synthetic(n=500, dim=8, queries=20, seed=2)
+    path = save_hdf5(tmp_path / "d.hdf5", train, test, "euclidean", attrs={"source": "test"})
+    ds = load_hdf5(path)
+    np.testing.assert_array_equal(ds.train, train)
+    np.testing.assert_array_equal(ds.test, test)
+    assert ds.metric == "euclidean" and ds.neighbors.shape == (20, 100)
+    assert ds.attrs["source"] == "test" and len(ds.sha256) == 64
+    with h5py.File(path) as f:  # the layout other tools read
+        assert set(f) == {"train", "test", "neighbors", "distances"} and f.attrs["distance"] == "euclidean"
+
+
+def test_file_without_ground_truth_gets_it_computed(tmp_path):
+    train, test = synthetic(n=300, dim=4, queries=5)
+    with h5py.File(tmp_path / "bare.hdf5", "w") as f:
+        f.attrs["distance"] = "angular"
+        f["train"], f["test"] = train, test
+    ds = load_hdf5(tmp_path / "bare.hdf5")
+    assert ds.neighbors.shape == (5, 100) and ds.metric == "angular"
+
+
+def test_missing_file_names_the_field(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist.*'path'"):
+        load_hdf5(tmp_path / "none.hdf5")
+
+
+def test_not_hdf5(tmp_path):
+    (tmp_path / "x.hdf5").write_text("hello")
+    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+        load_hdf5(tmp_path / "x.hdf5")
+
+
+def test_empty_hdf5_lists_missing_datasets(tmp_path):
+    h5py.File(tmp_path / "e.hdf5", "w").close()
+    with pytest.raises(DatasetError, match=r"lacks the dataset\(s\) \['train', 'test'\]"):
+        load_hdf5(tmp_path / "e.hdf5")
+
+
+def test_nan_vectors_are_rejected_with_row(tmp_path):
+    train, test = synthetic(n=50, dim=4, queries=3)
+    train[7, 2] = np.nan
+    with pytest.raises(DatasetError, match=r"'train' holds 1 NaN or infinite values \(first in row 7\)"):
+        save_hdf5(tmp_path / "n.hdf5", train, test, "euclidean")
+
+
+def test_dimension_mismatch(tmp_path):
+    with h5py.File(tmp_path / "m.hdf5", "w") as f:
+        f.attrs["distance"] = "euclidean"
+        f["train"], f["test"] = np.zeros((5, 4), np.float32), np.zeros((2, 3), np.float32)
+    with pytest.raises(DatasetError, match="dimension 4 but 'test' has 3"):
+        load_hdf5(tmp_path / "m.hdf5")
+
+
+def test_unknown_distance_attribute(tmp_path):
+    with h5py.File(tmp_path / "j.hdf5", "w") as f:
+        f.attrs["distance"] = "jaccard"
+        f["train"], f["test"] = np.zeros((5, 4), np.float32), np.zeros((2, 4), np.float32)
+    with pytest.raises(DatasetError, match="attribute 'distance'.*jaccard"):
+        load_hdf5(tmp_path / "j.hdf5")
+
+
+def test_subsample_recomputes_ground_truth(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path))
+    train, test = synthetic(n=1000, dim=8, queries=30, seed=4)
+    ds = load_hdf5(save_hdf5(tmp_path / "full.hdf5", train, test, "euclidean"))
+    sub = subsample(ds, 200, 10)
+    assert sub.train.shape == (200, 8) and sub.test.shape == (10, 8)
+    assert sub.neighbors.max() < 200  # neighbours come from the subset only
+    only_queries = subsample(ds, None, 10)
+    np.testing.assert_array_equal(only_queries.neighbors, ds.neighbors[:10])
+    with pytest.raises(DatasetError, match="train_size 5000 exceeds the 1000 train rows"):
+        subsample(ds, 5000, None)
+
+
+def test_synthetic_is_seeded_and_clustered():
+    a, _ = synthetic(n=400, dim=16, seed=5)
+    b, _ = synthetic(n=400, dim=16, seed=5)
+    np.testing.assert_array_equal(a, b)
+    # clustered: nearest-neighbour distances are much smaller than the mean pairwise distance
+    d = np.linalg.norm(a[:, None] - a[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    assert d.min(axis=1).mean() < 0.5 * d[np.isfinite(d)].mean()
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="Debian package dataset-fashion-mnist not installed")
+def test_fashion_mnist_from_debian_has_ann_benchmarks_shape():
+    train = _read_idx_images(FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
+    test = _read_idx_images(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
+    assert train.shape == (60000, 784) and test.shape == (10000, 784)
+    assert train.min() == 0 and train.max() == 255

@@ -1,0 +1,117 @@
+"""The runner end to end on real in-process stores: records, failures, resume."""
+
+import json
+
+import pytest
+
+from vdbbench.config import ConfigError, parse_config
+from vdbbench.results import ResultsFile, load_results, read_records
+from vdbbench.runner import Sweep
+from vdbbench.stores import ADAPTERS
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def failing_store(monkeypatch):
+    monkeypatch.setitem(ADAPTERS, "failing", "storekit:FailingStore")
+
+
+def config(stores, **over):
+    data = {
+        "k": 10,
+        "runs": 2,
+        "warmup": 5,
+        "datasets": [{"name": "syn", "synthetic": {"n": 3000, "dim": 16, "queries": 60, "seed": 3}}],
+        "stores": stores,
+    }
+    data.update(over)
+    return parse_config(data)
+
+
+HNSW = {
+    "store": "hnswlib",
+    "index": "hnsw",
+    "build": {"M": [8, 16], "ef_construction": 64},
+    "search": {"ef": [10, 100]},
+}
+EXACT = {"store": "exact", "index": "flat"}
+
+
+def test_sweep_writes_one_record_per_point_with_provenance(tmp_path):
+    counts = Sweep(config([HNSW, EXACT]), tmp_path / "out").run()
+    assert counts["ok"] == 5 and counts["failed"] == 0
+    records = load_results(tmp_path / "out")
+    assert len(records) == 5
+    r = next(r for r in records if r["store"] == "hnswlib" and r["build"]["M"] == 16 and r["search"]["ef"] == 100)
+    for field in ("dataset", "index", "k", "recall", "qps", "p50_ms", "p95_ms", "p99_ms", "insert_s", "index_s",
+                  "status", "error", "effective", "provenance", "dataset_info"):
+        assert field in r, field
+    assert r["recall"] >= 0.95 and r["status"] == "ok" and r["config_mismatch"] == []
+    assert r["effective"]["params"]["M"] == 16
+    assert len(r["qps_runs"]) == 2
+    assert r["provenance"]["packages"]["hnswlib"] and r["provenance"]["host"]["cpu_count"] >= 1
+    assert len(r["dataset_info"]["sha256"]) == 64 and r["dataset_info"]["train"] == 3000
+    exact = next(r for r in records if r["store"] == "exact")
+    assert exact["recall"] == 1.0
+
+
+def test_rerun_skips_measured_points(tmp_path):
+    Sweep(config([HNSW]), tmp_path / "out").run()
+    lines_before = (tmp_path / "out" / "results.jsonl").read_text().count("\n")
+    counts = Sweep(config([HNSW]), tmp_path / "out").run()
+    assert counts == {"ok": 0, "failed": 0, "skipped": 0, "resumed": 4}
+    assert (tmp_path / "out" / "results.jsonl").read_text().count("\n") == lines_before
+
+
+def test_extending_a_sweep_measures_only_new_points(tmp_path):
+    Sweep(config([HNSW]), tmp_path / "out").run()
+    wider = {**HNSW, "search": {"ef": [10, 100, 200]}}
+    counts = Sweep(config([wider]), tmp_path / "out").run()
+    assert counts["ok"] == 2 and counts["resumed"] == 4
+
+
+@pytest.mark.parametrize("step", ["open", "insert", "search"])
+def test_failing_store_is_recorded_and_others_still_run(tmp_path, failing_store, step):
+    broken = {"store": "failing", "index": "flat", "options": {"fail_at": step}}
+    counts = Sweep(config([broken, EXACT]), tmp_path / "out").run()
+    records = load_results(tmp_path / "out")
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["store"] == "failing"
+    assert f"engine refused {step}" in failed[0]["error"]
+    assert counts["ok"] == 1 and [r["store"] for r in records if r["status"] == "ok"] == ["exact"]
+
+
+def test_failed_point_is_retried_on_resume_and_superseded(tmp_path, failing_store):
+    out = tmp_path / "out"
+    Sweep(config([{"store": "failing", "index": "flat", "options": {"fail_at": "search"}}]), out).run()
+    Sweep(config([{"store": "failing", "index": "flat", "options": {}}]), out).run()
+    assert len(read_records(out / "results.jsonl")) == 2  # history kept
+    assert [r["status"] for r in load_results(out)] == ["ok"]  # one current record
+
+
+def test_k_beyond_ground_truth_is_rejected_before_any_store_runs(tmp_path):
+    with pytest.raises(ConfigError, match="k: 200 exceeds the 100 true neighbours"):
+        Sweep(config([EXACT], k=200), tmp_path / "out").run()
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_torn_last_line_is_ignored_with_warning(tmp_path, caplog):
+    out = tmp_path / "out"
+    Sweep(config([EXACT]), out).run()
+    with open(out / "results.jsonl", "a") as f:
+        f.write('{"key": "abc", "status": "o')  # a crash mid-write
+    assert len(load_results(out)) == 1
+    assert "not a complete record" in caplog.text
+    ResultsFile(out).append({"key": "next", "status": "ok"})
+    assert json.loads((out / "results.jsonl").read_text().splitlines()[-1])["key"] == "next"
+
+
+def test_secrets_in_options_never_reach_results(tmp_path, failing_store):
+    store = {"store": "failing", "index": "flat",
+             "options": {"password": "hunter2", "url": "http://user:hunter2@127.0.0.1:1"}}
+    Sweep(config([store]), tmp_path / "out").run()
+    assert "hunter2" not in (tmp_path / "out" / "results.jsonl").read_text()
