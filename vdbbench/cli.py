@@ -1,4 +1,4 @@
-"""Command line: ``python -m vdbbench sweep | datasets | stores``."""
+"""Command line: ``python -m vdbbench sweep | datasets | stores | report | compare``."""
 
 from __future__ import annotations
 
@@ -112,6 +112,41 @@ def cmd_stores(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from vdbbench.report import write_report
+
+    try:
+        path = write_report(Path(args.results), Path(args.output) if args.output else None,
+                            Path(args.baseline) if args.baseline else None)  # fmt: skip
+    except FileNotFoundError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    console.print(f"report: {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from vdbbench.compare import compare_dirs, comparison_table, one_sided_table
+
+    try:
+        comp = compare_dirs(args.old, args.new)
+    except FileNotFoundError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(comparison_table(comp))
+    if comp.only_old:
+        out.print(one_sided_table(comp.only_old, f"only in {args.old}"))
+    if comp.only_new:
+        out.print(one_sided_table(comp.only_new, f"only in {args.new}"))
+    n = comp.counts()
+    out.print(
+        f"{n['matched']} point(s) matched: {n['significant']} changed beyond noise, {n['regressions']} worse; "
+        f"{n['only_old']} only in old, {n['only_new']} only in new"
+    )
+    return 1 if args.fail_on_regression and n["regressions"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vdbbench", description="Measure vector stores and index settings on your own embeddings."
@@ -141,6 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print every store's index families and parameters as Markdown.",
     )
     p.set_defaults(func=cmd_stores)
+
+    p = sub.add_parser(
+        "report",
+        help="write the self-contained HTML report of a results directory",
+        description="Write one HTML file (plots inline, nothing fetched) from RESULTS_DIR/results.jsonl.",
+    )
+    p.add_argument("results", metavar="RESULTS_DIR", help="results directory of a sweep")
+    p.add_argument("-o", "--output", help="HTML file to write (default: RESULTS_DIR/report.html)")
+    p.add_argument("--baseline", metavar="OLD_RESULTS", help="add a 'Compared with baseline' section against these")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare two results directories point by point",
+        description="Per matched point, the change in recall and QPS, with changes inside the run-to-run spread "
+        "marked as noise; points found on one side only are listed.",
+    )
+    p.add_argument("old", metavar="OLD_RESULTS")
+    p.add_argument("new", metavar="NEW_RESULTS")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any point got worse beyond noise")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
