@@ -1,0 +1,151 @@
+"""Contract tests for the Milvus adapter on embedded milvus-lite, and on a server when VDBBENCH_MILVUS_URL is set."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+import pytest
+from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+
+from vdbbench.stores import BuildSpec, StoreError
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+METRICS = ["euclidean", "angular", "ip"]
+# Settings that leave no room for approximation on the 2000-row contract data: every list probed, generous ef.
+GENEROUS = {
+    "flat": ({}, {}),
+    "ivf": ({"nlist": 16}, {"nprobe": 16}),
+    "hnsw": ({"M": 16, "efConstruction": 200}, {"ef": 200}),
+    "pq": ({"nlist": 16, "m": 8, "nbits": 8}, {"nprobe": 16}),
+}
+FLOORS = {"flat": 1.0, "ivf": 0.99, "hnsw": 0.95, "pq": 0.5}  # pq: 8 codes of 8 bits for 32 dims, no re-ranking
+
+
+def _listening(port: int) -> bool:
+    return any(c.laddr and c.laddr.port == port and c.status == "LISTEN" for c in psutil.net_connections("tcp"))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store("milvus", tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("family", ["flat", "ivf", "hnsw"])
+def test_lite_family_reaches_floor(store, family, metric):
+    build, search = GENEROUS[family]
+    out = build_and_search(store, family, metric, build, search)
+    assert out.recall >= FLOORS[family], f"{family}/{metric} recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["family"] == family  # from the loaded segments' own index classes
+    assert out.effective["metric"] == metric
+    assert out.effective["params"] == build | search
+    assert out.effective["engine"]["served"]["memtable_rows"] == 0
+    assert out.resources["data_bytes"] > 0
+    check_baseline("milvus", family, metric, out.recall)
+
+
+def test_lite_reads_back_build_params_the_engine_used(store):
+    """Unusual values, so a dropped parameter (lite falling back to its defaults) would show."""
+    out = build_and_search(store, "hnsw", "euclidean", {"M": 6, "efConstruction": 40}, {"ef": 100})
+    assert out.effective["params"] == {"M": 6, "efConstruction": 40, "ef": 100}
+    segment = out.effective["engine"]["served"]["segments"][0]
+    assert (segment["index"], segment["M"], segment["efConstruction"]) == ("FaissHnswIndex", 6, 40)
+
+
+def test_lite_nprobe_takes_effect_and_batch_matches_single(store):
+    full = build_and_search(store, "ivf", "euclidean", {"nlist": 16}, {"nprobe": 16})
+    data = small_data("euclidean")
+    store.set_search_params({"nprobe": 1})
+    one_probe = [store.search(q, 10) for q in data.test]
+    assert sum(len(set(a) & set(b)) for a, b in zip(one_probe, full.answers, strict=True)) < 10 * len(data.test)
+    batch = store.search_batch(data.test, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(batch, one_probe, strict=True))
+
+
+def test_lite_k_larger_than_collection_returns_everything(store):
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    out = build_and_search(store, "hnsw", "euclidean", k=50, data=data)
+    assert_answers_valid(out, 50, 30)
+    assert out.recall == 1.0
+
+
+def test_lite_clamped_nlist_shows_as_mismatch(store):
+    """milvus-lite trains at most one list per row; asking for more must not pass silently."""
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    out = build_and_search(store, "ivf", "euclidean", {"nlist": 64}, {"nprobe": 64}, data=data)
+    assert out.effective["params"]["nlist"] == 30
+    assert out.mismatches == ["nlist: asked 64, engine reports 30"]
+
+
+def test_lite_rejects_ivf_pq_naming_the_server(store):
+    with pytest.raises(StoreError, match=r"pq \(IVF_PQ\) needs a Milvus server"):
+        store.create(BuildSpec("pq", "euclidean", 32, {"nlist": 16, "m": 8, "nbits": 8}, count=2000))
+
+
+def test_milvus_lite_still_does_not_build_ivf_pq(tmp_path):
+    """Why pq is refused on lite: it takes IVF_PQ but never builds it. If this fails, lite gained IVF_PQ."""
+    from pymilvus import DataType, MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    client = MilvusClient(str(tmp_path / "probe.db"))
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
+        client.create_collection("probe", schema=schema)
+        rows = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+        client.insert("probe", [{"id": i, "vector": v} for i, v in enumerate(rows)])
+        client.flush("probe")
+        index = client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="IVF_PQ", metric_type="L2", params={"nlist": 4, "m": 2})
+        with pytest.raises(MilvusException, match="IVF_PQ"):
+            client.create_index("probe", index)
+    finally:
+        client.close()
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(str(tmp_path / "probe.db"))
+
+
+def test_drop_and_close_leave_nothing(tmp_path):
+    store = open_store("milvus", tmp_path)
+    port = store.lite_port
+    assert port and _listening(port)
+    build_and_search(store, "ivf", "euclidean", {"nlist": 16}, {"nprobe": 4})
+    store.drop()
+    store.close()
+    store.close()  # idempotent
+    assert files_left(tmp_path) == []
+    assert not _listening(port), "milvus-lite's gRPC server still listens after close()"
+    assert psutil.Process().children(recursive=True) == []
+
+
+SERVER_URL = os.environ.get("VDBBENCH_MILVUS_URL")
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="set VDBBENCH_MILVUS_URL to a Milvus server (e.g. http://127.0.0.1:19530)")
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("family", ["flat", "ivf", "hnsw", "pq"])
+def test_server_family_reaches_floor(tmp_path, family, metric):
+    store = open_store("milvus", tmp_path, {"url": SERVER_URL})
+    try:
+        build, search = GENEROUS[family]
+        out = build_and_search(store, family, metric, build, search)
+        assert out.recall >= FLOORS[family], f"{family}/{metric} recall {out.recall}"
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        assert out.effective["family"] == family
+        assert out.effective["params"] == build | search
+        with pytest.raises(StoreError, match="must divide"):
+            store.create(BuildSpec("pq", metric, 30, {"nlist": 16, "m": 8, "nbits": 8}, count=10))
+        store.drop()
+    finally:
+        store.close()

@@ -1,0 +1,279 @@
+"""Milvus through pymilvus: embedded milvus-lite by default, a Milvus server with option ``url``.
+
+milvus-lite 3.x runs inside this Python process (a gRPC server on a free 127.0.0.1 port,
+threads, faiss for the ANN indexes). It accepts every index type in ``create_index`` and
+reports every index as ``Finished`` in ``describe_index``, even those it never builds
+(IVF_PQ): segments without an index are then searched by brute force. So in lite mode the
+adapter refuses the index types lite lacks, and reads what actually serves the queries from
+the engine's loaded segments (index class and faiss parameters), not only from
+``describe_index``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+COLLECTION = "vdbbench"
+VECTOR = "vector"
+METRICS = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
+INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT", "pq": "IVF_PQ", "hnsw": "HNSW"}
+INDEX_FAMILIES = {v: k for k, v in INDEX_TYPES.items()}
+# What milvus-lite 3.x really builds (checked by building each and inspecting the loaded segments);
+# it accepts IVF_PQ, DISKANN, SCANN... in create_index but leaves the segments on brute force.
+LITE_INDEX_TYPES = frozenset({"FLAT", "IVF_FLAT", "HNSW"})
+# milvus-lite's per-segment index classes → the family they serve.
+LITE_INDEX_CLASSES = {"BruteForceIndex": "flat", "FaissIvfFlatIndex": "ivf", "FaissHnswIndex": "hnsw"}
+SEARCH_CHUNK = 1000  # queries per multi-vector search request
+
+
+def _number(value: Any) -> Any:
+    """describe_index returns parameters as strings on a server, as numbers on lite."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
+
+
+class MilvusStore(Store):
+    name = "milvus"
+    description = "Milvus: embedded milvus-lite here; a Milvus standalone server with option url."
+    kind = "embedded"
+    families = {
+        "flat": FamilySpec("flat", "FLAT", exact=True),
+        "ivf": FamilySpec(
+            "ivf",
+            "IVF_FLAT",
+            build=(Param("nlist", int, 128, "number of IVF lists (k-means cells)", minimum=1),),
+            search=(Param("nprobe", int, 8, "lists probed per query", minimum=1),),
+        ),
+        "pq": FamilySpec(
+            "pq",
+            "IVF_PQ",
+            build=(
+                Param("nlist", int, 128, "number of IVF lists", minimum=1),
+                Param("m", int, 8, "PQ sub-vectors; must divide the dimension (Milvus has no default)", minimum=1),
+                Param("nbits", int, 8, "bits per sub-vector code", minimum=1),
+            ),
+            search=(Param("nprobe", int, 8, "lists probed per query", minimum=1),),
+            note="needs a Milvus server (option url): milvus-lite accepts IVF_PQ but never builds it",
+        ),
+        "hnsw": FamilySpec(
+            "hnsw",
+            "HNSW",
+            build=(
+                Param("M", int, 30, "graph degree", minimum=2),
+                Param("efConstruction", int, 360, "candidate list size while building", minimum=1),
+            ),
+            search=(Param("ef", int, 64, "candidate list size while searching (a server wants ef >= k)", minimum=1),),
+        ),
+    }
+    supports_batch_search = True
+
+    def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.url: str | None = self.options.get("url")
+        self._client = None
+        self._db_path = self.workdir / "milvus.db"
+        self.lite_port: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def lite(self) -> bool:
+        return not self.url
+
+    def open(self) -> None:
+        from pymilvus import MilvusClient
+
+        if self.lite:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._client = MilvusClient(str(self._db_path))
+            entry = self._lite_servers().get(str(self._db_path.resolve()))
+            self.lite_port = entry[2] if entry else None
+        else:
+            self._client = MilvusClient(uri=self.url, token=os.environ.get("VDBBENCH_MILVUS_TOKEN") or "")
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the original failure
+                pass
+        if self.lite:
+            # pymilvus leaves milvus-lite's in-process gRPC server running until exit; stop it here.
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(self._db_path))
+            shutil.rmtree(self._db_path, ignore_errors=True)
+
+    @staticmethod
+    def _lite_servers() -> dict:
+        from milvus_lite.server_manager import server_manager_instance
+
+        return server_manager_instance._servers  # path → (grpc server, engine, port)
+
+    # -- build ---------------------------------------------------------------------
+    def create(self, spec: BuildSpec) -> None:
+        from pymilvus import DataType
+
+        index_type = INDEX_TYPES[spec.family]
+        if self.lite and index_type not in LITE_INDEX_TYPES:
+            raise StoreError(
+                f"milvus {spec.family} ({index_type}) needs a Milvus server: milvus-lite {version('milvus-lite')} "
+                f"accepts {index_type} but does not build it (it builds {', '.join(sorted(LITE_INDEX_TYPES))}); "
+                f"set option url to a Milvus standalone server"
+            )
+        if spec.family == "pq" and spec.dim % spec.params["m"]:
+            raise StoreError(f"milvus IVF_PQ: m={spec.params['m']} must divide the dimension {spec.dim}")
+        self.spec = spec
+        if self._client.has_collection(COLLECTION):
+            self._client.drop_collection(COLLECTION)
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=spec.dim)
+        self._client.create_collection(COLLECTION, schema=schema)
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        rows = [{"id": int(i), VECTOR: v} for i, v in zip(ids, np.asarray(vectors, dtype=np.float32), strict=True)]
+        self._client.insert(COLLECTION, rows)
+
+    def finish(self) -> None:
+        """Seal the data, build the index, load it; return once the engine says every row is indexed."""
+        spec = self.spec
+        self._client.flush(COLLECTION)
+        params = dict(spec.params)
+        if self.lite:
+            # milvus-lite 3.2 reads build parameters only from a JSON "params" entry, while pymilvus 3 sends
+            # them flattened; without this lite silently builds with its own defaults (seen: nlist 128, M 16).
+            params["params"] = dict(spec.params)
+        index_params = self._client.prepare_index_params()
+        index_params.add_index(
+            field_name=VECTOR, index_type=INDEX_TYPES[spec.family], metric_type=METRICS[spec.metric], params=params
+        )
+        self._client.create_index(COLLECTION, index_params)
+        timeout = float(self.options.get("index_timeout_s", 24 * 3600))
+        self._wait(self._index_complete, timeout, "index build")
+        self._client.load_collection(COLLECTION)
+        self._wait(self._loaded, timeout, "collection load")
+
+    def _wait(self, done, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise StoreError(f"milvus {what} not complete after {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def _index_complete(self) -> bool:
+        desc = self._client.describe_index(COLLECTION, VECTOR) or {}
+        if desc.get("state") == "Failed":
+            raise StoreError(f"milvus index build failed: {desc.get('index_state_fail_reason', desc)}")
+        return (
+            desc.get("state") == "Finished"
+            and desc.get("pending_index_rows", 0) == 0
+            and desc.get("indexed_rows", 0) >= self.spec.count
+        )
+
+    def _loaded(self) -> bool:
+        state = str(self._client.get_load_state(COLLECTION).get("state"))
+        if not state.endswith("Loaded"):
+            return False
+        if self.lite:  # lite's describe_index always says Finished: check the loaded segments themselves
+            served = self._lite_served()
+            return served["memtable_rows"] == 0 and all(s["index"] for s in served["segments"])
+        return True
+
+    # -- search --------------------------------------------------------------------
+    def _request(self) -> dict[str, Any]:
+        return {"metric_type": METRICS[self.spec.metric], "params": dict(self.search_params)}
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        hits = self._client.search(
+            COLLECTION, data=[query], limit=k, search_params=self._request(), anns_field=VECTOR, output_fields=["id"]
+        )[0]
+        return np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for start in range(0, len(queries), SEARCH_CHUNK):
+            chunk = list(np.asarray(queries[start : start + SEARCH_CHUNK], dtype=np.float32))
+            results = self._client.search(
+                COLLECTION, data=chunk, limit=k, search_params=self._request(), anns_field=VECTOR, output_fields=["id"]
+            )
+            out.extend(np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits)) for hits in results)
+        return out
+
+    # -- introspection ---------------------------------------------------------------
+    def _lite_served(self) -> dict[str, Any]:
+        """What milvus-lite searches: rows still in its memtable (brute force) and each segment's index."""
+        engine = self._lite_servers()[str(self._db_path.resolve())][1]
+        col = engine.get_collection(COLLECTION)
+        segments = []
+        for seg in col._segments_snapshot():
+            if seg.num_rows == 0:
+                continue
+            index = seg.indexes.get(VECTOR)
+            entry: dict[str, Any] = {"rows": int(seg.num_rows), "index": type(index).__name__ if index else None}
+            faiss_index = getattr(index, "_index", None)
+            if hasattr(faiss_index, "nlist"):
+                entry["nlist"] = int(faiss_index.nlist)
+            if hasattr(faiss_index, "hnsw"):
+                entry["M"] = int(faiss_index.hnsw.nb_neighbors(1))
+                entry["efConstruction"] = int(faiss_index.hnsw.efConstruction)
+            segments.append(entry)
+        return {"memtable_rows": int(col._memtable.size()), "segments": segments}
+
+    def effective_config(self) -> dict[str, Any]:
+        desc = self._client.describe_index(COLLECTION, VECTOR) or {}
+        reported = desc.get("params") if isinstance(desc.get("params"), dict) else desc  # lite nests, server flattens
+        family = INDEX_FAMILIES.get(desc.get("index_type"), str(desc.get("index_type")))
+        names = [p.name for p in self.families[self.spec.family].build]
+        params = {n: _number(reported[n]) for n in names if n in reported}
+        engine: dict[str, Any] = {"describe_index": desc, "search_params_sent": self._request()}
+        if self.lite:
+            served = self._lite_served()
+            engine["served"] = served
+            kinds = {LITE_INDEX_CLASSES.get(s["index"] or "BruteForceIndex", s["index"]) for s in served["segments"]}
+            if served["memtable_rows"]:
+                kinds.add("flat")
+            family = "+".join(sorted(kinds)) or family
+            for seg in served["segments"]:  # the faiss index's own values win over the stored request
+                params.update({n: seg[n] for n in names if n in seg})
+        # Milvus keeps no search-time parameters: they travel with each request, as sent here.
+        params.update(self.search_params)
+        return {
+            "family": family,
+            "metric": {v: k for k, v in METRICS.items()}.get(desc.get("metric_type"), desc.get("metric_type")),
+            "params": params,
+            "engine": engine,
+        }
+
+    def resources(self) -> dict[str, Any]:
+        if not self.lite:
+            stats = self._client.get_collection_stats(COLLECTION)
+            return {"row_count": int(stats.get("row_count", 0))}
+        files = [p for p in self._db_path.rglob("*") if p.is_file()]
+        return {
+            "data_bytes": sum(p.stat().st_size for p in files),
+            "index_bytes": sum(p.stat().st_size for p in files if "indexes" in p.parts),
+        }
+
+    def engine_version(self) -> str:
+        client = f"pymilvus {version('pymilvus')}"
+        if self.lite:
+            return f"milvus-lite {version('milvus-lite')} ({client})"
+        return f"milvus {self._client.get_server_version()} ({client})"
+
+    def drop(self) -> None:
+        if self._client is not None and self._client.has_collection(COLLECTION):
+            self._client.drop_collection(COLLECTION)
