@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -138,6 +139,10 @@ class FailingStore(Store):
     def _maybe_fail(self, step: str) -> None:
         if self._fail_at == step:
             raise RuntimeError(f"engine refused {step}")
+        if self.options.get("hang_at") == step:
+            time.sleep(3600)  # a hung engine: only the time limit can stop it
+        if self.options.get("crash_at") == step:
+            os._exit(3)  # an engine that dies hard, as a segfaulting client would
 
     def open(self):
         self._maybe_fail("open")
@@ -151,6 +156,7 @@ class FailingStore(Store):
         self._inner.insert(ids, vectors)
 
     def finish(self):
+        self._maybe_fail("finish")
         self._inner.finish()
 
     def search(self, query, k):

@@ -115,3 +115,35 @@ def test_secrets_in_options_never_reach_results(tmp_path, failing_store):
              "options": {"password": "hunter2", "url": "http://user:hunter2@127.0.0.1:1"}}
     Sweep(config([store]), tmp_path / "out").run()
     assert "hunter2" not in (tmp_path / "out" / "results.jsonl").read_text()
+
+
+def test_build_past_its_time_limit_is_stopped_and_recorded(tmp_path, failing_store):
+    hung = {"store": "failing", "index": "flat", "options": {"hang_at": "finish"}}
+    counts = Sweep(config([hung, EXACT], limits={"build_s": 3}), tmp_path / "out").run()
+    records = {r["store"]: r for r in load_results(tmp_path / "out")}
+    assert records["failing"]["status"] == "failed" and records["failing"]["timed_out"] is True
+    assert "exceeded its time limit of 3 s" in records["failing"]["error"]
+    assert records["exact"]["status"] == "ok" and counts["ok"] == 1
+
+
+def test_search_past_its_time_limit_is_stopped_and_recorded(tmp_path, failing_store):
+    hung = {"store": "failing", "index": "flat", "options": {"hang_at": "search"}}
+    Sweep(config([hung], limits={"search_s": 2}), tmp_path / "out").run()
+    [record] = load_results(tmp_path / "out")
+    assert record["timed_out"] is True and "search failed" in record["error"]
+    assert record["insert_s"] >= 0  # the build itself was measured and kept
+
+
+def test_crashed_store_process_is_recorded_and_next_build_starts_fresh(tmp_path, failing_store):
+    crash = {"store": "failing", "index": "flat", "options": {"crash_at": "search"}}
+    Sweep(config([crash, EXACT]), tmp_path / "out").run()
+    records = {r["store"]: r for r in load_results(tmp_path / "out")}
+    assert "process died during timed_passes (exit code 3)" in records["failing"]["error"]
+    assert records["exact"]["recall"] == 1.0
+
+
+def test_batch_queries_are_reported_separately(tmp_path):
+    Sweep(config([EXACT], batch_size=16), tmp_path / "out").run()
+    [record] = load_results(tmp_path / "out")
+    assert record["batch"]["batch_size"] == 16 and record["batch"]["recall"] == 1.0
+    assert record["batch"]["qps"] > 0 and len(record["batch"]["qps_runs"]) == 2

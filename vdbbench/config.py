@@ -40,17 +40,40 @@ class SyntheticSpec(_Strict):
         return canonical_metric(v)
 
 
+class TextSpec(_Strict):
+    """A dataset embedded from text (see vdbbench.embed): corpus file or built-in name, queries, model."""
+
+    corpus: str = Field(min_length=1, description="a .txt/.jsonl/.csv/.parquet file or wordnet-en / manpages-ja")
+    queries: str | None = Field(None, description="file of queries (same formats); else held-out passages")
+    holdout: int | None = Field(None, ge=1, description="passages held out as queries (default min(1000, 10%))")
+    model: str = Field("all-MiniLM-L6-v2", min_length=1, description="sentence-transformers name or folder")
+    batch_size: int | None = Field(None, ge=1, description="default: 32 on CPU, by free GPU memory on CUDA")
+    max_passages: int | None = Field(None, ge=1)
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    dtype: str = Field("auto", pattern="^(auto|float32|float16)$", description="auto: float16 on CUDA")
+    text_field: str = Field("text", min_length=1, description="field/column holding the text")
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _one_query_source(self) -> TextSpec:
+        if self.queries and self.holdout:
+            raise ValueError("give either 'queries' or 'holdout', not both")
+        return self
+
+
 class DatasetConfig(_Strict):
     name: str = Field(min_length=1)
     path: str | None = None
     synthetic: SyntheticSpec | None = None
+    text: TextSpec | None = None
     train_size: int | None = Field(None, ge=1)
     test_size: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetConfig:
-        if self.path and self.synthetic:
-            raise ValueError("give either 'path' or 'synthetic', not both")
+        if sum(x is not None for x in (self.path, self.synthetic, self.text)) > 1:
+            raise ValueError("give only one of 'path', 'synthetic' or 'text'")
         return self
 
 
@@ -77,6 +100,7 @@ class SweepConfig(_Strict):
     runs: int = Field(3, ge=1)
     warmup: int = Field(100, ge=0, description="untimed queries before each search point")
     insert_batch: int = Field(1000, ge=1)
+    batch_size: int = Field(100, ge=0, description="queries per batch call where a store has one; 0 = off")
     limits: Limits = Field(default_factory=Limits)
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)

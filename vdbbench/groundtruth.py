@@ -6,7 +6,11 @@ float64 and re-sorted, so stored ground truth is exact to float64 rounding.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from vdbbench.distances import exact_distances, normalize
 
@@ -33,32 +37,36 @@ def _prepare(train: np.ndarray, test: np.ndarray, metric: str) -> tuple[np.ndarr
     return train, test
 
 
+def _candidates_block(train, train_sq, q, metric, count, train_chunk) -> np.ndarray:
+    """Top-``count`` ids for one block of queries, streaming train in chunks and merging partial tops."""
+    run_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
+    run_i = np.empty((q.shape[0], 0), dtype=np.int64)
+    for t0 in range(0, train.shape[0], train_chunk):
+        d = q @ train[t0 : t0 + train_chunk].T  # BLAS sgemm
+        d *= -2.0 if metric == "euclidean" else -1.0
+        if metric == "euclidean":
+            d += train_sq[None, t0 : t0 + train_chunk]  # |q|^2 is constant per row: left out
+        take = min(count, d.shape[1])
+        part = np.argpartition(d, take - 1, axis=1)[:, :take]
+        run_d = np.concatenate([run_d, np.take_along_axis(d, part, axis=1)], axis=1)
+        run_i = np.concatenate([run_i, part + t0], axis=1)
+        if run_d.shape[1] > count:
+            keep = np.argpartition(run_d, count - 1, axis=1)[:, :count]
+            run_d = np.take_along_axis(run_d, keep, axis=1)
+            run_i = np.take_along_axis(run_i, keep, axis=1)
+    return run_i
+
+
 def _candidates_numpy(train, test, metric, count, query_chunk, train_chunk):
-    """Top-``count`` ids per query by streaming train in chunks and merging partial top lists."""
-    n_test = test.shape[0]
-    best_ids = np.empty((n_test, count), dtype=np.int64)
-    train_sq = (train.astype(np.float32) ** 2).sum(axis=1) if metric == "euclidean" else None
-    for q0 in range(0, n_test, query_chunk):
-        q = test[q0 : q0 + query_chunk]
-        run_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
-        run_i = np.empty((q.shape[0], 0), dtype=np.int64)
-        for t0 in range(0, train.shape[0], train_chunk):
-            t = train[t0 : t0 + train_chunk]
-            scores = q @ t.T  # BLAS sgemm
-            if metric == "euclidean":
-                d = train_sq[t0 : t0 + train_chunk][None, :] - 2.0 * scores  # |q|^2 is constant per row
-            else:
-                d = -scores
-            take = min(count, d.shape[1])
-            part = np.argpartition(d, take - 1, axis=1)[:, :take]
-            run_d = np.concatenate([run_d, np.take_along_axis(d, part, axis=1)], axis=1)
-            run_i = np.concatenate([run_i, part + t0], axis=1)
-            if run_d.shape[1] > count:
-                keep = np.argpartition(run_d, count - 1, axis=1)[:, :count]
-                run_d = np.take_along_axis(run_d, keep, axis=1)
-                run_i = np.take_along_axis(run_i, keep, axis=1)
-        best_ids[q0 : q0 + q.shape[0]] = run_i
-    return best_ids
+    """Query blocks in parallel threads, one BLAS thread each (numpy releases the GIL in all steps)."""
+    train_sq = (train**2).sum(axis=1) if metric == "euclidean" else None
+    starts = range(0, test.shape[0], query_chunk)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        blocks = pool.map(
+            lambda q0: _candidates_block(train, train_sq, test[q0 : q0 + query_chunk], metric, count, train_chunk),
+            starts,
+        )
+        return np.concatenate(list(blocks), axis=0)
 
 
 def _candidates_torch(torch, train, test, metric, count, query_chunk):
@@ -82,7 +90,7 @@ def exact_knn(
     *,
     device: str = "auto",
     margin: int = 16,
-    query_chunk: int = 1024,
+    query_chunk: int = 256,
     train_chunk: int = 65536,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (ids, distances), each (n_test, k), nearest first, distances in ann-benchmarks form.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,8 @@ from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hd
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
 from vdbbench.results import ResultsFile, point_key
-from vdbbench.stores import BuildSpec, Store, get_store_class
+from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
+from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed, WorkerTimeout, describe, timed_passes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,13 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
         if not path.exists():
             train, test = synthetic(s.n, s.dim, s.queries, s.metric, s.clusters, s.seed, s.duplicates)
             save_hdf5(path, train, test, s.metric, attrs={"source": "vdbbench synthetic", **s.model_dump()})
+    elif dc.text is not None:
+        from vdbbench.embed import build_text_dataset
+
+        path = build_text_dataset(dc.name, **dc.text.model_dump())
     else:
+        from vdbbench import downloads, embed  # noqa: F401  (they register the datasets they know by name)
+
         path = Path(dc.path) if dc.path else prepare(dc.name)
     ds = load_hdf5(path, dc.name)
     return subsample(ds, dc.train_size, dc.test_size)
@@ -86,29 +92,15 @@ class PointResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> PointResult:
-    """Warm up, then ``runs`` timed passes of one query at a time; the median pass is reported."""
-    search = store.search
-    for q in queries[: min(warmup, len(queries))]:
-        search(q, k)
-    passes = []
-    clock = time.perf_counter
-    for _ in range(runs):
-        latencies = np.empty(len(queries))
-        answers: list[Any] = [None] * len(queries)
-        start = clock()
-        for i, q in enumerate(queries):
-            t0 = clock()
-            answers[i] = search(q, k)
-            latencies[i] = clock() - t0
-        passes.append((clock() - start, latencies, answers))
+def score_passes(passes: list[tuple], ds: Dataset, k: int) -> PointResult:
+    """Median pass by wall time → QPS and latency; recall of that pass's answers."""
     walls = [p[0] for p in passes]
     median = passes[int(np.argsort(walls)[len(walls) // 2])]
     report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric)
     return PointResult(
         recall=report.recall,
-        qps=len(queries) / median[0],
-        qps_runs=[len(queries) / w for w in walls],
+        qps=len(median[2]) / median[0],
+        qps_runs=[len(median[2]) / w for w in walls],
         latency=latency_summary(median[1]),
         recall_detail={
             "duplicate_answers": report.duplicate_answers,
@@ -116,6 +108,11 @@ def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int,
             "invalid_ids": report.invalid_ids,
         },
     )
+
+
+def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> PointResult:
+    """In-process measurement of one search setting (the runner does the same inside the store's process)."""
+    return score_passes(timed_passes(store, queries, k, runs, warmup), ds, k)
 
 
 def config_mismatches(family: str, asked: dict[str, Any], effective: dict[str, Any]) -> list[str]:
@@ -198,86 +195,122 @@ class Sweep:
         datasets = self.prepare_datasets()  # everything is checked before any engine starts
         done = self.results.measured_keys()
         for ds in datasets.values():
-            queries = [np.ascontiguousarray(q) for q in ds.test]
             for s in self.cfg.stores:
-                self._run_store(ds, queries, s, done)
+                self._run_store(ds, s, done)
         return self.counts
 
-    def _run_store(self, ds: Dataset, queries: list[np.ndarray], s: StoreConfig, done: set[str]) -> None:
+    def _run_store(self, ds: Dataset, s: StoreConfig, done: set[str]) -> None:
         builds, searches = self.cfg.build_grid(s), self.cfg.search_grid(s)
-        todo = {
-            i: [sp for sp in searches if self._key(ds, s, b, sp) not in done]
-            for i, b in enumerate(builds)
-        }
+        todo = {i: [sp for sp in searches if self._key(ds, s, b, sp) not in done] for i, b in enumerate(builds)}
         pending = [b for i, b in enumerate(builds) if todo[i]]
         self.counts["resumed"] += len(builds) * len(searches) - sum(len(v) for v in todo.values())
         if not pending:
             return
         workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
         workdir.mkdir(parents=True, exist_ok=True)
-        store = get_store_class(s.store)(workdir, s.options)
         self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(pending)} build(s)")
+        worker: StoreWorker | None = None
         try:
-            try:
-                store.open()
-            except Exception as e:  # noqa: BLE001 - any engine failure is recorded, not fatal
-                for b in pending:
-                    self._fail_points(ds, s, b, searches, done, f"open failed: {_describe(e)}")
-                return
             for build in pending:
-                self._run_build(store, ds, queries, s, build, searches, done)
+                if worker is None:  # first build, or the last one failed: start the engine afresh
+                    try:
+                        worker = self._start_worker(s, workdir, ds)
+                    except Exception as e:  # noqa: BLE001 - any engine failure is recorded, not fatal
+                        self._fail_points(ds, s, build, searches, done, f"open failed: {_describe(e)}")
+                        continue
+                if not self._run_build(worker, ds, s, build, searches, done):
+                    worker.close()
+                    worker = None
         finally:
-            try:
-                store.close()
-            except Exception as e:  # noqa: BLE001
-                log.warning("closing %s failed: %s", s.display_name, e)
+            if worker is not None:
+                worker.close()
 
-    def _run_build(self, store, ds, queries, s, build, searches, done) -> None:
+    def _start_worker(self, s: StoreConfig, workdir: Path, ds: Dataset) -> StoreWorker:
+        worker = StoreWorker(ADAPTERS[s.store], workdir, s.options)
+        try:
+            worker.call("open", timeout=self.cfg.limits.build_s)
+            worker.call("set_queries", ds.test)
+        except BaseException:
+            worker.close()
+            raise
+        return worker
+
+    def _run_build(self, worker: StoreWorker, ds: Dataset, s: StoreConfig, build, searches, done) -> bool:
+        """Build once and measure every pending search point; False when anything failed."""
         spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=ds.train.shape[0])
         build_fields: dict[str, Any] = {}
         try:
-            insert_s, index_s = self._build(store, ds, spec, s)
-            effective = store.effective_config()
+            insert_s, index_s = self._build(worker, ds, spec, s)
             build_fields = {
                 "insert_s": insert_s,
                 "index_s": index_s,
                 "build_s": insert_s + index_s,
-                "effective": effective,
-                "resources": store.resources(),
-                "engine_version": store.engine_version(),
+                "effective": worker.call("effective_config", timeout=60),
+                "resources": worker.call("resources", timeout=60),
+                "engine_version": worker.call("engine_version", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
-            self._fail_points(ds, s, build, searches, done, f"build failed: {_describe(e)}", **build_fields)
-            self._drop(store, s)
-            return
+            timed_out = isinstance(e, WorkerTimeout)
+            self._fail_points(ds, s, build, searches, done, f"build failed: {_describe(e)}", timed_out=timed_out)
+            return False
+        healthy = True
         for sp in searches:
             if self._key(ds, s, build, sp) in done:
                 continue
-            try:
-                store.set_search_params(sp)
-                point = measure_search(store, ds, queries, self.cfg.k, self.cfg.runs, self.cfg.warmup)
-                effective = store.effective_config()
-            except Exception as e:  # noqa: BLE001
-                self._record(ds, s, build, sp, status="failed", error=f"search failed: {_describe(e)}",
-                             **build_fields)
+            if not worker.alive:
+                self._record(ds, s, build, sp, status="failed", **build_fields,
+                             error="not measured: the store's process was stopped at an earlier point")
                 continue
-            mismatches = config_mismatches(s.index, {**build, **sp}, effective)
-            self._record(
-                ds, s, build, sp,
-                status="ok", error=None,
-                recall=point.recall, qps=point.qps, qps_runs=point.qps_runs, **point.latency,
-                **point.recall_detail, **{**build_fields, "effective": effective},
-                config_mismatch=mismatches,
-            )  # fmt: skip
+            try:
+                fields = self._measure_point(worker, ds, s, build, sp)
+            except Exception as e:  # noqa: BLE001
+                healthy = False
+                self._record(ds, s, build, sp, status="failed", error=f"search failed: {_describe(e)}",
+                             timed_out=isinstance(e, WorkerTimeout), **build_fields)
+                continue
+            self._record(ds, s, build, sp, status="ok", error=None, **{**build_fields, **fields})
             self.console.print(
-                f"  {_params(build)} {_params(sp)} recall={point.recall:.4f} qps={point.qps:,.0f}"
-                + (f" [red]MISMATCH {mismatches}[/]" if mismatches else "")
+                f"  {_params(build)} {_params(sp)} recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
+                + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
             )
-        self._drop(store, s)
+        if worker.alive:
+            try:
+                worker.call("drop", timeout=120)
+            except Exception as e:  # noqa: BLE001
+                log.warning("dropping %s failed: %s", s.display_name, e)
+                healthy = False
+        return healthy and worker.alive
 
-    def _build(self, store: Store, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert in batches (timed as insert), then finish (timed as index until searchable)."""
-        store.create(spec)
+    def _measure_point(self, worker: StoreWorker, ds: Dataset, s: StoreConfig, build, sp) -> dict[str, Any]:
+        """Single-query passes (and batch passes where the store has them) for one search setting."""
+        deadline = Deadline(self.cfg.limits.search_s)
+        worker.call("set_search_params", sp, timeout=deadline.left())
+        passes = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left())
+        point = score_passes(passes, ds, self.cfg.k)
+        fields: dict[str, Any] = {
+            "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
+            **point.recall_detail,
+        }  # fmt: skip
+        if self.cfg.batch_size and get_store_class(s.store).supports_batch_search:
+            walls, answers = worker.call(
+                "timed_batch", self.cfg.k, self.cfg.runs, self.cfg.batch_size, timeout=deadline.left()
+            )
+            batch = recall_at_k(answers, ds.test, ds.train, ds.neighbors, self.cfg.k, ds.metric)
+            fields["batch"] = {
+                "batch_size": self.cfg.batch_size,
+                "qps": len(answers) / float(np.median(walls)),
+                "qps_runs": [len(answers) / w for w in walls],
+                "recall": batch.recall,
+            }
+        effective = worker.call("effective_config", timeout=60)
+        fields["effective"] = effective
+        fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
+        return fields
+
+    def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
+        """Create, insert in batches (timed in the store's process), then finish (timed until searchable)."""
+        deadline = Deadline(self.cfg.limits.build_s)
+        worker.call("create", spec, timeout=deadline.left())
         n, batch = ds.train.shape[0], self.cfg.insert_batch
         insert_s = 0.0
         with Progress(
@@ -287,25 +320,28 @@ class Sweep:
             task = progress.add_task("insert", total=n)
             for start in range(0, n, batch):
                 ids = np.arange(start, min(start + batch, n), dtype=np.int64)
-                t0 = time.perf_counter()
-                store.insert(ids, ds.train[start : start + batch])
-                insert_s += time.perf_counter() - t0
+                insert_s += worker.call("timed_insert", ids, ds.train[start : start + batch], timeout=deadline.left())
                 progress.update(task, advance=len(ids))
-        t0 = time.perf_counter()
-        store.finish()
-        return insert_s, time.perf_counter() - t0
+        self.console.print(f"  indexing {s.display_name} {_params(spec.params)} …", end="\r")
+        index_s = worker.call("timed_finish", timeout=deadline.left())
+        return insert_s, index_s
 
-    def _drop(self, store: Store, s: StoreConfig) -> None:
-        try:
-            store.drop()
-        except Exception as e:  # noqa: BLE001
-            log.warning("dropping %s failed: %s", s.display_name, e)
+
+class Deadline:
+    """Seconds left of an optional time limit, for each step of a build or search point."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.end = None if limit is None else time.monotonic() + limit
+        self.limit = limit
+
+    def left(self) -> float | None:
+        return None if self.end is None else max(0.001, self.end - time.monotonic())
 
 
 def _describe(e: BaseException) -> str:
-    last = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
-    where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""
-    return f"{type(e).__name__}: {redact(str(e))}{where}"
+    if isinstance(e, RemoteError | WorkerTimeout | WorkerCrashed):
+        return str(e) if isinstance(e, RemoteError) else f"{type(e).__name__}: {e}"
+    return describe(e)
 
 
 def _params(p: dict[str, Any]) -> str:

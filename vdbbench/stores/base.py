@@ -168,6 +168,10 @@ class Store(ABC):
         """Sizes the engine reports (``index_bytes``, ``data_bytes``, ``memory_bytes``); {} if unknown."""
         return {}
 
+    def owned_processes(self) -> list[int]:
+        """PIDs of server processes this adapter started, so the harness can stop them if it hangs."""
+        return []
+
     def engine_version(self) -> str | None:
         """Version of the engine or its client library, for provenance."""
         return None

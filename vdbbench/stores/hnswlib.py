@@ -52,20 +52,19 @@ class HnswlibStore(Store):
     def finish(self) -> None:
         # hnswlib builds the graph during add_items; it is searchable once they return.
         self._index.set_num_threads(1)
+        self._count = self._index.element_count
 
     def set_search_params(self, params: dict[str, Any]) -> None:
         super().set_search_params(params)
         self._index.set_ef(int(params.get("ef", 10)))
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        k = min(k, self._index.element_count)
-        labels, _ = self._index.knn_query(query, k=k)
-        return labels[0].astype(np.int64, copy=False)
+        labels, _ = self._index.knn_query(query, k=min(k, self._count))
+        return labels[0].view(np.int64)  # hnswlib returns uint64; same bits, no copy on the hot path
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
-        k = min(k, self._index.element_count)
-        labels, _ = self._index.knn_query(queries, k=k, num_threads=1)
-        return list(labels.astype(np.int64, copy=False))
+        labels, _ = self._index.knn_query(queries, k=min(k, self._count), num_threads=1)
+        return list(labels.view(np.int64))
 
     def effective_config(self) -> dict[str, Any]:
         idx = self._index

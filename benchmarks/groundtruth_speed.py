@@ -1,0 +1,62 @@
+"""Exact ground truth time vs faiss IndexFlatL2 / IndexFlatIP on the same data (target <= 1.5x faiss).
+
+vdbbench's time includes its float64 re-rank of the candidates, which faiss does not do.
+
+    .venv/bin/python benchmarks/groundtruth_speed.py [--dataset fashion-mnist-784-euclidean] [--k 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import faiss
+import numpy as np
+
+from vdbbench.config import DatasetConfig
+from vdbbench.groundtruth import device_name, exact_knn
+from vdbbench.runner import resolve_dataset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="fashion-mnist-784-euclidean")
+    ap.add_argument("--queries", type=int, default=None, help="use the first N test queries")
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    ds = resolve_dataset(DatasetConfig(name=args.dataset, test_size=args.queries))
+    train, test = np.ascontiguousarray(ds.train), np.ascontiguousarray(ds.test)
+    print(f"{ds.name}: {train.shape[0]} x {train.shape[1]} train, {test.shape[0]} queries, k={args.k}, "
+          f"metric {ds.metric}, vdbbench on {device_name()}, faiss threads {faiss.omp_get_max_threads()}")
+
+    def run_faiss():
+        if ds.metric == "euclidean":
+            index = faiss.IndexFlatL2(train.shape[1])
+            index.add(train)
+            return index.search(test, args.k)
+        t, q = train.copy(), test.copy()
+        if ds.metric == "angular":
+            faiss.normalize_L2(t)
+            faiss.normalize_L2(q)
+        index = faiss.IndexFlatIP(train.shape[1])
+        index.add(t)
+        return index.search(q, args.k)
+
+    times = {"faiss": [], "vdbbench": []}
+    for _ in range(args.repeat):  # interleaved so noise hits both
+        t0 = time.perf_counter()
+        _, faiss_ids = run_faiss()
+        times["faiss"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ids, _ = exact_knn(train, test, ds.metric, args.k)
+        times["vdbbench"].append(time.perf_counter() - t0)
+    agree = float((faiss_ids[:, :10] == ids[:, :10]).mean())
+    f, v = min(times["faiss"]), min(times["vdbbench"])
+    print(f"faiss {f:.2f} s, vdbbench {v:.2f} s, ratio {v / f:.2f}x (best of {args.repeat}); "
+          f"top-10 id agreement {agree:.4f}")
+
+
+if __name__ == "__main__":
+    main()

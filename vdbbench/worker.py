@@ -1,0 +1,226 @@
+"""A store adapter hosted in a child process, so a hung or crashed engine can be stopped.
+
+The parent sends one request at a time over a pipe and waits at most the step's time
+limit; past it, the child and every process it started (servers included) are killed.
+The timed query loop runs inside the child, so the pipe adds nothing to measured time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing as mp
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+log = logging.getLogger(__name__)
+
+
+class WorkerTimeout(TimeoutError):
+    """A step ran past its time limit; the worker was killed."""
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker process died (engine crash, kill); its engine state is gone."""
+
+
+class RemoteError(RuntimeError):
+    """The adapter raised inside the worker; the message carries type, text and location."""
+
+
+def describe(e: BaseException) -> str:
+    """``Type: message (at file:line)`` for the innermost frame, secrets removed."""
+    from vdbbench.provenance import redact
+
+    last = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
+    where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(e).__name__}: {redact(str(e))}{where}"
+
+
+def load_adapter(target: str) -> type:
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def timed_passes(store: Any, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> list[tuple]:
+    """Warm-up, then ``runs`` passes of one query at a time: (wall seconds, latencies, answers) each."""
+    search = store.search
+    for q in queries[: min(warmup, len(queries))]:
+        search(q, k)
+    clock = time.perf_counter
+    passes = []
+    for _ in range(runs):
+        latencies = np.empty(len(queries))
+        answers: list[Any] = [None] * len(queries)
+        start = clock()
+        for i, q in enumerate(queries):
+            t0 = clock()
+            answers[i] = search(q, k)
+            latencies[i] = clock() - t0
+        passes.append((clock() - start, latencies, answers))
+    return passes
+
+
+def timed_batch(store: Any, queries: np.ndarray, k: int, runs: int, batch_size: int) -> tuple[list[float], list]:
+    """``runs`` passes through ``search_batch`` in batches: (wall seconds per pass, answers of the last)."""
+    walls, answers = [], []
+    for _ in range(runs):
+        answers = []
+        start = time.perf_counter()
+        for b in range(0, len(queries), batch_size):
+            answers.extend(store.search_batch(queries[b : b + batch_size], k))
+        walls.append(time.perf_counter() - start)
+    return walls, answers
+
+
+class _Host:
+    """The child side: holds the store and the queries, answers requests."""
+
+    def __init__(self, target: str, workdir: str, options: dict[str, Any]) -> None:
+        self.store = load_adapter(target)(Path(workdir), options)
+        self.queries: list[np.ndarray] = []
+
+    def set_queries(self, queries: np.ndarray) -> None:
+        self.queries = [np.ascontiguousarray(q) for q in queries]
+
+    def timed_insert(self, ids: np.ndarray, vectors: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        self.store.insert(ids, vectors)
+        return time.perf_counter() - t0
+
+    def timed_finish(self) -> float:
+        t0 = time.perf_counter()
+        self.store.finish()
+        return time.perf_counter() - t0
+
+    def timed_passes(self, k: int, runs: int, warmup: int) -> list[tuple]:
+        return timed_passes(self.store, self.queries, k, runs, warmup)
+
+    def timed_batch(self, k: int, runs: int, batch_size: int) -> tuple[list[float], list]:
+        return timed_batch(self.store, np.asarray(self.queries), k, runs, batch_size)
+
+    def handle(self, method: str, args: tuple) -> Any:
+        target = getattr(self, method, None) if method.startswith(("timed_", "set_queries")) else None
+        return (target or getattr(self.store, method))(*args)
+
+
+def _serve(conn: Any, target: str, workdir: str, options: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    host = None
+    try:
+        host = _Host(target, workdir, options)
+        conn.send(("ok", None))
+        while True:
+            try:
+                method, args = conn.recv()
+            except EOFError:
+                break  # the parent is gone
+            if method == "exit":
+                host.store.close()
+                conn.send(("ok", None))
+                return
+            try:
+                conn.send(("ok", host.handle(method, args)))
+            except Exception as e:  # noqa: BLE001 - reported to the parent, which records it
+                conn.send(("error", describe(e)))
+    except Exception as e:  # noqa: BLE001
+        conn.send(("error", describe(e)))
+    finally:
+        if host is not None:
+            try:
+                host.store.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class StoreWorker:
+    """Parent-side handle: ``call(method, *args, timeout=)`` runs a store method in the child."""
+
+    def __init__(self, target: str, workdir: Path, options: dict[str, Any], start_timeout: float = 120) -> None:
+        ctx = mp.get_context("spawn")  # a clean interpreter: no inherited threads, locks or engine state
+        self._conn, child_conn = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child_conn, target, str(workdir), options), daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.owned_pids: set[int] = set()
+        self._wait("start", start_timeout)
+
+    def _wait(self, method: str, timeout: float | None) -> Any:
+        if not self._conn.poll(timeout):
+            self.kill()
+            raise WorkerTimeout(f"{method} exceeded its time limit of {timeout:.0f} s and was stopped")
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            self.process.join(5)
+            code = self.process.exitcode
+            self.kill()
+            raise WorkerCrashed(f"the store's process died during {method} (exit code {code})") from None
+        if status == "error":
+            raise RemoteError(value)
+        return value
+
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        if not self.alive:
+            raise WorkerCrashed(f"the store's process is not running (exit code {self.process.exitcode})")
+        try:
+            self._conn.send((method, args))
+        except (BrokenPipeError, OSError):
+            self.kill()
+            raise WorkerCrashed(f"the store's process died before {method}") from None
+        value = self._wait(method, timeout)
+        if method in ("open", "create"):
+            self._track_owned()
+        return value
+
+    def _track_owned(self) -> None:
+        """Remember server processes the adapter started, which may not be our children (daemons)."""
+        try:
+            self._conn.send(("owned_processes", ()))
+            self.owned_pids.update(self._wait("owned_processes", 30) or [])
+        except (RemoteError, AttributeError):
+            pass
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        """Kill the worker, its children and every server it reported; wait for them to go."""
+        procs = []
+        try:
+            parent = psutil.Process(self.process.pid)
+            procs = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+        for pid in self.owned_pids:
+            try:
+                owned = psutil.Process(pid)
+                procs += [owned, *owned.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(procs, timeout=10)
+        self.process.join(5)
+
+    def close(self, grace: float = 30) -> None:
+        """Ask the adapter to close (stopping its servers); kill whatever is left after ``grace`` s."""
+        if self.alive:
+            try:
+                self.call("exit", timeout=grace)
+            except (WorkerTimeout, WorkerCrashed, RemoteError) as e:
+                log.warning("store process did not close cleanly: %s", e)
+            self.process.join(grace)
+        self.kill()
+        self._conn.close()
