@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vdbbench.stores import get_store_class, store_names
 
 
@@ -23,3 +25,17 @@ def capability_markdown() -> str:
                 f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
             )
     return "\n".join(rows)
+
+
+START, END = "<!-- capabilities:start -->", "<!-- capabilities:end -->"
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the generated block of the README; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{capability_markdown()}\n{END}{tail}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
