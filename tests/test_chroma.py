@@ -1,0 +1,168 @@
+"""Contract tests for the Chroma adapter: embedded, against a `chroma run` server started here, and on
+VDBBENCH_CHROMA_URL when set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+
+from vdbbench.metrics import recall_at_k
+from vdbbench.runner import config_mismatches
+
+pytest.importorskip("chromadb")
+
+METRICS = ["euclidean", "angular", "ip"]
+GENEROUS_BUILD = {"max_neighbors": 16, "ef_construction": 100}
+TIGHT_BUILD = {"max_neighbors": 8, "ef_construction": 64}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store("chroma", tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_embedded_hnsw_reaches_floor(store, metric):
+    out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef_search": 200})
+    assert out.recall >= 0.95, f"{metric} recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["metric"] == metric
+    assert out.effective["params"] == GENEROUS_BUILD | {"ef_search": 200}
+    assert out.effective["engine"]["count"] == 2000
+    assert out.resources["index_bytes"] > 0
+    check_baseline("chroma", "hnsw", metric, out.recall)
+
+
+def test_embedded_ef_search_change_serves_and_graph_is_approximate(store):
+    """A tight graph at ef_search=10 misses neighbours (so HNSW serves, not brute force); raising ef_search
+    must raise recall, which chroma only does once the graph is reloaded."""
+    tight = build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 10})
+    data = small_data("euclidean")
+    store.set_search_params({"ef_search": 200})
+    answers = store.search_batch(data.test, 10)
+    generous = recall_at_k(answers, data.test, data.train, data.neighbors, 10, "euclidean").recall
+    assert tight.recall < 0.97
+    assert generous >= tight.recall + 0.03
+    assert store.effective_config()["params"]["ef_search"] == 200
+    single = [store.search(q, 10) for q in data.test]
+    assert all(np.array_equal(a, b) for a, b in zip(answers, single, strict=True))
+
+
+def test_embedded_k_larger_than_collection_returns_everything(store):
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    out = build_and_search(store, "hnsw", "euclidean", k=50, data=data)
+    assert_answers_valid(out, 50, 30)
+    assert out.recall == 1.0
+
+
+def test_embedded_drop_and_close_leave_nothing(tmp_path):
+    store = open_store("chroma", tmp_path)
+    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 50})
+    store.drop()
+    store.close()
+    store.close()  # idempotent
+    assert files_left(tmp_path) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` on 127.0.0.1 and a free port, data under tmp_path; stopped afterwards."""
+    cli = Path(sys.executable).with_name("chroma")
+    if not cli.exists():
+        cli = shutil.which("chroma")
+    if not cli:
+        pytest.skip("the chroma CLI is not installed next to this Python")
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [str(cli), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"chroma server did not come up: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
+    url, proc = chroma_server
+    store = open_store("chroma", tmp_path / "client", {"url": url})
+    try:
+        # ef_search at its default: the value the server's graph is loaded with, so nothing differs
+        out = build_and_search(store, "hnsw", "angular", GENEROUS_BUILD, {"ef_search": 100})
+        assert out.recall >= 0.95
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        assert out.effective["params"] == GENEROUS_BUILD | {"ef_search": 100}
+        assert store.engine_version().startswith("chroma server")
+        # a running server keeps its graph's load-time ef_search: the adapter must show that, not hide it
+        store.set_search_params({"ef_search": 10})
+        effective = store.effective_config()
+        assert effective["engine"]["configuration"]["ef_search"] == 10  # stored...
+        assert config_mismatches("hnsw", GENEROUS_BUILD | {"ef_search": 10}, effective) == [
+            "ef_search: asked 10, engine reports 100"  # ...but not served
+        ]
+        store.drop()
+        assert "vdbbench" not in [c.name for c in store._client.list_collections()]
+    finally:
+        store.close()
+    assert files_left(tmp_path / "client") == []
+    proc.terminate()
+    proc.wait(timeout=20)
+    assert proc.returncode is not None and not psutil.pid_exists(proc.pid)
+
+
+SERVER_URL = os.environ.get("VDBBENCH_CHROMA_URL")
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="set VDBBENCH_CHROMA_URL to a Chroma server (e.g. http://127.0.0.1:8000)")
+@pytest.mark.parametrize("metric", METRICS)
+def test_external_server_reaches_floor(tmp_path, metric):
+    store = open_store("chroma", tmp_path, {"url": SERVER_URL})
+    try:
+        out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef_search": 100})
+        assert out.recall >= 0.95
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        store.drop()
+    finally:
+        store.close()

@@ -1,0 +1,191 @@
+"""Chroma: embedded ``PersistentClient`` under the workdir, or a Chroma server with option ``url``.
+
+Chroma 1.x (Rust core) adds every write straight into its hnswlib graph: the old
+brute-force buffer (``batch_size``) is gone in local segments and ``sync_threshold`` only
+sets how often the graph is written to disk. So once the collection counts every row,
+queries are served by HNSW.
+
+Chroma keeps a loaded HNSW graph in memory with the ``ef_search`` it had when loaded:
+``collection.modify(ef_search=...)`` updates the stored configuration but not the loaded
+graph (checked with chromadb 1.5.9 embedded and a 1.0.0 server: recall did not move). The
+embedded adapter therefore reopens its client after a change, so the new value serves; a
+server cannot be made to reload from here, so there the adapter reports the ef_search the
+graph was loaded with, and the runner flags the difference.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+COLLECTION = "vdbbench"
+SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
+SEARCH_CHUNK = 1000
+
+
+class ChromaStore(Store):
+    name = "chroma"
+    description = "Chroma (hnswlib inside): embedded PersistentClient; a Chroma server with option url."
+    kind = "embedded"
+    families = {
+        "hnsw": FamilySpec(
+            "hnsw",
+            "HNSW (hnswlib)",
+            build=(
+                Param("max_neighbors", int, 16, "graph degree (old name hnsw:M)", minimum=2),
+                Param("ef_construction", int, 100, "candidate list size while building", minimum=1),
+            ),
+            search=(Param("ef_search", int, 100, "candidate list size while searching", minimum=1),),
+        )
+    }
+    supports_batch_search = True
+
+    def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.url: str | None = self.options.get("url")
+        self._data_dir = self.workdir / "chroma"
+        self._client = None
+        self._collection = None
+        self._loaded_ef: int | None = None  # the ef_search the in-memory graph was loaded with
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        if self.url:
+            u = urlparse(self.url)
+            self._client = chromadb.HttpClient(
+                host=u.hostname or "127.0.0.1", port=u.port or 8000, ssl=u.scheme == "https", settings=settings
+            )
+            self._client.heartbeat()
+        else:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(path=str(self._data_dir), settings=settings)
+
+    def _reopen_embedded(self) -> None:
+        """Drop the process-wide embedded system, so the next load reads the stored configuration afresh."""
+        from chromadb.api.client import SharedSystemClient
+
+        self._client = self._collection = None
+        SharedSystemClient.clear_system_cache()
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        if self.url:
+            self._client = self._collection = None
+            return
+        self._reopen_embedded()
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    # -- build ---------------------------------------------------------------------
+    def create(self, spec: BuildSpec) -> None:
+        self.spec = spec
+        if COLLECTION in [c.name for c in self._client.list_collections()]:
+            self._client.delete_collection(COLLECTION)
+        ef_search = self.families["hnsw"].search[0].default
+        hnsw = {
+            "space": SPACES[spec.metric],
+            "max_neighbors": spec.params["max_neighbors"],
+            "ef_construction": spec.params["ef_construction"],
+            "ef_search": ef_search,
+        }
+        self._collection = self._client.create_collection(
+            COLLECTION, configuration={"hnsw": hnsw}, embedding_function=None
+        )
+        self._loaded_ef = ef_search
+        self._count = 0
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        step = self._client.get_max_batch_size()
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            self._collection.add(ids=[str(int(i)) for i in chunk], embeddings=vectors[start : start + step])
+        self._count += len(ids)
+
+    def finish(self) -> None:
+        """Return once Chroma counts every row: local segments add each write to the graph as it is applied."""
+        deadline = time.monotonic() + float(self.options.get("index_timeout_s", 24 * 3600))
+        while (count := self._collection.count()) < self._count:
+            if time.monotonic() > deadline:
+                raise StoreError(f"chroma holds {count} of {self._count} rows after the time limit")
+            time.sleep(0.2)
+
+    # -- search --------------------------------------------------------------------
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        super().set_search_params(params)
+        ef = int(params.get("ef_search", self._loaded_ef))
+        stored = self._stored_hnsw()["ef_search"]
+        if ef != stored:
+            self._collection.modify(configuration={"hnsw": {"ef_search": ef}})
+        if ef != self._loaded_ef and not self.url:
+            self._reopen_embedded()
+            self.open()
+            self._loaded_ef = ef
+        self._collection = self._client.get_collection(COLLECTION, embedding_function=None)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        result = self._collection.query(query_embeddings=[np.asarray(query, dtype=np.float32)], n_results=k, include=[])
+        return np.array(result["ids"][0], dtype=np.int64)
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        queries = np.asarray(queries, dtype=np.float32)
+        for start in range(0, len(queries), SEARCH_CHUNK):
+            result = self._collection.query(
+                query_embeddings=list(queries[start : start + SEARCH_CHUNK]), n_results=k, include=[]
+            )
+            out.extend(np.array(ids, dtype=np.int64) for ids in result["ids"])
+        return out
+
+    # -- introspection ---------------------------------------------------------------
+    def _stored_hnsw(self) -> dict[str, Any]:
+        return dict(self._client.get_collection(COLLECTION, embedding_function=None).configuration["hnsw"])
+
+    def effective_config(self) -> dict[str, Any]:
+        hnsw = self._stored_hnsw()
+        params = {"max_neighbors": hnsw.get("max_neighbors"), "ef_construction": hnsw.get("ef_construction")}
+        # Embedded: reopened after each change, so the stored value serves. Server: the graph keeps its load-time ef.
+        params["ef_search"] = hnsw.get("ef_search") if not self.url else self._loaded_ef
+        return {
+            "family": "hnsw",
+            "metric": {v: k for k, v in SPACES.items()}.get(hnsw.get("space"), hnsw.get("space")),
+            "params": params,
+            "engine": {
+                "configuration": hnsw,
+                "count": self._collection.count(),
+                "serving": "hnswlib graph holding every applied write (no brute-force buffer in chroma 1.x)",
+            },
+        }
+
+    def resources(self) -> dict[str, Any]:
+        if self.url:
+            return {}
+        files = [p for p in self._data_dir.rglob("*") if p.is_file()]
+        return {
+            "data_bytes": sum(p.stat().st_size for p in files),
+            # hnswlib files live in one folder per segment; the rest is chroma.sqlite3 (records, log, metadata)
+            "index_bytes": sum(p.stat().st_size for p in files if p.parent != self._data_dir),
+        }
+
+    def engine_version(self) -> str:
+        import chromadb
+
+        if self.url:
+            return f"chroma server {self._client.get_version()} (chromadb {chromadb.__version__})"
+        return f"chromadb {chromadb.__version__}"
+
+    def drop(self) -> None:
+        if self._client is not None and COLLECTION in [c.name for c in self._client.list_collections()]:
+            self._client.delete_collection(COLLECTION)
+        self._collection = None
