@@ -112,6 +112,37 @@ def cmd_stores(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_services(args: argparse.Namespace) -> int:
+    """Start, stop or inspect the docker compose services of server stores."""
+    from vdbbench import services
+
+    try:
+        if args.action == "up":
+            health = services.up(args.stores, timeout_s=args.timeout)
+            console.print("healthy: " + ", ".join(health))
+        elif args.action == "down":
+            stopped = services.down(args.stores, volumes=args.volumes)
+            console.print("stopped: " + ", ".join(stopped) + (" (volumes removed)" if args.volumes else ""))
+        else:
+            table = Table(title=f"docker compose project {services.PROJECT}")
+            for col in ("service", "state", "health", "memory", "peak", "volumes", "image"):
+                table.add_column(col)
+            for row in services.status(args.stores):
+                table.add_row(
+                    row["service"], row["state"], row["health"], _mib(row.get("memory_bytes")),
+                    _mib(row.get("memory_peak_bytes")), _mib(row.get("volume_bytes")), row.get("image") or "",
+                )  # fmt: skip
+            Console().print(table)
+    except services.ServicesError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    return 0
+
+
+def _mib(n: int | None) -> str:
+    return "" if n is None else f"{n / 2**20:,.0f} MiB"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vdbbench.report import write_report
 
@@ -176,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print every store's index families and parameters as Markdown.",
     )
     p.set_defaults(func=cmd_stores)
+
+    p = sub.add_parser(
+        "services",
+        help="start/stop/inspect the server stores' docker compose services",
+        description="docker compose up/down/status for the services the named stores need (all when none are "
+        "named), using docker/docker-compose.yml and docker/.env; `up` waits for the healthchecks.",
+    )
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("stores", nargs="*", metavar="STORE", help="store names (e.g. qdrant-server milvus) or services")
+    p.add_argument("--timeout", type=float, default=300, help="seconds `up` waits for healthchecks (default 300)")
+    p.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
+    p.set_defaults(func=cmd_services)
 
     p = sub.add_parser(
         "report",

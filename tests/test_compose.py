@@ -1,0 +1,129 @@
+"""Static checks of docker/docker-compose.yml and docker/.env (no Docker engine is needed)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import pytest
+import yaml
+
+from vdbbench.services import COMPOSE_FILE, ENV_FILE, SERVICES, STORE_SERVICES
+
+VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}")
+
+
+@cache
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def env_file() -> dict[str, str]:
+    values = {}
+    for line in ENV_FILE.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def compose_ports(service: str) -> list[str]:
+    return [str(p) for p in compose()["services"][service].get("ports", [])]
+
+
+def services():
+    return sorted(compose()["services"].items())
+
+
+def test_compose_parses_and_declares_every_service():
+    assert set(compose()["services"]) == set(SERVICES)
+    for store, needed in STORE_SERVICES.items():
+        assert set(needed) <= set(SERVICES), store
+    assert STORE_SERVICES["milvus"] == ("etcd", "minio", "milvus")
+
+
+@pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
+def test_image_is_pinned(name, svc):
+    image = svc.get("image", "")
+    assert image, f"{name}: no image"
+    repo, _, tag = image.rpartition(":")
+    assert repo and "/" not in tag, f"{name}: image {image!r} has no tag"
+    assert tag != "latest" and re.search(r"\d", tag), f"{name}: image {image!r} is not pinned to a version"
+
+
+@pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
+def test_every_service_has_a_healthcheck(name, svc):
+    check = svc.get("healthcheck") or {}
+    assert check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
+    assert check["test"][0] in ("CMD", "CMD-SHELL"), f"{name}: healthcheck test {check['test']!r}"
+
+
+@pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
+def test_ports_bind_to_localhost_only(name, svc):
+    for port in svc.get("ports", []):
+        assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name}: port {port!r} is not 127.0.0.1-only"
+        assert port.count(":") == 2, f"{name}: port {port!r} must name host address, host port and container port"
+
+
+@pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
+def test_data_lives_in_named_volumes(name, svc):
+    declared = set(compose().get("volumes") or {})
+    mounts = svc.get("volumes", [])
+    assert mounts, f"{name}: no data volume"
+    for mount in mounts:
+        source = mount.split(":", 1)[0]
+        assert source in declared, f"{name}: {mount!r} is not a named volume declared at the top level"
+
+
+@pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
+def test_memory_limit_comes_from_env_file(name, svc):
+    limit = str(svc.get("mem_limit", ""))
+    match = VAR.fullmatch(limit)
+    assert match, f"{name}: mem_limit {limit!r} is not an ${{VARIABLE}} from docker/.env"
+    assert match.group(1) in env_file(), f"{name}: {match.group(1)} is not defined in docker/.env"
+    assert re.fullmatch(r"\d+[mg]", env_file()[match.group(1)]), env_file()[match.group(1)]
+
+
+def test_every_variable_the_compose_file_uses_is_defined():
+    used = set(VAR.findall(COMPOSE_FILE.read_text(encoding="utf-8")))
+    assert used - set(env_file()) == set()
+
+
+def _bytes(size: str) -> int:
+    return int(size[:-1]) * {"m": 2**20, "g": 2**30}[size[-1]]
+
+
+def test_defaults_fit_a_g4dn_xlarge():
+    """One store at a time (the documented way) must leave room for the harness and embedding model in 16 GiB;
+    the largest store stack (Milvus with etcd and MinIO) included."""
+    env = env_file()
+    limits = {name: _bytes(env[VAR.fullmatch(str(svc["mem_limit"])).group(1)]) for name, svc in services()}
+    for store, needed in STORE_SERVICES.items():
+        assert sum(limits[s] for s in needed) <= 6 * 2**30, f"{store} would leave under 10 GiB for the rest"
+    assert _bytes(env["ES_HEAP"]) <= limits["elasticsearch"] // 2  # heap at most half: Lucene lives in page cache
+
+
+def test_elasticsearch_heap_and_security_settings():
+    es = compose()["services"]["elasticsearch"]["environment"]
+    assert es["discovery.type"] == "single-node"
+    assert "${ES_HEAP}" in es["ES_JAVA_OPTS"]
+    assert es["xpack.security.enabled"] == "false"  # only safe because the port is bound to 127.0.0.1
+    assert compose_ports("elasticsearch") == ["127.0.0.1:9200:9200"]
+
+
+def test_server_adapters_default_urls_match_compose_ports():
+    from vdbbench.stores import elasticsearch, qdrant_server, weaviate
+
+    def host_port(url: str) -> str:
+        return url.split("//", 1)[1]
+
+    assert f"{host_port(qdrant_server.DEFAULT_URL)}:6333" in compose_ports("qdrant")
+    assert f"{host_port(weaviate.DEFAULT_URL)}:8080" in compose_ports("weaviate")
+    assert f"127.0.0.1:{weaviate.DEFAULT_GRPC_PORT}:50051" in compose_ports("weaviate")
+    assert f"{host_port(elasticsearch.DEFAULT_URL)}:9200" in compose_ports("elasticsearch")
+    assert "127.0.0.1:19530:19530" in compose_ports("milvus")
+    assert "127.0.0.1:5432:5432" in compose_ports("pgvector")
+    assert "127.0.0.1:6379:6379" in compose_ports("redis")
+    assert "127.0.0.1:8000:8000" in compose_ports("chroma")

@@ -1,0 +1,84 @@
+"""`python -m vdbbench services`: store → service resolution, the compose command line, and the
+messages given on this machine, which has no Docker engine (the real engine path runs on users' hosts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from vdbbench import services
+from vdbbench.cli import main
+from vdbbench.services import ServicesError, compose_command, container_resources, services_for
+
+no_engine = pytest.mark.skipif(
+    os.path.exists("/var/run/docker.sock") or bool(os.environ.get("DOCKER_HOST")),
+    reason="a Docker engine may be reachable here; these tests check the message given without one",
+)
+
+
+def test_milvus_brings_its_dependencies_first():
+    assert services_for(["milvus"]) == ["etcd", "minio", "milvus"]
+    assert services_for(["weaviate", "milvus", "etcd"]) == ["weaviate", "etcd", "minio", "milvus"]
+    assert services_for(["qdrant-server", "qdrant"]) == ["qdrant"]  # store name and service name alike
+    assert services_for([]) == list(services.SERVICES)
+
+
+def test_unknown_or_embedded_store_is_refused_with_the_choices():
+    with pytest.raises(ServicesError, match="unknown store or service 'lancedb'.*need no service"):
+        services_for(["lancedb"])
+
+
+def test_compose_command_uses_repository_files_and_project():
+    cmd = compose_command("up", "-d", "qdrant")
+    assert cmd[:2] == ["docker", "compose"]
+    assert cmd[cmd.index("-f") + 1].endswith("docker/docker-compose.yml")
+    assert cmd[cmd.index("--env-file") + 1].endswith("docker/.env")
+    assert cmd[cmd.index("-p") + 1] == "vdbbench"
+    assert cmd[-3:] == ["up", "-d", "qdrant"]
+
+
+def test_compose_volumes_of_a_store():
+    assert services.compose_volumes(["etcd", "minio", "milvus"]) == ["etcd_data", "minio_data", "milvus_data"]
+
+
+@no_engine
+def test_no_docker_engine_is_said_plainly():
+    with pytest.raises(ServicesError) as e:
+        services.docker_client()
+    text = str(e.value)
+    assert text.startswith("no Docker engine is reachable")
+    assert "sudo systemctl start docker" in text and "DOCKER_HOST" in text
+
+
+@no_engine
+@pytest.mark.parametrize("action", ["up", "down", "status"])
+def test_cli_services_without_docker_exits_2_with_the_message(action, capsys):
+    assert main(["services", action, "qdrant-server"]) == 2
+    err = capsys.readouterr().err
+    assert "no Docker engine is reachable" in err
+    assert "Traceback" not in err
+
+
+def test_cli_services_unknown_store_exits_2(capsys):
+    assert main(["services", "up", "nosuchstore"]) == 2
+    assert "unknown store or service 'nosuchstore'" in capsys.readouterr().err
+
+
+@no_engine
+def test_container_resources_without_docker_is_empty_with_a_reason():
+    figures = container_resources("weaviate")
+    assert figures == {}
+    assert "no Docker engine is reachable" in figures.reason
+
+
+def test_container_resources_of_unknown_store_is_empty_with_a_reason():
+    figures = container_resources("nosuchstore")
+    assert figures == {} and "unknown store" in figures.reason
+
+
+def test_missing_docker_cli_is_said_plainly(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ServicesError, match="the docker command is not installed"):
+        services.run_compose("ps")
