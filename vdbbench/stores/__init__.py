@@ -12,6 +12,10 @@ ADAPTERS: dict[str, str] = {
     "hnswlib": "vdbbench.stores.hnswlib:HnswlibStore",
     "chroma": "vdbbench.stores.chroma:ChromaStore",
     "milvus": "vdbbench.stores.milvus:MilvusStore",
+    "qdrant": "vdbbench.stores.qdrant:QdrantStore",
+    "qdrant-server": "vdbbench.stores.qdrant_server:QdrantServerStore",
+    "weaviate": "vdbbench.stores.weaviate:WeaviateStore",
+    "elasticsearch": "vdbbench.stores.elasticsearch:ElasticsearchStore",
 }
 
 

@@ -1,0 +1,220 @@
+"""Qdrant: the embedded engine (qdrant-edge-py) for real, the shared request mapping against the docs,
+and the shared contract against a Qdrant server when VDBBENCH_QDRANT_URL is set."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+
+from vdbbench.stores import BuildSpec
+from vdbbench.stores.qdrant import FAMILIES, collection_body, search_params_body
+from vdbbench.stores.qdrant_server import DEFAULT_URL, effective_from_collection_info
+
+SMALL = {"full_scan_threshold": 10}  # KB: below the 250 KB contract data, so the graph is searched, not scanned
+GENEROUS = {"hnsw_ef": 200}
+
+# (family, build, search, baseline key, floor). Floors for the quantized builds, on this 32-dim data:
+# scalar int8 loses little (>= 0.9). Binary keeps 1 bit per dimension, 32 bits per vector here, so the
+# graph walk ranks coarsely; with 10x oversampled rescoring of a wide candidate list it reaches >= 0.8
+# (Qdrant advises binary for >= 1024 dimensions; at 4x oversampling it scores ~0.45 on ip here). PQ x4
+# (one byte per dimension) with 4x oversampled rescoring reaches >= 0.9; coarser codes are tested below.
+BINARY_SEARCH = {"hnsw_ef": 400, "oversampling": 10.0}
+CASES = [
+    ("flat", {}, {}, "flat", 1.0),
+    ("hnsw", SMALL, GENEROUS, "hnsw", 0.95),
+    ("hnsw", SMALL | {"quantization": "scalar"}, GENEROUS | {"oversampling": 2.0}, "hnsw-scalar", 0.9),
+    ("hnsw", SMALL | {"quantization": "binary"}, BINARY_SEARCH, "hnsw-binary", 0.8),
+    ("pq", SMALL | {"compression": "x4"}, GENEROUS | {"oversampling": 4.0}, "pq", 0.9),
+]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+@pytest.mark.parametrize("family,build,search,key,floor", CASES, ids=[c[3] for c in CASES])
+def test_embedded_contract(tmp_path, family, build, search, key, floor, metric):
+    store = open_store("qdrant", tmp_path)
+    out = build_and_search(store, family, metric, build, search)
+    assert out.recall >= floor, f"{key}/{metric}: recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["family"] == family and out.effective["metric"] == metric
+    defaults = {p.name: p.default for p in FAMILIES[family].build}
+    assert out.effective["params"] == defaults | build
+    assert out.effective["engine"]["indexed_vectors_count"] == (0 if family == "flat" else 2000)
+    assert out.resources["data_bytes"] > 0
+    check_baseline("qdrant", key, metric, out.recall)
+    store.drop()
+    store.close()
+    assert files_left(tmp_path) == []
+
+
+def test_rescoring_recovers_binary_quantization_loss(tmp_path):
+    store = open_store("qdrant", tmp_path)
+    data = small_data("angular")
+    bare = build_and_search(store, "hnsw", "angular", SMALL | {"quantization": "binary"},
+                            GENEROUS | {"rescore": False, "oversampling": 1.0})  # fmt: skip
+    store.set_search_params(GENEROUS | {"rescore": True, "oversampling": 4.0})
+    from vdbbench.metrics import recall_at_k
+
+    answers = store.search_batch(data.test, 10)
+    rescored = recall_at_k(answers, data.test, data.train, data.neighbors, 10, "angular").recall
+    assert rescored > bare.recall
+    store.close()
+
+
+def test_coarser_product_quantization_loses_recall(tmp_path):
+    store = open_store("qdrant", tmp_path)
+    search = GENEROUS | {"oversampling": 4.0}
+    fine = build_and_search(store, "pq", "angular", SMALL | {"compression": "x4"}, search)
+    coarse = build_and_search(store, "pq", "angular", SMALL | {"compression": "x16"}, search)
+    assert coarse.effective["params"]["compression"] == "x16"
+    assert coarse.recall < fine.recall
+    store.close()
+
+
+def test_graph_below_full_scan_threshold_is_reported_as_flat(tmp_path):
+    """With Qdrant's default full_scan_threshold (10 MB) the 250 KB contract data is scanned, not searched
+    through the graph it built: the runner must see that as a family mismatch."""
+    store = open_store("qdrant", tmp_path)
+    out = build_and_search(store, "hnsw", "euclidean")
+    assert out.effective["engine"]["indexed_vectors_count"] == 2000  # the graph exists...
+    assert out.effective["family"] == "flat"  # ...but is not what serves the queries
+    assert out.mismatches == ["family: asked hnsw, engine serves flat"]
+    assert out.recall == 1.0
+    store.close()
+
+
+@pytest.mark.parametrize("family,build", [("flat", {}), ("hnsw", SMALL)])
+def test_k_larger_than_collection_returns_everything(tmp_path, family, build):
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    store = open_store("qdrant", tmp_path)
+    out = build_and_search(store, family, "euclidean", build, k=50, data=data)
+    assert_answers_valid(out, 50, 30)
+    assert out.recall == 1.0
+    # 30 x 8 floats is under Qdrant's smallest indexing threshold (1 KB): no graph, and it says so
+    assert out.effective["family"] == "flat"
+    store.close()
+
+
+def test_search_batch_equals_single_searches(tmp_path):
+    store = open_store("qdrant", tmp_path)
+    data = small_data("ip")
+    build_and_search(store, "hnsw", "ip", SMALL, GENEROUS)
+    batch = store.search_batch(data.test[:20], 10)
+    single = [store.search(q, 10) for q in data.test[:20]]
+    assert all(np.array_equal(a, b) for a, b in zip(batch, single, strict=True))
+    store.close()
+
+
+def test_create_replaces_an_earlier_build(tmp_path):
+    store = open_store("qdrant", tmp_path)
+    build_and_search(store, "flat", "euclidean")
+    out = build_and_search(store, "flat", "euclidean", data=small_data("euclidean", n=30, dim=8, queries=5))
+    assert out.effective["engine"]["points_count"] == 30
+    store.close()
+
+
+# -- the shared mapping against Qdrant's documented request shapes -------------------------------------
+def spec(family: str, metric: str = "angular", **params) -> BuildSpec:
+    return BuildSpec(family, metric, 384, {p.name: p.default for p in FAMILIES[family].build} | params)
+
+
+def test_collection_body_hnsw_matches_documented_shape():
+    # https://qdrant.tech/documentation/concepts/collections/#create-a-collection and
+    # https://qdrant.tech/documentation/concepts/indexing/#vector-index :
+    # {"vectors": {"size": 384, "distance": "Cosine"}, "hnsw_config": {"m": 16, "ef_construct": 100,
+    #  "full_scan_threshold": 10000}, "optimizers_config": {"indexing_threshold": ...}}
+    body = collection_body(spec("hnsw", m=32, ef_construct=200))
+    assert body == {
+        "vectors": {"size": 384, "distance": "Cosine"},
+        "hnsw_config": {"m": 32, "ef_construct": 200, "full_scan_threshold": 10000},
+        "optimizers_config": {"indexing_threshold": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    "family,params,expected",
+    [
+        # https://qdrant.tech/documentation/guides/quantization/#setting-up-scalar-quantization
+        ("hnsw", {"quantization": "scalar"}, {"scalar": {"type": "int8"}}),
+        # https://qdrant.tech/documentation/guides/quantization/#setting-up-binary-quantization
+        ("hnsw", {"quantization": "binary"}, {"binary": {}}),
+        # https://qdrant.tech/documentation/guides/quantization/#setting-up-product-quantization
+        ("pq", {"compression": "x32"}, {"product": {"compression": "x32"}}),
+    ],
+)
+def test_quantization_bodies_match_documented_shape(family, params, expected):
+    from qdrant_client import models
+
+    body = collection_body(spec(family, **params))
+    assert body["quantization_config"] == expected
+    models.CreateCollection.model_validate(body)  # the official client's schema accepts it as is
+
+
+def test_flat_body_disables_indexing_and_searches_exactly():
+    body = collection_body(spec("flat", metric="euclidean"))
+    assert body == {"vectors": {"size": 384, "distance": "Euclid"}, "optimizers_config": {"indexing_threshold": 0}}
+    # https://qdrant.tech/documentation/concepts/search/#search-api : "params": {"exact": true}
+    assert search_params_body(spec("flat"), {}) == {"exact": True}
+
+
+def test_search_params_match_documented_shape():
+    from qdrant_client import models
+
+    # https://qdrant.tech/documentation/guides/quantization/#searching-with-quantization :
+    # "params": {"quantization": {"ignore": false, "rescore": true, "oversampling": 2.0}}
+    body = search_params_body(spec("pq"), {"hnsw_ef": 128, "rescore": True, "oversampling": 2.0})
+    assert body == {"hnsw_ef": 128, "exact": False,
+                    "quantization": {"ignore": False, "rescore": True, "oversampling": 2.0}}  # fmt: skip
+    models.SearchParams.model_validate(body)
+    assert "quantization" not in search_params_body(spec("hnsw"), {"hnsw_ef": 64})
+
+
+def test_server_read_back_from_collection_info():
+    # abridged GET /collections/{name} answer (https://api.qdrant.tech/api-reference/collections/get-collection)
+    info = {
+        "status": "green", "optimizer_status": "ok", "points_count": 100000, "indexed_vectors_count": 100000,
+        "config": {
+            "params": {"vectors": {"size": 384, "distance": "Dot"}},
+            "hnsw_config": {"m": 24, "ef_construct": 128, "full_scan_threshold": 10000},
+            "optimizer_config": {"indexing_threshold": 1},
+            "quantization_config": {"product": {"compression": "x16", "always_ram": None}},
+        },
+    }  # fmt: skip
+    eff = effective_from_collection_info(info, spec("pq", metric="ip"), {"hnsw_ef": 64})
+    assert eff["family"] == "pq" and eff["metric"] == "ip"
+    assert eff["params"] == {"m": 24, "ef_construct": 128, "full_scan_threshold": 10000, "compression": "x16"}
+    info["indexed_vectors_count"] = 50000  # optimizer not done: what serves is a scan
+    assert effective_from_collection_info(info, spec("pq", metric="ip"), {})["family"] == "flat"
+
+
+def test_server_default_url_matches_compose_port():
+    from test_compose import compose_ports
+
+    assert DEFAULT_URL == "http://127.0.0.1:6333"
+    assert "127.0.0.1:6333:6333" in compose_ports("qdrant")
+
+
+# -- the shared contract against a live server ----------------------------------------------------------
+needs_server = pytest.mark.skipif(
+    not os.environ.get("VDBBENCH_QDRANT_URL"), reason="set VDBBENCH_QDRANT_URL to run against a Qdrant server"
+)
+
+
+@needs_server
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+@pytest.mark.parametrize("family,build,search,key,floor", CASES, ids=[c[3] for c in CASES])
+def test_server_contract(tmp_path, family, build, search, key, floor, metric):
+    store = open_store("qdrant-server", tmp_path, {"collection": "vdbbench_test"})
+    try:
+        out = build_and_search(store, family, metric, build, search)
+        assert out.recall >= floor
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        assert out.effective["params"] == {p.name: p.default for p in FAMILIES[family].build} | build
+        store.drop()
+        assert not store._client.collection_exists("vdbbench_test")
+    finally:
+        store.close()

@@ -1,0 +1,210 @@
+"""Elasticsearch through the official client: a ``dense_vector`` field searched with ``knn``.
+
+Connects to ``options.url``, else ``$VDBBENCH_ELASTICSEARCH_URL``, else the docker compose service
+(http://127.0.0.1:9200). With ``$ELASTIC_PASSWORD`` set it authenticates as ``$ELASTIC_USERNAME``
+(default ``elastic``); the compose file runs a local node with security off.
+
+Families: ``hnsw`` = ``index_options.type`` hnsw / int8_hnsw / int4_hnsw / bbq_hnsw (``m``,
+``ef_construction``; ``num_candidates`` per query); ``flat`` = type ``flat`` (exact brute force over
+the float vectors; the ``knn`` query on a flat field scores every vector), or the quantized
+int8_flat / int4_flat / bbq_flat, which are brute force over quantized vectors and so not exact.
+The harness always sends an explicit type: Elasticsearch's own default depends on its version
+and the dimension (int8_hnsw, or bbq_hnsw from 384 dimensions in 9.x).
+
+The index has one shard, no replica and no refresh while loading; ``finish()`` refreshes and
+force-merges to one segment (one HNSW graph, as a static benchmark corpus would be served),
+and that is the build's index time.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
+COMPOSE_SERVICE = "elasticsearch"
+FIELD = "vector"
+SIMILARITIES = {"euclidean": "l2_norm", "angular": "cosine", "ip": "max_inner_product"}
+HNSW_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw")
+FLAT_TYPES = ("flat", "int8_flat", "int4_flat", "bbq_flat")
+
+FAMILIES = {
+    "flat": FamilySpec(
+        "flat",
+        "dense_vector index_options flat",
+        build=(Param("type", str, "flat", "flat = exact; int8/int4/bbq_flat scan quantized vectors", FLAT_TYPES),),
+        exact=True,
+        note="exact only with type flat",
+    ),
+    "hnsw": FamilySpec(
+        "hnsw",
+        "dense_vector index_options *hnsw",
+        build=(
+            Param("type", str, "hnsw", "HNSW over float, int8, int4 or BBQ (1-bit) vectors", HNSW_TYPES),
+            Param("m", int, 16, "neighbours per node in the HNSW graph", minimum=2),
+            Param("ef_construction", int, 100, "candidate list size while building", minimum=1),
+        ),
+        search=(
+            Param(
+                "num_candidates",
+                int,
+                0,
+                "candidates per shard; 0 = Elasticsearch's default (1.5·k); raised to k",
+                minimum=0,
+            ),
+        ),  # fmt: skip
+    ),
+}
+
+
+def index_body(spec: BuildSpec) -> dict[str, Any]:
+    """Settings and mappings for PUT /{index}
+    (https://www.elastic.co/docs/reference/elasticsearch/mapping-reference/dense-vector#dense-vector-params)."""
+    options: dict[str, Any] = {"type": spec.params.get("type", "flat")}
+    if spec.family == "hnsw":
+        options |= {"m": spec.params["m"], "ef_construction": spec.params["ef_construction"]}
+    return {
+        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}},
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                FIELD: {
+                    "type": "dense_vector", "dims": spec.dim, "index": True,
+                    "similarity": SIMILARITIES[spec.metric], "index_options": options,
+                }
+            },
+        },
+    }  # fmt: skip
+
+
+def knn_body(query: np.ndarray, k: int, spec: BuildSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The search body: a top-level ``knn`` section
+    (https://www.elastic.co/docs/solutions/search/vector/knn#approximate-knn)."""
+    knn: dict[str, Any] = {"field": FIELD, "query_vector": np.asarray(query, np.float32).tolist(), "k": k}
+    candidates = int(params.get("num_candidates", 0) or 0)
+    if candidates:
+        knn["num_candidates"] = max(candidates, k)
+    return {"knn": knn, "size": k, "_source": False}
+
+
+def effective_from_mapping(mapping: dict[str, Any], segments: int | None) -> dict[str, Any]:
+    """Harness view of GET /{index}/_mapping's vector field."""
+    field = mapping["mappings"]["properties"][FIELD]
+    options = field.get("index_options") or {}
+    kind = options.get("type")
+    family = "hnsw" if kind in HNSW_TYPES else "flat"
+    params = {"type": kind}
+    if family == "hnsw":
+        params |= {"m": options.get("m"), "ef_construction": options.get("ef_construction")}
+    metric = {v: k for k, v in SIMILARITIES.items()}.get(field.get("similarity"))
+    return {"family": family, "metric": metric, "params": params, "engine": {"mapping": mapping, "segments": segments}}
+
+
+class ElasticsearchStore(Store):
+    name = "elasticsearch"
+    description = "Elasticsearch dense_vector + knn search; one shard, force-merged to one segment."
+    kind = "server"
+    families = FAMILIES
+    supports_batch_search = True
+
+    _es: Any = None
+
+    @property
+    def index(self) -> str:
+        return str(self.options.get("index", "vdbbench"))
+
+    def open(self) -> None:
+        from elasticsearch import Elasticsearch
+
+        url = str(self.options.get("url") or os.environ.get("VDBBENCH_ELASTICSEARCH_URL") or DEFAULT_URL)
+        password = os.environ.get("ELASTIC_PASSWORD")
+        auth = (os.environ.get("ELASTIC_USERNAME", "elastic"), password) if password else None
+        self._es = Elasticsearch(url, basic_auth=auth, request_timeout=float(self.options.get("timeout_s", 600)))
+        try:
+            self._es.info()
+        except Exception as e:
+            self.close()
+            raise StoreError(
+                f"elasticsearch: no Elasticsearch answering at {url} ({type(e).__name__}); start it with "
+                f"`python -m vdbbench services up elasticsearch` or set VDBBENCH_ELASTICSEARCH_URL"
+            ) from None
+
+    def close(self) -> None:
+        if self._es is not None:
+            self._es.close()
+            self._es = None
+
+    def create(self, spec: BuildSpec) -> None:
+        self.spec = spec
+        self.drop()
+        body = index_body(spec)
+        self._es.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        from elasticsearch import helpers
+
+        actions = (
+            {"_index": self.index, "_id": str(i), "_source": {FIELD: v}}
+            for i, v in zip(ids.tolist(), np.asarray(vectors, np.float32).tolist(), strict=True)
+        )
+        ok, errors = helpers.bulk(self._es, actions, chunk_size=500, raise_on_error=False, stats_only=False)
+        if errors:
+            raise StoreError(f"elasticsearch: {len(errors)} documents failed to index, first: {errors[0]}")
+
+    def finish(self) -> None:
+        es = self._es
+        es.indices.refresh(index=self.index)
+        es.indices.forcemerge(index=self.index, max_num_segments=1, wait_for_completion=True)
+        es.indices.refresh(index=self.index)
+        segments = self._segment_count()
+        if segments is not None and segments > 1:
+            raise StoreError(f"elasticsearch: force-merge left {segments} segments, expected 1")
+
+    def _segment_count(self) -> int | None:
+        stats = self._es.indices.stats(index=self.index, metric="segments")
+        return stats["indices"][self.index]["primaries"]["segments"]["count"]
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        res = self._es.search(index=self.index, **knn_body(query, k, self.spec, self.search_params))
+        hits = res["hits"]["hits"]
+        return np.fromiter((int(h["_id"]) for h in hits), dtype=np.int64, count=len(hits))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        searches: list[dict[str, Any]] = []
+        for q in queries:
+            searches += [{"index": self.index}, knn_body(q, k, self.spec, self.search_params)]
+        res = self._es.msearch(searches=searches)
+        out = []
+        for r in res["responses"]:
+            if "error" in r:
+                raise StoreError(f"elasticsearch: msearch failed: {r['error']}")
+            out.append(np.fromiter((int(h["_id"]) for h in r["hits"]["hits"]), dtype=np.int64))
+        return out
+
+    def effective_config(self) -> dict[str, Any]:
+        mapping = self._es.indices.get_mapping(index=self.index)[self.index]
+        return effective_from_mapping(dict(mapping), self._segment_count())
+
+    def resources(self) -> dict[str, Any]:
+        from vdbbench.services import container_resources
+
+        stats = self._es.indices.stats(index=self.index, metric="store")
+        out: dict[str, Any] = {"data_bytes": stats["indices"][self.index]["primaries"]["store"]["size_in_bytes"]}
+        figures = container_resources(COMPOSE_SERVICE)
+        return out | (dict(figures) if figures else {"container_note": getattr(figures, "reason", "")})
+
+    def engine_version(self) -> str:
+        try:
+            server = self._es.info()["version"]["number"]
+        except Exception:  # noqa: BLE001 - provenance only
+            server = "?"
+        return f"elasticsearch {server} (elasticsearch-py {version('elasticsearch')})"
+
+    def drop(self) -> None:
+        if self._es is not None:
+            self._es.indices.delete(index=self.index, ignore_unavailable=True)

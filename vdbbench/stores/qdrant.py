@@ -1,0 +1,285 @@
+"""Qdrant embedded (qdrant-edge-py: Qdrant's own engine in process), plus the index mapping shared with server mode.
+
+Harness families map onto Qdrant like this (the same for ``qdrant`` and ``qdrant-server``):
+
+* ``flat``: indexing switched off (``indexing_threshold: 0``), so every segment keeps Qdrant's plain
+  index, and every query is sent with ``exact: true``.
+* ``hnsw``: Qdrant's HNSW (``m``, ``ef_construct``, ``full_scan_threshold``; ``hnsw_ef`` per query),
+  optionally over scalar (int8) or binary quantized vectors (build param ``quantization``), with
+  ``rescore`` / ``oversampling`` per query.
+* ``pq``: the same HNSW over product-quantized vectors (``compression`` x4…x64).
+
+Qdrant only builds HNSW for segments larger than ``indexing_threshold`` KB (default 10 MB) and,
+even when built, scans a segment holding fewer vectors than ``full_scan_threshold`` KB worth.
+The harness forces indexing (threshold 1 KB) and waits for the optimizer, but keeps
+``full_scan_threshold`` as a build parameter with Qdrant's default: where a segment falls below
+it, ``effective_config()`` reports ``flat`` so the runner flags that no graph was searched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
+FORCED_INDEXING_THRESHOLD_KB = 1  # smallest threshold that still means "index"; 0 means "never index"
+COMPRESSIONS = ("x4", "x8", "x16", "x32", "x64")
+
+_GRAPH_BUILD = (
+    Param("m", int, 16, "edges per node in the HNSW graph", minimum=1),
+    Param("ef_construct", int, 100, "candidate list size while building", minimum=4),
+    Param(
+        "full_scan_threshold", int, 10000,
+        "KB of vectors below which a segment is scanned instead of searched through its graph", minimum=1,
+    ),
+)  # fmt: skip
+_GRAPH_SEARCH = (
+    Param("hnsw_ef", int, 100, "candidate list size while searching (Qdrant's default is ef_construct)", minimum=1),
+    Param("rescore", bool, True, "re-score quantized candidates with the original vectors"),
+    Param("oversampling", float, 1.0, "fetch oversampling × k quantized candidates before rescoring", minimum=1.0),
+)
+
+FAMILIES = {
+    "flat": FamilySpec("flat", "plain index, exact: true", exact=True),
+    "hnsw": FamilySpec(
+        "hnsw",
+        "HNSW",
+        build=(
+            *_GRAPH_BUILD,
+            Param("quantization", str, "none", "vector quantization under the graph", ("none", "scalar", "binary")),
+        ),
+        search=_GRAPH_SEARCH,
+        note="quantization scalar = int8, binary = 1 bit; rescore/oversampling apply only to quantized builds",
+    ),
+    "pq": FamilySpec(
+        "pq",
+        "HNSW + product quantization",
+        build=(*_GRAPH_BUILD, Param("compression", str, "x16", "product quantization compression ratio", COMPRESSIONS)),
+        search=_GRAPH_SEARCH,
+    ),
+}
+
+
+# -- the one mapping from harness to Qdrant's request bodies -------------------------------------
+def quantization_body(spec: BuildSpec) -> dict[str, Any] | None:
+    """``quantization_config`` as in https://qdrant.tech/documentation/guides/quantization/ (None: none)."""
+    if spec.family == "pq":
+        return {"product": {"compression": spec.params["compression"]}}
+    kind = spec.params.get("quantization", "none") if spec.family == "hnsw" else "none"
+    if kind == "scalar":
+        return {"scalar": {"type": "int8"}}
+    if kind == "binary":
+        return {"binary": {}}
+    return None
+
+
+def collection_body(spec: BuildSpec) -> dict[str, Any]:
+    """The body of ``PUT /collections/{name}`` (https://qdrant.tech/documentation/concepts/collections/,
+    https://qdrant.tech/documentation/concepts/indexing/#vector-index) for one harness build."""
+    body: dict[str, Any] = {"vectors": {"size": spec.dim, "distance": DISTANCES[spec.metric]}}
+    if spec.family == "flat":
+        body["optimizers_config"] = {"indexing_threshold": 0}  # 0 = never build a vector index
+        return body
+    p = spec.params
+    body["hnsw_config"] = {
+        "m": p["m"], "ef_construct": p["ef_construct"], "full_scan_threshold": p["full_scan_threshold"],
+    }  # fmt: skip
+    body["optimizers_config"] = {"indexing_threshold": FORCED_INDEXING_THRESHOLD_KB}
+    quant = quantization_body(spec)
+    if quant is not None:
+        body["quantization_config"] = quant
+    return body
+
+
+def search_params_body(spec: BuildSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``params`` object of a query (https://qdrant.tech/documentation/concepts/search/#search-api)."""
+    if spec.family == "flat":
+        return {"exact": True}
+    body: dict[str, Any] = {"hnsw_ef": int(params.get("hnsw_ef", 100)), "exact": False}
+    if quantization_body(spec) is not None:
+        body["quantization"] = {
+            "ignore": False,
+            "rescore": bool(params.get("rescore", True)),
+            "oversampling": float(params.get("oversampling", 1.0)),
+        }
+    return body
+
+
+def served_family(graph_built: bool, below_full_scan: bool, quantization: dict[str, Any] | None) -> str:
+    """The harness family Qdrant actually serves, from what it reports about its segments."""
+    if not graph_built or below_full_scan:
+        return "flat"
+    return "pq" if quantization and "product" in quantization else "hnsw"
+
+
+def quantization_params(family: str, quantization: dict[str, Any] | None) -> dict[str, Any]:
+    """Harness quantization params as read back from an engine's ``quantization_config``."""
+    quantization = quantization or {}
+    if family == "pq" or "product" in quantization:
+        return {"compression": (quantization.get("product") or {}).get("compression")}
+    kind = next((k for k in ("scalar", "binary", "product") if k in quantization), "none")
+    return {"quantization": kind}
+
+
+def _metric_of(distance: str) -> str | None:
+    return {v.lower(): k for k, v in DISTANCES.items()}.get(str(distance).lower())
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes actually allocated on disk (Qdrant preallocates sparse mmap files, so st_size overstates)."""
+    return sum(f.stat().st_blocks * 512 for f in Path(path).rglob("*") if f.is_file())
+
+
+# -- embedded -----------------------------------------------------------------------------------
+class QdrantStore(Store):
+    """Qdrant's engine embedded through qdrant-edge-py: one shard in the workdir, no server."""
+
+    name = "qdrant"
+    description = "Qdrant engine embedded in process (qdrant-edge-py EdgeShard); optimizer run to completion."
+    kind = "embedded"
+    families = FAMILIES
+    supports_batch_search = True
+
+    _shard: Any = None
+
+    @property
+    def _path(self) -> Path:
+        return self.workdir / "qdrant-shard"
+
+    def create(self, spec: BuildSpec) -> None:
+        import qdrant_edge as qe
+
+        self.drop()
+        self.spec = spec
+        self._shard = qe.EdgeShard.create(str(self._path), edge_config(collection_body(spec)))
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        import qdrant_edge as qe
+
+        points = [qe.Point(int(i), v) for i, v in zip(ids.tolist(), np.asarray(vectors, np.float32), strict=True)]
+        self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def finish(self) -> None:
+        # optimize() blocks until the optimizer has nothing left to plan: every segment above the
+        # indexing threshold then holds its HNSW graph (and quantized vectors).
+        self._shard.optimize()
+        # A segment under 1 KB of vectors stays plain; effective_config() then reports flat.
+        self._shard.flush()
+
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        super().set_search_params(params)
+        body = search_params_body(self.spec, self.search_params)
+        quant = body.get("quantization")
+        self._params = qe.SearchParams(
+            hnsw_ef=body.get("hnsw_ef"),
+            exact=body["exact"],
+            quantization=qe.QuantizationSearchParams(**quant) if quant else None,
+        )
+
+    def _request(self, query: np.ndarray, k: int) -> Any:
+        import qdrant_edge as qe
+
+        if not hasattr(self, "_params"):
+            self.set_search_params(self.search_params)
+        return qe.QueryRequest(limit=k, query=qe.Query.Nearest(np.asarray(query, np.float32)), params=self._params)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        hits = self._shard.query(self._request(query, k))
+        return np.fromiter((h.id for h in hits), dtype=np.int64, count=len(hits))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        import qdrant_edge as qe
+
+        answers = self._shard.query_batch(qe.QueryBatchRequest([self._request(q, k) for q in queries]))
+        return [np.fromiter((h.id for h in hits), dtype=np.int64, count=len(hits)) for hits in answers]
+
+    def _segments(self) -> list[dict[str, Any]]:
+        """The engine's own per-segment metadata files (segment.json and, where built, hnsw_config.json)."""
+        out = []
+        for seg in sorted((self._path / "segments").glob("*/segment.json")):
+            vector = json.loads(seg.read_text())["config"]["vector_data"][""]
+            graph_file = seg.parent / "vector_index" / "hnsw_config.json"
+            graph = json.loads(graph_file.read_text()) if graph_file.exists() else None
+            out.append({"segment": seg.parent.name, "vector_data": vector, "hnsw_graph": graph})
+        return out
+
+    def effective_config(self) -> dict[str, Any]:
+        info = self._shard.info()
+        segments = self._segments()
+        graphs = [s for s in segments if s["vector_data"]["index"]["type"] == "hnsw" and s["hnsw_graph"]]
+        # A segment whose vector count is below its full_scan_threshold (converted by Qdrant into
+        # a vector count in hnsw_config.json) is scanned, not searched through the graph.
+        below = any(g["hnsw_graph"]["indexed_vector_count"] < g["hnsw_graph"]["full_scan_threshold"] for g in graphs)
+        built = bool(graphs) and info.points_count > 0 and info.indexed_vectors_count >= info.points_count
+        main = graphs[0]["vector_data"] if graphs else (segments[0]["vector_data"] if segments else {})
+        quant = main.get("quantization_config")
+        family = served_family(built, below, quant)
+        params: dict[str, Any] = {}
+        if graphs:
+            options = main["index"]["options"]
+            params = {k: options.get(k) for k in ("m", "ef_construct", "full_scan_threshold")}
+            params |= quantization_params(self.spec.family, quant)
+        return {
+            "family": family,
+            "metric": _metric_of(main.get("distance", "")),
+            "params": params,
+            "engine": {
+                "points_count": info.points_count,
+                "indexed_vectors_count": info.indexed_vectors_count,
+                "segments_count": info.segments_count,
+                "segments": segments,
+                "search_params": search_params_body(self.spec, self.search_params),
+            },
+        }
+
+    def resources(self) -> dict[str, Any]:
+        return {"data_bytes": dir_bytes(self._path)} if self._path.exists() else {}
+
+    def engine_version(self) -> str:
+        return f"qdrant-edge-py {version('qdrant-edge-py')}"
+
+    def drop(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        shutil.rmtree(self._path, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+
+
+def edge_config(body: dict[str, Any]) -> Any:
+    """A qdrant-edge ``EdgeConfig`` from the REST-shaped collection body (same mapping as the server)."""
+    import qdrant_edge as qe
+
+    vectors = body["vectors"]
+    hnsw = body.get("hnsw_config")
+    quant = body.get("quantization_config")
+    edge_quant = None
+    if quant and "scalar" in quant:
+        edge_quant = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8)
+    elif quant and "product" in quant:
+        ratio = getattr(qe.CompressionRatio, quant["product"]["compression"].upper())
+        edge_quant = qe.ProductQuantizationConfig(compression=ratio)
+    elif quant and "binary" in quant:
+        edge_quant = qe.BinaryQuantizationConfig()
+    elif quant:
+        raise StoreError(f"qdrant: unsupported quantization {quant}")
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(
+            size=vectors["size"], distance=getattr(qe.Distance, vectors["distance"]), quantization_config=edge_quant
+        ),
+        hnsw_config=qe.HnswIndexConfig(**hnsw) if hnsw else None,
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=body["optimizers_config"]["indexing_threshold"]),
+    )

@@ -1,0 +1,191 @@
+"""Qdrant server through qdrant-client: the same families and request bodies as the embedded ``qdrant`` store.
+
+Connects to ``options.url``, else ``$VDBBENCH_QDRANT_URL``, else the docker compose service
+(http://127.0.0.1:6333). API key from ``$QDRANT__SERVICE__API_KEY`` or ``$VDBBENCH_QDRANT_API_KEY``.
+
+Bulk loading follows Qdrant's own recipe: the collection is created with indexing off, and
+``finish()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
+indexed) and waits until the collection is green, the optimizer idle and
+``indexed_vectors_count`` covers every point. That wait is the build's index time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, Store, StoreError
+from vdbbench.stores.qdrant import (
+    FAMILIES,
+    _metric_of,
+    collection_body,
+    quantization_params,
+    search_params_body,
+    served_family,
+)
+
+DEFAULT_URL = "http://127.0.0.1:6333"  # docker/docker-compose.yml service "qdrant"
+COMPOSE_SERVICE = "qdrant"
+
+
+def server_url(options: dict[str, Any]) -> str:
+    return str(options.get("url") or os.environ.get("VDBBENCH_QDRANT_URL") or DEFAULT_URL)
+
+
+class QdrantServerStore(Store):
+    name = "qdrant-server"
+    description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
+    kind = "server"
+    families = FAMILIES
+    supports_batch_search = True
+
+    _client: Any = None
+
+    @property
+    def collection(self) -> str:
+        return str(self.options.get("collection", "vdbbench"))
+
+    def open(self) -> None:
+        from qdrant_client import QdrantClient
+
+        url = server_url(self.options)
+        api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or os.environ.get("VDBBENCH_QDRANT_API_KEY")
+        self._client = QdrantClient(
+            url=url, api_key=api_key or None, prefer_grpc=bool(self.options.get("prefer_grpc", False)),
+            timeout=int(self.options.get("timeout_s", 300)),
+        )  # fmt: skip
+        try:
+            self._client.get_collections()
+        except Exception as e:
+            self.close()
+            raise StoreError(
+                f"qdrant-server: no Qdrant answering at {url} ({type(e).__name__}); start it with "
+                f"`python -m vdbbench services up qdrant` or set VDBBENCH_QDRANT_URL"
+            ) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def create(self, spec: BuildSpec) -> None:
+        from qdrant_client import models
+
+        self.spec = spec
+        body = collection_body(spec)
+        # load with indexing off; finish() switches on the threshold from the body
+        body_at_load = {**body, "optimizers_config": {**body["optimizers_config"], "indexing_threshold": 0}}
+        cc = models.CreateCollection.model_validate(body_at_load)
+        if self._client.collection_exists(self.collection):
+            self._client.delete_collection(self.collection)
+        self._client.create_collection(
+            self.collection, vectors_config=cc.vectors, hnsw_config=cc.hnsw_config,
+            optimizers_config=cc.optimizers_config, quantization_config=cc.quantization_config,
+        )  # fmt: skip
+        self._body = body
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        from qdrant_client import models
+
+        batch = models.Batch(ids=[int(i) for i in ids], vectors=np.asarray(vectors, np.float32).tolist())
+        self._client.upsert(self.collection, points=batch, wait=True)
+
+    def finish(self) -> None:
+        from qdrant_client import models
+
+        threshold = self._body["optimizers_config"]["indexing_threshold"]
+        if threshold:
+            self._client.update_collection(
+                self.collection, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold)
+            )
+        deadline = time.monotonic() + float(self.options.get("index_timeout_s", 3600))
+        while True:
+            info = self._client.get_collection(self.collection)
+            status = getattr(info.status, "value", info.status)
+            optimizer = getattr(info.optimizer_status, "value", info.optimizer_status)
+            indexed = (info.indexed_vectors_count or 0) >= (info.points_count or 0) or not threshold
+            if status == "green" and optimizer == "ok" and indexed:
+                return
+            if status == "red":
+                raise StoreError(f"qdrant-server: collection is red: {info.optimizer_status}")
+            if status == "grey":  # optimizations pending until an update arrives; an empty diff triggers them
+                self._client.update_collection(self.collection, optimizers_config=models.OptimizersConfigDiff())
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"qdrant-server: index not complete after {self.options.get('index_timeout_s', 3600)} s "
+                    f"(status {status}, {info.indexed_vectors_count}/{info.points_count} vectors indexed)"
+                )
+            time.sleep(0.2)  # polling interval of the engine's own status, not a fixed wait
+
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        from qdrant_client import models
+
+        super().set_search_params(params)
+        self._params = models.SearchParams.model_validate(search_params_body(self.spec, self.search_params))
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        res = self._client.query_points(
+            self.collection, query=np.asarray(query, np.float32).tolist(), search_params=self._params, limit=k,
+            with_payload=False,
+        )  # fmt: skip
+        return np.fromiter((p.id for p in res.points), dtype=np.int64, count=len(res.points))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        from qdrant_client import models
+
+        requests = [
+            models.QueryRequest(query=np.asarray(q, np.float32).tolist(), params=self._params, limit=k,
+                                with_payload=False)
+            for q in queries
+        ]  # fmt: skip
+        answers = self._client.query_batch_points(self.collection, requests=requests)
+        return [np.fromiter((p.id for p in r.points), dtype=np.int64, count=len(r.points)) for r in answers]
+
+    def effective_config(self) -> dict[str, Any]:
+        info = self._client.get_collection(self.collection)
+        return effective_from_collection_info(info.model_dump(mode="json"), self.spec, self.search_params)
+
+    def resources(self) -> dict[str, Any]:
+        from vdbbench.services import container_resources
+
+        figures = container_resources(COMPOSE_SERVICE)
+        return dict(figures) if figures else {"container_note": getattr(figures, "reason", "")}
+
+    def engine_version(self) -> str:
+        try:
+            server = self._client.info().version
+        except Exception:  # noqa: BLE001 - version is provenance only
+            server = "?"
+        return f"qdrant {server} (qdrant-client {version('qdrant-client')})"
+
+    def drop(self) -> None:
+        if self._client is not None and self._client.collection_exists(self.collection):
+            self._client.delete_collection(self.collection)
+
+
+def effective_from_collection_info(info: dict[str, Any], spec: BuildSpec, search: dict[str, Any]) -> dict[str, Any]:
+    """Harness view of ``GET /collections/{name}`` (https://api.qdrant.tech/api-reference/collections/get-collection)."""
+    config = info["config"]
+    vectors = config["params"]["vectors"]
+    hnsw = config.get("hnsw_config") or {}
+    quant = vectors.get("quantization_config") or config.get("quantization_config")
+    indexing = (config.get("optimizer_config") or {}).get("indexing_threshold")
+    points = info.get("points_count") or 0
+    built = bool(indexing) and points > 0 and (info.get("indexed_vectors_count") or 0) >= points
+    # every segment is at most the whole collection: if all of it is under full_scan_threshold, all is scanned
+    below = points * vectors["size"] * 4 / 1024 < (hnsw.get("full_scan_threshold") or 0)
+    family = served_family(built, below, quant)
+    params: dict[str, Any] = {}
+    if indexing:
+        params = {k: hnsw.get(k) for k in ("m", "ef_construct", "full_scan_threshold")}
+        params |= quantization_params(spec.family, quant)
+    return {
+        "family": family,
+        "metric": _metric_of(vectors["distance"]),
+        "params": params,
+        "engine": {"collection": info, "search_params": search_params_body(spec, search)},
+    }

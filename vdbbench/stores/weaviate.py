@@ -1,0 +1,280 @@
+"""Weaviate server through weaviate-client v4 (REST for the schema, gRPC for import and search).
+
+Connects to ``options.url``, else ``$VDBBENCH_WEAVIATE_URL``, else the docker compose service
+(http://127.0.0.1:8080, gRPC 50051; gRPC port from ``options.grpc_port`` / ``$VDBBENCH_WEAVIATE_GRPC_PORT``).
+API key, where the server wants one, from ``$WEAVIATE_API_KEY``.
+
+Families: ``flat`` = Weaviate's flat index (brute force); ``hnsw`` = its HNSW, or its
+``dynamic`` index (flat until ``threshold`` objects, then HNSW) via ``vectorIndexType``, with
+optional BQ / SQ compression; ``pq`` = HNSW with product quantization. ``ef`` is a collection
+setting in Weaviate, so ``set_search_params`` updates it on the collection and reads it back.
+
+SQ and PQ are trained only once a shard holds ``trainingLimit`` objects; below that Weaviate
+serves uncompressed vectors, and ``effective_config()`` says so (from the shard's
+``compressed`` flag), as it says ``flat`` for a dynamic index still under its threshold.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from importlib.metadata import version
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
+DEFAULT_GRPC_PORT = 50051
+COMPOSE_SERVICE = "weaviate"
+DISTANCES = {"euclidean": "l2-squared", "angular": "cosine", "ip": "dot"}
+
+_HNSW_BUILD = (
+    Param("maxConnections", int, 32, "edges per node in the HNSW graph", minimum=1),
+    Param("efConstruction", int, 128, "candidate list size while building", minimum=1),
+)
+_SEARCH = (Param("ef", int, -1, "candidate list size while searching; -1 = Weaviate's dynamic ef", minimum=-1),)
+
+FAMILIES = {
+    "flat": FamilySpec("flat", "flat (brute force)", exact=True),
+    "hnsw": FamilySpec(
+        "hnsw",
+        "HNSW / dynamic",
+        build=(
+            *_HNSW_BUILD,
+            Param(
+                "vectorIndexType", str, "hnsw", "hnsw, or dynamic (flat until threshold objects)", ("hnsw", "dynamic")
+            ),
+            Param("threshold", int, 10000, "objects at which a dynamic index switches to HNSW", minimum=1),
+            Param("compression", str, "none", "vector compression under the graph", ("none", "bq", "sq")),
+            Param("trainingLimit", int, 100000, "objects needed before SQ is trained", minimum=1),
+        ),  # fmt: skip
+        search=_SEARCH,
+    ),
+    "pq": FamilySpec(
+        "pq",
+        "HNSW + product quantization",
+        build=(
+            *_HNSW_BUILD,
+            Param("segments", int, 0, "PQ segments (0 = Weaviate picks from the dimension)", minimum=0),
+            Param("centroids", int, 256, "centroids per segment", minimum=1),
+            Param("trainingLimit", int, 100000, "objects needed before PQ is trained", minimum=1),
+        ),
+        search=_SEARCH,
+    ),
+}
+
+
+def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
+    """The collection definition as POST /v1/schema takes it
+    (https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index, .../config-refs/collections)."""
+    p = spec.params
+    distance = DISTANCES[spec.metric]
+    body: dict[str, Any] = {"class": name, "vectorizer": "none", "properties": []}
+    if spec.family == "flat":
+        body |= {"vectorIndexType": "flat", "vectorIndexConfig": {"distance": distance}}
+        return body
+    hnsw: dict[str, Any] = {
+        "distance": distance, "maxConnections": p["maxConnections"], "efConstruction": p["efConstruction"], "ef": -1,
+    }  # fmt: skip
+    if spec.family == "pq":
+        hnsw["pq"] = {
+            "enabled": True, "segments": p["segments"], "centroids": p["centroids"],
+            "trainingLimit": p["trainingLimit"],
+        }  # fmt: skip
+    elif p.get("compression") == "bq":
+        hnsw["bq"] = {"enabled": True}
+    elif p.get("compression") == "sq":
+        hnsw["sq"] = {"enabled": True, "trainingLimit": p["trainingLimit"]}
+    if spec.family == "hnsw" and p.get("vectorIndexType") == "dynamic":
+        body |= {
+            "vectorIndexType": "dynamic",
+            "vectorIndexConfig": {"distance": distance, "threshold": p["threshold"], "hnsw": hnsw,
+                                  "flat": {"distance": distance}},
+        }  # fmt: skip
+    else:
+        body |= {"vectorIndexType": "hnsw", "vectorIndexConfig": hnsw}
+    return body
+
+
+def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Harness view of GET /v1/schema/{class} plus the shards' status from GET /v1/nodes?output=verbose."""
+    index_type = schema.get("vectorIndexType")
+    config = schema.get("vectorIndexConfig") or {}
+    if index_type is None and schema.get("vectorConfig"):  # servers that report even one vector as named
+        named = next(iter(schema["vectorConfig"].values()))
+        index_type, config = named.get("vectorIndexType"), named.get("vectorIndexConfig") or {}
+    objects = sum(s.get("objectCount", 0) for s in shards)
+    compressed = bool(shards) and all(s.get("compressed") for s in shards)
+    hnsw = config.get("hnsw", config) if index_type == "dynamic" else config
+    distance = config.get("distance") or hnsw.get("distance")
+    metric = {v: k for k, v in DISTANCES.items()}.get(distance)
+    if index_type == "flat":
+        return {"family": "flat", "metric": metric, "params": {}, "engine": {"schema": schema, "shards": shards}}
+    pq_on = (hnsw.get("pq") or {}).get("enabled", False)
+    kinds = [k for k in ("bq", "sq") if (hnsw.get(k) or {}).get("enabled")]
+    params: dict[str, Any] = {k: hnsw.get(k) for k in ("maxConnections", "efConstruction", "ef")}
+    if spec.family == "pq" or pq_on:
+        pq = hnsw.get("pq") or {}
+        params |= {"segments": pq.get("segments"), "centroids": pq.get("centroids"),
+                   "trainingLimit": pq.get("trainingLimit")}  # fmt: skip
+        family = "pq" if pq_on and compressed else "hnsw"
+    else:
+        # an enabled but untrained (SQ) compression is not served: report what is
+        params |= {"vectorIndexType": index_type, "compression": kinds[0] if kinds and compressed else "none"}
+        if index_type == "dynamic":
+            params["threshold"] = config.get("threshold")
+        if "sq" in kinds:
+            params["trainingLimit"] = (hnsw.get("sq") or {}).get("trainingLimit")
+        family = "hnsw"
+    if index_type == "dynamic" and objects < (config.get("threshold") or 0):
+        family = "flat"
+    return {"family": family, "metric": metric, "params": params, "engine": {"schema": schema, "shards": shards}}
+
+
+def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Host, ports and TLS of the Weaviate to use, from options, environment or the compose default."""
+    url = urlparse(str(options.get("url") or os.environ.get("VDBBENCH_WEAVIATE_URL") or DEFAULT_URL))
+    secure = url.scheme == "https"
+    grpc_port = int(options.get("grpc_port") or os.environ.get("VDBBENCH_WEAVIATE_GRPC_PORT") or DEFAULT_GRPC_PORT)
+    return {
+        "http_host": url.hostname or "127.0.0.1", "http_port": url.port or (443 if secure else 80),
+        "http_secure": secure, "grpc_host": str(options.get("grpc_host") or url.hostname or "127.0.0.1"),
+        "grpc_port": grpc_port, "grpc_secure": secure,
+    }  # fmt: skip
+
+
+class WeaviateStore(Store):
+    name = "weaviate"
+    description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
+    kind = "server"
+    families = FAMILIES
+    supports_batch_search = False  # the v4 client sends one near_vector query per call
+
+    _client: Any = None
+
+    @property
+    def collection_name(self) -> str:
+        return str(self.options.get("collection", "Vdbbench"))
+
+    def open(self) -> None:
+        import weaviate
+        from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+        settings = connection_settings(self.options)
+        key = os.environ.get("WEAVIATE_API_KEY")
+        try:
+            self._client = weaviate.connect_to_custom(
+                **settings, auth_credentials=Auth.api_key(key) if key else None,
+                additional_config=AdditionalConfig(timeout=Timeout(init=30, query=300, insert=600)),
+            )  # fmt: skip
+        except Exception as e:
+            raise StoreError(
+                f"weaviate: no Weaviate answering at {settings['http_host']}:{settings['http_port']} "
+                f"(gRPC {settings['grpc_port']}) ({type(e).__name__}); start it with "
+                f"`python -m vdbbench services up weaviate` or set VDBBENCH_WEAVIATE_URL"
+            ) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def create(self, spec: BuildSpec) -> None:
+        self.spec = spec
+        self.drop()
+        self._collection = self._client.collections.create_from_dict(class_body(self.collection_name, spec))
+        self._inserted = 0
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        coll = self._collection
+        with coll.batch.fixed_size(batch_size=int(self.options.get("batch_size", 1000))) as batch:
+            for i, v in zip(ids.tolist(), np.asarray(vectors, np.float32).tolist(), strict=True):
+                batch.add_object(properties={}, uuid=uuid.UUID(int=int(i)), vector=v)
+        failed = coll.batch.failed_objects
+        if failed:
+            raise StoreError(f"weaviate: {len(failed)} objects failed to import, first: {failed[0].message}")
+        self._inserted += len(ids)
+
+    def _rest(self, path: str) -> Any:
+        """GET a Weaviate REST path and return its JSON: the engine's raw answer, not the client's model of it."""
+        import httpx
+
+        settings = connection_settings(self.options)
+        scheme = "https" if settings["http_secure"] else "http"
+        key = os.environ.get("WEAVIATE_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        r = httpx.get(f"{scheme}://{settings['http_host']}:{settings['http_port']}{path}", headers=headers, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def _shards(self) -> list[dict[str, Any]]:
+        """GET /v1/nodes/{class}?output=verbose: per-shard object count, indexing queue and compression."""
+        nodes = self._rest(f"/v1/nodes/{self.collection_name}?output=verbose").get("nodes", [])
+        return [dict(s, node=n.get("name")) for n in nodes for s in (n.get("shards") or [])
+                if s.get("class") == self.collection_name]  # fmt: skip
+
+    def finish(self) -> None:
+        """Wait until every shard holds all objects, its async indexing queue is empty and it is READY;
+        and, where SQ/PQ was asked and enough objects exist to train it, until it is compressed."""
+        p = self.spec.params
+        trained = self.spec.family == "pq" or p.get("compression") == "sq"
+        trains = (trained and self._inserted >= p["trainingLimit"]) or p.get("compression") == "bq"
+        deadline = time.monotonic() + float(self.options.get("index_timeout_s", 3600))
+        while True:
+            shards = self._shards()
+            ready = (
+                shards
+                and sum(s.get("objectCount", 0) for s in shards) >= self._inserted
+                and all(s.get("vectorQueueLength", 0) == 0 and s.get("vectorIndexingStatus") == "READY" for s in shards)
+                and (not trains or all(s.get("compressed") for s in shards))
+            )
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise StoreError(f"weaviate: index not ready after {self.options.get('index_timeout_s', 3600)} s: "
+                                 f"{shards}")  # fmt: skip
+            time.sleep(0.2)  # polling interval of the engine's own status, not a fixed wait
+
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        from weaviate.classes.config import Reconfigure
+
+        super().set_search_params(params)
+        if self.spec.family == "flat":
+            return
+        ef = int(params.get("ef", -1))
+        hnsw = Reconfigure.VectorIndex.hnsw(ef=ef)
+        if self.spec.params.get("vectorIndexType") == "dynamic":
+            self._collection.config.update(vectorizer_config=Reconfigure.VectorIndex.dynamic(hnsw=hnsw))
+        else:
+            self._collection.config.update(vector_index_config=hnsw)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        res = self._collection.query.near_vector(
+            near_vector=np.asarray(query, np.float32).tolist(), limit=k, return_properties=[]
+        )
+        return np.fromiter((o.uuid.int for o in res.objects), dtype=np.int64, count=len(res.objects))
+
+    def effective_config(self) -> dict[str, Any]:
+        schema = self._rest(f"/v1/schema/{self.collection_name}")
+        return effective_from_schema(schema, self.spec, self._shards())
+
+    def resources(self) -> dict[str, Any]:
+        from vdbbench.services import container_resources
+
+        figures = container_resources(COMPOSE_SERVICE)
+        return dict(figures) if figures else {"container_note": getattr(figures, "reason", "")}
+
+    def engine_version(self) -> str:
+        try:
+            server = self._client.get_meta().get("version", "?")
+        except Exception:  # noqa: BLE001 - provenance only
+            server = "?"
+        return f"weaviate {server} (weaviate-client {version('weaviate-client')})"
+
+    def drop(self) -> None:
+        if self._client is not None and self._client.collections.exists(self.collection_name):
+            self._client.collections.delete(self.collection_name)
