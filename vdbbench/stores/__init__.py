@@ -10,6 +10,7 @@ from vdbbench.stores.base import FAMILIES, METRICS, BuildSpec, FamilySpec, Param
 ADAPTERS: dict[str, str] = {
     "exact": "vdbbench.stores.exact:ExactStore",
     "hnswlib": "vdbbench.stores.hnswlib:HnswlibStore",
+    "lancedb": "vdbbench.stores.lancedb:LanceDBStore",
     "chroma": "vdbbench.stores.chroma:ChromaStore",
     "milvus": "vdbbench.stores.milvus:MilvusStore",
     "qdrant": "vdbbench.stores.qdrant:QdrantStore",

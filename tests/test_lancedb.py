@@ -1,0 +1,106 @@
+"""Contract tests for the embedded LanceDB adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+
+from vdbbench.stores import BuildSpec, StoreError
+
+pytest.importorskip("lancedb")
+
+METRICS = ["euclidean", "angular", "ip"]
+# Generous settings on the 2000-row contract data: every partition probed; for the quantized indexes
+# (PQ codes, HNSW over 8-bit SQ codes) a refine step re-ranks candidates on the full vectors.
+GENEROUS = {
+    "flat": ({}, {}),
+    "ivf": ({"num_partitions": 16}, {"nprobes": 16}),
+    "pq": ({"num_partitions": 4, "num_sub_vectors": 8, "num_bits": 8}, {"nprobes": 4, "refine_factor": 10}),
+    "hnsw": (
+        {"num_partitions": 1, "m": 16, "ef_construction": 200},
+        {"ef": 200, "nprobes": 1, "refine_factor": 5},
+    ),
+}
+# pq: refine_factor 10 re-ranks 100 exact candidates per query, enough for top-10 on clustered data.
+FLOORS = {"flat": 1.0, "ivf": 0.99, "pq": 0.95, "hnsw": 0.95}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store("lancedb", tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("family", ["flat", "ivf", "pq", "hnsw"])
+def test_family_reaches_floor(store, family, metric):
+    build, search = GENEROUS[family]
+    out = build_and_search(store, family, metric, build, search)
+    assert out.recall >= FLOORS[family], f"{family}/{metric} recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["family"] == family  # from list_indices + the query plan (ANN operator or flat scan)
+    assert out.effective["metric"] == metric
+    if family == "flat":
+        assert "KNNVectorDistance" in out.effective["engine"]["plan"]
+    else:
+        assert out.effective["params"] == build | search
+        assert out.effective["engine"]["stats"]["num_unindexed_rows"] == 0
+        assert out.resources["index_bytes"] > 0
+    check_baseline("lancedb", family, metric, out.recall)
+
+
+def test_pq_without_refine_is_approximate(store):
+    """8 PQ codes for 32 dims lose ranking detail; the floor is low on purpose, refining must beat it."""
+    build, _ = GENEROUS["pq"]
+    raw = build_and_search(store, "pq", "euclidean", build, {"nprobes": 4, "refine_factor": 0})
+    assert 0.3 <= raw.recall < 0.9
+    data = small_data("euclidean")
+    store.set_search_params({"nprobes": 4, "refine_factor": 10})
+    refined = [store.search(q, 10) for q in data.test]
+    assert sum(len(set(a) & set(data.neighbors[i][:10])) for i, a in enumerate(refined)) / 500 >= 0.95
+
+
+def test_nprobes_takes_effect_and_batch_matches_single(store):
+    full = build_and_search(store, "ivf", "euclidean", {"num_partitions": 16}, {"nprobes": 16})
+    data = small_data("euclidean")
+    store.set_search_params({"nprobes": 1})
+    assert store.effective_config()["params"]["nprobes"] == 1  # read from the query plan
+    one_probe = [store.search(q, 10) for q in data.test]
+    assert sum(len(set(a) & set(b)) for a, b in zip(one_probe, full.answers, strict=True)) < 10 * len(data.test)
+    batch = store.search_batch(data.test, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(batch, one_probe, strict=True))
+
+
+def test_fewer_partitions_trained_than_asked_shows_as_mismatch(store):
+    """LanceDB trains fewer IVF_PQ partitions than asked on a small table; the read-back must say so."""
+    out = build_and_search(store, "pq", "euclidean", {"num_partitions": 16, "num_sub_vectors": 8}, {"nprobes": 16})
+    trained = out.effective["params"]["num_partitions"]
+    assert trained < 16
+    assert f"num_partitions: asked 16, engine reports {trained}" in out.mismatches
+
+
+def test_pq_sub_vectors_must_divide_dim(store):
+    with pytest.raises(StoreError, match="must divide the dimension 30"):
+        store.create(BuildSpec("pq", "euclidean", 30, {"num_partitions": 4, "num_sub_vectors": 8, "num_bits": 8}))
+
+
+@pytest.mark.parametrize("family", ["flat", "hnsw"])
+def test_k_larger_than_collection_returns_everything(store, family):
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    build = {"num_partitions": 1, "m": 8, "ef_construction": 50} if family == "hnsw" else {}
+    search = {"ef": 300, "nprobes": 1, "refine_factor": 5} if family == "hnsw" else {}  # ef >= k × refine
+    out = build_and_search(store, family, "euclidean", build, search, k=50, data=data)
+    assert_answers_valid(out, 50, 30)
+    assert out.recall == 1.0
+
+
+def test_drop_and_close_leave_nothing(tmp_path):
+    store = open_store("lancedb", tmp_path)
+    build_and_search(store, "ivf", "euclidean", {"num_partitions": 8}, {"nprobes": 2})
+    store.drop()
+    store.close()
+    store.close()  # idempotent
+    assert files_left(tmp_path) == []
