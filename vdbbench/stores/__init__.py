@@ -10,6 +10,8 @@ from vdbbench.stores.base import FAMILIES, METRICS, BuildSpec, FamilySpec, Param
 ADAPTERS: dict[str, str] = {
     "exact": "vdbbench.stores.exact:ExactStore",
     "hnswlib": "vdbbench.stores.hnswlib:HnswlibStore",
+    "pgvector": "vdbbench.stores.pgvector:PgvectorStore",
+    "redis": "vdbbench.stores.redis:RedisStore",
     "lancedb": "vdbbench.stores.lancedb:LanceDBStore",
     "chroma": "vdbbench.stores.chroma:ChromaStore",
     "milvus": "vdbbench.stores.milvus:MilvusStore",

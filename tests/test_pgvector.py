@@ -1,0 +1,148 @@
+"""Contract tests for pgvector on the embedded PostgreSQL 16 + pgvector 0.6 (pgserver build)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from storekit import (
+    assert_answers_valid,
+    build_and_search,
+    check_baseline,
+    files_left,
+    open_store,
+    small_data,
+)
+
+from vdbbench.runner import config_mismatches
+from vdbbench.stores.pgvector import binary_copy_rows
+
+METRICS = ["euclidean", "angular", "ip"]
+BUILDS = {
+    # family: (build params, search params) — generous search settings, so the floors hold
+    "flat": ({}, {}),
+    "hnsw": ({"m": 16, "ef_construction": 64}, {"ef_search": 200}),
+    "ivf": ({"lists": 20}, {"probes": 20}),  # every list probed: exhaustive over the lists
+}
+FLOORS = {"flat": 1.0, "hnsw": 0.95, "ivf": 0.99}
+
+
+def _workdir() -> Path:
+    """Outside pytest's basetemp: run as root, PostgreSQL runs as user "pgserver", which needs search
+    permission on the workdir's parents, and each new pytest session on the machine strips group/other
+    bits from /tmp/pytest-of-<user>."""
+    return Path(tempfile.mkdtemp(prefix="vdbbench-test-"))
+
+
+@pytest.fixture(scope="module")
+def store():
+    workdir = _workdir()
+    s = open_store("pgvector", workdir)
+    yield s
+    s.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("family", list(BUILDS))
+def test_family_metric_reaches_floor(store, family, metric):
+    build, search = BUILDS[family]
+    out = build_and_search(store, family, metric, build, search)
+    assert out.recall >= FLOORS[family], f"{family}/{metric}: recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["family"] == family
+    assert out.effective["metric"] == metric
+    assert out.effective["params"] == build | search
+    if family != "flat":
+        assert out.effective["engine"]["plan"]["index_used"] == "vdbbench_items_embedding_idx"
+        assert out.resources["index_bytes"] > 0
+    assert out.resources["table_bytes"] > 0 and out.resources["memory_bytes"] > 0
+    check_baseline("pgvector", family, metric, out.recall)
+    store.drop()
+
+
+def test_recall_rises_with_probes_and_search_batch_matches_search(store):
+    data = small_data("euclidean")
+    narrow = build_and_search(store, "ivf", "euclidean", {"lists": 20}, {"probes": 1})
+    store.set_search_params({"probes": 20})
+    assert store.effective_config()["params"]["probes"] == 20  # read back with SHOW ivfflat.probes
+    wide = [store.search(q, 10) for q in data.test]
+    batch = store.search_batch(data.test, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(wide, batch, strict=True))
+    from vdbbench.metrics import recall_at_k
+
+    assert narrow.recall < recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall
+    store.drop()
+
+
+def test_k_larger_than_collection_and_than_ef_search(store):
+    """flat returns every row; pgvector's HNSW scan returns at most hnsw.ef_search rows (its documented limit)."""
+    data = small_data("euclidean")
+    build_and_search(store, "flat", "euclidean")
+    assert len(store.search(data.test[0], 5000)) == 2000
+    build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+    answer = store.search(data.test[0], 100)
+    assert len(answer) == 40 and len(set(answer.tolist())) == 40
+    store.drop()
+
+
+def test_sequential_scan_where_an_index_was_asked_is_reported_as_flat(store):
+    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+    store._conn.execute("SET enable_indexscan = off")  # make the planner refuse the index
+    store._conn.execute("SET enable_seqscan = on")
+    try:
+        effective = store.effective_config()
+        assert effective["family"] == "flat"
+        assert "Seq Scan" in effective["engine"]["plan"]["nodes"]
+        assert config_mismatches("hnsw", {"m": 8}, effective) == ["family: asked hnsw, engine serves flat"]
+    finally:
+        store._conn.execute("RESET enable_indexscan")
+        store._conn.execute("SET enable_seqscan = off")
+    store.drop()
+
+
+def test_binary_copy_rows_layout():
+    buf = binary_copy_rows(np.array([7], dtype=np.int64), np.array([[1.0, -2.0]], dtype=np.float32))
+    assert buf[:11] == b"PGCOPY\n\xff\r\n\x00"
+    row = buf[19:-2]
+    assert row[:2] == b"\x00\x02" and row[2:6] == (8).to_bytes(4, "big") and row[6:14] == (7).to_bytes(8, "big")
+    assert row[14:18] == (12).to_bytes(4, "big") and row[18:20] == (2).to_bytes(2, "big")
+    assert np.frombuffer(row[22:], dtype=">f4").tolist() == [1.0, -2.0]
+    assert buf[-2:] == b"\xff\xff"
+
+
+def test_nothing_left_running_or_on_disk_after_close():
+    workdir = _workdir()
+    try:
+        s = open_store("pgvector", workdir)
+        out = build_and_search(s, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 100})
+        assert out.recall > 0.9
+        assert out.resources["data_bytes"] > 0
+        pids = [p.pid for p in s.server.processes()]
+        assert len(pids) > 1  # postmaster and its workers
+        assert "PostgreSQL 16" in s.engine_version() and "pgvector 0.6" in s.engine_version()
+        s.drop()
+        s.close()
+        s.close()
+        assert [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"] == []
+        assert files_left(workdir) == []
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not os.environ.get("VDBBENCH_PG_DSN"), reason="set VDBBENCH_PG_DSN to test a running PostgreSQL")
+def test_server_mode_with_dsn(tmp_path):
+    s = open_store("pgvector", tmp_path)
+    try:
+        assert s.server is None
+        out = build_and_search(s, "hnsw", "euclidean", {"m": 16, "ef_construction": 64}, {"ef_search": 200})
+        assert out.recall >= 0.95 and out.mismatches == []
+        s.drop()
+    finally:
+        s.close()

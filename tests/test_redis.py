@@ -1,0 +1,120 @@
+"""Contract tests for Redis 7.4 + RediSearch 2.10 (redis-stack wheel unpacked by scripts/setup.sh)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+import pytest
+from storekit import (
+    assert_answers_valid,
+    build_and_search,
+    check_baseline,
+    files_left,
+    open_store,
+    small_data,
+)
+
+from vdbbench.metrics import recall_at_k
+from vdbbench.stores import StoreError
+from vdbbench.stores.redis import redis_home
+
+try:
+    redis_home()
+    MISSING = None
+except StoreError as e:
+    MISSING = str(e)
+needs_redis = pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
+
+METRICS = ["euclidean", "angular", "ip"]
+BUILDS = {
+    "flat": ({}, {}),
+    "hnsw": ({"M": 16, "EF_CONSTRUCTION": 200}, {"EF_RUNTIME": 200}),  # generous EF_RUNTIME so the floor holds
+}
+FLOORS = {"flat": 1.0, "hnsw": 0.95}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = open_store("redis", tmp_path_factory.mktemp("redis"))
+    yield s
+    s.close()
+
+
+@needs_redis
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("family", list(BUILDS))
+def test_family_metric_reaches_floor(store, family, metric):
+    build, search = BUILDS[family]
+    out = build_and_search(store, family, metric, build, search)
+    assert out.recall >= FLOORS[family], f"{family}/{metric}: recall {out.recall}"
+    assert_answers_valid(out, 10, 2000)
+    assert out.mismatches == []
+    assert out.effective["family"] == family
+    assert out.effective["metric"] == metric
+    assert out.effective["params"] == build | search
+    assert out.effective["engine"]["attributes"]["dim"] == 32
+    assert out.resources["index_bytes"] > 0 and out.resources["memory_bytes"] > 0
+    check_baseline("redis", family, metric, out.recall)
+    store.drop()
+
+
+@needs_redis
+def test_more_than_ten_results_and_k_larger_than_collection(store):
+    """FT.SEARCH answers 10 results unless told otherwise; the adapter asks for k (LIMIT 0 k)."""
+    out = build_and_search(store, "flat", "euclidean", k=50)
+    assert out.recall == 1.0
+    assert_answers_valid(out, 50, 2000)
+    assert len(store.search(small_data("euclidean").test[0], 5000)) == 2000  # FLAT: every document
+    store.drop()
+
+
+@needs_redis
+def test_ef_runtime_is_read_back_and_changes_recall(store):
+    data = small_data("euclidean", n=20000, dim=48, queries=100)
+    tight = build_and_search(store, "hnsw", "euclidean", {"M": 4, "EF_CONSTRUCTION": 10}, {"EF_RUNTIME": 10}, data=data)
+    assert tight.effective["params"]["EF_RUNTIME"] == 10
+    store.set_search_params({"EF_RUNTIME": 400})
+    assert store.effective_config()["params"]["EF_RUNTIME"] == 400  # parsed by RediSearch (FT.EXPLAIN)
+    wide = store.search_batch(data.test, 10)
+    assert [len(a) for a in wide] == [10] * 100
+    assert np.array_equal(wide[0], store.search(data.test[0], 10))
+    assert recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall > tight.recall
+    store.set_search_params({})
+    assert store.effective_config()["params"]["EF_RUNTIME"] == 10  # RediSearch's default, named explicitly
+    store.drop()
+
+
+@needs_redis
+def test_nothing_left_running_or_on_disk_after_close(tmp_path):
+    s = open_store("redis", tmp_path)
+    build_and_search(s, "flat", "angular")
+    pid = s.server.pid
+    assert s.engine_version().startswith("Redis 7.4") and "RediSearch 2.10" in s.engine_version()
+    s.drop()
+    assert s._client.dbsize() == 0  # drop removed the index and its hashes
+    s.close()
+    s.close()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert files_left(tmp_path) == []
+
+
+def test_missing_binaries_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_REDIS_HOME", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("VDBBENCH_REDIS_URL", raising=False)
+    with pytest.raises(StoreError, match=r"bash scripts/setup\.sh"):
+        open_store("redis", tmp_path)
+    assert files_left(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.environ.get("VDBBENCH_REDIS_URL"), reason="set VDBBENCH_REDIS_URL to test a running Redis")
+def test_server_mode_with_url(tmp_path):
+    s = open_store("redis", tmp_path)
+    try:
+        assert s.server is None
+        out = build_and_search(s, "hnsw", "euclidean", {"M": 16, "EF_CONSTRUCTION": 200}, {"EF_RUNTIME": 200})
+        assert out.recall >= 0.95 and out.mismatches == []
+        s.drop()
+    finally:
+        s.close()

@@ -1,0 +1,402 @@
+"""PostgreSQL + pgvector: flat (sequential scan), HNSW and IVFFlat indexes, queried over SQL.
+
+Embedded mode (default) runs the PostgreSQL 16 + pgvector build that the PyPI package
+``pgserver`` bundles, as a ``LocalServer`` of our own: TCP on 127.0.0.1 and a free port,
+unix sockets off, a random scram password, data under the store's workdir. (pgserver's
+own ``get_server()`` is not used: it serves one cached handle per data directory, so a
+killed server would be handed back again, and it stops the server only when its last
+handle in any process is released.) Server mode connects to a running PostgreSQL with
+the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``, password from the usual
+libpq env ``PGPASSWORD``.
+
+Index families are queried with ``SET enable_seqscan = off`` in the search session, so on
+small tables the planner uses the index that was asked for instead of a cheaper-looking
+sequential scan; EXPLAIN confirms which plan runs and the effective config reports
+``flat`` whenever it is a sequential scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdbbench.servers import as_user
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
+METRIC_OF_OPERATOR = {op: metric for metric, (_, op) in OPS.items()}
+ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
+FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
+# settings of the embedded server; pgvector's docs advise a maintenance_work_mem large enough for the HNSW graph
+DEFAULT_SETTINGS = {"maintenance_work_mem": "1GB"}
+SHOWN_SETTINGS = (
+    "hnsw.ef_search", "ivfflat.probes", "enable_seqscan", "maintenance_work_mem", "max_parallel_maintenance_workers",
+    "shared_buffers", "work_mem", "jit",
+)  # fmt: skip
+PG_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root; the same user pgserver itself creates
+
+
+class PgvectorStore(Store):
+    name = "pgvector"
+    description = "PostgreSQL 16 + pgvector 0.6 (pgserver build, or your server via VDBBENCH_PG_DSN), over SQL."
+    kind = "server"
+    families = {
+        "flat": FamilySpec(
+            "flat", "no index (sequential scan)", exact=True, note="ORDER BY distance LIMIT k over the whole table"
+        ),
+        "hnsw": FamilySpec(
+            "hnsw",
+            "pgvector hnsw",
+            build=(
+                Param("m", int, 16, "graph degree", minimum=2),
+                Param("ef_construction", int, 64, "candidate list size while building", minimum=4),
+            ),
+            search=(Param("ef_search", int, 40, "hnsw.ef_search; pgvector returns at most this many rows", minimum=1),),
+            max_dim=2000,
+        ),
+        "ivf": FamilySpec(
+            "ivf",
+            "pgvector ivfflat",
+            build=(Param("lists", int, 100, "number of k-means lists", minimum=1),),
+            search=(Param("probes", int, 1, "ivfflat.probes: lists scanned per query", minimum=1),),
+            note="lists are trained on the rows present when the index is built (after all inserts)",
+            max_dim=2000,
+        ),
+    }
+    supports_batch_search = True  # pipelined: one round trip for many queries, each still its own SELECT
+    table = "vdbbench_items"
+
+    def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.table = str(self.options.get("table", PgvectorStore.table))
+        self.index_name = f"{self.table}_embedding_idx"
+        self.dsn = self.options.get("dsn") or os.environ.get("VDBBENCH_PG_DSN")
+        self.server = None
+        self._conn = None
+        self._password: str | None = None
+        self._count = 0
+        self._probe_vector: np.ndarray | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        if not self.dsn:
+            self._start_embedded()
+        self._connect()
+
+    def _start_embedded(self) -> None:
+        import pgserver
+
+        from vdbbench.servers import LocalServer
+
+        bin_dir = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        data_dir = self.workdir / "pgdata"
+        user = self._runas_user()
+        self._password = secrets.token_urlsafe(24)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        self._initdb(bin_dir, data_dir, user)
+        settings = DEFAULT_SETTINGS | {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
+
+        def command(port: int) -> list[str]:
+            argv = [bin_dir / "postgres", "-D", data_dir, "-p", port,
+                    "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]  # fmt: skip
+            for key, value in settings.items():
+                argv += ["-c", f"{key}={value}"]
+            return argv
+
+        self.server = LocalServer(
+            "postgres", command, data_dir, lambda s: self._probe(s.port), log_path=self.workdir / "postgres.log",
+            user=user, stop_signal=signal.SIGINT,  # SIGINT: PostgreSQL's "fast" shutdown
+        )  # fmt: skip
+        self.server.start()
+
+    @staticmethod
+    def _runas_user() -> str | None:
+        if os.geteuid() != 0:
+            return None
+        from pgserver.utils import ensure_user_exists
+
+        ensure_user_exists(PG_USER_WHEN_ROOT)
+        return PG_USER_WHEN_ROOT
+
+    def _initdb(self, bin_dir: Path, data_dir: Path, user: str | None) -> None:
+        import subprocess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700)
+        pwfile = self.workdir / ".pg-initdb-password"
+        pwfile.touch(mode=0o600)
+        pwfile.write_text(self._password + "\n")
+        try:
+            if user:
+                entry = pwd.getpwnam(user)
+                for path in (data_dir, pwfile):
+                    os.chown(path, entry.pw_uid, entry.pw_gid)
+                grant_traverse(data_dir)  # the server user must reach its data and binaries
+                grant_traverse(bin_dir)
+            done = subprocess.run(
+                [bin_dir / "initdb", "-D", data_dir, "-U", "postgres", f"--pwfile={pwfile}", "--auth=scram-sha-256",
+                 "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
+                capture_output=True, text=True, **as_user(user),
+            )  # fmt: skip
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise StoreError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+
+    def _probe(self, port: int) -> bool:
+        import psycopg
+
+        with psycopg.connect(**self._embedded_conninfo(port), connect_timeout=2):
+            return True
+
+    def _embedded_conninfo(self, port: int) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": port, "user": "postgres", "password": self._password, "dbname": "postgres"}
+
+    def _connect(self) -> None:
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        if self._conn is not None:
+            self._conn.close()
+        try:
+            if self.server is not None:
+                self._conn = psycopg.connect(**self._embedded_conninfo(self.server.port), autocommit=True)
+            else:
+                self._conn = psycopg.connect(self.dsn, autocommit=True)  # libpq reads PGPASSWORD itself
+        except psycopg.OperationalError as e:
+            where = "the embedded server" if self.server is not None else "VDBBENCH_PG_DSN / option dsn"
+            raise StoreError(f"cannot connect to PostgreSQL ({where}): {e}") from None
+        self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(self._conn)
+
+    def _ensure_connected(self) -> None:
+        """Restart an embedded server that died (e.g. killed) and reconnect a broken connection."""
+        if self.server is not None and self.server.ensure_running():
+            self._connect()
+        elif self._conn is None or self._conn.closed or self._conn.broken:
+            self._connect()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001, S110 - the server may already be gone
+                pass
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if not self.dsn:  # everything the embedded server wrote lives here
+            shutil.rmtree(self.workdir / "pgdata", ignore_errors=True)
+            (self.workdir / "postgres.log").unlink(missing_ok=True)
+
+    # -- build ---------------------------------------------------------------------
+    def create(self, spec: BuildSpec) -> None:
+        from psycopg import sql
+
+        self._ensure_connected()
+        self.spec = spec
+        self._count = 0
+        self._probe_vector = None
+        table = sql.Identifier(self.table)
+        self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        self._conn.execute(
+            sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL)").format(
+                table, sql.Literal(int(spec.dim))
+            )
+        )
+        # index families: keep the planner on the index even where a sequential scan looks cheaper
+        self._conn.execute("SET enable_seqscan = " + ("on" if spec.family == "flat" else "off"))
+        operator = OPS[spec.metric][1]
+        self._search_sql = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %s LIMIT %s").format(
+            table, sql.SQL(operator)
+        )
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        from psycopg import sql
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self._probe_vector is None and len(vectors):
+            self._probe_vector = vectors[0].copy()
+        with self._conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY {} (id, embedding) FROM STDIN WITH (FORMAT BINARY)").format(
+                sql.Identifier(self.table)
+            )
+            with cur.copy(copy_sql) as copy:
+                copy.write(binary_copy_rows(np.asarray(ids, dtype=np.int64), vectors))
+        self._count += len(ids)
+
+    def finish(self) -> None:
+        from psycopg import sql
+
+        spec = self.spec
+        if spec.family in ACCESS_METHOD:
+            opclass = OPS[spec.metric][0]
+            options = ", ".join(f"{name} = {int(spec.params[name])}" for name in self._build_param_names())
+            # CREATE INDEX is synchronous: the index is complete and searchable once it returns.
+            self._conn.execute(
+                sql.SQL("CREATE INDEX {} ON {} USING {} (embedding {}) WITH ({})").format(
+                    sql.Identifier(self.index_name), sql.Identifier(self.table), sql.SQL(ACCESS_METHOD[spec.family]),
+                    sql.SQL(opclass), sql.SQL(options),
+                )
+            )  # fmt: skip
+        self._conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+
+    def _build_param_names(self) -> list[str]:
+        return [p.name for p in self.families[self.spec.family].build]
+
+    # -- search --------------------------------------------------------------------
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        super().set_search_params(params)
+        if "ef_search" in params:
+            self._conn.execute(f"SET hnsw.ef_search = {int(params['ef_search'])}")
+        if "probes" in params:
+            self._conn.execute(f"SET ivfflat.probes = {int(params['probes'])}")
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        rows = self._conn.execute(self._search_sql, (np.asarray(query, dtype=np.float32), k), prepare=True,
+                                  binary=True).fetchall()  # fmt: skip
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        cursors = []
+        with self._conn.pipeline():
+            for q in queries:
+                cur = self._conn.cursor(binary=True)
+                cur.execute(self._search_sql, (np.asarray(q, dtype=np.float32), k), prepare=True)
+                cursors.append(cur)
+        out = []
+        for cur in cursors:
+            rows = cur.fetchall()
+            out.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            cur.close()
+        return out
+
+    # -- introspection ---------------------------------------------------------------
+    def effective_config(self) -> dict[str, Any]:
+        """Index definition from pg_class/pg_indexes, settings from SHOW, served plan from EXPLAIN."""
+        conn = self._conn
+        index = conn.execute(
+            "SELECT am.amname, c.reloptions, pg_get_indexdef(c.oid) FROM pg_class c JOIN pg_am am ON am.oid = c.relam"
+            " WHERE c.relname = %s AND c.relkind = 'i'",
+            (self.index_name,),
+        ).fetchone()
+        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in SHOWN_SETTINGS}
+        plan = self._explain()
+        engine: dict[str, Any] = {"table": self.table, "settings": settings, "plan": plan}
+        params: dict[str, Any] = {}
+        family = "flat"
+        if index is not None:
+            amname, reloptions, indexdef = index
+            engine["index"] = {"access_method": amname, "reloptions": reloptions, "definition": indexdef}
+            options = dict(opt.split("=", 1) for opt in reloptions or [])
+            fam_name = FAMILY_OF_ACCESS_METHOD.get(amname)
+            if fam_name:
+                for p in self.families[fam_name].build:  # absent from reloptions = the engine default
+                    params[p.name] = int(options.get(p.name, p.default))
+                if fam_name == "hnsw":
+                    params["ef_search"] = int(settings["hnsw.ef_search"])
+                else:
+                    params["probes"] = int(settings["ivfflat.probes"])
+            if plan["index_used"] == self.index_name and fam_name:
+                family = fam_name  # the planner really walks the index; otherwise it is a sequential scan
+        if self.spec is not None and self.spec.family != "flat":
+            engine["planner_note"] = "enable_seqscan=off in the search session so the planner keeps to the index"
+        metric = METRIC_OF_OPERATOR.get(plan["operator"]) if plan["operator"] else None
+        return {"family": family, "metric": metric, "params": params, "engine": engine}
+
+    def _explain(self) -> dict[str, Any]:
+        """Which plan serves a search: node types, the index it scans (if any) and the distance operator."""
+        if self._probe_vector is None:
+            return {"nodes": [], "index_used": None, "operator": None}
+        from psycopg import sql
+
+        row = self._conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(self._search_sql),
+                                 (self._probe_vector, 10)).fetchone()  # fmt: skip
+        tree = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+        nodes, index_used, order_keys = [], None, []
+
+        def walk(node: dict[str, Any]) -> None:
+            nonlocal index_used
+            nodes.append(node["Node Type"])
+            if node.get("Index Name"):
+                index_used = node["Index Name"]
+            order_keys.extend([node["Order By"]] if node.get("Order By") else node.get("Sort Key", []))
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(tree[0]["Plan"])
+        operator = next((op for key in order_keys for op in METRIC_OF_OPERATOR if op in key), None)
+        return {"nodes": nodes, "index_used": index_used, "operator": operator}
+
+    def resources(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            table_bytes, index_bytes = self._conn.execute(
+                "SELECT pg_table_size(%s::regclass), COALESCE(pg_relation_size(to_regclass(%s)), 0)",
+                (self.table, self.index_name),
+            ).fetchone()
+            out |= {"table_bytes": int(table_bytes), "index_bytes": int(index_bytes)}
+        except Exception:  # noqa: BLE001 - sizes are best effort
+            pass
+        if self.server is not None and self.server.is_running():
+            out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
+        return out
+
+    def engine_version(self) -> str | None:
+        try:
+            server = self._conn.execute("SHOW server_version").fetchone()[0]
+            ext = self._conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        except Exception:  # noqa: BLE001
+            return None
+        return f"PostgreSQL {server} + pgvector {ext}"
+
+    def drop(self) -> None:
+        from psycopg import sql
+
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
+        self._count = 0
+
+
+def grant_traverse(path: Path) -> None:
+    """Add search permission for others (o+x, not read) on every parent of ``path`` that lacks it.
+
+    Needed only when the harness runs as root: PostgreSQL then runs as another user, which
+    must be able to walk down to its data directory (e.g. under /root, which is 0700).
+    """
+    for parent in Path(path).resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def binary_copy_rows(ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """One COPY ... (FORMAT BINARY) stream of (bigint id, vector) rows, built with numpy in one go.
+
+    Layout (PostgreSQL COPY binary format): signature, flags, header extension length; per row
+    a field count, then each field's byte length and value in network byte order; the
+    pgvector value is int16 dim, int16 unused, dim float4. A trailer of -1 ends the stream.
+    """
+    n, dim = vectors.shape
+    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
+                    ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))])  # fmt: skip
+    rows = np.empty(n, dtype=row)
+    rows["fields"] = 2
+    rows["id_len"] = 8
+    rows["id"] = ids
+    rows["vec_len"] = 4 + 4 * dim
+    rows["dim"] = dim
+    rows["unused"] = 0
+    rows["values"] = vectors
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    return header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True)

