@@ -147,3 +147,41 @@ def test_batch_queries_are_reported_separately(tmp_path):
     [record] = load_results(tmp_path / "out")
     assert record["batch"]["batch_size"] == 16 and record["batch"]["recall"] == 1.0
     assert record["batch"]["qps"] > 0 and len(record["batch"]["qps_runs"]) == 2
+
+
+def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
+    hnsw = {**HNSW, "build": {"M": 16, "ef_construction": 64}, "search": {"ef": [10, 100]}}
+    load_cfg = {"clients": [1, 2], "duration_s": 0.5, "min_recall": 0.99}
+    Sweep(config([hnsw], concurrency=load_cfg), tmp_path / "out").run()
+    records = load_results(tmp_path / "out")
+    [load] = [r for r in records if r.get("kind") == "concurrency"]
+    assert load["status"] == "ok" and load["search"] == {"ef": 100}  # ef=10 misses recall 0.99
+    assert load["chosen_by"] == "fastest setting with recall >= 0.99"
+    levels = load["concurrency"]["levels"]
+    assert [lv["clients"] for lv in levels] == [1, 2]
+    for lv in levels:
+        assert lv["queries"] > 0 and lv["qps"] > 0 and lv["p50_ms"] <= lv["p99_ms"]
+        assert lv["client_bound"] is None  # the search runs inside the client for in-process stores
+    point = next(r for r in records if r.get("kind") != "concurrency")
+    res = point["resources"]
+    assert res["rss_peak_build_bytes"] > 10_000_000 and res["rss_peak_query_bytes"] > 10_000_000
+    assert res["rss_scope"] == "store process"
+    assert point["client"]["harness_floor_us"] > 0 and 0 < point["client"]["cpu_share"] <= 1.5
+    # resume: neither the points nor the load measurement run again
+    counts = Sweep(config([hnsw], concurrency=load_cfg), tmp_path / "out").run()
+    assert counts["ok"] == 0 and counts["resumed"] == 2
+
+
+def test_store_without_shared_readers_says_so(tmp_path, failing_store):
+    store = {"store": "failing", "index": "flat", "options": {}}
+    Sweep(config([store], concurrency={"clients": [1, 2], "duration_s": 0.5}), tmp_path / "out").run()
+    [load] = [r for r in load_results(tmp_path / "out") if r.get("kind") == "concurrency"]
+    assert load["status"] == "skipped" and "cannot be searched from several processes" in load["error"]
+
+
+def test_client_bound_only_judged_for_servers():
+    from vdbbench.load import client_bound
+
+    assert client_bound("server", 0.97) is True
+    assert client_bound("server", 0.4) is False
+    assert client_bound("embedded", 0.99) is None

@@ -82,6 +82,19 @@ class Limits(_Strict):
     search_s: float | None = Field(None, gt=0, description="seconds one search point may take")
 
 
+class ConcurrencyConfig(_Strict):
+    clients: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
+    duration_s: float = Field(10.0, gt=0, description="seconds each client count runs")
+    min_recall: float = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
+
+    @field_validator("clients")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError("client counts must be >= 1")
+        return sorted(set(v))
+
+
 class StoreConfig(_Strict):
     store: str
     index: str
@@ -102,6 +115,7 @@ class SweepConfig(_Strict):
     insert_batch: int = Field(1000, ge=1)
     batch_size: int = Field(100, ge=0, description="queries per batch call where a store has one; 0 = off")
     limits: Limits = Field(default_factory=Limits)
+    concurrency: ConcurrencyConfig | None = None
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)
 

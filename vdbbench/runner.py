@@ -7,6 +7,7 @@ as failed and the sweep moves on; a re-run into the same directory skips measure
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, SweepConfig
 from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hdf5, subsample, synthetic
+from vdbbench.load import client_bound, measure_concurrency
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
-from vdbbench.results import ResultsFile, point_key
+from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
+from vdbbench.results import ResultsFile, latest_per_point, point_key
 from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
 from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed, WorkerTimeout, describe, timed_passes
 
@@ -149,9 +152,11 @@ class Sweep:
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
 
     # -- records -------------------------------------------------------------------
-    def _record(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, **fields: Any) -> None:
+    def _record(
+        self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, **fields: Any
+    ) -> None:
         record = {
-            "key": self._key(ds, s, build, search),
+            "key": key_override or self._key(ds, s, build, search),
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": ds.name,
             "store": s.store,
@@ -194,6 +199,7 @@ class Sweep:
     def run(self) -> dict[str, int]:
         datasets = self.prepare_datasets()  # everything is checked before any engine starts
         done = self.results.measured_keys()
+        self.previous = {r["key"]: r for r in latest_per_point(self.results.records())}
         for ds in datasets.values():
             for s in self.cfg.stores:
                 self._run_store(ds, s, done)
@@ -202,51 +208,49 @@ class Sweep:
     def _run_store(self, ds: Dataset, s: StoreConfig, done: set[str]) -> None:
         builds, searches = self.cfg.build_grid(s), self.cfg.search_grid(s)
         todo = {i: [sp for sp in searches if self._key(ds, s, b, sp) not in done] for i, b in enumerate(builds)}
+        if self.cfg.concurrency:
+            for i, b in enumerate(builds):
+                if self._load_key(ds, s, b) not in done:
+                    todo[i].append(None)  # the load measurement is still to do for this build
         pending = [b for i, b in enumerate(builds) if todo[i]]
-        self.counts["resumed"] += len(builds) * len(searches) - sum(len(v) for v in todo.values())
+        self.counts["resumed"] += len(builds) * len(searches) - sum(
+            len([sp for sp in v if sp is not None]) for v in todo.values()
+        )
         if not pending:
             return
         workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
         workdir.mkdir(parents=True, exist_ok=True)
         self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(pending)} build(s)")
-        worker: StoreWorker | None = None
+        engine: Engine | None = None
         try:
             for build in pending:
-                if worker is None:  # first build, or the last one failed: start the engine afresh
+                if engine is None:  # first build, or the last one failed: start the engine afresh
                     try:
-                        worker = self._start_worker(s, workdir, ds)
+                        engine = Engine.start(s, workdir, ds, self.cfg)
                     except Exception as e:  # noqa: BLE001 - any engine failure is recorded, not fatal
                         self._fail_points(ds, s, build, searches, done, f"open failed: {_describe(e)}")
                         continue
-                if not self._run_build(worker, ds, s, build, searches, done):
-                    worker.close()
-                    worker = None
+                if not self._run_build(engine, ds, s, build, searches, done):
+                    engine.close()
+                    engine = None
         finally:
-            if worker is not None:
-                worker.close()
+            if engine is not None:
+                engine.close()
 
-    def _start_worker(self, s: StoreConfig, workdir: Path, ds: Dataset) -> StoreWorker:
-        worker = StoreWorker(ADAPTERS[s.store], workdir, s.options)
-        try:
-            worker.call("open", timeout=self.cfg.limits.build_s)
-            worker.call("set_queries", ds.test)
-        except BaseException:
-            worker.close()
-            raise
-        return worker
-
-    def _run_build(self, worker: StoreWorker, ds: Dataset, s: StoreConfig, build, searches, done) -> bool:
+    def _run_build(self, engine: Engine, ds: Dataset, s: StoreConfig, build, searches, done) -> bool:
         """Build once and measure every pending search point; False when anything failed."""
+        worker = engine.worker
         spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=ds.train.shape[0])
         build_fields: dict[str, Any] = {}
         try:
-            insert_s, index_s = self._build(worker, ds, spec, s)
+            with engine.sampler.phase("build"):
+                insert_s, index_s = self._build(worker, ds, spec, s)
             build_fields = {
                 "insert_s": insert_s,
                 "index_s": index_s,
                 "build_s": insert_s + index_s,
                 "effective": worker.call("effective_config", timeout=60),
-                "resources": worker.call("resources", timeout=60),
+                "resources": {**worker.call("resources", timeout=60), **engine.build_resources()},
                 "engine_version": worker.call("engine_version", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
@@ -254,25 +258,34 @@ class Sweep:
             self._fail_points(ds, s, build, searches, done, f"build failed: {_describe(e)}", timed_out=timed_out)
             return False
         healthy = True
+        measured: list[tuple[dict, dict]] = []
         for sp in searches:
             if self._key(ds, s, build, sp) in done:
+                previous = self.previous.get(self._key(ds, s, build, sp))
+                if previous:
+                    measured.append((sp, previous))
                 continue
             if not worker.alive:
                 self._record(ds, s, build, sp, status="failed", **build_fields,
                              error="not measured: the store's process was stopped at an earlier point")
                 continue
             try:
-                fields = self._measure_point(worker, ds, s, build, sp)
+                with engine.sampler.phase("query"):
+                    fields = self._measure_point(engine, ds, s, build, sp)
+                fields["resources"] = {**build_fields["resources"], **engine.query_resources()}
             except Exception as e:  # noqa: BLE001
                 healthy = False
                 self._record(ds, s, build, sp, status="failed", error=f"search failed: {_describe(e)}",
                              timed_out=isinstance(e, WorkerTimeout), **build_fields)
                 continue
             self._record(ds, s, build, sp, status="ok", error=None, **{**build_fields, **fields})
+            measured.append((sp, fields))
             self.console.print(
                 f"  {_params(build)} {_params(sp)} recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
                 + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
             )
+        if self.cfg.concurrency and worker.alive and self._load_key(ds, s, build) not in done:
+            healthy &= self._run_load(engine, ds, s, build, measured, build_fields)
         if worker.alive:
             try:
                 worker.call("drop", timeout=120)
@@ -281,15 +294,65 @@ class Sweep:
                 healthy = False
         return healthy and worker.alive
 
-    def _measure_point(self, worker: StoreWorker, ds: Dataset, s: StoreConfig, build, sp) -> dict[str, Any]:
+    def _load_key(self, ds: Dataset, s: StoreConfig, build: dict) -> str:
+        return self._key(ds, s, build, {"concurrency": self.cfg.concurrency.clients})
+
+    def _run_load(self, engine: Engine, ds: Dataset, s: StoreConfig, build, measured, build_fields) -> bool:
+        """Concurrent clients at the fastest search setting reaching ``min_recall`` (else the most accurate)."""
+        cc = self.cfg.concurrency
+        ok = [(sp, f) for sp, f in measured if f.get("recall") is not None]
+        if not ok:
+            return True
+        reaching = [m for m in ok if m[1]["recall"] >= cc.min_recall]
+        sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
+        rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
+        key = self._load_key(ds, s, build)
+        base = {"kind": "concurrency", "build": build, "search": sp, "chosen_by": rule,
+                "chosen_recall": chosen["recall"], "chosen_qps": chosen["qps"]}
+        try:
+            handle = engine.worker.call("client_handle", timeout=600)
+            if handle is None:
+                self._record_load(ds, s, key, base, status="skipped", error=(
+                    f"{s.store} cannot be searched from several processes at once (the library allows no "
+                    "concurrent readers), so only single-client figures exist"), **build_fields)
+                return True
+            levels = measure_concurrency(
+                ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
+                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind,
+            )
+        except Exception as e:  # noqa: BLE001
+            self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
+            return False
+        self._record_load(ds, s, key, base, status="ok", error=None, concurrency={
+            "levels": levels, "duration_s": cc.duration_s, "note": handle.get("note"),
+            "host_cpus": os.cpu_count()}, **build_fields)
+        for lv in levels:
+            bound = " (client-bound)" if lv["client_bound"] else ""
+            self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
+        return True
+
+    def _record_load(self, ds, s, key, base, **fields) -> None:
+        extra = {k: v for k, v in base.items() if k not in ("build", "search")}
+        self._record(ds, s, base["build"], base["search"], key_override=key, **extra, **fields)
+
+    def _measure_point(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp) -> dict[str, Any]:
         """Single-query passes (and batch passes where the store has them) for one search setting."""
+        worker = engine.worker
         deadline = Deadline(self.cfg.limits.search_s)
         worker.call("set_search_params", sp, timeout=deadline.left())
-        passes = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left())
+        passes, cpu_s = worker.call(
+            "timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left()
+        )
         point = score_passes(passes, ds, self.cfg.k)
+        cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
         fields: dict[str, Any] = {
             "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
             **point.recall_detail,
+            "client": {
+                "cpu_share": round(cpu_share, 3),
+                "bound": client_bound(get_store_class(s.store).kind, cpu_share),
+                "harness_floor_us": engine.floor_us,
+            },
         }  # fmt: skip
         if self.cfg.batch_size and get_store_class(s.store).supports_batch_search:
             walls, answers = worker.call(
@@ -322,9 +385,53 @@ class Sweep:
                 ids = np.arange(start, min(start + batch, n), dtype=np.int64)
                 insert_s += worker.call("timed_insert", ids, ds.train[start : start + batch], timeout=deadline.left())
                 progress.update(task, advance=len(ids))
-        self.console.print(f"  indexing {s.display_name} {_params(spec.params)} …", end="\r")
         index_s = worker.call("timed_finish", timeout=deadline.left())
         return insert_s, index_s
+
+
+class Engine:
+    """One running store process, with its memory sampler and the harness's measured floor cost."""
+
+    def __init__(self, worker: StoreWorker, workdir: Path, floor_us: float) -> None:
+        self.worker = worker
+        self.workdir = workdir
+        self.floor_us = floor_us
+        self.sampler = PeakSampler(self._measured_pids)
+
+    @classmethod
+    def start(cls, s: StoreConfig, workdir: Path, ds: Dataset, cfg: SweepConfig) -> Engine:
+        worker = StoreWorker(ADAPTERS[s.store], workdir, s.options)
+        try:
+            worker.call("open", timeout=cfg.limits.build_s)
+            worker.call("set_queries", ds.test)
+            floor = min(worker.call("timed_noop_passes", cfg.k, 3, timeout=600)) * 1e6
+        except BaseException:
+            worker.close()
+            raise
+        return cls(worker, workdir, round(floor, 3))
+
+    def _measured_pids(self) -> list[int]:
+        """Servers the adapter started when there are any (their memory is the store's), else its own process."""
+        return sorted(self.worker.owned_pids) or [self.worker.process.pid]
+
+    def _scope(self) -> str:
+        return "server processes" if self.worker.owned_pids else "store process"
+
+    def build_resources(self) -> dict[str, Any]:
+        return {
+            "rss_peak_build_bytes": self.sampler.peaks.pop("build", None),
+            "rss_after_build_bytes": tree_rss(self._measured_pids()),
+            "workdir_bytes": dir_bytes(self.workdir),
+            "rss_scope": self._scope(),
+            "rss_sample_interval_s": self.sampler.interval,
+        }
+
+    def query_resources(self) -> dict[str, Any]:
+        return {"rss_peak_query_bytes": self.sampler.peaks.pop("query", None)}
+
+    def close(self) -> None:
+        self.sampler.stop()
+        self.worker.close()
 
 
 class Deadline:

@@ -99,11 +99,37 @@ class _Host:
         self.store.finish()
         return time.perf_counter() - t0
 
-    def timed_passes(self, k: int, runs: int, warmup: int) -> list[tuple]:
-        return timed_passes(self.store, self.queries, k, runs, warmup)
+    def timed_passes(self, k: int, runs: int, warmup: int) -> tuple[list[tuple], float]:
+        """The passes, and the CPU seconds this process spent in them (a busy client limits QPS)."""
+        cpu0 = time.process_time()
+        passes = timed_passes(self.store, self.queries, k, runs, warmup)
+        return passes, time.process_time() - cpu0
 
     def timed_batch(self, k: int, runs: int, batch_size: int) -> tuple[list[float], list]:
         return timed_batch(self.store, np.asarray(self.queries), k, runs, batch_size)
+
+    def timed_closed_loop(self, k: int, start_at: float, duration_s: float) -> tuple[np.ndarray, float, float]:
+        """One closed-loop client: wait for the common start, then query back to back until the end.
+
+        Returns every query's latency, the process CPU seconds spent (to tell a busy client),
+        and the elapsed seconds until the last query finished.
+        """
+        search, queries, clock = self.store.search, self.queries, time.monotonic
+        time.sleep(max(0.0, start_at - clock()))
+        end = start_at + duration_s
+        latencies: list[float] = []
+        cpu0, i = time.process_time(), 0
+        while (t0 := clock()) < end:
+            search(queries[i % len(queries)], k)
+            latencies.append(clock() - t0)
+            i += 1
+        return np.asarray(latencies), time.process_time() - cpu0, clock() - start_at
+
+    def timed_noop_passes(self, k: int, runs: int) -> list[float]:
+        """Seconds per query of the timed loop around a search that does nothing: the harness's own floor."""
+        answer = np.arange(k, dtype=np.int64)
+        noop = type("Noop", (), {"search": staticmethod(lambda q, k: answer)})()
+        return [wall / len(self.queries) for wall, _, _ in timed_passes(noop, self.queries, k, runs, 0)]
 
     def handle(self, method: str, args: tuple) -> Any:
         target = getattr(self, method, None) if method.startswith(("timed_", "set_queries")) else None
@@ -150,6 +176,7 @@ class StoreWorker:
         self.process.start()
         child_conn.close()
         self.owned_pids: set[int] = set()
+        self._pending = "start"
         self._wait("start", start_timeout)
 
     def _wait(self, method: str, timeout: float | None) -> Any:
@@ -167,7 +194,8 @@ class StoreWorker:
             raise RemoteError(value)
         return value
 
-    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    def send(self, method: str, *args: Any) -> None:
+        """Start ``method`` in the worker without waiting; ``receive`` collects its answer."""
         if not self.alive:
             raise WorkerCrashed(f"the store's process is not running (exit code {self.process.exitcode})")
         try:
@@ -175,10 +203,19 @@ class StoreWorker:
         except (BrokenPipeError, OSError):
             self.kill()
             raise WorkerCrashed(f"the store's process died before {method}") from None
+        self._pending = method
+
+    def receive(self, timeout: float | None = None) -> Any:
+        method = self._pending
         value = self._wait(method, timeout)
-        if method in ("open", "create"):
+        if method in ("open", "create", "attach"):
             self._track_owned()
         return value
+
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``method`` in the worker and return its result; kill the worker past ``timeout`` s."""
+        self.send(method, *args)
+        return self.receive(timeout)
 
     def _track_owned(self) -> None:
         """Remember server processes the adapter started, which may not be our children (daemons)."""

@@ -168,6 +168,14 @@ class Store(ABC):
         """Sizes the engine reports (``index_bytes``, ``data_bytes``, ``memory_bytes``); {} if unknown."""
         return {}
 
+    def client_handle(self) -> dict[str, Any] | None:
+        """What a second process needs to search the index built here; None when it cannot be shared."""
+        return None
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Open, for searching only, the index another instance built (from its ``client_handle``)."""
+        raise StoreError(f"{self.name} cannot be searched from a second process")
+
     def owned_processes(self) -> list[int]:
         """PIDs of server processes this adapter started, so the harness can stop them if it hangs."""
         return []

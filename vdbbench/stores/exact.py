@@ -10,9 +10,16 @@ from vdbbench.distances import normalize
 from vdbbench.stores.base import BuildSpec, FamilySpec, Store
 
 
+def _one_blas_thread() -> None:
+    """Search like one client on one core, as hnswlib does; the store runs in its own process."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class ExactStore(Store):
     name = "exact"
-    description = "In-process brute force with numpy/BLAS (flat, exact)."
+    description = "In-process brute force with numpy/BLAS (flat, exact), one BLAS thread per client."
     kind = "in-process"
     families = {"flat": FamilySpec("flat", "numpy brute force", exact=True)}
     supports_batch_search = True
@@ -32,6 +39,7 @@ class ExactStore(Store):
         self._id_chunks.append(np.asarray(ids, dtype=np.int64))
 
     def finish(self) -> None:
+        _one_blas_thread()
         if self._chunks:
             self._data = np.ascontiguousarray(np.concatenate([self._data, *self._chunks]))
             self._ids = np.concatenate([self._ids, *self._id_chunks])
@@ -58,6 +66,18 @@ class ExactStore(Store):
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         return [self._top(row, k) for row in self._scores(np.asarray(queries))]
 
+    def client_handle(self) -> dict[str, Any]:
+        path = self.workdir / "exact-index.npz"
+        np.savez(path, data=self._data, ids=self._ids)
+        return {"path": str(path), "spec": self.spec, "note": "each client process holds its own copy"}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        self.spec = handle["spec"]
+        _one_blas_thread()
+        with np.load(handle["path"]) as f:
+            self._data, self._ids = f["data"], f["ids"]
+        self._sq_norms = (self._data.astype(np.float32) ** 2).sum(axis=1)
+
     def effective_config(self) -> dict[str, Any]:
         return {
             "family": "flat",
@@ -75,3 +95,4 @@ class ExactStore(Store):
     def drop(self) -> None:
         self._data = np.empty((0, 0), dtype=np.float32)
         self._ids = np.empty(0, dtype=np.int64)
+        (self.workdir / "exact-index.npz").unlink(missing_ok=True)

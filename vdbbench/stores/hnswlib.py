@@ -66,6 +66,22 @@ class HnswlibStore(Store):
         labels, _ = self._index.knn_query(queries, k=min(k, self._count), num_threads=1)
         return list(labels.view(np.int64))
 
+    def client_handle(self) -> dict[str, Any]:
+        # An in-process index cannot be shared: each client process loads its own copy from disk.
+        path = self.workdir / "hnswlib-index.bin"
+        self._index.save_index(str(path))
+        return {"path": str(path), "space": self._index.space, "dim": self._index.dim, "ef": self._index.ef,
+                "note": "each client process holds its own copy of the index"}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        import hnswlib
+
+        self._index = hnswlib.Index(space=handle["space"], dim=handle["dim"])
+        self._index.load_index(handle["path"])
+        self._index.set_num_threads(1)
+        self._index.set_ef(handle["ef"])
+        self._count = self._index.element_count
+
     def effective_config(self) -> dict[str, Any]:
         idx = self._index
         return {
@@ -91,3 +107,4 @@ class HnswlibStore(Store):
 
     def drop(self) -> None:
         self._index = None
+        (self.workdir / "hnswlib-index.bin").unlink(missing_ok=True)
