@@ -64,7 +64,8 @@ def test_pq_without_refine_is_approximate(store):
 
 
 def test_nprobes_takes_effect_and_batch_matches_single(store):
-    full = build_and_search(store, "ivf", "euclidean", {"num_partitions": 16}, {"nprobes": 16})
+    # 32 partitions over 20 clusters: one probe misses neighbours (recall 0.80-0.88 over repeated builds)
+    full = build_and_search(store, "ivf", "euclidean", {"num_partitions": 32}, {"nprobes": 32})
     data = small_data("euclidean")
     store.set_search_params({"nprobes": 1})
     assert store.effective_config()["params"]["nprobes"] == 1  # read from the query plan
