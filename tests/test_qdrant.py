@@ -3,11 +3,20 @@ and the shared contract against a Qdrant server when VDBBENCH_QDRANT_URL is set.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
-from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+from storekit import (
+    BASELINES,
+    assert_answers_valid,
+    build_and_search,
+    check_baseline,
+    files_left,
+    open_store,
+    small_data,
+)
 
 from vdbbench.stores import BuildSpec
 from vdbbench.stores.qdrant import FAMILIES, collection_body, search_params_body
@@ -197,6 +206,13 @@ def test_server_default_url_matches_compose_port():
     assert "127.0.0.1:6333:6333" in compose_ports("qdrant")
 
 
+def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
+    """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
+    recorded = json.loads(BASELINES.read_text())
+    if f"{store}/{key}/{metric}" in recorded or os.environ.get("VDBBENCH_UPDATE_BASELINES") == "1":
+        check_baseline(store, key, metric, recall)
+
+
 # -- the shared contract against a live server ----------------------------------------------------------
 needs_server = pytest.mark.skipif(
     not os.environ.get("VDBBENCH_QDRANT_URL"), reason="set VDBBENCH_QDRANT_URL to run against a Qdrant server"
@@ -214,7 +230,16 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert_answers_valid(out, 10, 2000)
         assert out.mismatches == []
         assert out.effective["params"] == {p.name: p.default for p in FAMILIES[family].build} | build
+        check_server_baseline("qdrant-server", key, metric, out.recall)
         store.drop()
         assert not store._client.collection_exists("vdbbench_test")
     finally:
         store.close()
+
+
+def test_server_not_running_is_a_clear_error(tmp_path, monkeypatch):
+    from vdbbench.stores import StoreError
+
+    monkeypatch.setenv("VDBBENCH_QDRANT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(StoreError, match="no Qdrant answering at http://127.0.0.1:9.*services up qdrant"):
+        open_store("qdrant-server", tmp_path, {"timeout_s": 2})

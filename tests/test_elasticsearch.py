@@ -1,0 +1,116 @@
+"""Elasticsearch: index mapping, knn body and read-back against the documented shapes, and the shared
+contract against a server when VDBBENCH_ELASTICSEARCH_URL is set (e.g. after `services up elasticsearch`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store
+
+from vdbbench.stores import BuildSpec
+from vdbbench.stores.elasticsearch import DEFAULT_URL, FAMILIES, effective_from_mapping, index_body, knn_body
+
+
+def spec(family: str, metric: str = "angular", **params) -> BuildSpec:
+    return BuildSpec(family, metric, 384, {p.name: p.default for p in FAMILIES[family].build} | params)
+
+
+def test_hnsw_mapping_matches_documented_shape():
+    # https://www.elastic.co/docs/reference/elasticsearch/mapping-reference/dense-vector#dense-vector-params :
+    # {"type": "dense_vector", "dims": 384, "index": true, "similarity": "cosine",
+    #  "index_options": {"type": "int8_hnsw", "m": 16, "ef_construction": 100}}
+    body = index_body(spec("hnsw", type="int8_hnsw", m=32, ef_construction=200))
+    assert body["mappings"]["properties"]["vector"] == {
+        "type": "dense_vector", "dims": 384, "index": True, "similarity": "cosine",
+        "index_options": {"type": "int8_hnsw", "m": 32, "ef_construction": 200},
+    }  # fmt: skip
+    assert body["settings"]["index"] == {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}
+
+
+@pytest.mark.parametrize("metric,similarity", [("euclidean", "l2_norm"), ("angular", "cosine"),
+                                               ("ip", "max_inner_product")])  # fmt: skip
+def test_similarities_are_elasticsearch_names(metric, similarity):
+    # max_inner_product, not dot_product: dot_product requires unit-length vectors
+    assert index_body(spec("flat", metric))["mappings"]["properties"]["vector"]["similarity"] == similarity
+
+
+def test_flat_types_carry_no_graph_parameters():
+    options = index_body(spec("flat", type="int8_flat"))["mappings"]["properties"]["vector"]["index_options"]
+    assert options == {"type": "int8_flat"}
+
+
+def test_knn_body_matches_documented_shape():
+    # https://www.elastic.co/docs/solutions/search/vector/knn#approximate-knn :
+    # {"knn": {"field": "...", "query_vector": [...], "k": 10, "num_candidates": 100}}
+    q = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    body = knn_body(q, 10, spec("hnsw"), {"num_candidates": 100})
+    assert body == {"knn": {"field": "vector", "query_vector": [0.5, -1.0, 2.0], "k": 10, "num_candidates": 100},
+                    "size": 10, "_source": False}  # fmt: skip
+    assert "num_candidates" not in knn_body(q, 10, spec("hnsw"), {"num_candidates": 0})["knn"]  # ES default 1.5k
+    assert knn_body(q, 50, spec("hnsw"), {"num_candidates": 20})["knn"]["num_candidates"] == 50  # never below k
+
+
+def test_read_back_from_mapping():
+    # abridged GET /{index}/_mapping answer
+    mapping = {"mappings": {"dynamic": "strict", "properties": {"vector": {
+        "type": "dense_vector", "dims": 384, "index": True, "similarity": "max_inner_product",
+        "index_options": {"type": "bbq_hnsw", "m": 24, "ef_construction": 150, "rescore_vector": {"oversample": 3.0}},
+    }}}}  # fmt: skip
+    eff = effective_from_mapping(mapping, 1)
+    assert eff["family"] == "hnsw" and eff["metric"] == "ip"
+    assert eff["params"] == {"type": "bbq_hnsw", "m": 24, "ef_construction": 150}
+    mapping["mappings"]["properties"]["vector"]["index_options"] = {"type": "flat"}
+    assert effective_from_mapping(mapping, 1)["family"] == "flat"
+
+
+def test_default_url_is_the_compose_service():
+    assert DEFAULT_URL == "http://127.0.0.1:9200"
+
+
+def test_no_server_is_a_clear_error(tmp_path, monkeypatch):
+    from vdbbench.stores import StoreError
+
+    monkeypatch.setenv("VDBBENCH_ELASTICSEARCH_URL", "http://127.0.0.1:9")
+    with pytest.raises(StoreError, match="no Elasticsearch answering at http://127.0.0.1:9.*services up"):
+        open_store("elasticsearch", tmp_path, {"timeout_s": 2})
+
+
+def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
+    """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
+    recorded = json.loads(BASELINES.read_text())
+    if f"{store}/{key}/{metric}" in recorded or os.environ.get("VDBBENCH_UPDATE_BASELINES") == "1":
+        check_baseline(store, key, metric, recall)
+
+
+# -- the shared contract against a live server ----------------------------------------------------------
+needs_server = pytest.mark.skipif(
+    not os.environ.get("VDBBENCH_ELASTICSEARCH_URL"),
+    reason="set VDBBENCH_ELASTICSEARCH_URL to run against an Elasticsearch server",
+)
+# bbq_* needs >= 64 dimensions and the contract data has 32, so BBQ is covered by the mapping tests only.
+CASES = [
+    ("flat", {}, {}, "flat", 1.0),
+    ("hnsw", {}, {"num_candidates": 200}, "hnsw", 0.95),
+    ("hnsw", {"type": "int8_hnsw"}, {"num_candidates": 200}, "hnsw-int8", 0.9),
+]
+
+
+@needs_server
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+@pytest.mark.parametrize("family,build,search,key,floor", CASES, ids=[c[3] for c in CASES])
+def test_server_contract(tmp_path, family, build, search, key, floor, metric):
+    store = open_store("elasticsearch", tmp_path, {"index": "vdbbench-test"})
+    try:
+        out = build_and_search(store, family, metric, build, search)
+        assert out.recall >= floor
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        assert out.effective["engine"]["segments"] == 1
+        check_server_baseline("elasticsearch", key, metric, out.recall)
+        store.drop()
+        assert not store._es.indices.exists(index="vdbbench-test")
+    finally:
+        store.close()

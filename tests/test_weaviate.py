@@ -1,0 +1,152 @@
+"""Weaviate: the class definition and read-back against the documented shapes, and the shared contract
+against a Weaviate server when VDBBENCH_WEAVIATE_URL is set (e.g. after `python -m vdbbench services up weaviate`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store
+
+from vdbbench.stores import BuildSpec
+from vdbbench.stores.weaviate import DEFAULT_URL, FAMILIES, class_body, connection_settings, effective_from_schema
+
+
+def spec(family: str, metric: str = "angular", **params) -> BuildSpec:
+    return BuildSpec(family, metric, 384, {p.name: p.default for p in FAMILIES[family].build} | params)
+
+
+def test_hnsw_class_matches_documented_shape():
+    # https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index#hnsw-index-parameters :
+    # "vectorIndexType": "hnsw", "vectorIndexConfig": {"distance": "cosine", "maxConnections": 32,
+    # "efConstruction": 128, "ef": -1, ...}; "vectorizer": "none" for vectors brought by the client.
+    body = class_body("Vdbbench", spec("hnsw", maxConnections=16, efConstruction=256))
+    assert body == {
+        "class": "Vdbbench", "vectorizer": "none", "properties": [], "vectorIndexType": "hnsw",
+        "vectorIndexConfig": {"distance": "cosine", "maxConnections": 16, "efConstruction": 256, "ef": -1},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("metric,distance", [("euclidean", "l2-squared"), ("angular", "cosine"), ("ip", "dot")])
+def test_distances_are_weaviate_names(metric, distance):
+    # https://docs.weaviate.io/weaviate/config-refs/distances
+    assert class_body("C", spec("flat", metric))["vectorIndexConfig"] == {"distance": distance}
+    assert class_body("C", spec("flat", metric))["vectorIndexType"] == "flat"
+
+
+def test_compression_blocks_match_documented_shape():
+    # https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index#pq-parameters (and bq, sq):
+    # "pq": {"enabled": true, "segments": 0, "centroids": 256, "trainingLimit": 100000}
+    pq = class_body("C", spec("pq", trainingLimit=5000))["vectorIndexConfig"]["pq"]
+    assert pq == {"enabled": True, "segments": 0, "centroids": 256, "trainingLimit": 5000}
+    assert class_body("C", spec("hnsw", compression="bq"))["vectorIndexConfig"]["bq"] == {"enabled": True}
+    sq = class_body("C", spec("hnsw", compression="sq"))["vectorIndexConfig"]["sq"]
+    assert sq == {"enabled": True, "trainingLimit": 100000}
+
+
+def test_dynamic_index_wraps_hnsw_and_flat():
+    # https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index#dynamic-index-parameters
+    body = class_body("C", spec("hnsw", "euclidean", vectorIndexType="dynamic", threshold=5000))
+    assert body["vectorIndexType"] == "dynamic"
+    config = body["vectorIndexConfig"]
+    assert config["threshold"] == 5000 and config["flat"] == {"distance": "l2-squared"}
+    assert config["hnsw"]["maxConnections"] == 32 and config["hnsw"]["distance"] == "l2-squared"
+
+
+def server_schema(**hnsw) -> dict:
+    """Abridged GET /v1/schema/{class} answer (https://docs.weaviate.io/weaviate/api/rest#tag/schema)."""
+    config = {
+        "distance": "cosine", "ef": 64, "efConstruction": 128, "maxConnections": 32, "dynamicEfMin": 100,
+        "pq": {"enabled": False, "segments": 0, "centroids": 256, "trainingLimit": 100000},
+        "bq": {"enabled": False}, "sq": {"enabled": False, "trainingLimit": 100000},
+    } | hnsw  # fmt: skip
+    return {"class": "Vdbbench", "vectorizer": "none", "vectorIndexType": "hnsw", "vectorIndexConfig": config}
+
+
+def test_read_back_reports_engine_values():
+    eff = effective_from_schema(server_schema(), spec("hnsw"), [{"objectCount": 2000, "compressed": False}])
+    assert eff["family"] == "hnsw" and eff["metric"] == "angular"
+    assert eff["params"] == {"maxConnections": 32, "efConstruction": 128, "ef": 64, "vectorIndexType": "hnsw",
+                             "compression": "none"}  # fmt: skip
+
+
+def test_untrained_pq_is_reported_as_plain_hnsw():
+    schema = server_schema(pq={"enabled": True, "segments": 96, "centroids": 256, "trainingLimit": 100000})
+    untrained = effective_from_schema(schema, spec("pq"), [{"objectCount": 2000, "compressed": False}])
+    assert untrained["family"] == "hnsw"  # the runner flags "asked pq, engine serves hnsw"
+    trained = effective_from_schema(schema, spec("pq"), [{"objectCount": 200000, "compressed": True}])
+    assert trained["family"] == "pq" and trained["params"]["segments"] == 96
+
+
+def test_untrained_sq_is_reported_uncompressed():
+    schema = server_schema(sq={"enabled": True, "trainingLimit": 100000})
+    eff = effective_from_schema(schema, spec("hnsw", compression="sq"), [{"objectCount": 10, "compressed": False}])
+    assert eff["params"]["compression"] == "none"
+
+
+def test_dynamic_index_under_threshold_is_reported_flat():
+    schema = {"class": "C", "vectorIndexType": "dynamic",
+              "vectorIndexConfig": {"distance": "dot", "threshold": 10000, "hnsw": server_schema()["vectorIndexConfig"],
+                                    "flat": {"distance": "dot"}}}  # fmt: skip
+    small = effective_from_schema(schema, spec("hnsw", "ip", vectorIndexType="dynamic"), [{"objectCount": 2000}])
+    assert small["family"] == "flat"
+    large = effective_from_schema(schema, spec("hnsw", "ip", vectorIndexType="dynamic"), [{"objectCount": 20000}])
+    assert large["family"] == "hnsw" and large["params"]["threshold"] == 10000
+
+
+def test_connection_settings_default_and_environment(monkeypatch):
+    monkeypatch.delenv("VDBBENCH_WEAVIATE_URL", raising=False)
+    monkeypatch.delenv("VDBBENCH_WEAVIATE_GRPC_PORT", raising=False)
+    assert DEFAULT_URL == "http://127.0.0.1:8080"
+    s = connection_settings({})
+    assert (s["http_host"], s["http_port"], s["grpc_port"], s["http_secure"]) == ("127.0.0.1", 8080, 50051, False)
+    monkeypatch.setenv("VDBBENCH_WEAVIATE_URL", "https://weaviate.example:8443")
+    s = connection_settings({})
+    expected = ("weaviate.example", 8443, True, True)
+    assert (s["http_host"], s["http_port"], s["http_secure"], s["grpc_secure"]) == expected
+
+
+def test_no_server_is_a_clear_error(tmp_path, monkeypatch):
+    from vdbbench.stores import StoreError
+
+    monkeypatch.setenv("VDBBENCH_WEAVIATE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(StoreError, match="no Weaviate answering at 127.0.0.1:9.*services up weaviate"):
+        open_store("weaviate", tmp_path, {"grpc_port": 10})
+
+
+def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
+    """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
+    recorded = json.loads(BASELINES.read_text())
+    if f"{store}/{key}/{metric}" in recorded or os.environ.get("VDBBENCH_UPDATE_BASELINES") == "1":
+        check_baseline(store, key, metric, recall)
+
+
+# -- the shared contract against a live server ----------------------------------------------------------
+needs_server = pytest.mark.skipif(
+    not os.environ.get("VDBBENCH_WEAVIATE_URL"), reason="set VDBBENCH_WEAVIATE_URL to run against a Weaviate server"
+)
+# PQ/SQ train only once trainingLimit objects exist: the contract data has 2000, so the tests lower it.
+CASES = [
+    ("flat", {}, {}, "flat", 1.0),
+    ("hnsw", {}, {"ef": 200}, "hnsw", 0.95),
+    ("hnsw", {"compression": "sq", "trainingLimit": 1000}, {"ef": 200}, "hnsw-sq", 0.9),
+    ("pq", {"segments": 16, "trainingLimit": 1000}, {"ef": 200}, "pq", 0.6),  # 2 dims per 1-byte code
+]
+
+
+@needs_server
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+@pytest.mark.parametrize("family,build,search,key,floor", CASES, ids=[c[3] for c in CASES])
+def test_server_contract(tmp_path, family, build, search, key, floor, metric):
+    store = open_store("weaviate", tmp_path, {"collection": "VdbbenchTest"})
+    try:
+        out = build_and_search(store, family, metric, build, search)
+        assert out.recall >= floor
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        check_server_baseline("weaviate", key, metric, out.recall)
+        store.drop()
+        assert not store._client.collections.exists("VdbbenchTest")
+    finally:
+        store.close()
