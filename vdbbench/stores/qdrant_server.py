@@ -56,7 +56,7 @@ class QdrantServerStore(Store):
         api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or os.environ.get("VDBBENCH_QDRANT_API_KEY")
         self._client = QdrantClient(
             url=url, api_key=api_key or None, prefer_grpc=bool(self.options.get("prefer_grpc", False)),
-            timeout=int(self.options.get("timeout_s", 300)),
+            timeout=int(self.options.get("timeout_s", 300)), check_compatibility=False,
         )  # fmt: skip
         try:
             self._client.get_collections()
