@@ -11,8 +11,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # -- Debian packages -------------------------------------------------------------------
 # python3-venv: the venv; dataset-fashion-mnist: the default sweep's data;
-# chromium: the report's rendering test; wordnet-base, manpages-ja: offline text corpora.
-DEB_PACKAGES="python3-venv dataset-fashion-mnist chromium wordnet-base manpages-ja"
+# chromium, chromium-driver: the report's rendering test (Selenium drives Debian's chromedriver);
+# fonts-noto-cjk: Japanese names on the report's plots; wordnet-base, manpages-ja: offline text corpora.
+DEB_PACKAGES="python3-venv dataset-fashion-mnist chromium chromium-driver fonts-noto-cjk wordnet-base manpages-ja"
 missing=""
 for p in $DEB_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

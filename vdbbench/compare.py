@@ -23,8 +23,11 @@ BETTER, WORSE, NOISE, UNKNOWN = "better", "worse", "noise", "n/a"
 
 def match_key(record: dict[str, Any]) -> str:
     """Identity of a point across two sweeps (the dataset's name, not its file path, is matched)."""
-    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"),
-             record.get("search"), record.get("k")]  # fmt: skip
+    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k")]
+    if record.get("kind") == "concurrency":
+        ident.append("concurrency")  # one per build, at whichever search setting it chose
+    else:
+        ident.append(record.get("search"))
     return json.dumps(ident, sort_keys=True, default=str, ensure_ascii=False)
 
 
@@ -93,6 +96,9 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
+    if old.get("kind") == "concurrency":
+        change.notes.extend(concurrency_notes(old, new))
+        return change
     delta = float(new["recall"]) - float(old["recall"])
     change.recall_delta = delta
     resolutions = [r for r in (recall_resolution(old), recall_resolution(new)) if r]
@@ -117,6 +123,20 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("engine_version") != new.get("engine_version"):
         change.notes.append(f"engine {old.get('engine_version')} → {new.get('engine_version')}")
     return change
+
+
+def concurrency_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """QPS at each client count measured in both (one closed-loop run each: no spread, so no verdict)."""
+    before = {lv.get("clients"): lv for lv in (old.get("concurrency") or {}).get("levels") or []}
+    notes = []
+    for lv in (new.get("concurrency") or {}).get("levels") or []:
+        was = before.get(lv.get("clients"))
+        if was and was.get("qps") and lv.get("qps") is not None:
+            notes.append(f"{lv['clients']} clients: {was['qps']:,.0f} → {lv['qps']:,.0f} QPS "
+                         f"({(lv['qps'] / was['qps'] - 1) * 100:+.1f}%)")  # fmt: skip
+    if old.get("search") != new.get("search"):
+        notes.append("measured at a different search setting")
+    return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
 
 
 def compare_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> Comparison:

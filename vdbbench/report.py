@@ -38,11 +38,15 @@ KNOWN_FIELDS = frozenset({
     "config_mismatch", "dataset_info", "provenance",
 })  # fmt: skip
 
+# Fields of a concurrency record, shown in its own table.
+LOAD_FIELDS = frozenset({"kind", "chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
+
 CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic",
              "VL Gothic", "Hiragino Sans", "Yu Gothic", "Meiryo")  # fmt: skip
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
           "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")  # fmt: skip
+LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 
 
@@ -151,6 +155,11 @@ def build_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], Series]
     return out
 
 
+def is_load(record: dict[str, Any]) -> bool:
+    """A concurrency measurement (several clients at one search setting), not a recall/QPS point."""
+    return record.get("kind") == "concurrency"
+
+
 def is_ok(record: dict[str, Any]) -> bool:
     return record.get("status") == "ok" and is_number(record.get("recall")) and is_number(record.get("qps"))
 
@@ -196,6 +205,13 @@ def _qps_tick(value: float, _pos: Any = None) -> str:
         if value >= div:
             return f"{value / div:g}{suffix}"
     return f"{value:g}"
+
+
+def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False) -> str:
+    """Plot label of one build: tag, (name,) build parameters; ASCII-safe parts only when glyphs are missing."""
+    params = params_text(build) if build else ""
+    name = plot_text(s.name) if with_name or not params else None
+    return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
 
 def _png_data_uri(fig) -> str:
@@ -255,9 +271,7 @@ def build_time_plot(builds: list[dict[str, Any]]) -> str | None:
 def _build_time_plot(timed: list[dict[str, Any]]) -> str:
     fig = _figure(9, 0.9 + 0.32 * len(timed))
     ax = fig.add_subplot()
-    labels = [
-        f"{b['series'].tag} {plot_text(b['series'].name + '  ' + b['build_text']) or b['build_text']}" for b in timed
-    ]
+    labels = [build_label(b["series"], b["build"], with_name=True) for b in timed]
     insert = [b.get("insert_s") or 0.0 for b in timed]
     index = [b.get("index_s") or 0.0 for b in timed]
     y = list(range(len(timed)))[::-1]
@@ -271,12 +285,48 @@ def _build_time_plot(timed: list[dict[str, Any]]) -> str:
     return _png_data_uri(fig)
 
 
+def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> str | None:
+    """QPS against the number of concurrent clients, one line per measured build."""
+    measured = [r for r in loads if r.get("status") == "ok" and (r.get("concurrency") or {}).get("levels")]
+    if not measured:
+        return None
+    with _plot_style():
+        fig = _figure(9, 4.2)
+        ax = fig.add_subplot()
+        seen: dict[str, int] = defaultdict(int)
+        for r in measured:
+            s = series[series_key(r)]
+            levels = sorted(r["concurrency"]["levels"], key=lambda lv: lv.get("clients", 0))
+            style = LINESTYLES[seen[s.tag] % len(LINESTYLES)]  # builds of one store: same colour, own line style
+            seen[s.tag] += 1
+            ax.plot([lv.get("clients") for lv in levels], [lv.get("qps") for lv in levels], color=s.color,
+                    marker=s.marker, linestyle=style, linewidth=1.6, label=build_label(s, r.get("build")))  # fmt: skip
+        clients = sorted({lv.get("clients") for r in measured for lv in r["concurrency"]["levels"]})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(clients, [str(c) for c in clients])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("queries per second (all clients)")
+        ax.yaxis.set_major_formatter(_tick_formatter())
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        return _png_data_uri(fig)
+
+
+def _tick_formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(_qps_tick)
+
+
 # -- sections ----------------------------------------------------------------------------
 def point_row(r: dict[str, Any], series: Series, frontier_ids: set[int], extra_keys: list[str]) -> dict[str, Any]:
     effective = r.get("effective") or {}
     spread = qps_range(r) if is_ok(r) else None
     issues = {k: r.get(k) for k in ("duplicate_answers", "short_answers", "invalid_ids") if r.get(k)}
-    others = {k: v for k, v in r.items() if k not in KNOWN_FIELDS and not is_number(v) and v is not None}
+    flat = extra_measurements(r)
+    others = {k: v for k, v in r.items() if k not in KNOWN_FIELDS and k not in flat and v is not None
+              and not (isinstance(v, dict) and all(_scalar_or_numbers(x) for x in v.values()))}  # fmt: skip
     return {
         "r": r,
         "series": series,
@@ -291,28 +341,90 @@ def point_row(r: dict[str, Any], series: Series, frontier_ids: set[int], extra_k
         "effective_engine": compact_json(effective.get("engine"), 2000) if effective.get("engine") else "",
         "mismatches": r.get("config_mismatch") or [],
         "issues": ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in issues.items()),
-        "extras": {k: r.get(k) for k in extra_keys},
+        "extras": {k: flat.get(k) for k in extra_keys},
         "others": compact_json(others) if others else "",
     }
 
 
+def _scalar_or_numbers(value: Any) -> bool:
+    """Shown as a column already (number, yes/no, empty) or not worth a cell of its own (a list of run figures)."""
+    if value is None or is_number(value) or isinstance(value, bool):
+        return True
+    return isinstance(value, list) and all(is_number(x) for x in value)
+
+
+def extra_measurements(record: dict[str, Any]) -> dict[str, Any]:
+    """Fields the report does not know by name that hold numbers (or yes/no), one level of nesting flattened.
+
+    New measurements (``batch: {qps, recall}``, ``client: {cpu_share}``...) get a column without a code change.
+    """
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in KNOWN_FIELDS or key in LOAD_FIELDS:
+            continue
+        if is_number(value) or isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if is_number(v) or isinstance(v, bool):
+                    out[f"{key}.{sub}"] = v
+    return out
+
+
 def build_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
-    """One row per build (store × family × build parameters) with its timing and resources."""
+    """One row per build (store × family × build parameters): its timing, and the largest size/memory reported."""
     rows: dict[str, dict[str, Any]] = {}
     for r in records:
         key = json.dumps([series_key(r), r.get("build")], sort_keys=True, default=str)
-        if key in rows and (rows[key].get("insert_s") is not None or r.get("insert_s") is None):
-            continue
-        rows[key] = {
+        row = rows.setdefault(key, {
             "series": series[series_key(r)],
+            "build": r.get("build") or {},
             "build_text": params_text(r.get("build")),
-            "insert_s": r.get("insert_s"),
-            "index_s": r.get("index_s"),
-            "build_s": r.get("build_s"),
-            "resources": r.get("resources") or {},
-            "engine_version": r.get("engine_version"),
-        }
+            "insert_s": None,
+            "index_s": None,
+            "build_s": None,
+            "resources": {},
+            "engine_version": None,
+        })  # fmt: skip
+        if row["insert_s"] is None and r.get("insert_s") is not None:
+            row.update(insert_s=r.get("insert_s"), index_s=r.get("index_s"), build_s=r.get("build_s"))
+        row["engine_version"] = row["engine_version"] or r.get("engine_version")
+        for name, value in (r.get("resources") or {}).items():
+            known = row["resources"].get(name)
+            if is_number(value) and is_number(known):
+                row["resources"][name] = max(known, value)  # peaks differ per search point: keep the largest
+            elif known is None:
+                row["resources"][name] = value
     return list(rows.values())
+
+
+def load_rows(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
+    """One row per client count of each concurrency measurement."""
+    rows = []
+    for r in loads:
+        info = r.get("concurrency") or {}
+        for level in info.get("levels") or [{}]:
+            rows.append({"r": r, "series": series[series_key(r)], "build_text": params_text(r.get("build")),
+                         "search_text": params_text(r.get("search")), "level": level, "note": info.get("note"),
+                         "duration_s": info.get("duration_s")})  # fmt: skip
+    return rows
+
+
+def load_findings(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[Markup]:
+    """Which store served the most queries per second at the largest client count measured."""
+    levels = [(r, lv) for r in loads if r.get("status") == "ok"
+              for lv in (r.get("concurrency") or {}).get("levels") or [] if is_number(lv.get("qps"))]  # fmt: skip
+    if not levels:
+        return []
+    most = max(lv.get("clients", 0) for _, lv in levels)
+    r, lv = max(((r, lv) for r, lv in levels if lv.get("clients") == most), key=lambda x: x[1]["qps"])
+    sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most: {} QPS, p99 {} ms")
+    sentence += Markup(" ({}, recall {})")
+    sentence = sentence.format(most, series[series_key(r)].name, fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
+                               all_params(r) or "defaults", fmt_num(r.get("chosen_recall"), 4))  # fmt: skip
+    if lv.get("client_bound"):
+        sentence += Markup(", limited by the load-generating clients rather than the engine")
+    return [sentence + Markup(".")]
 
 
 def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
@@ -410,6 +522,8 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
 
 def dataset_section(number: int, name: str, records: list[dict[str, Any]],
                     series: dict[tuple[str, str], Series]) -> dict[str, Any]:  # fmt: skip
+    loads = [r for r in records if is_load(r)]
+    everything, records = records, [r for r in records if not is_load(r)]
     ok = [r for r in records if is_ok(r)]
     frontier_ids = set()
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -417,12 +531,12 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         by_series[series_key(r)].append(r)
     for pts in by_series.values():
         frontier_ids |= {id(r) for r in pareto_frontier(pts)}
-    extra_keys = sorted({k for r in records for k, v in r.items() if k not in KNOWN_FIELDS and is_number(v)})
-    builds = build_rows(records, series)
+    extra_keys = sorted({k for r in records for k in extra_measurements(r)})
+    builds = build_rows(everything, series)
     resource_keys = sorted({k for b in builds for k in b["resources"]})
-    info = next((r.get("dataset_info") for r in records if r.get("dataset_info")), None) or {}
-    k = records[0].get("k")
-    used = [s for key, s in series.items() if any(series_key(r) == key for r in records)]
+    info = next((r.get("dataset_info") for r in everything if r.get("dataset_info")), None) or {}
+    k = everything[0].get("k")
+    used = [s for key, s in series.items() if any(series_key(r) == key for r in everything)]
     return {
         "number": number,
         "anchor": f"dataset-{number}",
@@ -431,7 +545,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         "k": k,
         "series": used,
         "counts": _status_counts(records),
-        "findings": findings(ok, series),
+        "findings": findings(ok, series) + load_findings(loads, series),
         "headline": headline(ok, series),
         "plot": recall_qps_plot(ok, series, k) if ok else None,
         "build_plot": build_time_plot(builds),
@@ -439,6 +553,8 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         "resource_keys": resource_keys,
         "extra_keys": extra_keys,
         "points": [point_row(r, series[series_key(r)], frontier_ids, extra_keys) for r in _sorted(records)],
+        "loads": load_rows(loads, series),
+        "load_plot": load_plot(loads, series),
     }
 
 
@@ -484,11 +600,14 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
     for r in records:
         if r.get("engine_version"):
             engine_versions[series[series_key(r)].name].add(str(r["engine_version"]))
+    points = [r for r in records if not is_load(r)]
+    loads = [r for r in records if is_load(r)]
     return {
         "title": title,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "records": records,
-        "counts": _status_counts(records),
+        "records": points,
+        "counts": _status_counts(points),
+        "loads": loads,
         "series": list(series.values()),
         "datasets": datasets,
         "bars": RECALL_BARS,

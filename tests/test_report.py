@@ -1,0 +1,265 @@
+"""The HTML report, built from the results of real small sweeps on hnswlib and exact search."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from vdbbench.cli import main
+from vdbbench.config import parse_config
+from vdbbench.report import build_context, pareto_frontier, plot_text, render_report, write_report
+from vdbbench.results import ResultsFile, load_results
+from vdbbench.runner import Sweep
+from vdbbench.stores import ADAPTERS
+
+EVIL = "<script>alert(1)</script>"
+JAPANESE = "金融FAQ-ruri"
+JAPANESE_LABEL = "ベクトル検索"
+
+CONFIG = {
+    "k": 10,
+    "runs": 2,
+    "warmup": 5,
+    "datasets": [
+        {"name": "syn", "synthetic": {"n": 2000, "dim": 16, "queries": 50, "seed": 1}},
+        {"name": JAPANESE, "synthetic": {"n": 1500, "dim": 12, "queries": 40, "seed": 2, "metric": "angular"}},
+    ],
+    "stores": [
+        {"store": "hnswlib", "index": "hnsw", "build": {"M": [8, 16], "ef_construction": 64},
+         "search": {"ef": [10, 40, 160]}},
+        {"store": "exact", "index": "flat"},
+        {"store": "hnswlib", "label": EVIL, "index": "hnsw", "build": {"M": 4, "ef_construction": 8},
+         "search": {"ef": [4, 8]}},
+        {"store": "hnswlib", "label": JAPANESE_LABEL, "index": "hnsw", "build": {"M": 8}, "search": {"ef": 20}},
+        {"store": "failing", "label": "broken-engine", "index": "flat", "options": {"fail_at": "create"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """A real sweep, plus a skipped point, a config mismatch and an unknown measurement appended as records."""
+    out = tmp_path_factory.mktemp("sweep")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDBBENCH_DATA_DIR", str(out / "data"))
+        mp.setitem(ADAPTERS, "failing", "storekit:FailingStore")
+        counts = Sweep(parse_config(CONFIG), out / "results", raw_config=CONFIG).run()
+    assert counts["failed"] == 2 and counts["ok"] == 2 * (6 + 1 + 2 + 1)
+    records = load_results(out / "results")
+    sink = ResultsFile(out / "results")
+    base = next(r for r in records if r["label"] == "hnswlib" and r["dataset"] == "syn" and r["search"]["ef"] == 40)
+    skipped = copy.deepcopy(base)
+    skipped.update(key="skipped-point", search={"ef": 999}, status="skipped", error="ef above the engine's limit")
+    for field in ("recall", "qps", "qps_runs", "mean_ms", "p50_ms", "p95_ms", "p99_ms"):
+        skipped.pop(field)
+    mismatch = copy.deepcopy(base)
+    mismatch.update(key="mismatch-point", search={"ef": 41}, config_mismatch=["ef: asked 41, engine reports 64"])
+    mismatch["effective"]["params"]["ef"] = 64
+    extra = copy.deepcopy(base)
+    extra.update(key="extra-point", search={"ef": 42}, batch_qps=123456.7, gpu={"util_share": 0.25, "name": "H100"})
+    for r in (skipped, mismatch, extra):
+        sink.append(r)
+    return out / "results"
+
+
+@pytest.fixture(scope="module")
+def html(results) -> str:
+    return write_report(results).read_text(encoding="utf-8")
+
+
+def section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_report_shows_every_dataset_store_and_series(results, html):
+    records = load_results(results)
+    ctx = build_context(records)
+    assert {(s.label, s.index) for s in ctx["series"]} == {(r["label"], r["index"]) for r in records}
+    for s in ctx["series"]:
+        assert str(escape(s.name)) in html
+    assert [d["name"] for d in ctx["datasets"]] == ["syn", JAPANESE]
+    assert [s.tag for s in ctx["series"]] == ["S1", "S2", "S3", "S4", "S5"]
+    for d in ctx["datasets"]:
+        assert f'<section id="{d["anchor"]}">' in html and f'href="#{d["anchor"]}"' in html
+        # every series that measured something is on the plot's legend and in the headline table
+        assert {s.tag for s in d["series"]} == {"S1", "S2", "S3", "S4", "S5"}
+        assert {row["series"].tag for row in d["headline"]} == {"S1", "S2", "S3", "S4"}
+    assert html.count('src="data:image/png;base64,') == 4  # recall/QPS and build time, per dataset
+
+
+def test_headline_is_the_fastest_point_meeting_each_bar(results, html):
+    records = [r for r in load_results(results) if r["status"] == "ok" and r["dataset"] == "syn"]
+    ctx = build_context(load_results(results))
+    syn = ctx["datasets"][0]
+    for row in syn["headline"]:
+        mine = [r for r in records if (r["label"], r["index"]) == (row["series"].label, row["series"].index)]
+        for bar, cell in zip(ctx["bars"], row["cells"], strict=True):
+            meeting = [r for r in mine if r["recall"] >= bar]
+            if meeting:
+                assert cell["qps"] == max(r["qps"] for r in meeting) and cell["recall"] >= bar
+            else:
+                assert cell is None
+    exact = next(row for row in syn["headline"] if row["series"].label == "exact")
+    assert all(c["recall"] == 1.0 for c in exact["cells"])
+    weak = next(row for row in syn["headline"] if row["series"].label == EVIL)
+    assert weak["cells"][-1] is None  # M=4, ef ≤ 8 on 2000 points does not reach 0.99
+    assert "not reached" in section(html, "headline")
+    assert "the fastest was <strong>" in section(html, "summary")
+
+
+def test_pareto_frontier_keeps_only_undominated_points():
+    pts = [{"recall": r, "qps": q} for r, q in [(0.8, 100), (0.9, 80), (0.85, 70), (0.99, 10), (0.9, 50), (0.7, 90)]]
+    assert [(p["recall"], p["qps"]) for p in pareto_frontier(pts)] == [(0.8, 100), (0.9, 80), (0.99, 10)]
+
+
+def test_failed_and_skipped_points_are_listed_with_their_errors(html):
+    problems = section(html, "problems")
+    assert problems.count("engine refused create") == 2  # one failed build per dataset, from the real runner
+    assert "build failed: RuntimeError" in problems and "broken-engine" in problems
+    assert "ef above the engine&#39;s limit" in problems and "status-skipped" in problems
+    assert "3 point(s) did not produce a measurement" in html
+
+
+def test_config_mismatch_is_highlighted_with_what_the_engine_reported(html):
+    row = re.search(r'<tr class="mismatch[^"]*">(.*?)</tr>', section(html, "dataset-1"), re.S)
+    assert row and "ef: asked 41, engine reports 64" in row.group(1) and "ef=64" in row.group(1)
+    assert "1 point(s) ran with a configuration different from the one asked" in html
+
+
+def test_unknown_numeric_fields_get_a_column_and_others_are_kept(html):
+    syn = section(html, "dataset-1")
+    assert "<th>batch qps" in syn and "123,457" in syn
+    assert "<th>gpu: util share" in syn and "0.250" in syn  # nested numbers are flattened into columns
+    assert "H100" in syn  # and what is not a number is kept under "other fields"
+
+
+def test_names_from_the_config_are_escaped(html):
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert len(re.findall(r"<script\b", html)) == 1  # the report's own sorting script only
+
+
+def test_japanese_text_is_intact_and_declared_utf8(html):
+    assert '<meta charset="utf-8">' in html
+    assert JAPANESE in html and JAPANESE_LABEL in html
+    assert "Noto Sans CJK JP" in html and "Hiragino Sans" in html and "Meiryo" in html
+
+
+def test_plots_with_japanese_names_never_draw_missing_glyphs(results):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for tofu
+        render_report(load_results(results))
+    text = plot_text(JAPANESE_LABEL)
+    assert text is None or text == JAPANESE_LABEL  # the name, or left off (tag only) when no CJK font exists
+    assert plot_text("a$b") == r"a\$b" and plot_text("_x") != "_x"
+
+
+def test_report_references_nothing_outside_itself(html):
+    assert not re.search(r"https?:", html)
+    assert not re.search(r"<link\b", html, re.I) and "@import" not in html
+    for attr, value in re.findall(r'\b(src|href)\s*=\s*"([^"]*)"', html, re.I):
+        assert value.startswith("#") or (attr == "src" and value.startswith("data:image/png;base64,")), value
+    assert not re.search(r"url\((?!data:)", html)
+
+
+def test_provenance_names_host_packages_dataset_hashes_commit_and_config(results, html):
+    r = load_results(results)[0]
+    prov = section(html, "provenance")
+    assert r["provenance"]["host"]["cpu"] in prov and r["provenance"]["packages"]["hnswlib"] in prov
+    assert r["dataset_info"]["sha256"] in prov
+    if r["provenance"]["git"]["commit"]:
+        assert r["provenance"]["git"]["commit"][:12] in prov
+    assert "hnswlib 0.8" in prov and "ef_construction: 64" in prov and "fail_at: create" in prov
+
+
+def test_cli_report_writes_default_and_named_targets(results, tmp_path):
+    assert main(["report", str(results)]) == 0 and (results / "report.html").stat().st_size > 10_000
+    target = tmp_path / "reports" / "named.html"
+    assert main(["report", str(results), "-o", str(target), "--baseline", str(results)]) == 0
+    text = target.read_text(encoding="utf-8")
+    assert "Compared with baseline" in text and "0 changed beyond noise" in text
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not Path(driver_path).exists():
+        pytest.skip("chromedriver is not installed (Debian: apt-get install chromium-driver)")
+    report = write_report(results, tmp_path / "report.html")
+    options = webdriver.ChromeOptions()
+    options.binary_location = _chromium()
+    profile = tempfile.mkdtemp(dir=tmp_path)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(report.resolve().as_uri())
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1400, min(height + 100, 12000))
+        images = driver.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
+        assert len(images) == 4 and all(w > 300 for w in images)  # every inline plot decoded
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot))
+        # sorting: clicking the QPS heading orders the throughput table by QPS
+        table = driver.find_element(By.ID, "dataset-1-points")
+        heading = next(th for th in table.find_elements(By.TAG_NAME, "th") if th.text.startswith("QPS"))
+
+        def qps_column() -> list[float]:
+            cells = table.find_elements(By.CSS_SELECTOR, "tbody td:nth-child(5)")
+            return [float(td.get_attribute("data-sort")) for td in cells]
+
+        heading.click()
+        assert qps_column() == sorted(qps_column()) and len(qps_column()) >= 6
+        heading.click()
+        assert qps_column() == sorted(qps_column(), reverse=True)
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    finally:
+        driver.quit()
+    assert errors == []
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 100_000
+
+
+def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+    cfg = {
+        "k": 10, "runs": 2, "warmup": 5, "concurrency": {"clients": [1, 2], "duration_s": 0.2},
+        "datasets": [{"name": "syn", "synthetic": {"n": 1000, "dim": 8, "queries": 30, "seed": 5}}],
+        "stores": [{"store": "hnswlib", "index": "hnsw", "build": {"M": 8}, "search": {"ef": [10, 50]}}],
+    }  # fmt: skip
+    Sweep(parse_config(cfg), tmp_path / "out", raw_config=cfg).run()
+    records = load_results(tmp_path / "out")
+    loads = [r for r in records if r.get("kind") == "concurrency"]
+    assert len(loads) == 1 and loads[0]["status"] == "ok"
+    html = write_report(tmp_path / "out").read_text(encoding="utf-8")
+    table = html[html.index('id="dataset-1-loads"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr[ >].*?</tr>", table, re.S)
+    assert len(rows) == 1 + 2  # heading + one row per client count
+    for level in loads[0]["concurrency"]["levels"]:
+        assert f"{level['qps']:,.0f}" in table
+    assert html.count('src="data:image/png;base64,') == 3  # recall/QPS, build time, QPS vs clients
+    assert "concurrent clients, <strong>hnswlib · hnsw</strong> served the most" in html
+    assert "<strong>2</strong> measured points (2 ok) and 1 concurrent-client measurement on" in " ".join(html.split())
+    # the load record is not a recall/QPS point: not in the per-point tables, the plot or the headline
+    assert len(re.findall(r"<tr[^>]*>", html[html.index('id="dataset-1-points"') :].split("</table>")[0])) == 3
