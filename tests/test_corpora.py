@@ -1,0 +1,281 @@
+"""Corpus readers, their error messages, the built-in corpora extractors, and ann-benchmarks downloads."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import socket
+import threading
+from functools import partial
+
+import numpy as np
+import pytest
+
+from vdbbench import corpora
+from vdbbench.corpora import CorpusError, load_corpus, read_texts, roff_paragraphs
+from vdbbench.datasets import KNOWN, DatasetError, save_hdf5
+
+PASSAGES = ["東京は日本の首都です。", "The bank raised interest rates.", "株式市場は急落した。"]
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+
+
+# -- user files ----------------------------------------------------------------------------
+
+def test_txt_one_passage_per_line_blank_lines_skipped(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("\ufeff" + PASSAGES[0] + "\n\n  " + PASSAGES[1] + "  \r\n" + PASSAGES[2] + "\n", encoding="utf-8")
+    assert read_texts(f) == PASSAGES  # BOM and CRLF handled, whitespace trimmed
+
+
+def test_jsonl_with_configurable_field(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text("\n".join(json.dumps({"body": t, "id": i}, ensure_ascii=False) for i, t in enumerate(PASSAGES)))
+    assert read_texts(f, "body") == PASSAGES
+    with pytest.raises(CorpusError, match=r"line 1 has no field 'text' \(it has \['body', 'id'\]\).*--text-field"):
+        read_texts(f)
+
+
+def test_jsonl_bad_line_is_named(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text('{"text": "ok"}\n{"text": \n')
+    with pytest.raises(CorpusError, match="c.jsonl line 2 is not valid JSON"):
+        read_texts(f)
+
+
+def test_csv_text_column_with_quoted_newlines(tmp_path):
+    f = tmp_path / "c.csv"
+    f.write_text('id,text\n1,"東京は日本の首都です。"\n2,"The bank raised\ninterest rates."\n3,株式市場は急落した。\n',
+                 encoding="utf-8")
+    assert read_texts(f) == PASSAGES
+    with pytest.raises(CorpusError, match=r"no column 'body' \(columns: \['id', 'text'\]\)"):
+        read_texts(f, "body")
+
+
+def test_parquet_text_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": PASSAGES + [None], "n": [1, 2, 3, 4]}), f)
+    assert read_texts(f) == PASSAGES  # a null row is skipped
+    with pytest.raises(CorpusError, match="no column 'body'"):
+        read_texts(f, "body")
+
+
+def test_max_passages_and_stable_hash(tmp_path):
+    txt, jsonl = tmp_path / "a.txt", tmp_path / "b.jsonl"
+    txt.write_text("\n".join(PASSAGES), encoding="utf-8")
+    jsonl.write_text("\n".join(json.dumps({"text": t}) for t in PASSAGES))
+    a, b = load_corpus(txt), load_corpus(jsonl)
+    assert a.sha256 == b.sha256  # the hash is of the texts, not the file format
+    assert load_corpus(txt, max_passages=2).passages == PASSAGES[:2]
+
+
+# -- errors name the file and the fix --------------------------------------------------------
+
+def test_empty_corpus(tmp_path):
+    f = tmp_path / "empty.txt"
+    f.write_text("\n  \n")
+    with pytest.raises(CorpusError, match=r"empty.txt holds no text; give a file with at least one"):
+        read_texts(f)
+
+
+def test_shift_jis_corpus_names_byte_line_and_encoding(tmp_path):
+    f = tmp_path / "sjis.txt"
+    f.write_bytes(b"ok line\n" + "東京は日本の首都です。\n".encode("cp932"))
+    with pytest.raises(CorpusError) as e:
+        read_texts(f)
+    msg = str(e.value)
+    assert "sjis.txt is not UTF-8 at byte 8 (line 2); re-save it as UTF-8" in msg
+    assert "Shift_JIS/CP932" in msg and "iconv -f CP932 -t UTF-8" in msg
+
+
+def test_utf16_corpus(tmp_path):
+    f = tmp_path / "u16.txt"
+    f.write_bytes("テキスト\n".encode("utf-16"))
+    with pytest.raises(CorpusError, match="UTF-16 text, not UTF-8; re-save it as UTF-8"):
+        read_texts(f)
+
+
+def test_missing_unreadable_and_unknown_format(tmp_path):
+    with pytest.raises(CorpusError, match=r"nope.txt does not exist.*wordnet-en, manpages-ja"):
+        load_corpus(tmp_path / "nope.txt")
+    f = tmp_path / "locked.txt"
+    f.write_text("x")
+    f.chmod(0)
+    try:
+        if os.access(f, os.R_OK):  # root reads anything: nothing to test then
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(CorpusError, match="cannot read corpus file .*locked.txt.*permissions"):
+            read_texts(f)
+    finally:
+        f.chmod(0o644)
+    with pytest.raises(CorpusError, match=r"unknown format '.docx'; use one of .txt, .jsonl, .csv, .parquet"):
+        read_texts(tmp_path / "x.docx")
+
+
+def test_directory_instead_of_file(tmp_path):
+    (tmp_path / "dir.txt").mkdir()
+    with pytest.raises(CorpusError, match="dir.txt is a directory: give one .txt/.jsonl/.csv/.parquet file"):
+        read_texts(tmp_path / "dir.txt")
+
+
+# -- built-in corpora -------------------------------------------------------------------------
+
+def test_roff_markup_stripped_to_paragraphs():
+    page = r""".\" a comment
+.TH LS 1 "2021" "GNU"
+.SH 名前
+ls \- ディレクトリの内容を
+リスト表示する
+.PP
+\fB\-a\fR, \fB\-\-all\fR で始まる要素を無視しない\(em 例
+.TP
+.BR \-l " (long)"
+詳細な形式で
+表示する。
+.de XX
+hidden macro body
+..
+.It Fl v Ar file
+.Xr ls 1
+を参照
+"""
+    assert roff_paragraphs(page) == [
+        "ls - ディレクトリの内容をリスト表示する",  # Japanese lines joined without a space
+        "-a, --all で始まる要素を無視しない— 例",
+        "-l (long) 詳細な形式で表示する。",
+        "-v file ls(1) を参照",
+    ]
+
+
+@pytest.mark.skipif(not corpora.WORDNET_DIR.joinpath("data.noun").exists(), reason="wordnet-base not installed")
+def test_wordnet_extractor_counts_and_text():
+    passages = list(corpora.wordnet_passages())
+    assert 117_000 <= len(passages) <= 118_500  # WordNet 3.0 has 117,659 synsets
+    texts = dict((src, t) for t, src in passages)
+    assert texts["wordnet/noun/00001740"].startswith("entity: that which is perceived or known")
+    assert not any("_" in t.split(":")[0] or " | " in t for t, _ in passages[:5000])
+
+
+@pytest.mark.skipif(not corpora.MANPAGES_JA_DIR.joinpath("man1").exists(), reason="manpages-ja not installed")
+def test_manpages_ja_extractor_counts_and_clean_text():
+    extracted = list(corpora.manpages_ja_passages())
+    passages = [t for t, _ in extracted]
+    assert 25_000 <= len(passages) <= 36_000  # ~30k paragraphs in Debian's manpages-ja
+    assert len(set(passages)) == len(passages)
+    japanese = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+    assert all(japanese.search(t) and len(t) >= 20 for t in passages)
+    # roff escapes gone (a handful of groff's own pages quote escapes as literal text: allowed)
+    leftovers = [t for t in passages if re.search(r"\\f[BIRP]|\\-|\\&|\\\(", t)]
+    assert len(leftovers) <= 5, leftovers[:5]
+    # no macro lines left as text, except in section 7's pages that document the roff macros themselves
+    assert not any(t.startswith((".TH", ".SH", ".PP", ".TP", ".B ")) for t, src in extracted if src[:4] != "man7")
+
+
+def test_prepare_corpus_writes_jsonl_once(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_extract():
+        calls.append(1)
+        yield "alpha passage", "s1"
+        yield "beta passage", "s2"
+
+    spec = corpora.BUILTIN["wordnet-en"]
+    monkeypatch.setitem(corpora.BUILTIN, "wordnet-en", corpora.BuiltinCorpus(
+        spec.name, spec.description, spec.package, tmp_path, fake_extract))
+    path = corpora.prepare_corpus("wordnet-en")
+    assert path == tmp_path / "data" / "corpora" / "wordnet-en.jsonl"
+    assert load_corpus("wordnet-en").passages == ["alpha passage", "beta passage"]
+    assert len(calls) == 1  # the second use read the prepared file
+
+
+def test_missing_debian_package_is_named(tmp_path, monkeypatch):
+    spec = corpora.BUILTIN["manpages-ja"]
+    monkeypatch.setitem(corpora.BUILTIN, "manpages-ja", corpora.BuiltinCorpus(
+        spec.name, spec.description, spec.package, tmp_path / "absent", spec.extract))
+    with pytest.raises(CorpusError, match="needs Debian's package manpages-ja.*apt-get install manpages-ja"):
+        corpora.prepare_corpus("manpages-ja")
+
+
+# -- ann-benchmarks downloads (served from a local HTTP server; the real site is unreachable here) --
+
+def test_downloads_are_registered():
+    from vdbbench import downloads  # noqa: F401
+
+    for name in ("glove-100-angular", "sift-128-euclidean", "nytimes-256-angular", "gist-960-euclidean",
+                 "deep-image-96-angular", "mnist-784-euclidean", "lastfm-64-dot", "glove-25-angular"):
+        assert name in KNOWN and KNOWN[name].prepare is not None
+    # fashion-mnist keeps its offline Debian source
+    assert "Debian" in KNOWN["fashion-mnist-784-euclidean"].description
+
+
+@pytest.fixture
+def ann_server(tmp_path, monkeypatch):
+    """A local stand-in for ann-benchmarks.com serving files from a folder."""
+    from vdbbench import downloads
+
+    root = tmp_path / "site"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(downloads, "BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    small = downloads.AnnDataset("tiny-8-euclidean", 8, "euclidean", 50, 5)
+    monkeypatch.setitem(downloads.ANN_DATASETS, small.name, small)
+    yield root, small
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verifies_and_records_sha256(ann_server, tmp_path):
+    from vdbbench import downloads
+    from vdbbench.datasets import file_sha256
+
+    root, spec = ann_server
+    rng = np.random.default_rng(0)
+    save_hdf5(root / f"{spec.name}.hdf5", rng.normal(size=(50, 8)), rng.normal(size=(5, 8)), "euclidean")
+    target = tmp_path / "data" / f"{spec.name}.hdf5"
+    assert downloads.download(spec.name, target, progress=False) == target
+    entry = json.loads(downloads.manifest_path().read_text())[spec.name]
+    assert entry["sha256"] == file_sha256(target) and entry["bytes"] == target.stat().st_size
+    # the published file changes: refused, naming both hashes
+    save_hdf5(root / f"{spec.name}.hdf5", rng.normal(size=(50, 8)), rng.normal(size=(5, 8)), "euclidean")
+    with pytest.raises(DatasetError, match="now has sha256 .* recorded .* the published file changed"):
+        downloads.download(spec.name, tmp_path / "again.hdf5", progress=False)
+    assert not (tmp_path / "again.hdf5").exists()
+
+
+def test_download_rejects_wrong_shape_and_non_hdf5(ann_server, tmp_path):
+    from vdbbench import downloads
+
+    root, spec = ann_server
+    save_hdf5(root / f"{spec.name}.hdf5", np.ones((40, 8)), np.ones((5, 8)), "euclidean")
+    with pytest.raises(DatasetError, match=r"does not match tiny-8-euclidean: train shape \(40, 8\), expected"):
+        downloads.download(spec.name, tmp_path / "t.hdf5", progress=False)
+    (root / f"{spec.name}.hdf5").write_text("<html>not found</html>")
+    with pytest.raises(DatasetError, match="not a valid HDF5 file"):
+        downloads.download(spec.name, tmp_path / "t.hdf5", progress=False)
+    assert not list(tmp_path.glob("t.hdf5*"))  # nothing half-written left behind
+
+
+def test_download_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path):
+    from vdbbench import downloads
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(downloads, "BASE_URL", f"http://127.0.0.1:{port}")
+    target = tmp_path / "data" / "glove-100-angular.hdf5"
+    with pytest.raises(DatasetError) as e:
+        downloads.download("glove-100-angular", target, progress=False)
+    assert f"cannot reach http://127.0.0.1:{port}/glove-100-angular.hdf5" in str(e.value)
+    assert f"manually into {target.parent} (as glove-100-angular.hdf5)" in str(e.value)
+

