@@ -105,3 +105,11 @@ def test_drop_and_close_leave_nothing(tmp_path):
     store.close()
     store.close()  # idempotent
     assert files_left(tmp_path) == []
+
+
+def test_hnsw_ef_below_k_times_refine_is_refused_clearly(store):
+    data = small_data("euclidean", n=30, dim=8, queries=5)
+    build_and_search(store, "hnsw", "euclidean", {"num_partitions": 1, "m": 8, "ef_construction": 50}, data=data)
+    store.set_search_params({"ef": 20, "nprobes": 1, "refine_factor": 5})
+    with pytest.raises(StoreError, match=r"ef=20 must be >= k × refine_factor \(here 10 × 5\)"):
+        store.search(data.test[0], 10)

@@ -173,6 +173,11 @@ class LanceDBStore(Store):
         if params.get("nprobes"):
             q = q.nprobes(params["nprobes"])
         if params.get("ef"):
+            if params["ef"] < k * max(params.get("refine_factor") or 1, 1):
+                raise StoreError(
+                    f"lancedb: ef={params['ef']} must be >= k × refine_factor (here {k} × "
+                    f"{params.get('refine_factor') or 1}); the HNSW search returns that many candidates"
+                )
             q = q.ef(params["ef"])
         if params.get("refine_factor"):
             q = q.refine_factor(params["refine_factor"])
