@@ -263,3 +263,25 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     assert "<strong>2</strong> measured points (2 ok) and 1 concurrent-client measurement on" in " ".join(html.split())
     # the load record is not a recall/QPS point: not in the per-point tables, the plot or the headline
     assert len(re.findall(r"<tr[^>]*>", html[html.index('id="dataset-1-points"') :].split("</table>")[0])) == 3
+
+
+def test_plots_fall_back_to_tags_when_no_cjk_font_exists(results, monkeypatch):
+    import vdbbench.report as report
+
+    monkeypatch.setattr(report, "cjk_font", lambda: None)
+    assert plot_text(JAPANESE_LABEL) is None and plot_text("hnswlib · hnsw") == "hnswlib · hnsw"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        html = render_report(load_results(results))
+    assert JAPANESE_LABEL in html  # the HTML legend still names the series the plot shows by tag only
+
+
+def test_results_with_only_failures_or_nothing_still_render(results, tmp_path):
+    failed = [r for r in load_results(results) if r["status"] == "failed"]
+    sink = ResultsFile(tmp_path / "failed")
+    for r in failed:
+        sink.append(r)
+    html = write_report(tmp_path / "failed").read_text(encoding="utf-8")
+    assert html.count("engine refused create") >= 2 and "No successful points to plot." in html
+    assert "No point was measured successfully on this dataset." in html
+    assert "<h1>" in render_report([])

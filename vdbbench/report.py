@@ -269,18 +269,22 @@ def build_time_plot(builds: list[dict[str, Any]]) -> str | None:
 
 
 def _build_time_plot(timed: list[dict[str, Any]]) -> str:
-    fig = _figure(9, 0.9 + 0.32 * len(timed))
+    from matplotlib.patches import Patch
+
+    fig = _figure(9, 1.2 + 0.32 * len(timed))
     ax = fig.add_subplot()
     labels = [build_label(b["series"], b["build"], with_name=True) for b in timed]
     insert = [b.get("insert_s") or 0.0 for b in timed]
     index = [b.get("index_s") or 0.0 for b in timed]
+    colors = [b["series"].color for b in timed]
     y = list(range(len(timed)))[::-1]
-    ax.barh(y, insert, color=[b["series"].color for b in timed], label="insert")
-    ax.barh(y, index, left=insert, color=[b["series"].color for b in timed], alpha=0.45, hatch="//",
-            label="index (until searchable)")  # fmt: skip
+    ax.barh(y, insert, color=colors)
+    ax.barh(y, index, left=insert, color=colors, alpha=0.45, hatch="//")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("seconds")
-    ax.legend(loc="lower right", fontsize=8)
+    legend = [Patch(color="#777777", label="insert"),
+              Patch(facecolor="#bbbbbb", hatch="//", label="index (until searchable)")]  # fmt: skip
+    ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
     return _png_data_uri(fig)
 
@@ -544,6 +548,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         "info": info,
         "k": k,
         "series": used,
+        "plotted": {series[series_key(r)].tag for r in ok},
         "counts": _status_counts(records),
         "findings": findings(ok, series) + load_findings(loads, series),
         "headline": headline(ok, series),
