@@ -68,16 +68,17 @@ def test_family_metric_reaches_floor(store, family, metric):
 
 
 def test_recall_rises_with_probes_and_search_batch_matches_search(store):
-    data = small_data("euclidean")
-    narrow = build_and_search(store, "ivf", "euclidean", {"lists": 20}, {"probes": 1})
-    store.set_search_params({"probes": 20})
-    assert store.effective_config()["params"]["probes"] == 20  # read back with SHOW ivfflat.probes
+    # 20,000 points in 20 clusters, 100 lists: one probe reliably misses neighbours in other lists
+    data = small_data("euclidean", n=20000, dim=48, queries=100)
+    narrow = build_and_search(store, "ivf", "euclidean", {"lists": 100}, {"probes": 1}, data=data)
+    store.set_search_params({"probes": 100})
+    assert store.effective_config()["params"]["probes"] == 100  # read back with SHOW ivfflat.probes
     wide = [store.search(q, 10) for q in data.test]
     batch = store.search_batch(data.test, 10)
     assert all(np.array_equal(a, b) for a, b in zip(wide, batch, strict=True))
     from vdbbench.metrics import recall_at_k
 
-    assert narrow.recall < recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall
+    assert narrow.recall < 0.95 < recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall
     store.drop()
 
 
@@ -146,3 +147,23 @@ def test_server_mode_with_dsn(tmp_path):
         s.drop()
     finally:
         s.close()
+
+
+def test_second_process_style_client_attaches_to_the_same_server(store):
+    """What concurrency clients do: attach with client_handle(); closing a client leaves the server running."""
+    from vdbbench.stores.pgvector import PgvectorStore
+
+    data = small_data("angular")
+    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef_search": 100})
+    assert store.owned_processes() == [store.server.pid]
+    client = PgvectorStore(store.workdir, {})
+    client.attach(store.client_handle())
+    try:
+        client.set_search_params({"ef_search": 100})
+        assert all(np.array_equal(client.search(q, 10), store.search(q, 10)) for q in data.test[:10])
+        assert client.owned_processes() == []
+    finally:
+        client.close()
+    assert store.server.is_running() and (store.workdir / "pgdata").exists()
+    assert len(store.search(data.test[0], 10)) == 10
+    store.drop()

@@ -118,3 +118,24 @@ def test_server_mode_with_url(tmp_path):
         s.drop()
     finally:
         s.close()
+
+
+@needs_redis
+def test_second_process_style_client_attaches_to_the_same_server(store):
+    """What concurrency clients do: attach with client_handle(); closing a client leaves the server running."""
+    from vdbbench.stores.redis import RedisStore
+
+    data = small_data("ip")
+    build_and_search(store, "hnsw", "ip", {"M": 8, "EF_CONSTRUCTION": 50}, {"EF_RUNTIME": 50})
+    assert store.owned_processes() == [store.server.pid]
+    client = RedisStore(store.workdir, {})
+    client.attach(store.client_handle())
+    try:
+        client.set_search_params({"EF_RUNTIME": 50})
+        assert all(np.array_equal(client.search(q, 10), store.search(q, 10)) for q in data.test[:10])
+        assert client.owned_processes() == []
+    finally:
+        client.close()
+    assert store.server.is_running()
+    assert len(store.search(data.test[0], 10)) == 10
+    store.drop()

@@ -5,9 +5,11 @@ Embedded mode (default) runs the PostgreSQL 16 + pgvector build that the PyPI pa
 unix sockets off, a random scram password, data under the store's workdir. (pgserver's
 own ``get_server()`` is not used: it serves one cached handle per data directory, so a
 killed server would be handed back again, and it stops the server only when its last
-handle in any process is released.) Server mode connects to a running PostgreSQL with
-the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``, password from the usual
-libpq env ``PGPASSWORD``.
+handle in any process is released.) PostgreSQL refuses to run as root: run as root, the
+adapter starts it as the user ``pgserver`` (created like pgserver does) and grants that user
+search permission (o+x) on the workdir's parent directories. Server mode connects to a
+running PostgreSQL with the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``,
+password from the usual libpq env ``PGPASSWORD``.
 
 Index families are queried with ``SET enable_seqscan = off`` in the search session, so on
 small tables the planner uses the index that was asked for instead of a cheaper-looking
@@ -85,6 +87,7 @@ class PgvectorStore(Store):
         self._password: str | None = None
         self._count = 0
         self._probe_vector: np.ndarray | None = None
+        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -158,6 +161,13 @@ class PgvectorStore(Store):
         with psycopg.connect(**self._embedded_conninfo(port), connect_timeout=2):
             return True
 
+    def _conninfo(self) -> dict[str, Any]:
+        if self.server is not None:
+            return self._embedded_conninfo(self.server.port)
+        if self._attached is not None:
+            return self._attached
+        return {"conninfo": self.dsn}  # libpq reads PGPASSWORD itself
+
     def _embedded_conninfo(self, port: int) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": port, "user": "postgres", "password": self._password, "dbname": "postgres"}
 
@@ -168,10 +178,7 @@ class PgvectorStore(Store):
         if self._conn is not None:
             self._conn.close()
         try:
-            if self.server is not None:
-                self._conn = psycopg.connect(**self._embedded_conninfo(self.server.port), autocommit=True)
-            else:
-                self._conn = psycopg.connect(self.dsn, autocommit=True)  # libpq reads PGPASSWORD itself
+            self._conn = psycopg.connect(**self._conninfo(), autocommit=True)
         except psycopg.OperationalError as e:
             where = "the embedded server" if self.server is not None else "VDBBENCH_PG_DSN / option dsn"
             raise StoreError(f"cannot connect to PostgreSQL ({where}): {e}") from None
@@ -195,7 +202,7 @@ class PgvectorStore(Store):
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if not self.dsn:  # everything the embedded server wrote lives here
+        if not self.dsn and self._attached is None:  # everything the embedded server wrote lives here
             shutil.rmtree(self.workdir / "pgdata", ignore_errors=True)
             (self.workdir / "postgres.log").unlink(missing_ok=True)
 
@@ -214,11 +221,16 @@ class PgvectorStore(Store):
                 table, sql.Literal(int(spec.dim))
             )
         )
+        self._prepare_session()
+
+    def _prepare_session(self) -> None:
+        """Session settings and the search statement for ``self.spec``."""
+        from psycopg import sql
+
         # index families: keep the planner on the index even where a sequential scan looks cheaper
-        self._conn.execute("SET enable_seqscan = " + ("on" if spec.family == "flat" else "off"))
-        operator = OPS[spec.metric][1]
+        self._conn.execute("SET enable_seqscan = " + ("on" if self.spec.family == "flat" else "off"))
         self._search_sql = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %s LIMIT %s").format(
-            table, sql.SQL(operator)
+            sql.Identifier(self.table), sql.SQL(OPS[self.spec.metric][1])
         )
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -337,6 +349,22 @@ class PgvectorStore(Store):
         walk(tree[0]["Plan"])
         operator = next((op for key in order_keys for op in METRIC_OF_OPERATOR if op in key), None)
         return {"nodes": nodes, "index_used": index_used, "operator": operator}
+
+    def client_handle(self) -> dict[str, Any]:
+        """Connection details for client processes: each opens its own session on the same server."""
+        return {"conninfo": self._conninfo(), "table": self.table, "spec": self.spec,
+                "note": "each client process has its own PostgreSQL connection to the one server"}  # fmt: skip
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Search the table another instance built; close() then only closes this connection."""
+        self._attached = dict(handle["conninfo"])
+        self.table, self.spec = handle["table"], handle["spec"]
+        self.index_name = f"{self.table}_embedding_idx"
+        self._connect()
+        self._prepare_session()
+
+    def owned_processes(self) -> list[int]:
+        return [self.server.pid] if self.server is not None and self.server.is_running() else []
 
     def resources(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

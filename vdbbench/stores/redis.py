@@ -78,6 +78,7 @@ class RedisStore(Store):
         self._client = None
         self._password: str | None = None
         self._count = 0
+        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -121,6 +122,8 @@ class RedisStore(Store):
             self._client.close()
         if self.server is not None:
             self._client = redis.Redis(host="127.0.0.1", port=self.server.port, password=self._password, protocol=2)
+        elif self._attached is not None:
+            self._client = redis.Redis(**self._attached, protocol=2)
         else:
             self._client = redis.Redis.from_url(self.url, password=os.environ.get("REDIS_PASSWORD"), protocol=2)
         try:
@@ -147,7 +150,7 @@ class RedisStore(Store):
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if not self.url:  # everything the embedded server wrote
+        if not self.url and self._attached is None:  # everything the embedded server wrote
             shutil.rmtree(self.workdir / "redis-data", ignore_errors=True)
             for name in ("redis.log", "redis-secret.conf"):
                 (self.workdir / name).unlink(missing_ok=True)
@@ -285,6 +288,29 @@ class RedisStore(Store):
                 "search_config": server_config,
             },
         }
+
+    def client_handle(self) -> dict[str, Any]:
+        """Connection details for client processes: each opens its own connection to the same server."""
+        connection = None  # server mode: clients use the same url (and REDIS_PASSWORD from their environment)
+        if self.server is not None:
+            connection = {"host": "127.0.0.1", "port": self.server.port, "password": self._password}
+        return {
+            "url": self.url, "connection": connection, "prefix": self.prefix, "spec": self.spec, "count": self._count,
+            "search_params": self.search_params,
+            "note": "each client process has its own connection to the one redis-server",
+        }  # fmt: skip
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Search the index another instance built; close() then only closes this connection."""
+        self.url = handle["url"]
+        self._attached = handle["connection"]
+        self.prefix, self.spec, self._count = handle["prefix"], handle["spec"], handle["count"]
+        self.index_name = f"{self.prefix}-idx"
+        self._connect()
+        self.set_search_params(handle["search_params"])
+
+    def owned_processes(self) -> list[int]:
+        return [self.server.pid] if self.server is not None and self.server.is_running() else []
 
     def resources(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
