@@ -167,3 +167,19 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
     assert store.server.is_running() and (store.workdir / "pgdata").exists()
     assert len(store.search(data.test[0], 10)) == 10
     store.drop()
+
+
+def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_path):
+    """Server mode (dsn + PGPASSWORD from the environment) exercised against the embedded server."""
+    monkeypatch.setenv("PGPASSWORD", store._password)
+    remote = open_store("pgvector", tmp_path, {"dsn": f"postgresql://postgres@127.0.0.1:{store.server.port}/postgres",
+                                                "table": "vdbbench_remote"})  # fmt: skip
+    try:
+        assert remote.server is None and remote.owned_processes() == []
+        out = build_and_search(remote, "ivf", "ip", {"lists": 20}, {"probes": 20})
+        assert out.recall >= 0.99 and out.mismatches == []
+        assert "memory_bytes" not in out.resources  # not our server: its memory is not ours to report
+        remote.drop()
+    finally:
+        remote.close()
+    assert store.server.is_running() and files_left(tmp_path) == []

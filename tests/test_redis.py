@@ -139,3 +139,18 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
     assert store.server.is_running()
     assert len(store.search(data.test[0], 10)) == 10
     store.drop()
+
+
+@needs_redis
+def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_path):
+    """Server mode (url + REDIS_PASSWORD from the environment) exercised against the embedded server."""
+    monkeypatch.setenv("REDIS_PASSWORD", store._password)
+    remote = open_store("redis", tmp_path, {"url": f"redis://127.0.0.1:{store.server.port}/0", "prefix": "remote"})
+    try:
+        assert remote.server is None and remote.owned_processes() == []
+        out = build_and_search(remote, "flat", "angular")
+        assert out.recall == 1.0 and out.mismatches == []
+        remote.drop()
+    finally:
+        remote.close()
+    assert store.server.is_running() and files_left(tmp_path) == []
