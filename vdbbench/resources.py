@@ -7,6 +7,8 @@ lower bounds on the true peak, at a resolution the record states.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,14 +32,16 @@ def tree_rss(pids: Iterable[int]) -> int:
 
 
 def dir_bytes(path: Path) -> int:
-    """Bytes of all regular files under ``path`` (0 when it does not exist)."""
+    """Bytes allocated on disk by the files under ``path``, as ``du`` counts them (0 if it does not exist).
+
+    Allocated blocks, not file lengths: engines preallocate sparse mmap files whose length
+    overstates what they use. Files that vanish while an engine runs are skipped.
+    """
     total = 0
-    for p in Path(path).rglob("*"):
-        try:
-            if p.is_file() and not p.is_symlink():
-                total += p.stat().st_size
-        except OSError:
-            continue
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
     return total
 
 

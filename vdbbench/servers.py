@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psutil
 
+from vdbbench.resources import dir_bytes
 from vdbbench.stores.base import StoreError
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,6 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def dir_bytes(path: Path) -> int:
-    """Total size of the files under ``path`` (0 if it does not exist)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):  # files may vanish while the engine runs
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
 
 
 class LocalServer:
