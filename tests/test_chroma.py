@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
 from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
 
 from vdbbench.metrics import recall_at_k
 from vdbbench.runner import config_mismatches
+from vdbbench.stores import BuildSpec, StoreError, get_store_class
 
 pytest.importorskip("chromadb")
 
@@ -76,6 +78,14 @@ def test_embedded_drop_and_close_leave_nothing(tmp_path):
     store.close()
     store.close()  # idempotent
     assert files_left(tmp_path) == []
+
+
+def test_embedded_offers_no_handle_for_other_processes(store):
+    """PersistentClient is not process-safe, so concurrent clients are refused rather than faked."""
+    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 50})
+    assert store.client_handle() is None
+    with pytest.raises(StoreError, match="cannot be searched from a second process"):
+        store.attach({})
 
 
 def _free_port() -> int:
@@ -149,6 +159,39 @@ def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
     proc.terminate()
     proc.wait(timeout=20)
     assert proc.returncode is not None and not psutil.pid_exists(proc.pid)
+
+
+def test_server_collection_searched_from_second_process(chroma_server, tmp_path):
+    url, _ = chroma_server
+    options = {"url": url}
+    store = open_store("chroma", tmp_path / "client", options)
+    try:
+        out = build_and_search(store, "hnsw", "angular", TIGHT_BUILD, {"ef_search": 100})
+        handle = store.client_handle()
+        assert handle["url"] == url and handle["collection"] == "vdbbench"
+        assert (handle["spec"].family, handle["spec"].metric, handle["spec"].dim) == ("hnsw", "angular", 32)
+        data = small_data("angular")
+        # a client asking another ef_search must not rewrite the builder's collection configuration
+        # (the server would keep serving its load-time ef_search anyway, so answers stay the same)
+        attached = search_from_second_process("chroma", tmp_path / "client", options, handle, data.test,
+                                              {"ef_search": 40})  # fmt: skip
+        assert_same_answers(attached, out.answers)
+        # the client's close() neither dropped the collection nor changed it: the builder answers the same
+        assert "vdbbench" in [c.name for c in store._client.list_collections()]
+        assert store._stored_hnsw()["ef_search"] == 100
+        assert store._collection.count() == 2000
+        assert_same_answers([store.search(q, 10) for q in data.test], out.answers)
+        store.drop()
+    finally:
+        store.close()
+
+
+def test_server_handle_carries_no_credentials(tmp_path):
+    store = get_store_class("chroma")(tmp_path, {"url": "https://alice:s3cret@chroma.internal:8443"})
+    store.spec = BuildSpec("hnsw", "ip", 768, GENEROUS_BUILD)
+    handle = store.client_handle()
+    assert handle["url"] == "https://chroma.internal:8443"
+    assert_no_secret(handle, "s3cret", "alice")
 
 
 SERVER_URL = os.environ.get("VDBBENCH_CHROMA_URL")

@@ -8,9 +8,10 @@ import os
 
 import numpy as np
 import pytest
-from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store
+from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
+from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store, small_data
 
-from vdbbench.stores import BuildSpec
+from vdbbench.stores import BuildSpec, get_store_class
 from vdbbench.stores.elasticsearch import DEFAULT_URL, FAMILIES, effective_from_mapping, index_body, knn_body
 
 
@@ -78,6 +79,16 @@ def test_no_server_is_a_clear_error(tmp_path, monkeypatch):
         open_store("elasticsearch", tmp_path, {"timeout_s": 2})
 
 
+def test_handle_carries_url_and_index_but_no_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELASTIC_PASSWORD", "pw-s3cret")
+    store = get_store_class("elasticsearch")(tmp_path, {"url": "https://alice:s3cret@es.internal:9200",
+                                                        "index": "bench"})  # fmt: skip
+    store.spec = spec("hnsw")
+    handle = store.client_handle()
+    assert handle == {"url": "https://es.internal:9200", "index": "bench", "field": "vector", "spec": store.spec}
+    assert_no_secret(handle, "s3cret", "alice")
+
+
 def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
     """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
     recorded = json.loads(BASELINES.read_text())
@@ -110,6 +121,11 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert out.mismatches == []
         assert out.effective["engine"]["segments"] == 1
         check_server_baseline("elasticsearch", key, metric, out.recall)
+        searched = {p.name: p.default for p in FAMILIES[family].search} | search
+        attached = search_from_second_process("elasticsearch", tmp_path, {"index": "vdbbench-test"},
+                                              store.client_handle(), small_data(metric).test, searched)  # fmt: skip
+        assert_same_answers(attached, out.answers)
+        assert store._es.indices.exists(index="vdbbench-test")  # the client's close() dropped nothing
         store.drop()
         assert not store._es.indices.exists(index="vdbbench-test")
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from attachkit import assert_same_answers, search_from_second_process
 from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
 
 from vdbbench.stores import BuildSpec, StoreError
@@ -113,3 +114,24 @@ def test_hnsw_ef_below_k_times_refine_is_refused_clearly(store):
     store.set_search_params({"ef": 20, "nprobes": 1, "refine_factor": 5})
     with pytest.raises(StoreError, match=r"ef=20 must be >= k × refine_factor \(here 10 × 5\)"):
         store.search(data.test[0], 10)
+
+
+def test_second_process_searches_the_same_table_and_leaves_it(tmp_path):
+    """Concurrent clients: another process opens the builder's Lance files read-only and gets the same answers."""
+    store = open_store("lancedb", tmp_path)
+    try:
+        search = {"nprobes": 4}
+        out = build_and_search(store, "ivf", "euclidean", {"num_partitions": 16}, search)
+        handle = store.client_handle()
+        assert handle["path"] == str(tmp_path / "lancedb") and handle["table"] == "vdbbench"
+        assert handle["spec"].family == "ivf" and handle["spec"].metric == "euclidean"
+        data = small_data("euclidean")
+        attached = search_from_second_process("lancedb", tmp_path, {}, handle, data.test, search)
+        assert_same_answers(attached, out.answers)
+        # the client's close() left the builder's table in place, still answering the same
+        assert "vdbbench" in store._db.list_tables().tables
+        assert_same_answers([store.search(q, 10) for q in data.test], out.answers)
+        store.drop()
+    finally:
+        store.close()
+    assert files_left(tmp_path) == []

@@ -7,9 +7,10 @@ import os
 import numpy as np
 import psutil
 import pytest
+from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
 from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
 
-from vdbbench.stores import BuildSpec, StoreError
+from vdbbench.stores import BuildSpec, StoreError, get_store_class
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -125,7 +126,54 @@ def test_drop_and_close_leave_nothing(tmp_path):
     store.close()  # idempotent
     assert files_left(tmp_path) == []
     assert not _listening(port), "milvus-lite's gRPC server still listens after close()"
-    assert psutil.Process().children(recursive=True) == []
+    # children other than multiprocessing's resource tracker, which a StoreWorker in an earlier test leaves
+    left = [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
+    assert left == []
+
+
+def test_lite_collection_searched_from_second_process(tmp_path):
+    """milvus-lite locks its data dir to one process; clients reach the builder's lite gRPC server instead."""
+    store = open_store("milvus", tmp_path)
+    try:
+        search = {"ef": 64}
+        out = build_and_search(store, "hnsw", "euclidean", {"M": 16, "efConstruction": 100}, search)
+        handle = store.client_handle()
+        assert handle["url"] == f"http://127.0.0.1:{store.lite_port}" and handle["collection"] == "vdbbench"
+        data = small_data("euclidean")
+        attached = search_from_second_process("milvus", tmp_path, {}, handle, data.test, search)
+        assert_same_answers(attached, out.answers)
+        # the client's close() left the builder's data dir, server and collection in place
+        assert _listening(store.lite_port) and store._client.has_collection("vdbbench")
+        assert_same_answers([store.search(q, 10) for q in data.test], out.answers)
+        store.drop()
+    finally:
+        store.close()
+    assert files_left(tmp_path) == []
+
+
+def test_second_process_cannot_open_the_lite_data_dir(tmp_path):
+    """Why clients go through the lite server: the data dir itself admits one process."""
+    import subprocess
+    import sys
+
+    store = open_store("milvus", tmp_path)
+    try:
+        code = "import sys; from pymilvus import MilvusClient; MilvusClient(sys.argv[1])"
+        probe = subprocess.run([sys.executable, "-c", code, str(tmp_path / "milvus.db")], capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+        assert probe.returncode != 0 and "DataDirLockedError" in probe.stdout + probe.stderr
+    finally:
+        store.close()
+
+
+def test_server_handle_carries_no_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDBBENCH_MILVUS_TOKEN", "root:t0ken")
+    store = get_store_class("milvus")(tmp_path, {"url": "https://alice:s3cret@milvus.internal:19530"})
+    store.spec = BuildSpec("hnsw", "ip", 768, {"M": 16, "efConstruction": 100})
+    handle = store.client_handle()
+    assert handle["url"] == "https://milvus.internal:19530"
+    assert (handle["collection"], handle["vector_field"], handle["spec"]) == ("vdbbench", "vector", store.spec)
+    assert_no_secret(handle, "s3cret", "alice", "t0ken")
 
 
 SERVER_URL = os.environ.get("VDBBENCH_MILVUS_URL")
@@ -144,6 +192,11 @@ def test_server_family_reaches_floor(tmp_path, family, metric):
         assert out.mismatches == []
         assert out.effective["family"] == family
         assert out.effective["params"] == build | search
+        handle = store.client_handle()
+        attached = search_from_second_process("milvus", tmp_path, {"url": SERVER_URL}, handle, small_data(metric).test,
+                                              search)  # fmt: skip
+        assert_same_answers(attached, out.answers)
+        assert store._client.has_collection("vdbbench")  # the client's close() dropped nothing
         with pytest.raises(StoreError, match="must divide"):
             store.create(BuildSpec("pq", metric, 30, {"nlist": 16, "m": 8, "nbits": 8}, count=10))
         store.drop()

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
 from storekit import (
     BASELINES,
     assert_answers_valid,
@@ -18,7 +19,7 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.stores import BuildSpec
+from vdbbench.stores import BuildSpec, get_store_class
 from vdbbench.stores.qdrant import FAMILIES, collection_body, search_params_body
 from vdbbench.stores.qdrant_server import DEFAULT_URL, effective_from_collection_info
 
@@ -130,6 +131,23 @@ def spec(family: str, metric: str = "angular", **params) -> BuildSpec:
     return BuildSpec(family, metric, 384, {p.name: p.default for p in FAMILIES[family].build} | params)
 
 
+def test_embedded_offers_no_handle_for_other_processes(tmp_path):
+    """An EdgeShard locks its WAL: a second process cannot load it, so concurrent clients are refused."""
+    import subprocess
+    import sys
+
+    store = open_store("qdrant", tmp_path)
+    try:
+        build_and_search(store, "hnsw", "euclidean", SMALL, GENEROUS)
+        assert store.client_handle() is None
+        code = "import sys, qdrant_edge as qe; qe.EdgeShard.load(sys.argv[1])"
+        probe = subprocess.run([sys.executable, "-c", code, str(tmp_path / "qdrant-shard")], capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+        assert probe.returncode != 0 and "failed to open WAL" in probe.stderr
+    finally:
+        store.close()
+
+
 def test_collection_body_hnsw_matches_documented_shape():
     # https://qdrant.tech/documentation/concepts/collections/#create-a-collection and
     # https://qdrant.tech/documentation/concepts/indexing/#vector-index :
@@ -206,6 +224,16 @@ def test_server_default_url_matches_compose_port():
     assert "127.0.0.1:6333:6333" in compose_ports("qdrant")
 
 
+def test_server_handle_carries_no_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDRANT__SERVICE__API_KEY", "k3y-s3cret")
+    store = get_store_class("qdrant-server")(tmp_path, {"url": "https://alice:s3cret@qdrant.internal:6333",
+                                                        "collection": "bench"})  # fmt: skip
+    store.spec = spec("hnsw", metric="ip")
+    handle = store.client_handle()
+    assert handle == {"url": "https://qdrant.internal:6333", "collection": "bench", "spec": store.spec}
+    assert_no_secret(handle, "s3cret", "alice", "k3y")
+
+
 def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
     """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
     recorded = json.loads(BASELINES.read_text())
@@ -231,6 +259,11 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert out.mismatches == []
         assert out.effective["params"] == {p.name: p.default for p in FAMILIES[family].build} | build
         check_server_baseline("qdrant-server", key, metric, out.recall)
+        searched = {p.name: p.default for p in FAMILIES[family].search} | search
+        attached = search_from_second_process("qdrant-server", tmp_path, {"collection": "vdbbench_test"},
+                                              store.client_handle(), small_data(metric).test, searched)  # fmt: skip
+        assert_same_answers(attached, out.answers)
+        assert store._client.collection_exists("vdbbench_test")  # the client's close() dropped nothing
         store.drop()
         assert not store._client.collection_exists("vdbbench_test")
     finally:

@@ -7,9 +7,10 @@ import json
 import os
 
 import pytest
-from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store
+from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
+from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store, small_data
 
-from vdbbench.stores import BuildSpec
+from vdbbench.stores import BuildSpec, get_store_class
 from vdbbench.stores.weaviate import DEFAULT_URL, FAMILIES, class_body, connection_settings, effective_from_schema
 
 
@@ -115,6 +116,20 @@ def test_no_server_is_a_clear_error(tmp_path, monkeypatch):
         open_store("weaviate", tmp_path, {"grpc_port": 10})
 
 
+def test_handle_carries_connection_and_collection_but_no_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEAVIATE_API_KEY", "k3y-s3cret")
+    monkeypatch.delenv("VDBBENCH_WEAVIATE_GRPC_PORT", raising=False)
+    store = get_store_class("weaviate")(tmp_path, {"url": "https://weaviate.internal:8443", "grpc_port": 50052,
+                                                   "collection": "Bench"})  # fmt: skip
+    store.spec = spec("hnsw")
+    handle = store.client_handle()
+    assert handle == {
+        "http_host": "weaviate.internal", "http_port": 8443, "http_secure": True, "grpc_host": "weaviate.internal",
+        "grpc_port": 50052, "grpc_secure": True, "collection": "Bench", "spec": store.spec,
+    }  # fmt: skip
+    assert_no_secret(handle, "k3y")
+
+
 def check_server_baseline(store: str, key: str, metric: str, recall: float) -> None:
     """Server baselines can only be recorded where that server runs; until one is, the floors guard recall."""
     recorded = json.loads(BASELINES.read_text())
@@ -146,6 +161,11 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert_answers_valid(out, 10, 2000)
         assert out.mismatches == []
         check_server_baseline("weaviate", key, metric, out.recall)
+        searched = {p.name: p.default for p in FAMILIES[family].search} | search
+        attached = search_from_second_process("weaviate", tmp_path, {"collection": "VdbbenchTest"},
+                                              store.client_handle(), small_data(metric).test, searched)  # fmt: skip
+        assert_same_answers(attached, out.answers)
+        assert store._client.collections.exists("VdbbenchTest")  # the client's close() dropped nothing
         store.drop()
         assert not store._client.collections.exists("VdbbenchTest")
     finally:

@@ -11,10 +11,17 @@ graph (checked with chromadb 1.5.9 embedded and a 1.0.0 server: recall did not m
 embedded adapter therefore reopens its client after a change, so the new value serves; a
 server cannot be made to reload from here, so there the adapter reports the ef_search the
 graph was loaded with, and the runner flags the difference.
+
+Concurrent clients: a Chroma server serves many ``HttpClient``s, so in server mode each client
+process attaches to the collection by URL. The embedded ``PersistentClient`` is not process-safe
+(Chroma's docs: one client per path; chroma-core/chroma#961, #3792: a second process may not see
+the vectors another wrote, and opening may compact the log into the HNSW files), so embedded mode
+offers no handle and the runner records only single-client figures.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +39,9 @@ SEARCH_CHUNK = 1000
 
 class ChromaStore(Store):
     name = "chroma"
-    description = "Chroma (hnswlib inside): embedded PersistentClient; a Chroma server with option url."
+    description = (
+        "Chroma (hnswlib inside): embedded PersistentClient (one process at a time); a Chroma server with option url."
+    )
     kind = "embedded"
     families = {
         "hnsw": FamilySpec(
@@ -54,6 +63,7 @@ class ChromaStore(Store):
         self._client = None
         self._collection = None
         self._loaded_ef: int | None = None  # the ef_search the in-memory graph was loaded with
+        self._attached = False  # searching a collection another instance built: change nothing on it
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -124,6 +134,8 @@ class ChromaStore(Store):
     # -- search --------------------------------------------------------------------
     def set_search_params(self, params: dict[str, Any]) -> None:
         super().set_search_params(params)
+        if self._attached:  # the builder owns the configuration; a server serves its load-time ef_search anyway
+            return
         ef = int(params.get("ef_search", self._loaded_ef))
         stored = self._stored_hnsw()["ef_search"]
         if ef != stored:
@@ -147,6 +159,21 @@ class ChromaStore(Store):
             )
             out.extend(np.array(ids, dtype=np.int64) for ids in result["ids"])
         return out
+
+    def client_handle(self) -> dict[str, Any] | None:
+        if not self.url:
+            return None  # PersistentClient is not process-safe: see the module docstring
+        # no user:password@ in the URL: each process takes credentials from its own environment
+        return {"url": re.sub(r"//[^/@]*@", "//", self.url), "collection": COLLECTION, "spec": self.spec,
+                "note": "each client process has its own HttpClient to the server"}  # fmt: skip
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        if not handle.get("url"):
+            super().attach(handle)  # embedded: refused
+        self._attached = True
+        self.url, self.spec = handle["url"], handle["spec"]
+        self.open()
+        self._collection = self._client.get_collection(handle["collection"], embedding_function=None)
 
     # -- introspection ---------------------------------------------------------------
     def _stored_hnsw(self) -> dict[str, Any]:

@@ -13,12 +13,13 @@ and the dimension (int8_hnsw, or bbq_hnsw from 384 dimensions in 9.x).
 
 The index has one shard, no replica and no refresh while loading; ``finish()`` refreshes and
 force-merges to one segment (one HNSW graph, as a static benchmark corpus would be served),
-and that is the build's index time.
+and that is the build's index time. Concurrent clients attach by URL and index name (``client_handle``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from importlib.metadata import version
 from typing import Any
 
@@ -118,10 +119,14 @@ class ElasticsearchStore(Store):
     def index(self) -> str:
         return str(self.options.get("index", "vdbbench"))
 
+    @property
+    def url(self) -> str:
+        return str(self.options.get("url") or os.environ.get("VDBBENCH_ELASTICSEARCH_URL") or DEFAULT_URL)
+
     def open(self) -> None:
         from elasticsearch import Elasticsearch
 
-        url = str(self.options.get("url") or os.environ.get("VDBBENCH_ELASTICSEARCH_URL") or DEFAULT_URL)
+        url = self.url
         password = os.environ.get("ELASTIC_PASSWORD")
         auth = (os.environ.get("ELASTIC_USERNAME", "elastic"), password) if password else None
         self._es = Elasticsearch(url, basic_auth=auth, request_timeout=float(self.options.get("timeout_s", 600)))
@@ -185,6 +190,18 @@ class ElasticsearchStore(Store):
                 raise StoreError(f"elasticsearch: msearch failed: {r['error']}")
             out.append(np.fromiter((int(h["_id"]) for h in r["hits"]["hits"]), dtype=np.int64))
         return out
+
+    def client_handle(self) -> dict[str, Any]:
+        # no user:password@ in the URL: each process takes credentials from its own environment
+        return {"url": re.sub(r"//[^/@]*@", "//", self.url), "index": self.index, "field": FIELD, "spec": self.spec}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Connect to the node holding the index another instance built, to search it only."""
+        self.options |= {"url": handle["url"], "index": handle["index"]}
+        self.spec = handle["spec"]
+        self.open()
+        if not self._es.indices.exists(index=self.index):
+            raise StoreError(f"elasticsearch: no index {self.index!r} at {handle['url']}")
 
     def effective_config(self) -> dict[str, Any]:
         mapping = self._es.indices.get_mapping(index=self.index)[self.index]

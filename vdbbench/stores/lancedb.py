@@ -5,6 +5,10 @@ LanceDB may train fewer IVF partitions than asked when the table is small (it lo
 The adapter reads it back from the engine's own query profile: with every partition probed,
 ``analyze_plan`` reports ``partitions_ranked``. The plan also shows whether a query goes
 through the ANN index or a flat distance scan.
+
+Lance files are immutable once written (each write makes a new version), so other processes can
+open the same table and read it while the building process holds it: ``client_handle`` gives the
+path and table name, and each concurrent client opens the files itself (no copy).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class LanceDBStore(Store):
         self._db = None
         self._table = None
         self._partitions: int | None = None
+        self._attached = False  # opened another instance's table to search it: close() must not delete it
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -86,7 +91,8 @@ class LanceDBStore(Store):
         if self._db is None:
             return
         self._table = self._db = None
-        shutil.rmtree(self._data_dir, ignore_errors=True)
+        if not self._attached:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
@@ -198,6 +204,19 @@ class LanceDBStore(Store):
             rows = np.flatnonzero(which == i)
             out.append(ids[rows[np.argsort(distances[rows], kind="stable")]])
         return out
+
+    def client_handle(self) -> dict[str, Any]:
+        return {"path": str(self._data_dir), "table": TABLE, "spec": self.spec,
+                "note": "each client process opens the same Lance files itself, read-only"}  # fmt: skip
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        import lancedb
+
+        self._attached = True
+        self.spec = handle["spec"]
+        self._data_dir = Path(handle["path"])
+        self._db = lancedb.connect(str(self._data_dir))
+        self._table = self._db.open_table(handle["table"])
 
     # -- introspection ---------------------------------------------------------------
     def effective_config(self) -> dict[str, Any]:

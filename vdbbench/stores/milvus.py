@@ -7,11 +7,17 @@ reports every index as ``Finished`` in ``describe_index``, even those it never b
 adapter refuses the index types lite lacks, and reads what actually serves the queries from
 the engine's loaded segments (index class and faiss parameters), not only from
 ``describe_index``.
+
+Concurrent clients: milvus-lite locks its data dir to one process (a second ``MilvusClient`` on
+the same file fails with ``DataDirLockedError``), but it serves that dir through a gRPC server on
+127.0.0.1, the same server ``milvus-lite server --data-dir`` runs. So client processes connect to
+the building process's lite server by its URL, as they would to a Milvus server; nothing is copied.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from importlib.metadata import version
@@ -212,6 +218,21 @@ class MilvusStore(Store):
             )
             out.extend(np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits)) for hits in results)
         return out
+
+    def client_handle(self) -> dict[str, Any] | None:
+        if self.lite and not self.lite_port:
+            return None  # no lite server found to share
+        # lite: the gRPC server in this process; server: its URL without user:password@ (token from the environment)
+        url = f"http://127.0.0.1:{self.lite_port}" if self.lite else re.sub(r"//[^/@]*@", "//", str(self.url))
+        note = "clients share milvus-lite's gRPC server in the building process" if self.lite else None
+        return {"url": url, "collection": COLLECTION, "vector_field": VECTOR, "spec": self.spec, "note": note}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Connect to the server holding the collection (for lite: its gRPC server in the building process)."""
+        self.url, self.spec = handle["url"], handle["spec"]  # a URL: close() then deletes nothing
+        self.open()
+        if not self._client.has_collection(handle["collection"]):
+            raise StoreError(f"milvus: no collection {handle['collection']!r} at {self.url}")
 
     # -- introspection ---------------------------------------------------------------
     def _lite_served(self) -> dict[str, Any]:

@@ -14,6 +14,11 @@ even when built, scans a segment holding fewer vectors than ``full_scan_threshol
 The harness forces indexing (threshold 1 KB) and waits for the optimizer, but keeps
 ``full_scan_threshold`` as a build parameter with Qdrant's default: where a segment falls below
 it, ``effective_config()`` reports ``flat`` so the runner flags that no graph was searched.
+
+Concurrent clients: an ``EdgeShard`` locks its write-ahead log, so a second process cannot load a
+shard another holds ("failed to open WAL ...: WouldBlock", qdrant-edge-py 0.9). The embedded store
+therefore offers no handle and the runner records single-client figures only; ``qdrant-server``
+serves many clients.
 """
 
 from __future__ import annotations
@@ -142,7 +147,10 @@ class QdrantStore(Store):
     """Qdrant's engine embedded through qdrant-edge-py: one shard in the workdir, no server."""
 
     name = "qdrant"
-    description = "Qdrant engine embedded in process (qdrant-edge-py EdgeShard); optimizer run to completion."
+    description = (
+        "Qdrant engine embedded in process (qdrant-edge-py EdgeShard, one process at a time); optimizer run to "
+        "completion."
+    )
     kind = "embedded"
     families = FAMILIES
     supports_batch_search = True
@@ -201,6 +209,9 @@ class QdrantStore(Store):
 
         answers = self._shard.query_batch(qe.QueryBatchRequest([self._request(q, k) for q in queries]))
         return [np.fromiter((h.id for h in hits), dtype=np.int64, count=len(hits)) for hits in answers]
+
+    def client_handle(self) -> None:
+        return None  # the shard's WAL admits one process: see the module docstring
 
     def _segments(self) -> list[dict[str, Any]]:
         """The engine's own per-segment metadata files (segment.json and, where built, hnsw_config.json)."""

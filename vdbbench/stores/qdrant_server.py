@@ -7,11 +7,14 @@ Bulk loading follows Qdrant's own recipe: the collection is created with indexin
 ``finish()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
 indexed) and waits until the collection is green, the optimizer idle and
 ``indexed_vectors_count`` covers every point. That wait is the build's index time.
+
+Concurrent clients attach by URL and collection name (``client_handle``); they only search.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from importlib.metadata import version
 from typing import Any
@@ -144,6 +147,19 @@ class QdrantServerStore(Store):
         ]  # fmt: skip
         answers = self._client.query_batch_points(self.collection, requests=requests)
         return [np.fromiter((p.id for p in r.points), dtype=np.int64, count=len(r.points)) for r in answers]
+
+    def client_handle(self) -> dict[str, Any]:
+        # no user:password@ in the URL: each process takes the API key from its own environment
+        url = re.sub(r"//[^/@]*@", "//", server_url(self.options))
+        return {"url": url, "collection": self.collection, "spec": self.spec}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Connect to the server holding the collection another instance built, to search it only."""
+        self.options |= {"url": handle["url"], "collection": handle["collection"]}
+        self.spec = handle["spec"]
+        self.open()
+        if not self._client.collection_exists(self.collection):
+            raise StoreError(f"qdrant-server: no collection {self.collection!r} at {handle['url']}")
 
     def effective_config(self) -> dict[str, Any]:
         info = self._client.get_collection(self.collection)

@@ -12,6 +12,9 @@ setting in Weaviate, so ``set_search_params`` updates it on the collection and r
 SQ and PQ are trained only once a shard holds ``trainingLimit`` objects; below that Weaviate
 serves uncompressed vectors, and ``effective_config()`` says so (from the shard's
 ``compressed`` flag), as it says ``flat`` for a dynamic index still under its threshold.
+
+Concurrent clients attach by host, ports and collection name (``client_handle``). As ``ef`` is a
+collection setting, each client's ``set_search_params`` writes it too: the same value for all.
 """
 
 from __future__ import annotations
@@ -161,10 +164,13 @@ class WeaviateStore(Store):
         return str(self.options.get("collection", "Vdbbench"))
 
     def open(self) -> None:
+        self._connect(connection_settings(self.options))
+
+    def _connect(self, settings: dict[str, Any]) -> None:
         import weaviate
         from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
-        settings = connection_settings(self.options)
+        self._settings = settings
         key = os.environ.get("WEAVIATE_API_KEY")
         try:
             self._client = weaviate.connect_to_custom(
@@ -203,7 +209,7 @@ class WeaviateStore(Store):
         """GET a Weaviate REST path and return its JSON: the engine's raw answer, not the client's model of it."""
         import httpx
 
-        settings = connection_settings(self.options)
+        settings = self._settings
         scheme = "https" if settings["http_secure"] else "http"
         key = os.environ.get("WEAVIATE_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -257,6 +263,19 @@ class WeaviateStore(Store):
             near_vector=np.asarray(query, np.float32).tolist(), limit=k, return_properties=[]
         )
         return np.fromiter((o.uuid.int for o in res.objects), dtype=np.int64, count=len(res.objects))
+
+    def client_handle(self) -> dict[str, Any]:
+        # hosts, ports and TLS only: each process takes the API key from its own environment
+        return {**connection_settings(self.options), "collection": self.collection_name, "spec": self.spec}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Connect to the server holding the collection another instance built, to search it only."""
+        self.options["collection"] = handle["collection"]
+        self.spec = handle["spec"]
+        self._connect({k: v for k, v in handle.items() if k not in ("collection", "spec")})
+        if not self._client.collections.exists(self.collection_name):
+            raise StoreError(f"weaviate: no collection {self.collection_name!r} at {self._settings['http_host']}")
+        self._collection = self._client.collections.get(self.collection_name)
 
     def effective_config(self) -> dict[str, Any]:
         schema = self._rest(f"/v1/schema/{self.collection_name}")
