@@ -312,9 +312,10 @@ class Sweep:
         try:
             handle = engine.worker.call("client_handle", timeout=600)
             if handle is None:
+                reason = get_store_class(s.store).single_process_reason
                 self._record_load(ds, s, key, base, status="skipped", error=(
-                    f"{s.store} cannot be searched from several processes at once (the library allows no "
-                    "concurrent readers), so only single-client figures exist"), **build_fields)
+                    f"{s.store} cannot be searched from several processes at once ({reason}), "
+                    "so only single-client figures exist"), **build_fields)
                 return True
             levels = measure_concurrency(
                 ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,

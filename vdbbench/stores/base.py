@@ -106,6 +106,7 @@ class Store(ABC):
     kind: ClassVar[str] = "embedded"  # "in-process", "embedded" or "server"
     families: ClassVar[Mapping[str, FamilySpec]] = {}
     supports_batch_search: ClassVar[bool] = False
+    single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
     max_dim: ClassVar[int | None] = None
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:

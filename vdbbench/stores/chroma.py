@@ -55,6 +55,7 @@ class ChromaStore(Store):
         )
     }
     supports_batch_search = True
+    single_process_reason = "the embedded PersistentClient is not process-safe; use a Chroma server for concurrency"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)

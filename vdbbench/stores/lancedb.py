@@ -172,7 +172,7 @@ class LanceDBStore(Store):
             self._table.search(query, vector_column_name=VECTOR)
             .distance_type(DISTANCES[self.spec.metric])
             .limit(k)
-            .select(["id"])
+            .select(["id", "_distance"])  # naming _distance keeps lance from logging a warning per query
         )
         if self.spec.family == "flat":
             return q.bypass_vector_index()

@@ -154,6 +154,7 @@ class QdrantStore(Store):
     kind = "embedded"
     families = FAMILIES
     supports_batch_search = True
+    single_process_reason = "qdrant-edge locks its shard's WAL to one process; use qdrant-server for concurrent clients"
 
     _shard: Any = None
 
