@@ -262,3 +262,27 @@ def test_dataset_file_attributes_are_plain_values(tmp_path):
         assert f.attrs["distance"] == "angular" and f["neighbors"].shape == (5, 35)
         assert f.attrs["query_prefix"] == "" and f.attrs["prefix_source"].startswith("none")
     assert os.path.exists(embed.cache_dir())
+
+
+def test_hub_model_from_the_local_cache_offline(tmp_path):
+    """The hub path (name → commit → load at that revision) without internet: a fake HF cache entry
+    holding the packaged weights under an e5-like name, so the known-prefix table applies too. Run in a
+    subprocess because huggingface_hub reads HF_HUB_CACHE when first imported."""
+    import shutil
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--test-org--multilingual-e5-fake"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(embed.packaged_model_dir(), repo / "snapshots" / commit)
+    script = (
+        "from vdbbench import embed\n"
+        "out = embed.Embedder('test-org/multilingual-e5-fake', device='cpu', progress=False).embed(['hi'], 'query')\n"
+        "print(repr((out.meta['model_revision'], out.meta['prefix'], out.meta['prefix_source'], out.vectors.shape)))\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == repr((commit, "query: ", "vdbbench known-prefix table", (1, 384)))

@@ -51,7 +51,7 @@ ANN_DATASETS = {
         AnnDataset("mnist-784-euclidean", 784, "euclidean", 60_000, 10_000),
         AnnDataset("fashion-mnist-784-euclidean", 784, "euclidean", 60_000, 10_000),
         AnnDataset("lastfm-64-dot", 65, "angular", 292_385, 50_000,
-                   "64-d dot-product embeddings stored as 65-d angular (one extra coordinate)"),
+                   "stored as 65-d angular"),
     )
 }
 
@@ -158,8 +158,8 @@ def _register() -> None:
             continue
         register(KnownDataset(
             spec.name,
-            f"ann-benchmarks: {spec.train:,} train / {spec.test:,} test, {spec.dim}-d, {spec.metric}"
-            + (f" ({spec.note})" if spec.note else "") + " — downloaded from ann-benchmarks.com",
+            f"ann-benchmarks.com download: {spec.train:,} train / {spec.test:,} test"
+            + (f"; {spec.note}" if spec.note else ""),
             functools.partial(download, spec.name),
         ))
 

@@ -683,7 +683,7 @@ def _register_builtin_text_datasets() -> None:
             return build_text_dataset(target.stem, corpus, holdout=DEFAULT_HOLDOUT, path=target)
 
         register(KnownDataset(
-            name, f"{blurb}, embedded with all-MiniLM-L6-v2 (packaged, offline), 1000 held-out queries", prepare
+            name, f"{blurb} × all-MiniLM-L6-v2 (packaged); 1000 held-out queries", prepare
         ))
 
 
