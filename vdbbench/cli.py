@@ -30,6 +30,8 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     for col in ("dataset", "store", "index", "build", "search", "recall", "QPS", "p50 ms", "p99 ms", "status"):
         table.add_column(col, justify="right" if col in ("recall", "QPS", "p50 ms", "p99 ms") else "left")
     for r in records:
+        if r.get("kind") == "concurrency":
+            continue
         ok = r.get("status") == "ok"
         table.add_row(
             r["dataset"], r["label"], r["index"],
@@ -41,6 +43,25 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
             f"{r['p99_ms']:.3f}" if ok else "",
             "ok" if ok else f"[red]{r.get('status')}[/]",
         )  # fmt: skip
+    return table
+
+
+def concurrency_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="concurrent clients (closed loop)")
+    for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
+        table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
+    for r in records:
+        if r.get("kind") != "concurrency":
+            continue
+        head = [r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
+                " ".join(f"{k}={v}" for k, v in r["search"].items())]
+        if r.get("status") != "ok":
+            table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
+            continue
+        for lv in r["concurrency"]["levels"]:
+            note = "client-bound" if lv.get("client_bound") else ""
+            table.add_row(*head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}",
+                          f"{lv['p99_ms']:.3f}", note)
     return table
 
 
@@ -62,6 +83,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 130
     records = load_results(args.out)
     console.print(summary_table(records))
+    if any(r.get("kind") == "concurrency" for r in records):
+        console.print(concurrency_table(records))
     console.print(
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"
@@ -147,8 +170,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_stores(args: argparse.Namespace) -> int:
-    from vdbbench.capabilities import capability_markdown
+    from vdbbench.capabilities import capability_markdown, update_readme
 
+    if args.update_readme:
+        changed = update_readme(Path(args.update_readme))
+        console.print(f"{args.update_readme}: {'updated' if changed else 'already current'}")
+        return 0
     print(capability_markdown())
     return 0
 
@@ -273,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the store capability matrix",
         description="Print every store's index families and parameters as Markdown.",
     )
+    p.add_argument("--update-readme", metavar="README", help="rewrite the generated matrix in this README")
     p.set_defaults(func=cmd_stores)
 
     p = sub.add_parser(
