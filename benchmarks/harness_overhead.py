@@ -2,9 +2,9 @@
 
 hnswlib: a bare loop of ``knn_query``. redis (a server store the harness starts): a bare loop
 of ``FT.SEARCH`` through redis-py with the same arguments, without parsing the reply. Both loops
-run on the same index and queries, interleaved so machine noise hits both alike; the figure is
-the ratio of the best pass of each (target >= 0.98): on a shared machine the best pass is the one
-least disturbed by other processes.
+run on the same index and queries, interleaved in alternating order so machine noise hits both
+alike. Two figures (target >= 0.98): the ratio of the best pass of each (on a shared machine the
+best pass is the one least disturbed by other processes) and the median of per-round ratios.
 
     .venv/bin/python benchmarks/harness_overhead.py [--store hnswlib|redis] [--queries 2000]
 """
@@ -12,6 +12,7 @@ least disturbed by other processes.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -48,6 +49,21 @@ def bare_loop(store, name: str, queries: list[np.ndarray], k: int):
     return run
 
 
+def interleaved(run_bare, harness_qps, n: int, rounds: int) -> tuple[list[float], list[float]]:
+    """QPS of each way per round, alternating which goes first so drift favours neither."""
+    bare: list[float] = []
+    harness: list[float] = []
+    for r in range(rounds):
+        for step in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
+            if step == "bare":
+                t0 = time.perf_counter()
+                run_bare()
+                bare.append(n / (time.perf_counter() - t0))
+            else:
+                harness.append(harness_qps())
+    return bare, harness
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", choices=sorted(BUILDS), default="hnswlib")
@@ -70,18 +86,15 @@ def main() -> None:
         queries = [np.ascontiguousarray(q) for q in ds.test]
         print(f"{args.store} on {ds.name}: {len(ds.train)} train, {len(queries)} queries, k={args.k}, "
               f"best of {args.rounds} interleaved rounds")
-        print(f"{ef_name:>10} {'bare QPS':>10} {'harness QPS':>12} {'ratio':>7}")
+        print(f"{ef_name:>10} {'bare QPS':>10} {'harness QPS':>12} {'ratio':>7} {'paired median':>13}")
         for ef in (10, 40, 160):
             store.set_search_params({ef_name: ef})
             run_bare = bare_loop(store, args.store, queries, args.k)
-            bare, harness = [], []
-            for _ in range(args.rounds):
-                t0 = time.perf_counter()
-                run_bare()
-                bare.append(len(queries) / (time.perf_counter() - t0))
-                harness.append(measure_search(store, ds, queries, args.k, runs=1, warmup=0).qps)
+            bare, harness = interleaved(run_bare, lambda: measure_search(store, ds, queries, args.k, 1, 0).qps,
+                                        len(queries), args.rounds)
             b, h = max(bare), max(harness)
-            print(f"{ef:>10} {b:>10,.0f} {h:>12,.0f} {h / b:>7.3f}")
+            paired = statistics.median(hq / bq for hq, bq in zip(harness, bare, strict=True))
+            print(f"{ef:>10} {b:>10,.0f} {h:>12,.0f} {h / b:>7.3f} {paired:>13.3f}")
     finally:
         store.drop()
         store.close()

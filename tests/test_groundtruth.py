@@ -50,3 +50,16 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         exact_knn(np.zeros((3, 2)), np.zeros((1, 2)), "euclidean", 2, device="cuda")
+
+
+def test_sampled_bound_selection_keeps_exactly_the_smallest():
+    from vdbbench.groundtruth import _smallest
+
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(40, 5000)).astype(np.float32)
+    d[:, 100:200] = -5.0  # a block of ties at the very bottom, more than count
+    d[7] = np.sort(d[7])[::-1]  # a row whose smallest values sit where a sample might miss them
+    cols, vals = _smallest(d, 116)
+    assert cols.shape == (40, 116)
+    np.testing.assert_array_equal(np.sort(vals, axis=1), np.sort(d, axis=1)[:, :116])
+    np.testing.assert_array_equal(np.take_along_axis(d, cols, axis=1), vals)

@@ -154,3 +154,26 @@ def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_pa
     finally:
         remote.close()
     assert store.server.is_running() and files_left(tmp_path) == []
+
+
+@needs_redis
+def test_sweep_against_a_server_records_its_container_figures_or_why_not(store, monkeypatch, tmp_path):
+    """In server mode the runner reads the compose container's memory and disk; with no Docker it says why."""
+    from vdbbench.config import parse_config
+    from vdbbench.results import load_results
+    from vdbbench.runner import Sweep
+
+    monkeypatch.setenv("REDIS_PASSWORD", store._password)
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no Docker engine, whatever the host
+    cfg = parse_config({
+        "k": 10, "runs": 1, "warmup": 0,
+        "datasets": [{"name": "syn", "synthetic": {"n": 500, "dim": 8, "queries": 10}}],
+        "stores": [{"store": "redis", "index": "flat",
+                    "options": {"url": f"redis://127.0.0.1:{store.server.port}/0", "prefix": "sweep"}}],
+    })  # fmt: skip
+    Sweep(cfg, tmp_path / "out").run()
+    [record] = load_results(tmp_path / "out")
+    assert record["status"] == "ok" and record["recall"] == 1.0
+    assert "docker" in record["resources"]["container_note"].lower()
+    assert store._password not in (tmp_path / "out" / "results.jsonl").read_text()

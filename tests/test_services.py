@@ -82,3 +82,23 @@ def test_missing_docker_cli_is_said_plainly(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ServicesError, match="the docker command is not installed"):
         services.run_compose("ps")
+
+
+SERVER_MODES = [
+    ("qdrant-server", {}), ("weaviate", {}), ("elasticsearch", {}),
+    ("milvus", {"url": "http://127.0.0.1:19530"}), ("chroma", {"url": "http://127.0.0.1:8000"}),
+    ("pgvector", {"dsn": "postgresql://postgres@127.0.0.1:5432/postgres"}), ("redis", {"url": "redis://127.0.0.1:6379/0"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,options", SERVER_MODES, ids=[n for n, _ in SERVER_MODES])
+def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path, name, options, monkeypatch):
+    from vdbbench.services import STORE_SERVICES
+    from vdbbench.stores import get_store_class
+
+    for var in ("VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert get_store_class(name)(tmp_path, options).compose_service() == name
+    assert name in STORE_SERVICES
+    if options:  # the same adapter without a server address runs embedded: no container serves it
+        assert get_store_class(name)(tmp_path, {}).compose_service() is None

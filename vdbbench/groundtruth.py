@@ -37,6 +37,28 @@ def _prepare(train: np.ndarray, test: np.ndarray, metric: str) -> tuple[np.ndarr
     return train, test
 
 
+def _smallest(d: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the ``count`` smallest entries of each row of ``d``, in no order.
+
+    The count-th smallest of a strided sample of columns is never below the row's true count-th
+    smallest, so one vectorised comparison against it discards most entries before the partition.
+    """
+    n = d.shape[1]
+    if n <= 32 * count:
+        part = np.argpartition(d, count - 1, axis=1)[:, :count]
+        return part, np.take_along_axis(d, part, axis=1)
+    bound = np.partition(d[:, :: n // (16 * count)], count - 1, axis=1)[:, count - 1]
+    rows, cols = np.nonzero(d <= bound[:, None])
+    per_row = np.bincount(rows, minlength=d.shape[0])
+    slot = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    kept_cols = np.zeros((d.shape[0], per_row.max()), dtype=np.int64)
+    kept = np.full((d.shape[0], per_row.max()), np.inf, dtype=d.dtype)
+    kept_cols[rows, slot] = cols
+    kept[rows, slot] = d[rows, cols]
+    part = np.argpartition(kept, count - 1, axis=1)[:, :count]
+    return np.take_along_axis(kept_cols, part, axis=1), np.take_along_axis(kept, part, axis=1)
+
+
 def _candidates_block(train, train_sq, q, metric, count, train_chunk) -> np.ndarray:
     """Top-``count`` ids for one block of queries, streaming train in chunks and merging partial tops."""
     run_d = np.full((q.shape[0], 0), np.inf, dtype=np.float32)
@@ -46,9 +68,8 @@ def _candidates_block(train, train_sq, q, metric, count, train_chunk) -> np.ndar
         d *= -2.0 if metric == "euclidean" else -1.0
         if metric == "euclidean":
             d += train_sq[None, t0 : t0 + train_chunk]  # |q|^2 is constant per row: left out
-        take = min(count, d.shape[1])
-        part = np.argpartition(d, take - 1, axis=1)[:, :take]
-        run_d = np.concatenate([run_d, np.take_along_axis(d, part, axis=1)], axis=1)
+        part, values = _smallest(d, min(count, d.shape[1]))
+        run_d = np.concatenate([run_d, values], axis=1)
         run_i = np.concatenate([run_i, part + t0], axis=1)
         if run_d.shape[1] > count:
             keep = np.argpartition(run_d, count - 1, axis=1)[:, :count]
@@ -57,16 +78,24 @@ def _candidates_block(train, train_sq, q, metric, count, train_chunk) -> np.ndar
     return run_i
 
 
-def _candidates_numpy(train, test, metric, count, query_chunk, train_chunk):
-    """Query blocks in parallel threads, one BLAS thread each (numpy releases the GIL in all steps)."""
-    train_sq = (train**2).sum(axis=1) if metric == "euclidean" else None
-    starts = range(0, test.shape[0], query_chunk)
+def _rerank(train: np.ndarray, test: np.ndarray, cand: np.ndarray, metric: str, k: int):
+    """Exact float64 distances of each query's candidates; the k nearest, ties broken by id."""
+    ids = np.empty((test.shape[0], k), dtype=np.int64)
+    dists = np.empty((test.shape[0], k), dtype=np.float64)
+    for i in range(test.shape[0]):
+        d = exact_distances(test[i], train[cand[i]], metric)
+        order = np.lexsort((cand[i], d))[:k]  # by distance, ties by id, deterministic
+        ids[i] = cand[i][order]
+        dists[i] = d[order]
+    return ids, dists
+
+
+def _in_blocks(work, n: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``work(start, stop)`` over query blocks in one thread per core (one BLAS thread each;
+    numpy releases the GIL in every heavy step) and stack the (ids, distances) it returns."""
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        blocks = pool.map(
-            lambda q0: _candidates_block(train, train_sq, test[q0 : q0 + query_chunk], metric, count, train_chunk),
-            starts,
-        )
-        return np.concatenate(list(blocks), axis=0)
+        parts = list(pool.map(lambda q0: work(q0, min(q0 + block, n)), range(0, n, block)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _candidates_torch(torch, train, test, metric, count, query_chunk):
@@ -106,13 +135,11 @@ def exact_knn(
         raise RuntimeError("device='cuda' asked for ground truth, but torch sees no CUDA device")
     if torch is not None:
         cand = _candidates_torch(torch, train32, test32, metric, count, query_chunk)
-    else:
-        cand = _candidates_numpy(train32, test32, metric, count, query_chunk, train_chunk)
-    ids = np.empty((test.shape[0], k), dtype=np.int64)
-    dists = np.empty((test.shape[0], k), dtype=np.float64)
-    for i in range(test.shape[0]):
-        d = exact_distances(test[i], train[cand[i]], metric)
-        order = np.lexsort((cand[i], d))[:k]  # by distance, ties by id, deterministic
-        ids[i] = cand[i][order]
-        dists[i] = d[order]
-    return ids, dists
+        return _in_blocks(lambda a, b: _rerank(train, test[a:b], cand[a:b], metric, k), len(test), query_chunk)
+    train_sq = (train32**2).sum(axis=1) if metric == "euclidean" else None
+
+    def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        cand = _candidates_block(train32, train_sq, test32[a:b], metric, count, train_chunk)
+        return _rerank(train, test[a:b], cand, metric, k)
+
+    return _in_blocks(block, len(test), query_chunk)

@@ -94,9 +94,9 @@ class ResultsFile:
     def records(self) -> list[dict[str, Any]]:
         return read_records(self.path)
 
-    def measured_keys(self) -> set[str]:
-        """Points already measured successfully (or skipped on purpose): resume leaves them alone."""
-        return {r["key"] for r in latest_per_point(self.records()) if r.get("status") in ("ok", "skipped")}
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The current record of every point already in the file, by point key."""
+        return {r["key"]: r for r in latest_per_point(self.records())}
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, default=_default, ensure_ascii=False) + "\n"
@@ -104,3 +104,8 @@ class ResultsFile:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def is_measured(record: dict[str, Any]) -> bool:
+    """Measured successfully (or skipped on purpose): resume leaves such a point alone; failures are retried."""
+    return record.get("status") in ("ok", "skipped")

@@ -25,7 +25,7 @@ from vdbbench.load import client_bound, measure_concurrency
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
 from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
-from vdbbench.results import ResultsFile, latest_per_point, point_key
+from vdbbench.results import ResultsFile, is_measured, point_key
 from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
 from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed, WorkerTimeout, describe, timed_passes
 
@@ -150,6 +150,7 @@ class Sweep:
         self.provenance = collect(raw_config if raw_config is not None else cfg.model_dump())
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
+        self.previous: dict[str, dict[str, Any]] = {}  # records already in the results file, by key
 
     # -- records -------------------------------------------------------------------
     def _record(
@@ -198,8 +199,8 @@ class Sweep:
 
     def run(self) -> dict[str, int]:
         datasets = self.prepare_datasets()  # everything is checked before any engine starts
-        done = self.results.measured_keys()
-        self.previous = {r["key"]: r for r in latest_per_point(self.results.records())}
+        self.previous = self.results.latest()
+        done = {key for key, record in self.previous.items() if is_measured(record)}
         for ds in datasets.values():
             for s in self.cfg.stores:
                 self._run_store(ds, s, done)
@@ -393,10 +394,11 @@ class Sweep:
 class Engine:
     """One running store process, with its memory sampler and the harness's measured floor cost."""
 
-    def __init__(self, worker: StoreWorker, workdir: Path, floor_us: float) -> None:
+    def __init__(self, worker: StoreWorker, workdir: Path, floor_us: float, compose_service: str | None) -> None:
         self.worker = worker
         self.workdir = workdir
         self.floor_us = floor_us
+        self.compose_service = compose_service
         self.sampler = PeakSampler(self._measured_pids)
 
     @classmethod
@@ -406,10 +408,11 @@ class Engine:
             worker.call("open", timeout=cfg.limits.build_s)
             worker.call("set_queries", ds.test)
             floor = min(worker.call("timed_noop_passes", cfg.k, 3, timeout=600)) * 1e6
+            service = worker.call("compose_service", timeout=60)
         except BaseException:
             worker.close()
             raise
-        return cls(worker, workdir, round(floor, 3))
+        return cls(worker, workdir, round(floor, 3), service)
 
     def _measured_pids(self) -> list[int]:
         """Servers the adapter started when there are any (their memory is the store's), else its own process."""
@@ -419,7 +422,7 @@ class Engine:
         return "server processes" if self.worker.owned_pids else "store process"
 
     def build_resources(self) -> dict[str, Any]:
-        return {
+        return self.container_resources() | {
             "rss_peak_build_bytes": self.sampler.peaks.pop("build", None),
             "rss_after_build_bytes": tree_rss(self._measured_pids()),
             "workdir_bytes": dir_bytes(self.workdir),
@@ -428,7 +431,18 @@ class Engine:
         }
 
     def query_resources(self) -> dict[str, Any]:
-        return {"rss_peak_query_bytes": self.sampler.peaks.pop("query", None)}
+        return self.container_resources() | {"rss_peak_query_bytes": self.sampler.peaks.pop("query", None)}
+
+    def container_resources(self) -> dict[str, Any]:
+        """Memory and volume size of the compose containers serving this store, read from Docker."""
+        if not self.compose_service:
+            return {}
+        from vdbbench.services import container_resources
+
+        figures = container_resources(self.compose_service)
+        if not figures:
+            return {"container_note": getattr(figures, "reason", "")}
+        return {f"container_{name}": value for name, value in figures.items()}
 
     def close(self) -> None:
         self.sampler.stop()

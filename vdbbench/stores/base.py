@@ -177,6 +177,11 @@ class Store(ABC):
         """Open, for searching only, the index another instance built (from its ``client_handle``)."""
         raise StoreError(f"{self.name} cannot be searched from a second process")
 
+    def compose_service(self) -> str | None:
+        """The docker-compose store (``vdbbench services`` name) serving this instance, so the runner can
+        read its containers' memory and disk; None when no container serves it."""
+        return None
+
     def owned_processes(self) -> list[int]:
         """PIDs of server processes this adapter started, so the harness can stop them if it hangs."""
         return []

@@ -206,6 +206,9 @@ class ChromaStore(Store):
             "index_bytes": sum(p.stat().st_size for p in files if p.parent != self._data_dir),
         }
 
+    def compose_service(self) -> str | None:
+        return "chroma" if self.url else None  # server mode: its containers' figures go with results
+
     def engine_version(self) -> str:
         import chromadb
 

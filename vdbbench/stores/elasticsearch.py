@@ -28,7 +28,6 @@ import numpy as np
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
-COMPOSE_SERVICE = "elasticsearch"
 FIELD = "vector"
 SIMILARITIES = {"euclidean": "l2_norm", "angular": "cosine", "ip": "max_inner_product"}
 HNSW_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw")
@@ -208,12 +207,11 @@ class ElasticsearchStore(Store):
         return effective_from_mapping(dict(mapping), self._segment_count())
 
     def resources(self) -> dict[str, Any]:
-        from vdbbench.services import container_resources
-
         stats = self._es.indices.stats(index=self.index, metric="store")
-        out: dict[str, Any] = {"data_bytes": stats["indices"][self.index]["primaries"]["store"]["size_in_bytes"]}
-        figures = container_resources(COMPOSE_SERVICE)
-        return out | (dict(figures) if figures else {"container_note": getattr(figures, "reason", "")})
+        return {"data_bytes": stats["indices"][self.index]["primaries"]["store"]["size_in_bytes"]}
+
+    def compose_service(self) -> str:
+        return "elasticsearch"
 
     def engine_version(self) -> str:
         try:

@@ -289,6 +289,9 @@ class MilvusStore(Store):
             "index_bytes": sum(p.stat().st_size for p in files if "indexes" in p.parts),
         }
 
+    def compose_service(self) -> str | None:
+        return "milvus" if self.url else None  # server mode: its containers' figures go with results
+
     def engine_version(self) -> str:
         client = f"pymilvus {version('pymilvus')}"
         if self.lite:

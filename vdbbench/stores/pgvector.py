@@ -380,6 +380,9 @@ class PgvectorStore(Store):
             out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
         return out
 
+    def compose_service(self) -> str | None:
+        return "pgvector" if self.dsn else None  # server mode: its containers' figures go with results
+
     def engine_version(self) -> str | None:
         try:
             server = self._conn.execute("SHOW server_version").fetchone()[0]

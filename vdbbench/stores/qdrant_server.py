@@ -32,7 +32,6 @@ from vdbbench.stores.qdrant import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:6333"  # docker/docker-compose.yml service "qdrant"
-COMPOSE_SERVICE = "qdrant"
 
 
 def server_url(options: dict[str, Any]) -> str:
@@ -165,11 +164,8 @@ class QdrantServerStore(Store):
         info = self._client.get_collection(self.collection)
         return effective_from_collection_info(info.model_dump(mode="json"), self.spec, self.search_params)
 
-    def resources(self) -> dict[str, Any]:
-        from vdbbench.services import container_resources
-
-        figures = container_resources(COMPOSE_SERVICE)
-        return dict(figures) if figures else {"container_note": getattr(figures, "reason", "")}
+    def compose_service(self) -> str:
+        return "qdrant-server"
 
     def engine_version(self) -> str:
         try:

@@ -324,6 +324,9 @@ class RedisStore(Store):
             out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
         return out
 
+    def compose_service(self) -> str | None:
+        return "redis" if self.url else None  # server mode: its containers' figures go with results
+
     def engine_version(self) -> str | None:
         try:
             server = self._client.info("server")["redis_version"]

@@ -32,7 +32,6 @@ from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
-COMPOSE_SERVICE = "weaviate"
 DISTANCES = {"euclidean": "l2-squared", "angular": "cosine", "ip": "dot"}
 
 _HNSW_BUILD = (
@@ -281,11 +280,8 @@ class WeaviateStore(Store):
         schema = self._rest(f"/v1/schema/{self.collection_name}")
         return effective_from_schema(schema, self.spec, self._shards())
 
-    def resources(self) -> dict[str, Any]:
-        from vdbbench.services import container_resources
-
-        figures = container_resources(COMPOSE_SERVICE)
-        return dict(figures) if figures else {"container_note": getattr(figures, "reason", "")}
+    def compose_service(self) -> str:
+        return "weaviate"
 
     def engine_version(self) -> str:
         try:
