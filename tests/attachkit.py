@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from vdbbench.load import start_client
 from vdbbench.stores import ADAPTERS
-from vdbbench.worker import StoreWorker
 
 
 def search_from_second_process(
@@ -26,11 +26,8 @@ def search_from_second_process(
     k: int = 10,
 ) -> list[np.ndarray]:
     """Attach to ``handle`` in a new process, search every query once, close it; return its answers."""
-    worker = StoreWorker(ADAPTERS[name], workdir, options)
+    worker = start_client(ADAPTERS[name], workdir, options, pickle.loads(pickle.dumps(handle)), queries, search)
     try:
-        worker.call("attach", pickle.loads(pickle.dumps(handle)), timeout=120)
-        worker.call("set_queries", queries)
-        worker.call("set_search_params", search, timeout=60)
         passes, _ = worker.call("timed_passes", k, 1, 0, timeout=300)
     finally:
         worker.close()

@@ -27,6 +27,22 @@ def client_bound(kind: str, cpu_share: float) -> bool | None:
     return cpu_share >= CLIENT_BOUND_SHARE
 
 
+def start_client(
+    target: str, workdir: Path, options: dict[str, Any], handle: dict[str, Any], queries: np.ndarray,
+    search_params: dict[str, Any],
+) -> StoreWorker:
+    """A new process with a fresh adapter attached to an index another process built, ready to search."""
+    worker = StoreWorker(target, workdir, options)
+    try:
+        worker.call("attach", handle, timeout=300)
+        worker.call("set_queries", queries)
+        worker.call("set_search_params", search_params, timeout=60)
+    except BaseException:
+        worker.close()
+        raise
+    return worker
+
+
 def measure_concurrency(
     target: str,
     workdir: Path,
@@ -44,12 +60,8 @@ def measure_concurrency(
     workers: list[StoreWorker] = []
     try:
         for _ in range(max(clients)):
-            w = StoreWorker(target, workdir, options)
-            workers.append(w)
-            w.call("attach", handle, timeout=300)
-            w.call("set_queries", queries)
-            w.call("set_search_params", search_params, timeout=60)
-            w.call("timed_passes", k, 0, warmup, timeout=300)  # warm-up only: no timed pass
+            workers.append(start_client(target, workdir, options, handle, queries, search_params))
+            workers[-1].call("timed_passes", k, 0, warmup, timeout=300)  # warm-up only: no timed pass
         levels = []
         for n in sorted(set(clients)):
             start_at = time.monotonic() + 0.5  # every client is waiting before it
