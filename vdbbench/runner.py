@@ -191,7 +191,8 @@ class Sweep:
         datasets = {}
         for i, dc in enumerate(self.cfg.datasets):
             try:
-                datasets[dc.name] = resolve_dataset(dc)
+                with self.console.status(f"dataset {dc.name}: loading (prepared with ground truth on first use)"):
+                    datasets[dc.name] = resolve_dataset(dc)
             except DatasetError as e:
                 raise ConfigError(f"datasets[{i}] ({dc.name}): {e}") from None
         check_compatibility(self.cfg, datasets)
