@@ -48,6 +48,13 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
+def close_quietly(client: object | None) -> None:
+    """Close a client connection whose server may already be gone (killed, stopped): nothing to report."""
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 class LocalServer:
     """One engine server process on loopback, owned by this harness.
 

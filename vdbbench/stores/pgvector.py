@@ -193,12 +193,10 @@ class PgvectorStore(Store):
             self._connect()
 
     def close(self) -> None:
+        from vdbbench.servers import close_quietly
+
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001, S110 - the server may already be gone
-                pass
+        close_quietly(conn)
         if self.server is not None:
             self.server.stop()
             self.server = None

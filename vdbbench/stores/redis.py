@@ -141,12 +141,10 @@ class RedisStore(Store):
             self._connect()
 
     def close(self) -> None:
+        from vdbbench.servers import close_quietly
+
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001, S110 - the server may already be gone
-                pass
+        close_quietly(client)
         if self.server is not None:
             self.server.stop()
             self.server = None
