@@ -68,8 +68,9 @@ def build_and_search(
     """Build ``family`` on the contract data in an opened ``store``, search every query, score it."""
     data = data or small_data(metric)
     fam = type(store).families[family]
-    build_params = {p.name: p.default for p in fam.build} | (build or {})
-    search_params = {p.name: p.default for p in fam.search} | (search or {})
+    # engine spellings (M, ef_search, ...) are accepted as in a config, and renamed to the portable names
+    build_params = {p.name: p.default for p in fam.build} | fam.portable_params(build or {})
+    search_params = {p.name: p.default for p in fam.search} | fam.portable_params(search or {}, "search")
     store.create(BuildSpec(family, metric, data.train.shape[1], build_params, count=data.train.shape[0]))
     for start in range(0, data.train.shape[0], batch):
         ids = np.arange(start, min(start + batch, data.train.shape[0]), dtype=np.int64)

@@ -49,7 +49,7 @@ def test_hnswlib_recall_rises_with_ef(tmp_path, metric):
     assert generous.recall >= 0.95
     assert_answers_valid(generous, 10, 2000)
     assert generous.mismatches == []
-    assert generous.effective["params"] == {"M": 16, "ef_construction": 200, "ef": 200}
+    assert generous.effective["params"] == {"m": 16, "ef_construction": 200, "ef": 200}
     check_baseline("hnswlib", "hnsw", metric, generous.recall)
 
 

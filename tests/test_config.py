@@ -23,7 +23,7 @@ def error_of(data) -> str:
 
 def test_valid_config_expands_build_grid_with_defaults():
     cfg = parse_config(base())
-    assert cfg.build_grid(cfg.stores[0]) == [{"M": 8, "ef_construction": 200}, {"M": 16, "ef_construction": 200}]
+    assert cfg.build_grid(cfg.stores[0]) == [{"m": 8, "ef_construction": 200}, {"m": 16, "ef_construction": 200}]
     assert cfg.search_grid(cfg.stores[0]) == [{"ef": 10}, {"ef": 20}]
 
 
@@ -37,9 +37,89 @@ def test_family_the_store_lacks_names_what_it_offers():
     assert "stores[0].index" in msg and "offers hnsw" in msg
 
 
-def test_unknown_parameter_lists_the_parameters():
-    msg = error_of(base(stores=[{"store": "hnswlib", "index": "hnsw", "build": {"m": 16}}]))
-    assert "stores[0].build.m" in msg and "M, ef_construction" in msg
+def test_unknown_parameter_lists_the_parameters_with_both_names():
+    msg = error_of(base(stores=[{"store": "hnswlib", "index": "hnsw", "build": {"degree": 16}}]))
+    assert "stores[0].build.degree" in msg and "m (M), ef_construction" in msg
+
+
+@pytest.mark.parametrize(
+    "store,index,build,search,want_build,want_search",
+    [
+        ("milvus", "hnsw", {"M": 8, "efConstruction": 64}, {"ef": 20}, {"m": 8, "ef_construction": 64}, {"ef": 20}),
+        ("pgvector", "ivf", {"lists": 50}, {"probes": [2, 4]}, {"nlist": 50}, {"nprobe": [2, 4]}),
+        ("redis", "hnsw", {"EF_CONSTRUCTION": 100}, {"EF_RUNTIME": 40}, {"ef_construction": 100}, {"ef": 40}),
+        ("qdrant", "hnsw", {"ef_construct": 64}, {"hnsw_ef": 32}, {"ef_construction": 64}, {"ef": 32}),
+        ("lancedb", "pq", {"num_partitions": 8, "num_sub_vectors": 4}, {"refine_factor": 5},
+         {"nlist": 8, "pq_m": 4}, {"refine": 5}),
+        ("chroma", "hnsw", {"max_neighbors": 12}, {"ef_search": 50}, {"m": 12}, {"ef": 50}),
+    ],
+)  # fmt: skip
+def test_engine_names_are_normalised_to_portable_names(store, index, build, search, want_build, want_search):
+    cfg = parse_config(base(stores=[{"store": store, "index": index, "build": build, "search": search}]))
+    assert cfg.stores[0].build == want_build
+    assert cfg.stores[0].search == want_search
+    assert all(set(want_build) <= set(b) for b in cfg.build_grid(cfg.stores[0], n=1000, dim=32))
+
+
+def test_both_spellings_of_one_parameter_is_an_error_naming_both():
+    msg = error_of(base(stores=[{"store": "milvus", "index": "hnsw", "build": {"M": 8, "m": 16}}]))
+    assert "stores[0].build.m" in msg and "'m' and 'M'" in msg and "same parameter m (M)" in msg
+
+
+def test_bad_value_under_an_engine_name_names_both_spellings():
+    msg = error_of(base(stores=[{"store": "redis", "index": "hnsw", "search": {"EF_RUNTIME": 0}}]))
+    assert "stores[0].search.EF_RUNTIME: must be >= 1" in msg and "ef (EF_RUNTIME)" in msg
+
+
+def test_settings_portable_gives_every_store_the_same_values_and_engine_its_own():
+    stores = [{"store": s, "index": "hnsw"} for s in ("milvus", "pgvector", "redis", "qdrant", "chroma", "lancedb")]
+    cfg = parse_config(base(stores=stores))
+    portable = [cfg.plan(s, n=10000, dim=64) for s in cfg.stores]
+    assert {(p.builds[0]["m"], p.builds[0]["ef_construction"]) for p in portable} == {(16, 200)}
+    assert all(p.searches == [{**p.searches[0], "ef": ef} for ef in (10, 20, 40, 80, 160, 320)] for p in portable)
+    assert portable[5].builds[0]["quantization"] == "none" and portable[3].builds[0]["full_scan_threshold"] == 1
+    cfg = parse_config(base(stores=stores, settings="engine"))
+    engine = [cfg.plan(s, n=10000, dim=64) for s in cfg.stores]
+    assert [(p.builds[0]["m"], p.builds[0]["ef_construction"]) for p in engine] == [
+        (30, 360), (16, 64), (16, 200), (16, 100), (16, 100), (20, 300)
+    ]  # fmt: skip
+    assert engine[5].builds[0]["quantization"] == "sq" and {p.settings for p in engine} == {"engine"}
+
+
+def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
+    from vdbbench.portable import nlist_for, pq_m_for
+
+    assert [nlist_for(n) for n in (100, 2000, 20000, 1_000_000, 10**9)] == [2, 32, 128, 1024, 4096]
+    assert [pq_m_for(d) for d in (32, 384, 784, 100)] == [8, 96, 196, 25]
+    cfg = parse_config(base(stores=[{"store": "pgvector", "index": "ivf"}, {"store": "milvus", "index": "pq"}]))
+    ivf = cfg.plan(cfg.stores[0], n=20000, dim=384)
+    assert ivf.builds == [{"nlist": 128}] and ivf.searches[-1] == {"nprobe": 64}
+    pq = cfg.plan(cfg.stores[1], n=20000, dim=384)
+    assert pq.builds == [{"nlist": 128, "pq_m": 96, "nbits": 8}]
+    assert any("refine" in note and "not applied" in note for note in pq.notes)  # milvus IVF_PQ has no refine
+
+
+def test_portable_value_an_engine_refuses_is_noted():
+    from vdbbench.portable import default_values
+    from vdbbench.stores import FamilySpec, Param, get_store_class
+
+    narrow = FamilySpec("hnsw", "x", build=(Param("m", int, 8, maximum=12), Param("ef_construction", int, 64)),
+                        search=(Param("ef", int, 10, maximum=100),))  # fmt: skip
+    build, search, notes = default_values("x", narrow, "portable", 1000, 32)
+    assert build == {"m": 12, "ef_construction": 200} and search == {"ef": [10, 20, 40, 80, 100]}
+    assert "m: portable value 16 not accepted (must be <= 12, got 16); 12 used" in notes
+    qdrant_pq = get_store_class("qdrant").families["pq"]  # HNSW + PQ: no IVF lists, no refine
+    notes = default_values("qdrant", qdrant_pq, "portable", 1000, 32)[2]
+    assert [n.split(":")[0] for n in notes] == ["nlist", "pq_m", "nbits", "nprobe", "refine"]
+
+
+def test_recall_targets_replace_the_default_grid_and_must_be_fractions():
+    cfg = parse_config(base(recall_targets=[0.95, 0.9], stores=[{"store": "hnswlib", "index": "hnsw"}]))
+    plan = cfg.plan(cfg.stores[0], n=1000, dim=8)
+    assert plan.targets == [0.9, 0.95] and plan.searches == [] and plan.knob == "ef"
+    explicit = parse_config(base(recall_targets=[0.9]))  # the entry lists search values: measured as well
+    assert explicit.plan(explicit.stores[0]).searches == [{"ef": 10}, {"ef": 20}]
+    assert "recall targets must be in (0, 1]" in error_of(base(recall_targets=[90]))
 
 
 def test_wrong_parameter_type_is_named():
@@ -103,4 +183,23 @@ def test_default_config_is_valid():
     from vdbbench.config import DEFAULT_CONFIG
 
     cfg = load_config(DEFAULT_CONFIG)
-    assert cfg.datasets[0].name == "fashion-mnist-784-euclidean"
+    assert cfg.datasets[0].text.corpus == "wordnet-en" and cfg.settings == "portable"
+    assert cfg.recall_targets == [0.9, 0.95, 0.99]
+    databases = {"milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"}
+    assert {(s.store, s.index) for s in cfg.stores} == {(d, "hnsw") for d in databases} | {
+        ("hnswlib", "hnsw"), ("exact", "flat")}  # fmt: skip
+
+
+def test_dry_run_lists_every_planned_point_and_starts_nothing(capsys, monkeypatch, tmp_path):
+    from vdbbench import cli
+
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path))  # nothing prepared: sizes come from the config
+    assert cli.main(["sweep", "--dry-run", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    lines = [x for x in out.splitlines() if " · " in x]
+    for db in ("milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"):
+        planned = [x for x in lines if f"({db}) hnsw" in x]
+        assert [x.split("target recall ")[1].split(":")[0] for x in planned] == ["0.9", "0.95", "0.99"], db
+        assert all("m=16 ef_construction=200" in x and "tune ef (250 tune / 250 evaluate)" in x for x in planned)
+    assert "wordnet-en-minilm-5k (4500 vectors, 500 queries)" in out
+    assert not (tmp_path / "out").exists() and not any(tmp_path.iterdir())

@@ -52,7 +52,7 @@ def test_hnsw_m_values_are_checked_one_by_one(values):
     }
     if all(v >= 2 for v in values):
         cfg = parse_config(data)
-        assert [b["M"] for b in cfg.build_grid(cfg.stores[0])] == values
+        assert [b["m"] for b in cfg.build_grid(cfg.stores[0])] == values
     else:
         with pytest.raises(ConfigError, match=r"stores\[0\]\.build\.M: must be >= 2"):
             parse_config(data)

@@ -69,6 +69,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from vdbbench.runner import Sweep
 
     config_path = Path(args.config) if args.config else DEFAULT_CONFIG
+    if args.dry_run:
+        return _dry_run(config_path)
     try:
         cfg = load_config(config_path)
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -92,6 +94,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(Path(args.out), args.report)
     return 1 if counts["failed"] and args.strict else 0
+
+
+def _dry_run(config_path: Path) -> int:
+    """Print every planned point of a config; starts no engine and embeds or prepares nothing."""
+    from vdbbench.runner import planned_points
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    print(f"config {config_path}: planned points (dry run: nothing started)")
+    for line in planned_points(cfg):
+        print(line)
+    return 0
 
 
 def _write_report(out_dir: Path, target: str | None) -> None:
@@ -261,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="HTML report path (default: <out>/report.html)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.add_argument("--strict", action="store_true", help="exit 1 when any point failed")
+    p.add_argument("--dry-run", action="store_true", help="print every planned point; start and prepare nothing")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(

@@ -7,13 +7,15 @@ message naming the field (as a path like ``stores[1].build.M``) and what to writ
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vdbbench.distances import canonical_metric
+from vdbbench.portable import SEARCH_KNOB, default_values
 from vdbbench.stores import FAMILIES, get_store_class, store_names
 
 
@@ -95,17 +97,55 @@ class ConcurrencyConfig(_Strict):
         return sorted(set(v))
 
 
+def _check_targets(v: list[float] | None) -> list[float] | None:
+    if v is None:
+        return None
+    if any(not 0 < t <= 1 for t in v):
+        raise ValueError("recall targets must be in (0, 1], e.g. [0.9, 0.95, 0.99]")
+    return sorted(set(v))
+
+
+Settings = Literal["portable", "engine"]
+
+
 class StoreConfig(_Strict):
     store: str
     index: str
     label: str | None = None
+    settings: Settings | None = Field(None, description="default set for this entry; else the top-level one")
+    recall_targets: list[float] | None = Field(None, description="overrides the top-level recall_targets")
     build: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("recall_targets")
+    @classmethod
+    def _targets(cls, v: list[float] | None) -> list[float] | None:
+        return _check_targets(v)
+
     @property
     def display_name(self) -> str:
         return self.label or self.store
+
+
+class HostConfig(_Strict):
+    """What the host costs, so the report can show cost per million queries."""
+
+    price_per_hour: float = Field(gt=0)
+    currency: str = Field(min_length=1)
+
+
+@dataclass
+class StorePlan:
+    """What one store entry runs on one dataset: builds, explicit search grid, recall targets."""
+
+    settings: str
+    builds: list[dict[str, Any]]
+    searches: list[dict[str, Any]]
+    targets: list[float]
+    knob: str | None  # the search parameter recall-target tuning moves
+    target_base: dict[str, Any]  # the other search parameters while tuning
+    notes: list[str] = field(default_factory=list)
 
 
 class SweepConfig(_Strict):
@@ -116,14 +156,45 @@ class SweepConfig(_Strict):
     batch_size: int = Field(100, ge=0, description="queries per batch call where a store has one; 0 = off")
     limits: Limits = Field(default_factory=Limits)
     concurrency: ConcurrencyConfig | None = None
+    settings: Settings = Field("portable", description="portable: equal documented values; engine: each default")
+    recall_targets: list[float] | None = Field(None, description="tune each build to these recalls, e.g. [0.9]")
+    host: HostConfig | None = None
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)
 
-    def build_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
-        return expand_grid(store.build, store_families(store)[store.index].build)
+    @field_validator("recall_targets")
+    @classmethod
+    def _targets(cls, v: list[float] | None) -> list[float] | None:
+        return _check_targets(v)
 
-    def search_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
-        return expand_grid(store.search, store_families(store)[store.index].search)
+    def build_grid(self, store: StoreConfig, n: int | None = None, dim: int | None = None) -> list[dict[str, Any]]:
+        return self.plan(store, n, dim).builds
+
+    def search_grid(self, store: StoreConfig, n: int | None = None, dim: int | None = None) -> list[dict[str, Any]]:
+        return self.plan(store, n, dim).searches
+
+    def plan(self, store: StoreConfig, n: int | None = None, dim: int | None = None) -> StorePlan:
+        """Builds, search grid and targets of ``store`` on data of ``n`` vectors × ``dim``.
+
+        Values the entry gives win; the rest come from its settings (vdbbench.portable). With
+        recall targets, the search grid is measured only where the entry lists ``search`` values.
+        """
+        fam = store_families(store)[store.index]
+        settings = store.settings or self.settings
+        build, search, notes = default_values(store.store, fam, settings, n, dim)
+        targets = store.recall_targets if store.recall_targets is not None else (self.recall_targets or [])
+        knob = SEARCH_KNOB.get(fam.family) if fam.search_param(SEARCH_KNOB.get(fam.family, "")) else None
+        targets = targets if knob else []
+        notes = [x for x in notes if x.split(":")[0] not in {**store.build, **store.search}]  # the entry's own win
+        searches = expand_grid({**search, **store.search}, fam.search)
+        if targets and not store.search:
+            searches = []
+        base = {}
+        for p in fam.search:
+            v = store.search.get(p.name, search.get(p.name, p.default))
+            base[p.name] = p.coerce(v[-1] if isinstance(v, list) else v)  # the most accurate listed value
+        return StorePlan(settings, expand_grid({**build, **store.build}, fam.build), searches, targets, knob,
+                         base, notes)  # fmt: skip
 
 
 def store_families(store: StoreConfig):
@@ -131,12 +202,34 @@ def store_families(store: StoreConfig):
 
 
 def expand_grid(values: dict[str, Any], params) -> list[dict[str, Any]]:
-    """Every combination of the listed values, defaults filled in, in declaration order."""
+    """Every combination of the listed values, defaults filled in, in declaration order.
+
+    A value that is a rule in words (a dry run before the data size is known) is kept as it is.
+    """
     axes = []
     for p in params:
         v = values.get(p.name, p.default)
-        axes.append([p.coerce(x) for x in (v if isinstance(v, list) else [v])])
+        axes.append([x if isinstance(x, str) and p.type is not str else p.coerce(x)
+                     for x in (v if isinstance(v, list) else [v])])  # fmt: skip
     return [dict(zip([p.name for p in params], combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def normalise_names(section: dict[str, Any], declared, where: str, problems: list[str]) -> dict[str, Any]:
+    """``section`` with engine aliases renamed to the portable names; both spellings of one parameter is an error."""
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in section.items():
+        p = next((p for p in declared if key == p.name or key in p.aliases), None)
+        name = p.name if p else key
+        if name in spelled:
+            problems.append(
+                f"{where}.{key}: {key!r} and {spelled[name]!r} are two spellings of the same parameter "
+                f"{p.spellings}; give only one (the portable name is {name!r})"
+            )
+            continue
+        spelled[name] = key
+        out[name] = value
+    return out
 
 
 def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
@@ -154,10 +247,11 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
     fam = cls.families[s.index]
     for section, declared in (("build", fam.build), ("search", fam.search)):
         given = getattr(s, section)
-        known = {p.name: p for p in declared}
-        for key, value in given.items():
-            if key not in known:
-                offered = ", ".join(known) or "none"
+        setattr(s, section, normalise_names(given, declared, f"{where}.{section}", problems))
+        for key, value in given.items():  # messages name the key as the user wrote it
+            p = next((p for p in declared if key == p.name or key in p.aliases), None)
+            if p is None:
+                offered = ", ".join(p.spellings for p in declared) or "none"
                 problems.append(
                     f"{where}.{section}.{key}: {s.store} {s.index} has no {section} parameter {key!r}; "
                     f"it takes: {offered}"
@@ -168,9 +262,9 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
                 problems.append(f"{where}.{section}.{key}: empty list; give at least one value")
             for v in values:
                 try:
-                    known[key].coerce(v)
+                    p.coerce(v)
                 except ValueError as e:
-                    problems.append(f"{where}.{section}.{key}: {e}")
+                    problems.append(f"{where}.{section}.{key}: {e} (parameter {p.spellings})")
 
 
 def _format_pydantic(e: ValidationError) -> list[str]:
@@ -203,9 +297,7 @@ def parse_config(data: Any, source: str = "config") -> SweepConfig:
     for label in {x for x in labels if labels.count(x) > 1}:
         same = [s for s in cfg.stores if s.display_name == label]
         if len({s.index for s in same}) < len(same):
-            problems.append(
-                f"stores: {label!r} appears twice with the same index; give one of them a distinct 'label'"
-            )
+            problems.append(f"stores: {label!r} appears twice with the same index; give one of them a distinct 'label'")
     names = [d.name for d in cfg.datasets]
     for name in {x for x in names if names.count(x) > 1}:
         problems.append(f"datasets: {name!r} appears twice; dataset names must be unique")

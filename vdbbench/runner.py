@@ -2,10 +2,22 @@
 
 Each point's record is written the moment it is measured. A store that fails is recorded
 as failed and the sweep moves on; a re-run into the same directory skips measured points.
+
+Recall targets: the test queries are split (seed 0) into a tuning half and an evaluation half
+(``query_split``). For each build and target, the family's main search knob (ef / nprobe) is
+searched on the tuning half, untimed: doubling from its lowest allowed value until the target is
+reached, then bisection down to the cheapest value that reaches it. That value is then measured
+with the normal timed loop on the evaluation half only. A target no value reaches is recorded at
+the value with the best tuning recall, ``target_reached: false``.
+
+Behavioural check: when every search setting of one build returns the same answers (on the same
+queries) while recall < 1, the engine ignored the search parameter; that build's records are
+written again with ``search_param_ignored: true``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -19,7 +31,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, SweepConfig
+from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hdf5, subsample, synthetic
 from vdbbench.load import client_bound, measure_concurrency
 from vdbbench.metrics import latency_summary, recall_at_k
@@ -38,8 +50,10 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
 
     if dc.synthetic is not None:
         s = dc.synthetic
-        path = data_dir() / "synthetic" / (
-            f"{dc.name}-n{s.n}-d{s.dim}-q{s.queries}-{s.metric}-c{s.clusters}-s{s.seed}-dup{s.duplicates}.hdf5"
+        path = (
+            data_dir()
+            / "synthetic"
+            / (f"{dc.name}-n{s.n}-d{s.dim}-q{s.queries}-{s.metric}-c{s.clusters}-s{s.seed}-dup{s.duplicates}.hdf5")
         )
         if not path.exists():
             train, test = synthetic(s.n, s.dim, s.queries, s.metric, s.clusters, s.seed, s.duplicates)
@@ -56,6 +70,50 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
     return subsample(ds, dc.train_size, dc.test_size)
 
 
+def known_shape(dc: DatasetConfig) -> tuple[int | None, int | None, int | None]:
+    """(train rows, dimension, queries) of a dataset entry as far as known without preparing or embedding it."""
+    from vdbbench.datasets import dataset_path
+
+    n = dim = queries = None
+    if dc.synthetic is not None:
+        n, dim, queries = dc.synthetic.n, dc.synthetic.dim, dc.synthetic.queries
+    elif dc.text is not None and dc.text.max_passages and dc.text.holdout:
+        n, queries = dc.text.max_passages - dc.text.holdout, dc.text.holdout
+    else:
+        path = Path(dc.path) if dc.path else dataset_path(dc.name)
+        if path.exists():  # prepared earlier: read the shapes only
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                (n, dim), queries = f["train"].shape, f["test"].shape[0]
+    n = min(n, dc.train_size) if n and dc.train_size else (dc.train_size or n)
+    queries = min(queries, dc.test_size) if queries and dc.test_size else (dc.test_size or queries)
+    return n, dim, queries
+
+
+def planned_points(cfg: SweepConfig) -> list[str]:
+    """One line per point the sweep would measure (dataset, store, family, settings, build, search or
+    target), worked out from the config alone: no engine starts, nothing is embedded or prepared."""
+    lines = []
+    for dc in cfg.datasets:
+        n, dim, queries = known_shape(dc)
+        size = f"{n or '?'} vectors" + (f" × {dim}" if dim else "") + (f", {queries} queries" if queries else "")
+        lines.append(f"{dc.name} ({size})")
+        for s in cfg.stores:
+            plan = cfg.plan(s, n, dim)
+            head = f"  {dc.name} · {s.display_name} ({s.store}) {s.index} · settings {plan.settings}"
+            for build in plan.builds:
+                for sp in plan.searches:
+                    lines.append(f"{head} · build {_params(build) or '-'} · search {_params(sp) or '-'}")
+                for t in plan.targets:
+                    split = f"{queries // 2} tune / {queries - queries // 2} evaluate" if queries else "half / half"
+                    base = _params({k: v for k, v in plan.target_base.items() if k != plan.knob})
+                    lines.append(f"{head} · build {_params(build) or '-'} · target recall {t}: tune {plan.knob} "
+                                 f"({split})" + (f", with {base}" if base else ""))  # fmt: skip
+            lines += [f"{head} · note: {note}" for note in plan.notes]
+    return lines
+
+
 def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
     """Reject store × dataset combinations no engine could run (metric, dimension, k)."""
     problems = []
@@ -68,6 +126,11 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
             fam = cls.families[s.index]
+            if cfg.plan(s).targets and ds.test.shape[0] < 2 * MIN_SPLIT_QUERIES:
+                problems.append(
+                    f"stores[{i}].recall_targets: {ds.name!r} has {ds.test.shape[0]} queries; tuning and evaluation "
+                    f"need at least {MIN_SPLIT_QUERIES} each (give more queries, or drop recall_targets)"
+                )
             if ds.metric not in fam.metrics:
                 problems.append(
                     f"stores[{i}]: {s.store} {s.index} cannot search with metric {ds.metric!r} "
@@ -118,8 +181,51 @@ def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int,
     return score_passes(timed_passes(store, queries, k, runs, warmup), ds, k)
 
 
+SPLIT_SEED = 0
+MIN_SPLIT_QUERIES = 10  # each of the tuning and evaluation sets holds at least this many queries
+KNOB_MAX = {"ef": 2048, "nprobe": 4096}  # upper end of the tuning range where the engine sets none lower
+
+
+def query_split(n: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Disjoint tuning and evaluation query rows (half each, seeded), and an id naming the split."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    half = n // 2
+    return np.sort(order[:half]), np.sort(order[half:]), f"seed{SPLIT_SEED}-half-of-{n}"
+
+
+def query_subset(ds: Dataset, rows: np.ndarray) -> Dataset:
+    """``ds`` with only the queries ``rows`` (and their ground truth), to score one query set."""
+    return Dataset(ds.name, ds.train, ds.test[rows], ds.neighbors[rows], ds.distances[rows], ds.metric, ds.path,
+                   ds.sha256, ds.attrs)  # fmt: skip
+
+
+def answers_digest(answers: list) -> str:
+    """One hash of a list of answers, to tell whether two search settings answered identically."""
+    h = hashlib.sha1()
+    for a in answers:
+        h.update(np.asarray(a, dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()
+
+
+def param_sources(asked: dict[str, Any], effective: dict[str, Any] | None) -> dict[str, str]:
+    """``engine`` for each parameter the engine itself reported, else ``sent`` (the harness only sent it)."""
+    reported = (effective or {}).get("params") or {}
+    return {name: "engine" if reported.get(name) is not None else "sent" for name in asked}
+
+
+def search_ignored(observations: dict[str, dict[str, tuple[str, float]]]) -> bool:
+    """True when, on some query set, two or more search settings gave identical answers, all with recall < 1."""
+    for seen in observations.values():
+        if len(seen) >= 2 and len({d for d, _ in seen.values()}) == 1 and max(r for _, r in seen.values()) < 1.0:
+            return True
+    return False
+
+
 def config_mismatches(family: str, asked: dict[str, Any], effective: dict[str, Any]) -> list[str]:
-    """Differences between what was asked and what the engine reports it built."""
+    """Differences between what was asked and what the engine reports it built or searches with.
+
+    A parameter the engine does not report is not a mismatch: ``param_sources`` records it as sent.
+    """
     out = []
     served = effective.get("family")
     if served and served != family:
@@ -151,11 +257,15 @@ class Sweep:
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
         self.previous: dict[str, dict[str, Any]] = {}  # records already in the results file, by key
+        self.plan: StorePlan | None = None  # of the store entry being run
+        self.written: list[dict[str, Any]] = []  # records of the build being run (for the behavioural check)
 
     # -- records -------------------------------------------------------------------
     def _record(
         self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, **fields: Any
-    ) -> None:
+    ) -> dict[str, Any]:
+        plan = self.plan
+        fields.setdefault("param_source", param_sources({**build, **search}, fields.get("effective")))
         record = {
             "key": key_override or self._key(ds, s, build, search),
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -169,22 +279,43 @@ class Sweep:
             "k": self.cfg.k,
             "runs": self.cfg.runs,
             "options": redact(s.options),
+            "settings": plan.settings if plan else s.settings or self.cfg.settings,
+            "settings_note": plan.notes if plan else [],
+            "search_param_ignored": False,
+            "target_recall": None,
+            "target_reached": None,
+            "tuning_queries": None,
+            "evaluation_queries": None,
+            "build_threads": None,
+            "host": self.cfg.host.model_dump() if self.cfg.host else None,
             **fields,
             "dataset_info": ds.summary(),
             "provenance": self.provenance,
         }
         self.results.append(record)
         self.counts[record["status"]] += 1
+        self.written.append(record)
         if self.on_record:
             self.on_record(record)
+        return record
 
     def _key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict) -> str:
         return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k)
+
+    def _target_key(self, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
+        """Key of a recall-target point: the target and the query split, not the setting it chose."""
+        split = query_split(ds.test.shape[0])[2]
+        return self._key(ds, s, build, {"target_recall": target, "split": split})
 
     def _fail_points(self, ds, s, build, searches, done, error: str, **fields) -> None:
         for sp in searches:
             if self._key(ds, s, build, sp) not in done:
                 self._record(ds, s, build, sp, status="failed", error=error, **fields)
+        for t in self.plan.targets if self.plan else []:
+            key = self._target_key(ds, s, build, t)
+            if key not in done:
+                self._record(ds, s, build, {}, key_override=key, status="failed", error=error, target_recall=t,
+                             **fields)  # fmt: skip
 
     # -- sweep ---------------------------------------------------------------------
     def prepare_datasets(self) -> dict[str, Dataset]:
@@ -208,14 +339,17 @@ class Sweep:
         return self.counts
 
     def _run_store(self, ds: Dataset, s: StoreConfig, done: set[str]) -> None:
-        builds, searches = self.cfg.build_grid(s), self.cfg.search_grid(s)
+        self.plan = plan = self.cfg.plan(s, ds.train.shape[0], ds.dim)
+        builds, searches = plan.builds, plan.searches
         todo = {i: [sp for sp in searches if self._key(ds, s, b, sp) not in done] for i, b in enumerate(builds)}
+        for i, b in enumerate(builds):
+            todo[i] += [{"target": t} for t in plan.targets if self._target_key(ds, s, b, t) not in done]
         if self.cfg.concurrency:
             for i, b in enumerate(builds):
                 if self._load_key(ds, s, b) not in done:
                     todo[i].append(None)  # the load measurement is still to do for this build
         pending = [b for i, b in enumerate(builds) if todo[i]]
-        self.counts["resumed"] += len(builds) * len(searches) - sum(
+        self.counts["resumed"] += len(builds) * (len(searches) + len(plan.targets)) - sum(
             len([sp for sp in v if sp is not None]) for v in todo.values()
         )
         if not pending:
@@ -244,6 +378,8 @@ class Sweep:
         worker = engine.worker
         spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=ds.train.shape[0])
         build_fields: dict[str, Any] = {}
+        self.written = []
+        observations: dict[str, dict[str, tuple[str, float]]] = {}  # query set → setting → (answers, recall)
         try:
             with engine.sampler.phase("build"):
                 insert_s, index_s = self._build(worker, ds, spec, s)
@@ -254,6 +390,7 @@ class Sweep:
                 "effective": worker.call("effective_config", timeout=60),
                 "resources": {**worker.call("resources", timeout=60), **engine.build_resources()},
                 "engine_version": worker.call("engine_version", timeout=60),
+                "build_threads": worker.call("build_threads", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
             timed_out = isinstance(e, WorkerTimeout)
@@ -268,17 +405,33 @@ class Sweep:
                     measured.append((sp, previous))
                 continue
             if not worker.alive:
-                self._record(ds, s, build, sp, status="failed", **build_fields,
-                             error="not measured: the store's process was stopped at an earlier point")
+                self._record(
+                    ds,
+                    s,
+                    build,
+                    sp,
+                    status="failed",
+                    **build_fields,
+                    error="not measured: the store's process was stopped at an earlier point",
+                )
                 continue
             try:
                 with engine.sampler.phase("query"):
                     fields = self._measure_point(engine, ds, s, build, sp)
+                observations.setdefault("all", {})[repr(sp)] = (fields.pop("answers_digest"), fields["recall"])
                 fields["resources"] = {**build_fields["resources"], **engine.query_resources()}
             except Exception as e:  # noqa: BLE001
                 healthy = False
-                self._record(ds, s, build, sp, status="failed", error=f"search failed: {_describe(e)}",
-                             timed_out=isinstance(e, WorkerTimeout), **build_fields)
+                self._record(
+                    ds,
+                    s,
+                    build,
+                    sp,
+                    status="failed",
+                    error=f"search failed: {_describe(e)}",
+                    timed_out=isinstance(e, WorkerTimeout),
+                    **build_fields,
+                )
                 continue
             self._record(ds, s, build, sp, status="ok", error=None, **{**build_fields, **fields})
             measured.append((sp, fields))
@@ -286,6 +439,10 @@ class Sweep:
                 f"  {_params(build)} {_params(sp)} recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
                 + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
             )
+        if self.plan.targets and worker.alive:
+            healthy &= self._run_targets(engine, ds, s, build, build_fields, done, measured, observations)
+        if search_ignored(observations):
+            self._mark_search_ignored(s)
         if self.cfg.concurrency and worker.alive and self._load_key(ds, s, build) not in done:
             healthy &= self._run_load(engine, ds, s, build, measured, build_fields)
         if worker.alive:
@@ -309,26 +466,62 @@ class Sweep:
         sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
         rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
         key = self._load_key(ds, s, build)
-        base = {"kind": "concurrency", "build": build, "search": sp, "chosen_by": rule,
-                "chosen_recall": chosen["recall"], "chosen_qps": chosen["qps"]}
+        base = {
+            "kind": "concurrency",
+            "build": build,
+            "search": sp,
+            "chosen_by": rule,
+            "chosen_recall": chosen["recall"],
+            "chosen_qps": chosen["qps"],
+        }
         try:
             handle = engine.worker.call("client_handle", timeout=600)
             if handle is None:
                 reason = get_store_class(s.store).single_process_reason
-                self._record_load(ds, s, key, base, status="skipped", error=(
-                    f"{s.store} cannot be searched from several processes at once ({reason}), "
-                    "so only single-client figures exist"), **build_fields)
+                self._record_load(
+                    ds,
+                    s,
+                    key,
+                    base,
+                    status="skipped",
+                    error=(
+                        f"{s.store} cannot be searched from several processes at once ({reason}), "
+                        "so only single-client figures exist"
+                    ),
+                    **build_fields,
+                )
                 return True
             levels = measure_concurrency(
-                ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
-                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind,
+                ADAPTERS[s.store],
+                engine.workdir,
+                s.options,
+                handle,
+                ds.test,
+                sp,
+                self.cfg.k,
+                cc.clients,
+                cc.duration_s,
+                self.cfg.warmup,
+                get_store_class(s.store).kind,
             )
         except Exception as e:  # noqa: BLE001
             self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
             return False
-        self._record_load(ds, s, key, base, status="ok", error=None, concurrency={
-            "levels": levels, "duration_s": cc.duration_s, "note": handle.get("note"),
-            "host_cpus": os.cpu_count()}, **build_fields)
+        self._record_load(
+            ds,
+            s,
+            key,
+            base,
+            status="ok",
+            error=None,
+            concurrency={
+                "levels": levels,
+                "duration_s": cc.duration_s,
+                "note": handle.get("note"),
+                "host_cpus": os.cpu_count(),
+            },
+            **build_fields,
+        )
         for lv in levels:
             bound = " (client-bound)" if lv["client_bound"] else ""
             self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
@@ -343,12 +536,11 @@ class Sweep:
         worker = engine.worker
         deadline = Deadline(self.cfg.limits.search_s)
         worker.call("set_search_params", sp, timeout=deadline.left())
-        passes, cpu_s = worker.call(
-            "timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left()
-        )
+        passes, cpu_s = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left())
         point = score_passes(passes, ds, self.cfg.k)
         cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
         fields: dict[str, Any] = {
+            "answers_digest": answers_digest(passes[-1][2]),
             "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
             **point.recall_detail,
             "client": {
@@ -371,7 +563,100 @@ class Sweep:
         effective = worker.call("effective_config", timeout=60)
         fields["effective"] = effective
         fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
+        fields["param_source"] = param_sources({**build, **sp}, effective)
         return fields
+
+    def _run_targets(self, engine: Engine, ds: Dataset, s: StoreConfig, build, build_fields, done, measured,
+                     observations) -> bool:  # fmt: skip
+        """Tune the knob to each recall target on the tuning queries, measure it on the evaluation queries."""
+        plan, worker, k = self.plan, engine.worker, self.cfg.k
+        tune_rows, eval_rows, _ = query_split(ds.test.shape[0])
+        pending = []
+        for t in plan.targets:
+            key = self._target_key(ds, s, build, t)
+            if key in done:
+                if key in self.previous:
+                    measured.append((self.previous[key]["search"], self.previous[key]))
+            else:
+                pending.append((t, key))
+        if not pending:
+            return True
+        tune = query_subset(ds, tune_rows)
+        split_fields = {"tuning_queries": len(tune_rows), "evaluation_queries": len(eval_rows)}
+        tried: dict[int, float] = {}
+
+        def recall_at(value: int) -> float:
+            if value not in tried:
+                sp = {**plan.target_base, plan.knob: value}
+                worker.call("set_search_params", sp, timeout=Deadline(self.cfg.limits.search_s).left())
+                answers = worker.call("answers", k, timeout=Deadline(self.cfg.limits.search_s).left())
+                tried[value] = recall_at_k(answers, tune.test, tune.train, tune.neighbors, k, tune.metric).recall
+                observations.setdefault("tuning", {})[repr(sp)] = (answers_digest(answers), tried[value])
+            return tried[value]
+
+        healthy = True
+        try:
+            worker.call("set_queries", tune.test)
+            lo, hi = self._knob_range(s, build)
+            chosen: dict[float, tuple[int, bool]] = {}
+            start = lo
+            for t, _ in pending:
+                value, reached = tune_knob(recall_at, t, start, hi)
+                chosen[t] = (value, reached)
+                start = value if reached else start
+            worker.call("set_queries", ds.test[eval_rows])
+            evaluation = query_subset(ds, eval_rows)
+            for t, key in pending:
+                value, reached = chosen[t]
+                sp = {**plan.target_base, plan.knob: value}
+                target_fields = {"target_recall": t, "target_reached": reached, "tuning_recall": tried[value],
+                                 **split_fields}  # fmt: skip
+                try:
+                    with engine.sampler.phase("query"):
+                        fields = self._measure_point(engine, evaluation, s, build, sp)
+                    fields.pop("answers_digest")
+                    fields["resources"] = {**build_fields["resources"], **engine.query_resources()}
+                except Exception as e:  # noqa: BLE001
+                    healthy = False
+                    self._record(ds, s, build, sp, key_override=key, status="failed",
+                                 error=f"search failed: {_describe(e)}", timed_out=isinstance(e, WorkerTimeout),
+                                 **build_fields, **target_fields)  # fmt: skip
+                    continue
+                self._record(ds, s, build, sp, key_override=key, status="ok", error=None,
+                             **{**build_fields, **fields, **target_fields})  # fmt: skip
+                measured.append((sp, fields))
+                self.console.print(
+                    f"  {_params(build)} target {t}: {plan.knob}={value} "
+                    + ("" if reached else "[yellow](not reached: best found)[/] ")
+                    + f"recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
+                )
+        except Exception as e:  # noqa: BLE001
+            for t, key in pending:
+                if not any(r.get("key") == key for r in self.written):
+                    self._record(ds, s, build, {}, key_override=key, status="failed", target_recall=t,
+                                 error=f"tuning failed: {_describe(e)}", **build_fields, **split_fields)  # fmt: skip
+            return False
+        finally:
+            if worker.alive:
+                worker.call("set_queries", ds.test)
+        return healthy
+
+    def _knob_range(self, s: StoreConfig, build: dict) -> tuple[int, int]:
+        """Lowest and highest value tuning may give the knob: ef from k, nprobe up to the build's nlist."""
+        knob = self.plan.knob
+        p = get_store_class(s.store).families[s.index].search_param(knob)
+        lo = max(int(p.minimum or 1), 1, self.cfg.k if knob == "ef" else 1)
+        hi = int(min(p.maximum or KNOB_MAX[knob], KNOB_MAX[knob]))
+        if knob == "nprobe" and isinstance(build.get("nlist"), int):
+            hi = min(hi, build["nlist"])
+        return lo, max(lo, hi)
+
+    def _mark_search_ignored(self, s: StoreConfig) -> None:
+        """Write this build's records again, flagged: its search settings all gave the same answers."""
+        self.console.print(f"  [red]{s.display_name}: every search setting gave identical answers (recall < 1): "
+                           "the engine ignores the search parameter[/]")  # fmt: skip
+        for record in [r for r in self.written if r.get("status") == "ok"]:
+            self.results.append({**record, "search_param_ignored": True})
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
         """Create, insert in batches (timed in the store's process), then finish (timed until searchable)."""
@@ -390,6 +675,32 @@ class Sweep:
                 progress.update(task, advance=len(ids))
         index_s = worker.call("timed_finish", timeout=deadline.left())
         return insert_s, index_s
+
+
+def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int) -> tuple[int, bool]:
+    """The cheapest integer in [lo, hi] whose recall reaches ``target`` (recall assumed to rise with it).
+
+    Doubling from ``lo`` until reached (or ``hi``), then bisection between the last miss and the
+    first hit. Unreached: the value with the best recall seen (the smallest among equals), False.
+    """
+    seen: dict[int, float] = {}
+
+    def recall(v: int) -> float:
+        seen[v] = seen[v] if v in seen else recall_at(v)
+        return seen[v]
+
+    value, miss = lo, None
+    while recall(value) < target and value < hi:
+        miss, value = value, min(value * 2, hi)
+    if recall(value) < target:
+        return max(sorted(seen), key=lambda v: seen[v]), False
+    while miss is not None and value - miss > 1:
+        mid = (value + miss) // 2
+        if recall(mid) >= target:
+            value = mid
+        else:
+            miss = mid
+    return value, True
 
 
 class Engine:

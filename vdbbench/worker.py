@@ -125,6 +125,10 @@ class _Host:
             i += 1
         return np.asarray(latencies), time.process_time() - cpu0, clock() - start_at
 
+    def answers(self, k: int) -> list[np.ndarray]:
+        """Untimed answers to every query at the current search setting (recall-target tuning)."""
+        return [self.store.search(q, k) for q in self.queries]
+
     def timed_noop_passes(self, k: int, runs: int) -> list[float]:
         """Seconds per query of the timed loop around a search that does nothing: the harness's own floor."""
         answer = np.arange(k, dtype=np.int64)
@@ -132,7 +136,7 @@ class _Host:
         return [wall / len(self.queries) for wall, _, _ in timed_passes(noop, self.queries, k, runs, 0)]
 
     def handle(self, method: str, args: tuple) -> Any:
-        target = getattr(self, method, None) if method.startswith(("timed_", "set_queries")) else None
+        target = getattr(self, method, None) if method.startswith(("timed_", "set_queries", "answers")) else None
         return (target or getattr(self.store, method))(*args)
 
 

@@ -26,7 +26,13 @@ class StoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class Param:
-    """One build- or search-time parameter, in the harness's name for it."""
+    """One build- or search-time parameter.
+
+    ``name`` is the harness's portable name where the family has one (see vdbbench.portable), else
+    the engine's. ``aliases`` are the engine's own spellings, accepted in configs and normalised to
+    ``name``; the first one is what the adapter sends to the engine. ``default`` is the engine's
+    own out-of-the-box value (``settings: engine``).
+    """
 
     name: str
     type: type
@@ -34,6 +40,18 @@ class Param:
     help: str = ""
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
+    aliases: tuple[str, ...] = ()
+    maximum: float | None = None
+
+    @property
+    def engine_name(self) -> str:
+        """The name the engine itself uses for this parameter."""
+        return self.aliases[0] if self.aliases else self.name
+
+    @property
+    def spellings(self) -> str:
+        """``name`` and its engine aliases, for messages and tables: ``m (M)``."""
+        return self.name + (f" ({', '.join(self.aliases)})" if self.aliases else "")
 
     def coerce(self, value: Any) -> Any:
         """Return `value` as this parameter's type, or raise ValueError saying what is allowed."""
@@ -58,6 +76,8 @@ class Param:
             raise ValueError(f"must be one of {list(self.choices)}, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"must be >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be <= {self.maximum}, got {value!r}")
         return value
 
 
@@ -75,10 +95,20 @@ class FamilySpec:
     max_dim: int | None = None  # largest dimension this family can index, where the engine limits it
 
     def build_param(self, name: str) -> Param | None:
-        return next((p for p in self.build if p.name == name), None)
+        return next((p for p in self.build if name == p.name or name in p.aliases), None)
 
     def search_param(self, name: str) -> Param | None:
-        return next((p for p in self.search if p.name == name), None)
+        return next((p for p in self.search if name == p.name or name in p.aliases), None)
+
+    def portable_params(self, params: Mapping[str, Any], section: str = "build") -> dict[str, Any]:
+        """``params`` with engine aliases renamed to the portable names (unknown names kept as given)."""
+        find = self.build_param if section == "build" else self.search_param
+        return {(p.name if (p := find(k)) else k): v for k, v in params.items()}
+
+    def engine_params(self, params: Mapping[str, Any], section: str = "build") -> dict[str, Any]:
+        """``params`` (portable names) renamed to the engine's own names, for the request sent to it."""
+        declared = {p.name: p for p in (self.build if section == "build" else self.search)}
+        return {(declared[k].engine_name if k in declared else k): v for k, v in params.items()}
 
 
 @dataclass
@@ -161,8 +191,10 @@ class Store(ABC):
         """The index as the engine itself reports it after the build.
 
         Must contain ``family`` (the harness family the engine actually serves),
-        ``metric``, ``params`` (harness parameter names → values read back from the
-        engine, where it reports them) and ``engine`` (the raw definition it returned).
+        ``metric``, ``params`` (portable parameter names → values read back from the
+        engine) and ``engine`` (the raw definition it returned). ``params`` holds only what
+        the engine itself reported: a value the adapter merely sent is left out, so the
+        runner records it as ``sent`` in ``param_source``.
         """
 
     def resources(self) -> dict[str, Any]:
@@ -188,6 +220,10 @@ class Store(ABC):
 
     def engine_version(self) -> str | None:
         """Version of the engine or its client library, for provenance."""
+        return None
+
+    def build_threads(self) -> int | None:
+        """Threads the engine used (or may use) to build the index; None when it does not say."""
         return None
 
     @abstractmethod

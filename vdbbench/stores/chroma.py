@@ -48,10 +48,10 @@ class ChromaStore(Store):
             "hnsw",
             "HNSW (hnswlib)",
             build=(
-                Param("max_neighbors", int, 16, "graph degree (old name hnsw:M)", minimum=2),
+                Param("m", int, 16, "graph degree (old name hnsw:M)", minimum=2, aliases=("max_neighbors",)),
                 Param("ef_construction", int, 100, "candidate list size while building", minimum=1),
             ),
-            search=(Param("ef_search", int, 100, "candidate list size while searching", minimum=1),),
+            search=(Param("ef", int, 100, "candidate list size while searching", minimum=1, aliases=("ef_search",)),),
         )
     }
     supports_batch_search = True
@@ -106,7 +106,7 @@ class ChromaStore(Store):
         ef_search = self.families["hnsw"].search[0].default
         hnsw = {
             "space": SPACES[spec.metric],
-            "max_neighbors": spec.params["max_neighbors"],
+            "max_neighbors": spec.params["m"],
             "ef_construction": spec.params["ef_construction"],
             "ef_search": ef_search,
         }
@@ -137,7 +137,7 @@ class ChromaStore(Store):
         super().set_search_params(params)
         if self._attached:  # the builder owns the configuration; a server serves its load-time ef_search anyway
             return
-        ef = int(params.get("ef_search", self._loaded_ef))
+        ef = int(params.get("ef", self._loaded_ef))
         stored = self._stored_hnsw()["ef_search"]
         if ef != stored:
             self._collection.modify(configuration={"hnsw": {"ef_search": ef}})
@@ -182,9 +182,11 @@ class ChromaStore(Store):
 
     def effective_config(self) -> dict[str, Any]:
         hnsw = self._stored_hnsw()
-        params = {"max_neighbors": hnsw.get("max_neighbors"), "ef_construction": hnsw.get("ef_construction")}
-        # Embedded: reopened after each change, so the stored value serves. Server: the graph keeps its load-time ef.
-        params["ef_search"] = hnsw.get("ef_search") if not self.url else self._loaded_ef
+        params = {"m": hnsw.get("max_neighbors"), "ef_construction": hnsw.get("ef_construction")}
+        # Embedded: reopened after each change, so the stored value is the one the loaded graph serves.
+        # Server: the graph keeps its load-time ef_search, which no API reports, so ef is left out (sent).
+        if not self.url:
+            params["ef"] = hnsw.get("ef_search")
         return {
             "family": "hnsw",
             "metric": {v: k for k, v in SPACES.items()}.get(hnsw.get("space"), hnsw.get("space")),
@@ -205,6 +207,10 @@ class ChromaStore(Store):
             # hnswlib files live in one folder per segment; the rest is chroma.sqlite3 (records, log, metadata)
             "index_bytes": sum(p.stat().st_size for p in files if p.parent != self._data_dir),
         }
+
+    def build_threads(self) -> int | None:
+        threads = self._stored_hnsw().get("num_threads") if self._client is not None else None
+        return int(threads) if threads else None
 
     def compose_service(self) -> str | None:
         return "chroma" if self.url else None  # server mode: its containers' figures go with results

@@ -51,11 +51,12 @@ FAMILIES = {
         ),
         search=(
             Param(
-                "num_candidates",
+                "ef",
                 int,
                 0,
-                "candidates per shard; 0 = Elasticsearch's default (1.5·k); raised to k",
+                "num_candidates: candidates per shard; 0 = Elasticsearch's default (1.5·k); raised to k",
                 minimum=0,
+                aliases=("num_candidates",),
             ),
         ),  # fmt: skip
     ),
@@ -86,7 +87,7 @@ def knn_body(query: np.ndarray, k: int, spec: BuildSpec, params: dict[str, Any])
     """The search body: a top-level ``knn`` section
     (https://www.elastic.co/docs/solutions/search/vector/knn#approximate-knn)."""
     knn: dict[str, Any] = {"field": FIELD, "query_vector": np.asarray(query, np.float32).tolist(), "k": k}
-    candidates = int(params.get("num_candidates", 0) or 0)
+    candidates = int(params.get("ef", 0) or 0)
     if candidates:
         knn["num_candidates"] = max(candidates, k)
     return {"knn": knn, "size": k, "_source": False}

@@ -22,7 +22,7 @@ class HnswlibStore(Store):
             "hnsw",
             "hnswlib HNSW",
             build=(
-                Param("M", int, 16, "graph degree", minimum=2),
+                Param("m", int, 16, "graph degree", minimum=2, aliases=("M",)),
                 Param("ef_construction", int, 200, "candidate list size while building", minimum=1),
             ),
             search=(Param("ef", int, 10, "candidate list size while searching (raised to k if lower)", minimum=1),),
@@ -37,11 +37,12 @@ class HnswlibStore(Store):
         self._index = hnswlib.Index(space=SPACES[spec.metric], dim=spec.dim)
         self._index.init_index(
             max_elements=max(spec.count, 1),
-            M=spec.params["M"],
+            M=spec.params["m"],
             ef_construction=spec.params["ef_construction"],
             random_seed=int(self.options.get("seed", 100)),
         )
-        self._index.set_num_threads(int(self.options.get("build_threads", os.cpu_count() or 1)))
+        self._threads = int(self.options.get("build_threads", os.cpu_count() or 1))
+        self._index.set_num_threads(self._threads)
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         needed = self._index.element_count + len(ids)
@@ -70,8 +71,13 @@ class HnswlibStore(Store):
         # An in-process index cannot be shared: each client process loads its own copy from disk.
         path = self.workdir / "hnswlib-index.bin"
         self._index.save_index(str(path))
-        return {"path": str(path), "space": self._index.space, "dim": self._index.dim, "ef": self._index.ef,
-                "note": "each client process holds its own copy of the index"}
+        return {
+            "path": str(path),
+            "space": self._index.space,
+            "dim": self._index.dim,
+            "ef": self._index.ef,
+            "note": "each client process holds its own copy of the index",
+        }
 
     def attach(self, handle: dict[str, Any]) -> None:
         import hnswlib
@@ -87,7 +93,7 @@ class HnswlibStore(Store):
         return {
             "family": "hnsw",
             "metric": {v: k for k, v in SPACES.items()}[idx.space],
-            "params": {"M": idx.M, "ef_construction": idx.ef_construction, "ef": idx.ef},
+            "params": {"m": idx.M, "ef_construction": idx.ef_construction, "ef": idx.ef},
             "engine": {
                 "space": idx.space,
                 "dim": idx.dim,
@@ -104,6 +110,9 @@ class HnswlibStore(Store):
 
     def engine_version(self) -> str:
         return f"hnswlib {version('hnswlib')}"
+
+    def build_threads(self) -> int | None:
+        return getattr(self, "_threads", None)
 
     def drop(self) -> None:
         self._index = None

@@ -1,4 +1,10 @@
-"""LanceDB embedded (``lancedb.connect(<workdir>)``): exact scan, IVF_FLAT, IVF_PQ and IVF_HNSW_SQ.
+"""LanceDB embedded (``lancedb.connect(<workdir>)``): exact scan, IVF_FLAT, IVF_PQ and IVF_HNSW_{FLAT,SQ,PQ}.
+
+``hnsw`` is HNSW over full vectors (``IvfHnswFlat``, one partition) unless the build asks for
+``quantization: sq`` (IVF_HNSW_SQ, what LanceDB's ``settings: engine`` default gives) or ``pq``
+(IVF_HNSW_PQ). After the inserts, ``finish()`` compacts the table's fragments (``optimize``)
+before it builds the index, so every store is searched over one compacted dataset; that step
+counts in ``index_s``.
 
 LanceDB may train fewer IVF partitions than asked when the table is small (it logs
 "training 7 of the 16 requested IVF partitions"), and no index listing reports the count.
@@ -27,10 +33,14 @@ from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 TABLE = "vdbbench"
 VECTOR = "vector"
 DISTANCES = {"euclidean": "l2", "angular": "cosine", "ip": "dot"}
-INDEX_FAMILIES = {"IvfFlat": "ivf", "IvfPq": "pq", "IvfHnswSq": "hnsw"}
+INDEX_FAMILIES = {"IvfFlat": "ivf", "IvfPq": "pq", "IvfHnswSq": "hnsw", "IvfHnswFlat": "hnsw", "IvfHnswPq": "hnsw"}
+HNSW_QUANTIZATION = {"IvfHnswFlat": "none", "IvfHnswSq": "sq", "IvfHnswPq": "pq"}
 ALL_PARTITIONS = 1 << 30  # nprobes that probes every partition, to count them
-NPROBES = Param("nprobes", int, 20, "IVF partitions probed per query", minimum=1)
-REFINE = Param("refine_factor", int, 0, "re-rank refine_factor × k candidates on full vectors (0: off)", minimum=0)
+NPROBES = Param("nprobe", int, 20, "IVF partitions probed per query", minimum=1, aliases=("nprobes",))
+REFINE = Param(
+    "refine", int, 0, "re-rank refine × k candidates on full vectors (0: off)", minimum=0, aliases=("refine_factor",)
+)
+NLIST = Param("nlist", int, 256, "IVF partitions (k-means cells)", minimum=1, aliases=("num_partitions",))
 
 
 class LanceDBStore(Store):
@@ -42,26 +52,40 @@ class LanceDBStore(Store):
         "ivf": FamilySpec(
             "ivf",
             "IVF_FLAT",
-            build=(Param("num_partitions", int, 256, "IVF partitions (k-means cells)", minimum=1),),
+            build=(NLIST,),
             search=(NPROBES,),
         ),
         "pq": FamilySpec(
             "pq",
             "IVF_PQ",
             build=(
-                Param("num_partitions", int, 256, "IVF partitions", minimum=1),
-                Param("num_sub_vectors", int, 16, "PQ sub-vectors; must divide the dimension", minimum=1),
-                Param("num_bits", int, 8, "bits per sub-vector code", choices=(4, 8)),
+                NLIST,
+                Param(
+                    "pq_m",
+                    int,
+                    16,
+                    "PQ sub-vectors; must divide the dimension",
+                    minimum=1,
+                    aliases=("num_sub_vectors",),
+                ),
+                Param("nbits", int, 8, "bits per sub-vector code", choices=(4, 8), aliases=("num_bits",)),
             ),
             search=(NPROBES, REFINE),
         ),
         "hnsw": FamilySpec(
             "hnsw",
-            "IVF_HNSW_SQ",
+            "IVF_HNSW_FLAT (quantization none) / _SQ / _PQ",
             build=(
                 Param("num_partitions", int, 1, "IVF partitions, one HNSW graph each", minimum=1),
                 Param("m", int, 20, "graph degree", minimum=2),
                 Param("ef_construction", int, 300, "candidate list size while building", minimum=1),
+                Param(
+                    "quantization",
+                    str,
+                    "sq",
+                    "vectors in the graph: none (full), sq (int8) or pq",
+                    choices=("none", "sq", "pq"),
+                ),
             ),
             search=(
                 Param("ef", int, 0, "candidate list size while searching (0: engine default 1.5 × k)", minimum=0),
@@ -98,9 +122,9 @@ class LanceDBStore(Store):
     def create(self, spec: BuildSpec) -> None:
         import pyarrow as pa
 
-        if spec.family == "pq" and spec.dim % spec.params["num_sub_vectors"]:
+        if spec.family == "pq" and spec.dim % spec.params["pq_m"]:
             raise StoreError(
-                f"lancedb IVF_PQ: num_sub_vectors={spec.params['num_sub_vectors']} must divide the dimension {spec.dim}"
+                f"lancedb IVF_PQ: pq_m (num_sub_vectors)={spec.params['pq_m']} must divide the dimension {spec.dim}"
             )
         self.spec = spec
         self._partitions = None
@@ -120,26 +144,25 @@ class LanceDBStore(Store):
         self._count += len(ids)
 
     def _index_config(self):
-        from lancedb.index import HnswSq, IvfFlat, IvfPq
+        from lancedb.index import IvfFlat, IvfHnswFlat, IvfHnswPq, IvfHnswSq, IvfPq
 
         p, distance = self.spec.params, DISTANCES[self.spec.metric]
         if self.spec.family == "ivf":
-            return IvfFlat(distance_type=distance, num_partitions=p["num_partitions"])
+            return IvfFlat(distance_type=distance, num_partitions=p["nlist"])
         if self.spec.family == "pq":
             return IvfPq(
-                distance_type=distance,
-                num_partitions=p["num_partitions"],
-                num_sub_vectors=p["num_sub_vectors"],
-                num_bits=p["num_bits"],
+                distance_type=distance, num_partitions=p["nlist"], num_sub_vectors=p["pq_m"], num_bits=p["nbits"]
             )
-        return HnswSq(
-            distance_type=distance, num_partitions=p["num_partitions"], m=p["m"], ef_construction=p["ef_construction"]
-        )
+        graph = {"distance_type": distance, "num_partitions": p["num_partitions"], "m": p["m"],
+                 "ef_construction": p["ef_construction"]}  # fmt: skip
+        return {"none": IvfHnswFlat, "sq": IvfHnswSq, "pq": IvfHnswPq}[p["quantization"]](**graph)
 
     def finish(self) -> None:
         """Build the index and return once the engine's index statistics show no unindexed row."""
         if self._table.count_rows() != self._count:
             raise StoreError(f"lancedb table holds {self._table.count_rows()} rows, {self._count} were inserted")
+        # compact the fragments each insert batch wrote (one per batch), as a loaded table would be
+        self._table.optimize()
         if self.spec.family == "flat":
             return
         self._table.create_index(VECTOR, config=self._index_config(), replace=True)
@@ -162,7 +185,7 @@ class LanceDBStore(Store):
 
     def _count_partitions(self) -> int | None:
         """IVF partitions the engine trained: it ranks all of them when asked to probe more than exist."""
-        probe = self._query(np.zeros(self.spec.dim, dtype=np.float32), 1, {"nprobes": ALL_PARTITIONS})
+        probe = self._query(np.zeros(self.spec.dim, dtype=np.float32), 1, {"nprobe": ALL_PARTITIONS})
         found = re.search(r"partitions_ranked=(\d+)", probe.analyze_plan())
         return int(found.group(1)) if found else None
 
@@ -176,17 +199,17 @@ class LanceDBStore(Store):
         )
         if self.spec.family == "flat":
             return q.bypass_vector_index()
-        if params.get("nprobes"):
-            q = q.nprobes(params["nprobes"])
+        if params.get("nprobe"):
+            q = q.nprobes(params["nprobe"])
         if params.get("ef"):
-            if params["ef"] < k * max(params.get("refine_factor") or 1, 1):
+            if params["ef"] < k * max(params.get("refine") or 1, 1):
                 raise StoreError(
-                    f"lancedb: ef={params['ef']} must be >= k × refine_factor (here {k} × "
-                    f"{params.get('refine_factor') or 1}); the HNSW search returns that many candidates"
+                    f"lancedb: ef={params['ef']} must be >= k × refine (refine_factor) (here {k} × "
+                    f"{params.get('refine') or 1}); the HNSW search returns that many candidates"
                 )
             q = q.ef(params["ef"])
-        if params.get("refine_factor"):
-            q = q.refine_factor(params["refine_factor"])
+        if params.get("refine"):
+            q = q.refine_factor(params["refine"])
         return q
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
@@ -244,18 +267,21 @@ class LanceDBStore(Store):
             if stats.num_unindexed_rows:
                 family += "+flat"  # unindexed rows are scanned exactly
             metric = {v: k for k, v in DISTANCES.items()}.get(stats.distance_type, stats.distance_type)
-            params["num_partitions"] = self._partitions
+            params["num_partitions" if family == "hnsw" else "nlist"] = self._partitions
             compression, hnsw = details.get("compression") or {}, details.get("hnsw") or {}
-            if compression.get("type") == "pq":
-                params |= {
-                    "num_sub_vectors": compression.get("num_sub_vectors"),
-                    "num_bits": compression.get("num_bits"),
-                }
+            if compression.get("type") == "pq" and self.spec.family == "pq":
+                params |= {"pq_m": compression.get("num_sub_vectors"), "nbits": compression.get("num_bits")}
             if hnsw:
                 params |= {"m": hnsw.get("max_connections"), "ef_construction": hnsw.get("construction_ef")}
-            params |= {k: v for k, v in self.search_params.items() if k != "nprobes"}
+            if index.index_type in HNSW_QUANTIZATION:
+                params["quantization"] = HNSW_QUANTIZATION[index.index_type]
+            # From the query plan, as the engine applies them: probes, and refine as the candidates the index
+            # returns per k when a full-vector re-rank (KNNVectorDistance) sits above it. ef is not shown: sent.
             probes = re.search(r"minimum_nprobes=(\d+)", plan)
-            params["nprobes"] = int(probes.group(1)) if probes else None  # as the query plan applies it
+            params["nprobe"] = int(probes.group(1)) if probes else None
+            candidates = re.search(r"ANNSubIndex: name=\S+ k=(\d+)", plan)
+            if candidates:
+                params["refine"] = int(candidates.group(1)) // 10 if "KNNVectorDistance" in plan else 0
         return {"family": family, "metric": metric, "params": params, "engine": engine}
 
     def resources(self) -> dict[str, Any]:
@@ -268,6 +294,11 @@ class LanceDBStore(Store):
 
     def engine_version(self) -> str:
         return f"lancedb {version('lancedb')}"
+
+    def build_threads(self) -> int | None:
+        import os
+
+        return os.cpu_count() or 1  # Lance builds on its CPU pool, one thread per core (not configurable here)
 
     def drop(self) -> None:
         if self._db is not None and TABLE in self._db.list_tables().tables:

@@ -60,15 +60,22 @@ class MilvusStore(Store):
         "ivf": FamilySpec(
             "ivf",
             "IVF_FLAT",
-            build=(Param("nlist", int, 128, "number of IVF lists (k-means cells)", minimum=1),),
-            search=(Param("nprobe", int, 8, "lists probed per query", minimum=1),),
+            build=(Param("nlist", int, 128, "number of IVF lists (k-means cells)", minimum=1, maximum=65536),),
+            search=(Param("nprobe", int, 8, "lists probed per query", minimum=1, maximum=65536),),
         ),
         "pq": FamilySpec(
             "pq",
             "IVF_PQ",
             build=(
-                Param("nlist", int, 128, "number of IVF lists", minimum=1),
-                Param("m", int, 8, "PQ sub-vectors; must divide the dimension (Milvus has no default)", minimum=1),
+                Param("nlist", int, 128, "number of IVF lists", minimum=1, maximum=65536),
+                Param(
+                    "pq_m",
+                    int,
+                    8,
+                    "PQ sub-vectors; must divide the dimension (Milvus has no default)",
+                    minimum=1,
+                    aliases=("m",),
+                ),
                 Param("nbits", int, 8, "bits per sub-vector code", minimum=1),
             ),
             search=(Param("nprobe", int, 8, "lists probed per query", minimum=1),),
@@ -78,10 +85,26 @@ class MilvusStore(Store):
             "hnsw",
             "HNSW",
             build=(
-                Param("M", int, 30, "graph degree", minimum=2),
-                Param("efConstruction", int, 360, "candidate list size while building", minimum=1),
+                Param("m", int, 30, "graph degree", minimum=2, maximum=2048, aliases=("M",)),
+                Param(
+                    "ef_construction",
+                    int,
+                    360,
+                    "candidate list size while building",
+                    minimum=1,
+                    aliases=("efConstruction",),
+                ),
             ),
-            search=(Param("ef", int, 64, "candidate list size while searching (a server wants ef >= k)", minimum=1),),
+            search=(
+                Param(
+                    "ef",
+                    int,
+                    64,
+                    "candidate list size while searching (a server wants ef >= k)",
+                    minimum=1,
+                    maximum=32768,
+                ),
+            ),
         ),
     }
     supports_batch_search = True
@@ -140,8 +163,8 @@ class MilvusStore(Store):
                 f"accepts {index_type} but does not build it (it builds {', '.join(sorted(LITE_INDEX_TYPES))}); "
                 f"set option url to a Milvus standalone server"
             )
-        if spec.family == "pq" and spec.dim % spec.params["m"]:
-            raise StoreError(f"milvus IVF_PQ: m={spec.params['m']} must divide the dimension {spec.dim}")
+        if spec.family == "pq" and spec.dim % spec.params["pq_m"]:
+            raise StoreError(f"milvus IVF_PQ: pq_m (m)={spec.params['pq_m']} must divide the dimension {spec.dim}")
         self.spec = spec
         if self._client.has_collection(COLLECTION):
             self._client.drop_collection(COLLECTION)
@@ -158,11 +181,11 @@ class MilvusStore(Store):
         """Seal the data, build the index, load it; return once the engine says every row is indexed."""
         spec = self.spec
         self._client.flush(COLLECTION)
-        params = dict(spec.params)
+        params = self.families[spec.family].engine_params(spec.params)
         if self.lite:
             # milvus-lite 3.2 reads build parameters only from a JSON "params" entry, while pymilvus 3 sends
             # them flattened; without this lite silently builds with its own defaults (seen: nlist 128, M 16).
-            params["params"] = dict(spec.params)
+            params["params"] = dict(params)
         index_params = self._client.prepare_index_params()
         index_params.add_index(
             field_name=VECTOR, index_type=INDEX_TYPES[spec.family], metric_type=METRICS[spec.metric], params=params
@@ -201,7 +224,8 @@ class MilvusStore(Store):
 
     # -- search --------------------------------------------------------------------
     def _request(self) -> dict[str, Any]:
-        return {"metric_type": METRICS[self.spec.metric], "params": dict(self.search_params)}
+        fam = self.families[self.spec.family]
+        return {"metric_type": METRICS[self.spec.metric], "params": fam.engine_params(self.search_params, "search")}
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         hits = self._client.search(
@@ -258,8 +282,8 @@ class MilvusStore(Store):
         desc = self._client.describe_index(COLLECTION, VECTOR) or {}
         reported = desc.get("params") if isinstance(desc.get("params"), dict) else desc  # lite nests, server flattens
         family = INDEX_FAMILIES.get(desc.get("index_type"), str(desc.get("index_type")))
-        names = [p.name for p in self.families[self.spec.family].build]
-        params = {n: _number(reported[n]) for n in names if n in reported}
+        build = self.families[self.spec.family].build
+        params = {p.name: _number(reported[p.engine_name]) for p in build if p.engine_name in reported}
         engine: dict[str, Any] = {"describe_index": desc, "search_params_sent": self._request()}
         if self.lite:
             served = self._lite_served()
@@ -269,9 +293,9 @@ class MilvusStore(Store):
                 kinds.add("flat")
             family = "+".join(sorted(kinds)) or family
             for seg in served["segments"]:  # the faiss index's own values win over the stored request
-                params.update({n: seg[n] for n in names if n in seg})
-        # Milvus keeps no search-time parameters: they travel with each request, as sent here.
-        params.update(self.search_params)
+                params.update({p.name: seg[p.engine_name] for p in build if p.engine_name in seg})
+        # Milvus keeps no search-time parameters: they travel with each request and no API reports them,
+        # so they are left out here (the runner records them as sent).
         return {
             "family": family,
             "metric": {v: k for k, v in METRICS.items()}.get(desc.get("metric_type"), desc.get("metric_type")),

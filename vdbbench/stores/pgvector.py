@@ -38,8 +38,28 @@ OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "
 METRIC_OF_OPERATOR = {op: metric for metric, (_, op) in OPS.items()}
 ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
 FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
-# settings of the embedded server; pgvector's docs advise a maintenance_work_mem large enough for the HNSW graph
-DEFAULT_SETTINGS = {"maintenance_work_mem": "1GB"}
+
+
+def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -> dict[str, str]:
+    """Settings of the embedded server, sized from the host (an option ``settings`` overrides each).
+
+    ``shared_buffers`` 25% of host memory (PostgreSQL's documented starting point), at most 8 GB;
+    ``maintenance_work_mem`` 12.5% of host memory, at least 256 MB, at most 4 GB (pgvector's docs: large
+    enough for the HNSW graph, else the build spills and slows); ``max_parallel_maintenance_workers``
+    one per further core, so the index builds on every core as hnswlib and the other engines do.
+    """
+    import psutil
+
+    memory = memory_bytes or psutil.virtual_memory().total
+    cpus = cpus or os.cpu_count() or 1
+    mb = 1024 * 1024
+    return {
+        "shared_buffers": f"{max(128, min(memory // 4 // mb, 8192))}MB",
+        "maintenance_work_mem": f"{max(256, min(memory // 8 // mb, 4096))}MB",
+        "max_parallel_maintenance_workers": str(max(cpus - 1, 0)),
+    }
+
+
 SHOWN_SETTINGS = (
     "hnsw.ef_search", "ivfflat.probes", "enable_seqscan", "maintenance_work_mem", "max_parallel_maintenance_workers",
     "shared_buffers", "work_mem", "jit",
@@ -59,17 +79,37 @@ class PgvectorStore(Store):
             "hnsw",
             "pgvector hnsw",
             build=(
-                Param("m", int, 16, "graph degree", minimum=2),
-                Param("ef_construction", int, 64, "candidate list size while building", minimum=4),
+                Param("m", int, 16, "graph degree", minimum=2, maximum=100),
+                Param("ef_construction", int, 64, "candidate list size while building", minimum=4, maximum=1000),
             ),
-            search=(Param("ef_search", int, 40, "hnsw.ef_search; pgvector returns at most this many rows", minimum=1),),
+            search=(
+                Param(
+                    "ef",
+                    int,
+                    40,
+                    "hnsw.ef_search; pgvector returns at most this many rows",
+                    minimum=1,
+                    maximum=1000,
+                    aliases=("ef_search",),
+                ),
+            ),
             max_dim=2000,
         ),
         "ivf": FamilySpec(
             "ivf",
             "pgvector ivfflat",
-            build=(Param("lists", int, 100, "number of k-means lists", minimum=1),),
-            search=(Param("probes", int, 1, "ivfflat.probes: lists scanned per query", minimum=1),),
+            build=(Param("nlist", int, 100, "number of k-means lists", minimum=1, maximum=32768, aliases=("lists",)),),
+            search=(
+                Param(
+                    "nprobe",
+                    int,
+                    1,
+                    "ivfflat.probes: lists scanned per query",
+                    minimum=1,
+                    maximum=32768,
+                    aliases=("probes",),
+                ),
+            ),
             note="lists are trained on the rows present when the index is built (after all inserts)",
             max_dim=2000,
         ),
@@ -106,7 +146,7 @@ class PgvectorStore(Store):
         self._password = secrets.token_urlsafe(24)
         shutil.rmtree(data_dir, ignore_errors=True)
         self._initdb(bin_dir, data_dir, user)
-        settings = DEFAULT_SETTINGS | {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
+        settings = default_settings() | {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
 
         def command(port: int) -> list[str]:
             argv = [bin_dir / "postgres", "-D", data_dir, "-p", port,
@@ -251,7 +291,7 @@ class PgvectorStore(Store):
         spec = self.spec
         if spec.family in ACCESS_METHOD:
             opclass = OPS[spec.metric][0]
-            options = ", ".join(f"{name} = {int(spec.params[name])}" for name in self._build_param_names())
+            options = ", ".join(f"{p.engine_name} = {int(spec.params[p.name])}" for p in self._build_params())
             # CREATE INDEX is synchronous: the index is complete and searchable once it returns.
             self._conn.execute(
                 sql.SQL("CREATE INDEX {} ON {} USING {} (embedding {}) WITH ({})").format(
@@ -261,16 +301,16 @@ class PgvectorStore(Store):
             )  # fmt: skip
         self._conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
 
-    def _build_param_names(self) -> list[str]:
-        return [p.name for p in self.families[self.spec.family].build]
+    def _build_params(self) -> tuple:
+        return self.families[self.spec.family].build
 
     # -- search --------------------------------------------------------------------
     def set_search_params(self, params: dict[str, Any]) -> None:
         super().set_search_params(params)
-        if "ef_search" in params:
-            self._conn.execute(f"SET hnsw.ef_search = {int(params['ef_search'])}")
-        if "probes" in params:
-            self._conn.execute(f"SET ivfflat.probes = {int(params['probes'])}")
+        if "ef" in params:
+            self._conn.execute(f"SET hnsw.ef_search = {int(params['ef'])}")
+        if "nprobe" in params:
+            self._conn.execute(f"SET ivfflat.probes = {int(params['nprobe'])}")
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         rows = self._conn.execute(self._search_sql, (np.asarray(query, dtype=np.float32), k), prepare=True,
@@ -312,11 +352,11 @@ class PgvectorStore(Store):
             fam_name = FAMILY_OF_ACCESS_METHOD.get(amname)
             if fam_name:
                 for p in self.families[fam_name].build:  # absent from reloptions = the engine default
-                    params[p.name] = int(options.get(p.name, p.default))
+                    params[p.name] = int(options.get(p.engine_name, p.default))
                 if fam_name == "hnsw":
-                    params["ef_search"] = int(settings["hnsw.ef_search"])
+                    params["ef"] = int(settings["hnsw.ef_search"])  # SHOW: the session's value, as the engine has it
                 else:
-                    params["probes"] = int(settings["ivfflat.probes"])
+                    params["nprobe"] = int(settings["ivfflat.probes"])
             if plan["index_used"] == self.index_name and fam_name:
                 family = fam_name  # the planner really walks the index; otherwise it is a sequential scan
         if self.spec is not None and self.spec.family != "flat":
@@ -380,6 +420,13 @@ class PgvectorStore(Store):
 
     def compose_service(self) -> str | None:
         return "pgvector" if self.dsn else None  # server mode: its containers' figures go with results
+
+    def build_threads(self) -> int | None:
+        """The leader plus the parallel maintenance workers CREATE INDEX may use (SHOW)."""
+        try:
+            return 1 + int(self._conn.execute("SHOW max_parallel_maintenance_workers").fetchone()[0])
+        except Exception:  # noqa: BLE001
+            return None
 
     def engine_version(self) -> str | None:
         try:

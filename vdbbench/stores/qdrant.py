@@ -4,7 +4,8 @@ Harness families map onto Qdrant like this (the same for ``qdrant`` and ``qdrant
 
 * ``flat``: indexing switched off (``indexing_threshold: 0``), so every segment keeps Qdrant's plain
   index, and every query is sent with ``exact: true``.
-* ``hnsw``: Qdrant's HNSW (``m``, ``ef_construct``, ``full_scan_threshold``; ``hnsw_ef`` per query),
+* ``hnsw``: Qdrant's HNSW (``m``, ``ef_construction`` = ``ef_construct``, ``full_scan_threshold``; ``ef`` =
+  ``hnsw_ef`` per query),
   optionally over scalar (int8) or binary quantized vectors (build param ``quantization``), with
   ``rescore`` / ``oversampling`` per query.
 * ``pq``: the same HNSW over product-quantized vectors (``compression`` x4…x64).
@@ -24,6 +25,7 @@ serves many clients.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from importlib.metadata import version
 from pathlib import Path
@@ -39,14 +41,21 @@ COMPRESSIONS = ("x4", "x8", "x16", "x32", "x64")
 
 _GRAPH_BUILD = (
     Param("m", int, 16, "edges per node in the HNSW graph", minimum=1),
-    Param("ef_construct", int, 100, "candidate list size while building", minimum=4),
+    Param("ef_construction", int, 100, "candidate list size while building", minimum=4, aliases=("ef_construct",)),
     Param(
         "full_scan_threshold", int, 10000,
         "KB of vectors below which a segment is scanned instead of searched through its graph", minimum=1,
     ),
 )  # fmt: skip
 _GRAPH_SEARCH = (
-    Param("hnsw_ef", int, 100, "candidate list size while searching (Qdrant's default is ef_construct)", minimum=1),
+    Param(
+        "ef",
+        int,
+        100,
+        "candidate list size while searching (Qdrant's default is ef_construct)",
+        minimum=1,
+        aliases=("hnsw_ef",),
+    ),
     Param("rescore", bool, True, "re-score quantized candidates with the original vectors"),
     Param("oversampling", float, 1.0, "fetch oversampling × k quantized candidates before rescoring", minimum=1.0),
 )
@@ -94,7 +103,7 @@ def collection_body(spec: BuildSpec) -> dict[str, Any]:
         return body
     p = spec.params
     body["hnsw_config"] = {
-        "m": p["m"], "ef_construct": p["ef_construct"], "full_scan_threshold": p["full_scan_threshold"],
+        "m": p["m"], "ef_construct": p["ef_construction"], "full_scan_threshold": p["full_scan_threshold"],
     }  # fmt: skip
     body["optimizers_config"] = {"indexing_threshold": FORCED_INDEXING_THRESHOLD_KB}
     quant = quantization_body(spec)
@@ -107,7 +116,7 @@ def search_params_body(spec: BuildSpec, params: dict[str, Any]) -> dict[str, Any
     """The ``params`` object of a query (https://qdrant.tech/documentation/concepts/search/#search-api)."""
     if spec.family == "flat":
         return {"exact": True}
-    body: dict[str, Any] = {"hnsw_ef": int(params.get("hnsw_ef", 100)), "exact": False}
+    body: dict[str, Any] = {"hnsw_ef": int(params.get("ef", 100)), "exact": False}
     if quantization_body(spec) is not None:
         body["quantization"] = {
             "ignore": False,
@@ -131,6 +140,12 @@ def quantization_params(family: str, quantization: dict[str, Any] | None) -> dic
         return {"compression": (quantization.get("product") or {}).get("compression")}
     kind = next((k for k in ("scalar", "binary", "product") if k in quantization), "none")
     return {"quantization": kind}
+
+
+def graph_params(hnsw: dict[str, Any]) -> dict[str, Any]:
+    """Portable build params from an engine-reported ``hnsw_config``."""
+    return {"m": hnsw.get("m"), "ef_construction": hnsw.get("ef_construct"),
+            "full_scan_threshold": hnsw.get("full_scan_threshold")}  # fmt: skip
 
 
 def _metric_of(distance: str) -> str | None:
@@ -238,7 +253,7 @@ class QdrantStore(Store):
         params: dict[str, Any] = {}
         if graphs:
             options = main["index"]["options"]
-            params = {k: options.get(k) for k in ("m", "ef_construct", "full_scan_threshold")}
+            params = graph_params(options)
             params |= quantization_params(self.spec.family, quant)
         return {
             "family": family,
@@ -258,6 +273,9 @@ class QdrantStore(Store):
 
     def engine_version(self) -> str:
         return f"qdrant-edge-py {version('qdrant-edge-py')}"
+
+    def build_threads(self) -> int | None:
+        return os.cpu_count() or 1  # max_indexing_threads, set explicitly in edge_config
 
     def drop(self) -> None:
         if self._shard is not None:
@@ -292,6 +310,6 @@ def edge_config(body: dict[str, Any]) -> Any:
         vectors=qe.EdgeVectorParams(
             size=vectors["size"], distance=getattr(qe.Distance, vectors["distance"]), quantization_config=edge_quant
         ),
-        hnsw_config=qe.HnswIndexConfig(**hnsw) if hnsw else None,
+        hnsw_config=qe.HnswIndexConfig(**hnsw, max_indexing_threads=os.cpu_count() or 1) if hnsw else None,
         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=body["optimizers_config"]["indexing_threshold"]),
     )

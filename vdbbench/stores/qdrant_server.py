@@ -26,6 +26,7 @@ from vdbbench.stores.qdrant import (
     FAMILIES,
     _metric_of,
     collection_body,
+    graph_params,
     quantization_params,
     search_params_body,
     served_family,
@@ -193,7 +194,7 @@ def effective_from_collection_info(info: dict[str, Any], spec: BuildSpec, search
     family = served_family(built, below, quant)
     params: dict[str, Any] = {}
     if indexing:
-        params = {k: hnsw.get(k) for k in ("m", "ef_construct", "full_scan_threshold")}
+        params = graph_params(hnsw)
         params |= quantization_params(spec.family, quant)
     return {
         "family": family,

@@ -61,10 +61,26 @@ class RedisStore(Store):
             "hnsw",
             "RediSearch HNSW",
             build=(
-                Param("M", int, 16, "graph degree", minimum=1),
-                Param("EF_CONSTRUCTION", int, 200, "candidate list size while building", minimum=1),
+                Param("m", int, 16, "graph degree", minimum=1, aliases=("M",)),
+                Param(
+                    "ef_construction",
+                    int,
+                    200,
+                    "candidate list size while building",
+                    minimum=1,
+                    aliases=("EF_CONSTRUCTION",),
+                ),
             ),
-            search=(Param("EF_RUNTIME", int, 10, "candidate list size while searching (KNN clause)", minimum=1),),
+            search=(
+                Param(
+                    "ef",
+                    int,
+                    10,
+                    "candidate list size while searching (KNN clause)",
+                    minimum=1,
+                    aliases=("EF_RUNTIME",),
+                ),
+            ),
         ),
     }
     supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
@@ -162,7 +178,7 @@ class RedisStore(Store):
         self.spec = spec
         self._drop_index_and_keys()
         attributes: dict[str, Any] = {"TYPE": "FLOAT32", "DIM": spec.dim, "DISTANCE_METRIC": DISTANCE[spec.metric]}
-        attributes |= {p.name: int(spec.params[p.name]) for p in self.families[spec.family].build}
+        attributes |= {p.engine_name: int(spec.params[p.name]) for p in self.families[spec.family].build}
         self._client.ft(self.index_name).create_index(
             [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)],
             definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH),
@@ -226,8 +242,8 @@ class RedisStore(Store):
         """The KNN clause; HNSW always names EF_RUNTIME (the default if not given) so FT.EXPLAIN reports it."""
         ef = ""
         if self.spec.family == "hnsw":
-            default = self.families["hnsw"].search_param("EF_RUNTIME").default
-            ef = f" EF_RUNTIME {int(params.get('EF_RUNTIME', default))}"
+            default = self.families["hnsw"].search_param("ef").default
+            ef = f" EF_RUNTIME {int(params.get('ef', default))}"
         return f"*=>[KNN $K @{VECTOR_FIELD} $BLOB{ef} AS score]"
 
     def _search_args(self, query: np.ndarray, k: int) -> list[Any]:
@@ -257,14 +273,14 @@ class RedisStore(Store):
         family = FAMILY_OF_ALGORITHM.get(str(attrs.get("algorithm")), str(attrs.get("algorithm")))
         params: dict[str, Any] = {}
         if family == "hnsw":
-            params = {"M": int(attrs["M"]), "EF_CONSTRUCTION": int(attrs["ef_construction"])}
+            params = {"m": int(attrs["M"]), "ef_construction": int(attrs["ef_construction"])}
             explained = self._client.execute_command(
                 "FT.EXPLAIN", self.index_name, self._query, "PARAMS", 4, "K", 10, "BLOB",
                 np.zeros(int(attrs["dim"]), dtype="<f4").tobytes(), "DIALECT", DIALECT,
             )  # fmt: skip
             explained = explained.decode() if isinstance(explained, bytes) else str(explained)
             found = re.search(r"EF_RUNTIME = (\d+)", explained)
-            params["EF_RUNTIME"] = int(found.group(1)) if found else None
+            params["ef"] = int(found.group(1)) if found else None  # as RediSearch parsed the query
         server_config = {
             name: self._client.execute_command("FT.CONFIG", "GET", name)[0][1].decode()
             for name in ("TIMEOUT", "ON_TIMEOUT", "DEFAULT_DIALECT")
@@ -324,6 +340,13 @@ class RedisStore(Store):
 
     def compose_service(self) -> str | None:
         return "redis" if self.url else None  # server mode: its containers' figures go with results
+
+    def build_threads(self) -> int | None:
+        """RediSearch adds each hash to the HNSW graph on the thread that writes it: one, whatever the host.
+
+        (RediSearch 2.10's WORKERS pool serves queries, not this build; inserts come over one connection.)
+        """
+        return 1
 
     def engine_version(self) -> str | None:
         try:

@@ -35,8 +35,8 @@ DEFAULT_GRPC_PORT = 50051
 DISTANCES = {"euclidean": "l2-squared", "angular": "cosine", "ip": "dot"}
 
 _HNSW_BUILD = (
-    Param("maxConnections", int, 32, "edges per node in the HNSW graph", minimum=1),
-    Param("efConstruction", int, 128, "candidate list size while building", minimum=1),
+    Param("m", int, 32, "edges per node in the HNSW graph", minimum=1, aliases=("maxConnections",)),
+    Param("ef_construction", int, 128, "candidate list size while building", minimum=1, aliases=("efConstruction",)),
 )
 _SEARCH = (Param("ef", int, -1, "candidate list size while searching; -1 = Weaviate's dynamic ef", minimum=-1),)
 
@@ -80,7 +80,7 @@ def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
         body |= {"vectorIndexType": "flat", "vectorIndexConfig": {"distance": distance}}
         return body
     hnsw: dict[str, Any] = {
-        "distance": distance, "maxConnections": p["maxConnections"], "efConstruction": p["efConstruction"], "ef": -1,
+        "distance": distance, "maxConnections": p["m"], "efConstruction": p["ef_construction"], "ef": -1,
     }  # fmt: skip
     if spec.family == "pq":
         hnsw["pq"] = {
@@ -118,7 +118,8 @@ def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[
         return {"family": "flat", "metric": metric, "params": {}, "engine": {"schema": schema, "shards": shards}}
     pq_on = (hnsw.get("pq") or {}).get("enabled", False)
     kinds = [k for k in ("bq", "sq") if (hnsw.get(k) or {}).get("enabled")]
-    params: dict[str, Any] = {k: hnsw.get(k) for k in ("maxConnections", "efConstruction", "ef")}
+    params: dict[str, Any] = {"m": hnsw.get("maxConnections"), "ef_construction": hnsw.get("efConstruction"),
+                              "ef": hnsw.get("ef")}  # fmt: skip
     if spec.family == "pq" or pq_on:
         pq = hnsw.get("pq") or {}
         params |= {"segments": pq.get("segments"), "centroids": pq.get("centroids"),
