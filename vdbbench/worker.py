@@ -11,6 +11,7 @@ import importlib
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -177,7 +178,15 @@ class StoreWorker:
         ctx = mp.get_context("spawn")  # a clean interpreter: no inherited threads, locks or engine state
         self._conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child_conn, target, str(workdir), options), daemon=True)
-        self.process.start()
+        # The child gets this sys.path; vdbbench/__init__ took the source tree off it (its datasets/ folder
+        # shadows a package), so put it back for the start: the child then imports this same vdbbench tree,
+        # not another installed copy (an editable install of a different checkout).
+        tree = str(Path(__file__).resolve().parent.parent)
+        sys.path.append(tree)
+        try:
+            self.process.start()
+        finally:
+            sys.path.remove(tree)
         child_conn.close()
         self.owned_pids: set[int] = set()
         self._pending = "start"
