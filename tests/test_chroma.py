@@ -19,14 +19,14 @@ from attachkit import assert_no_secret, assert_same_answers, search_from_second_
 from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
 
 from vdbbench.metrics import recall_at_k
-from vdbbench.runner import config_mismatches
+from vdbbench.runner import config_mismatches, param_sources
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
 
 pytest.importorskip("chromadb")
 
 METRICS = ["euclidean", "angular", "ip"]
-GENEROUS_BUILD = {"max_neighbors": 16, "ef_construction": 100}
-TIGHT_BUILD = {"max_neighbors": 8, "ef_construction": 64}
+GENEROUS_BUILD = {"m": 16, "ef_construction": 100}
+TIGHT_BUILD = {"m": 8, "ef_construction": 64}
 
 
 @pytest.fixture
@@ -38,12 +38,12 @@ def store(tmp_path):
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_embedded_hnsw_reaches_floor(store, metric):
-    out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef_search": 200})
+    out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef": 200})
     assert out.recall >= 0.95, f"{metric} recall {out.recall}"
     assert_answers_valid(out, 10, 2000)
     assert out.mismatches == []
     assert out.effective["metric"] == metric
-    assert out.effective["params"] == GENEROUS_BUILD | {"ef_search": 200}
+    assert out.effective["params"] == GENEROUS_BUILD | {"ef": 200}
     assert out.effective["engine"]["count"] == 2000
     assert out.resources["index_bytes"] > 0
     check_baseline("chroma", "hnsw", metric, out.recall)
@@ -52,14 +52,14 @@ def test_embedded_hnsw_reaches_floor(store, metric):
 def test_embedded_ef_search_change_serves_and_graph_is_approximate(store):
     """A tight graph at ef_search=10 misses neighbours (so HNSW serves, not brute force); raising ef_search
     must raise recall, which chroma only does once the graph is reloaded."""
-    tight = build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 10})
+    tight = build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 10})
     data = small_data("euclidean")
-    store.set_search_params({"ef_search": 200})
+    store.set_search_params({"ef": 200})
     answers = store.search_batch(data.test, 10)
     generous = recall_at_k(answers, data.test, data.train, data.neighbors, 10, "euclidean").recall
     assert tight.recall < 0.97
     assert generous >= tight.recall + 0.03
-    assert store.effective_config()["params"]["ef_search"] == 200
+    assert store.effective_config()["params"]["ef"] == 200
     single = [store.search(q, 10) for q in data.test]
     assert all(np.array_equal(a, b) for a, b in zip(answers, single, strict=True))
 
@@ -73,7 +73,7 @@ def test_embedded_k_larger_than_collection_returns_everything(store):
 
 def test_embedded_drop_and_close_leave_nothing(tmp_path):
     store = open_store("chroma", tmp_path)
-    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 50})
+    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 50})
     store.drop()
     store.close()
     store.close()  # idempotent
@@ -82,7 +82,7 @@ def test_embedded_drop_and_close_leave_nothing(tmp_path):
 
 def test_embedded_offers_no_handle_for_other_processes(store):
     """PersistentClient is not process-safe, so concurrent clients are refused rather than faked."""
-    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef_search": 50})
+    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 50})
     assert store.client_handle() is None
     with pytest.raises(StoreError, match="cannot be searched from a second process"):
         store.attach({})
@@ -138,19 +138,18 @@ def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
     store = open_store("chroma", tmp_path / "client", {"url": url})
     try:
         # ef_search at its default: the value the server's graph is loaded with, so nothing differs
-        out = build_and_search(store, "hnsw", "angular", GENEROUS_BUILD, {"ef_search": 100})
+        out = build_and_search(store, "hnsw", "angular", GENEROUS_BUILD, {"ef": 100})
         assert out.recall >= 0.95
         assert_answers_valid(out, 10, 2000)
         assert out.mismatches == []
-        assert out.effective["params"] == GENEROUS_BUILD | {"ef_search": 100}
+        # a running server keeps its graph's load-time ef_search and no API says which it serves: ef is "sent"
+        assert out.effective["params"] == GENEROUS_BUILD
         assert store.engine_version().startswith("chroma server")
-        # a running server keeps its graph's load-time ef_search: the adapter must show that, not hide it
-        store.set_search_params({"ef_search": 10})
+        store.set_search_params({"ef": 10})
         effective = store.effective_config()
-        assert effective["engine"]["configuration"]["ef_search"] == 10  # stored...
-        assert config_mismatches("hnsw", GENEROUS_BUILD | {"ef_search": 10}, effective) == [
-            "ef_search: asked 10, engine reports 100"  # ...but not served
-        ]
+        assert effective["engine"]["configuration"]["ef_search"] == 10  # stored, but not necessarily served
+        assert param_sources(GENEROUS_BUILD | {"ef": 10}, effective) == {"m": "engine", "ef_construction": "engine",
+                                                                          "ef": "sent"}  # fmt: skip
         store.drop()
         assert "vdbbench" not in [c.name for c in store._client.list_collections()]
     finally:
@@ -166,7 +165,7 @@ def test_server_collection_searched_from_second_process(chroma_server, tmp_path)
     options = {"url": url}
     store = open_store("chroma", tmp_path / "client", options)
     try:
-        out = build_and_search(store, "hnsw", "angular", TIGHT_BUILD, {"ef_search": 100})
+        out = build_and_search(store, "hnsw", "angular", TIGHT_BUILD, {"ef": 100})
         handle = store.client_handle()
         assert handle["url"] == url and handle["collection"] == "vdbbench"
         assert (handle["spec"].family, handle["spec"].metric, handle["spec"].dim) == ("hnsw", "angular", 32)
@@ -174,7 +173,7 @@ def test_server_collection_searched_from_second_process(chroma_server, tmp_path)
         # a client asking another ef_search must not rewrite the builder's collection configuration
         # (the server would keep serving its load-time ef_search anyway, so answers stay the same)
         attached = search_from_second_process("chroma", tmp_path / "client", options, handle, data.test,
-                                              {"ef_search": 40})  # fmt: skip
+                                              {"ef": 40})  # fmt: skip
         assert_same_answers(attached, out.answers)
         # the client's close() neither dropped the collection nor changed it: the builder answers the same
         assert "vdbbench" in [c.name for c in store._client.list_collections()]
@@ -202,7 +201,7 @@ SERVER_URL = os.environ.get("VDBBENCH_CHROMA_URL")
 def test_external_server_reaches_floor(tmp_path, metric):
     store = open_store("chroma", tmp_path, {"url": SERVER_URL})
     try:
-        out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef_search": 100})
+        out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef": 100})
         assert out.recall >= 0.95
         assert_answers_valid(out, 10, 2000)
         assert out.mismatches == []

@@ -47,11 +47,11 @@ def test_knn_body_matches_documented_shape():
     # https://www.elastic.co/docs/solutions/search/vector/knn#approximate-knn :
     # {"knn": {"field": "...", "query_vector": [...], "k": 10, "num_candidates": 100}}
     q = np.array([0.5, -1.0, 2.0], dtype=np.float32)
-    body = knn_body(q, 10, spec("hnsw"), {"num_candidates": 100})
+    body = knn_body(q, 10, spec("hnsw"), {"ef": 100})
     assert body == {"knn": {"field": "vector", "query_vector": [0.5, -1.0, 2.0], "k": 10, "num_candidates": 100},
                     "size": 10, "_source": False}  # fmt: skip
-    assert "num_candidates" not in knn_body(q, 10, spec("hnsw"), {"num_candidates": 0})["knn"]  # ES default 1.5k
-    assert knn_body(q, 50, spec("hnsw"), {"num_candidates": 20})["knn"]["num_candidates"] == 50  # never below k
+    assert "num_candidates" not in knn_body(q, 10, spec("hnsw"), {"ef": 0})["knn"]  # ES default 1.5k
+    assert knn_body(q, 50, spec("hnsw"), {"ef": 20})["knn"]["num_candidates"] == 50  # never below k
 
 
 def test_read_back_from_mapping():

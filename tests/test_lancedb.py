@@ -16,11 +16,11 @@ METRICS = ["euclidean", "angular", "ip"]
 # (PQ codes, HNSW over 8-bit SQ codes) a refine step re-ranks candidates on the full vectors.
 GENEROUS = {
     "flat": ({}, {}),
-    "ivf": ({"num_partitions": 16}, {"nprobes": 16}),
-    "pq": ({"num_partitions": 4, "num_sub_vectors": 8, "num_bits": 8}, {"nprobes": 4, "refine_factor": 10}),
+    "ivf": ({"nlist": 16}, {"nprobe": 16}),
+    "pq": ({"nlist": 4, "pq_m": 8, "nbits": 8}, {"nprobe": 4, "refine": 10}),
     "hnsw": (
-        {"num_partitions": 1, "m": 16, "ef_construction": 200},
-        {"ef": 200, "nprobes": 1, "refine_factor": 5},
+        {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "sq"},
+        {"ef": 200, "nprobe": 1, "refine": 5},
     ),
 }
 # pq: refine_factor 10 re-ranks 100 exact candidates per query, enough for top-10 on clustered data.
@@ -47,7 +47,8 @@ def test_family_reaches_floor(store, family, metric):
     if family == "flat":
         assert "KNNVectorDistance" in out.effective["engine"]["plan"]
     else:
-        assert out.effective["params"] == build | search
+        # everything but ef is read back (index details, query plan); no LanceDB API shows ef: sent
+        assert out.effective["params"] == {k: v for k, v in (build | search).items() if k != "ef"}
         assert out.effective["engine"]["stats"]["num_unindexed_rows"] == 0
         assert out.resources["index_bytes"] > 0
     check_baseline("lancedb", family, metric, out.recall)
@@ -56,20 +57,20 @@ def test_family_reaches_floor(store, family, metric):
 def test_pq_without_refine_is_approximate(store):
     """8 PQ codes for 32 dims lose ranking detail; the floor is low on purpose, refining must beat it."""
     build, _ = GENEROUS["pq"]
-    raw = build_and_search(store, "pq", "euclidean", build, {"nprobes": 4, "refine_factor": 0})
+    raw = build_and_search(store, "pq", "euclidean", build, {"nprobe": 4, "refine": 0})
     assert 0.3 <= raw.recall < 0.9
     data = small_data("euclidean")
-    store.set_search_params({"nprobes": 4, "refine_factor": 10})
+    store.set_search_params({"nprobe": 4, "refine": 10})
     refined = [store.search(q, 10) for q in data.test]
     assert sum(len(set(a) & set(data.neighbors[i][:10])) for i, a in enumerate(refined)) / 500 >= 0.95
 
 
 def test_nprobes_takes_effect_and_batch_matches_single(store):
     # 32 partitions over 20 clusters: one probe misses neighbours (recall 0.80-0.88 over repeated builds)
-    full = build_and_search(store, "ivf", "euclidean", {"num_partitions": 32}, {"nprobes": 32})
+    full = build_and_search(store, "ivf", "euclidean", {"nlist": 32}, {"nprobe": 32})
     data = small_data("euclidean")
-    store.set_search_params({"nprobes": 1})
-    assert store.effective_config()["params"]["nprobes"] == 1  # read from the query plan
+    store.set_search_params({"nprobe": 1})
+    assert store.effective_config()["params"]["nprobe"] == 1  # read from the query plan
     one_probe = [store.search(q, 10) for q in data.test]
     assert sum(len(set(a) & set(b)) for a, b in zip(one_probe, full.answers, strict=True)) < 10 * len(data.test)
     batch = store.search_batch(data.test, 10)
@@ -78,30 +79,53 @@ def test_nprobes_takes_effect_and_batch_matches_single(store):
 
 def test_fewer_partitions_trained_than_asked_shows_as_mismatch(store):
     """LanceDB trains fewer IVF_PQ partitions than asked on a small table; the read-back must say so."""
-    out = build_and_search(store, "pq", "euclidean", {"num_partitions": 16, "num_sub_vectors": 8}, {"nprobes": 16})
-    trained = out.effective["params"]["num_partitions"]
+    out = build_and_search(store, "pq", "euclidean", {"nlist": 16, "pq_m": 8}, {"nprobe": 16})
+    trained = out.effective["params"]["nlist"]
     assert trained < 16
-    assert f"num_partitions: asked 16, engine reports {trained}" in out.mismatches
+    assert f"nlist: asked 16, engine reports {trained}" in out.mismatches
 
 
 def test_pq_sub_vectors_must_divide_dim(store):
     with pytest.raises(StoreError, match="must divide the dimension 30"):
-        store.create(BuildSpec("pq", "euclidean", 30, {"num_partitions": 4, "num_sub_vectors": 8, "num_bits": 8}))
+        store.create(BuildSpec("pq", "euclidean", 30, {"nlist": 4, "pq_m": 8, "nbits": 8}))
 
 
 @pytest.mark.parametrize("family", ["flat", "hnsw"])
 def test_k_larger_than_collection_returns_everything(store, family):
     data = small_data("euclidean", n=30, dim=8, queries=5)
     build = {"num_partitions": 1, "m": 8, "ef_construction": 50} if family == "hnsw" else {}
-    search = {"ef": 300, "nprobes": 1, "refine_factor": 5} if family == "hnsw" else {}  # ef >= k × refine
+    search = {"ef": 300, "nprobe": 1, "refine": 5} if family == "hnsw" else {}  # ef >= k × refine
     out = build_and_search(store, family, "euclidean", build, search, k=50, data=data)
     assert_answers_valid(out, 50, 30)
     assert out.recall == 1.0
 
 
+def test_hnsw_is_over_full_vectors_unless_quantization_is_asked(store):
+    """Portable hnsw on LanceDB is IVF_HNSW_FLAT (full vectors, one partition, compacted table): at a high ef it
+    reaches the recall every other HNSW store reaches; SQ stays an explicit option, read back as such."""
+    data = small_data("angular", n=20000, dim=48, queries=100)
+    build = {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "none"}
+    full = build_and_search(store, "hnsw", "angular", build, {"ef": 400, "nprobe": 1}, data=data)
+    assert full.recall >= 0.99 and full.mismatches == []
+    assert full.effective["engine"]["index"]["type"] == "IvfHnswFlat" and full.effective["params"]["quantization"] == "none"
+    assert full.effective["engine"]["fragments"] == 1  # the 40 insert batches were compacted in finish()
+    store.set_search_params({"ef": 10, "nprobe": 1})
+    low = recall_of(store, data)
+    assert low < 0.95 and low < full.recall  # ef is applied, though no LanceDB API reports it
+    sq = build_and_search(store, "hnsw", "angular", {**build, "quantization": "sq"}, {"ef": 400, "nprobe": 1}, data=data)
+    assert sq.effective["engine"]["index"]["type"] == "IvfHnswSq" and sq.effective["params"]["quantization"] == "sq"
+
+
+def recall_of(store, data) -> float:
+    from vdbbench.metrics import recall_at_k
+
+    answers = [store.search(q, 10) for q in data.test]
+    return recall_at_k(answers, data.test, data.train, data.neighbors, 10, data.metric).recall
+
+
 def test_drop_and_close_leave_nothing(tmp_path):
     store = open_store("lancedb", tmp_path)
-    build_and_search(store, "ivf", "euclidean", {"num_partitions": 8}, {"nprobes": 2})
+    build_and_search(store, "ivf", "euclidean", {"nlist": 8}, {"nprobe": 2})
     store.drop()
     store.close()
     store.close()  # idempotent
@@ -111,8 +135,8 @@ def test_drop_and_close_leave_nothing(tmp_path):
 def test_hnsw_ef_below_k_times_refine_is_refused_clearly(store):
     data = small_data("euclidean", n=30, dim=8, queries=5)
     build_and_search(store, "hnsw", "euclidean", {"num_partitions": 1, "m": 8, "ef_construction": 50}, data=data)
-    store.set_search_params({"ef": 20, "nprobes": 1, "refine_factor": 5})
-    with pytest.raises(StoreError, match=r"ef=20 must be >= k × refine_factor \(here 10 × 5\)"):
+    store.set_search_params({"ef": 20, "nprobe": 1, "refine": 5})
+    with pytest.raises(StoreError, match=r"ef=20 must be >= k × refine \(refine_factor\) \(here 10 × 5\)"):
         store.search(data.test[0], 10)
 
 
@@ -120,8 +144,8 @@ def test_second_process_searches_the_same_table_and_leaves_it(tmp_path):
     """Concurrent clients: another process opens the builder's Lance files read-only and gets the same answers."""
     store = open_store("lancedb", tmp_path)
     try:
-        search = {"nprobes": 4}
-        out = build_and_search(store, "ivf", "euclidean", {"num_partitions": 16}, search)
+        search = {"nprobe": 4}
+        out = build_and_search(store, "ivf", "euclidean", {"nlist": 16}, search)
         handle = store.client_handle()
         assert handle["path"] == str(tmp_path / "lancedb") and handle["table"] == "vdbbench"
         assert handle["spec"].family == "ivf" and handle["spec"].metric == "euclidean"

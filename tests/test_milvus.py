@@ -20,7 +20,7 @@ METRICS = ["euclidean", "angular", "ip"]
 GENEROUS = {
     "flat": ({}, {}),
     "ivf": ({"nlist": 16}, {"nprobe": 16}),
-    "hnsw": ({"M": 16, "efConstruction": 200}, {"ef": 200}),
+    "hnsw": ({"m": 16, "ef_construction": 200}, {"ef": 200}),
     "pq": ({"nlist": 16, "m": 8, "nbits": 8}, {"nprobe": 16}),
 }
 FLOORS = {"flat": 1.0, "ivf": 0.99, "hnsw": 0.95, "pq": 0.5}  # pq: 8 codes of 8 bits for 32 dims, no re-ranking
@@ -47,7 +47,7 @@ def test_lite_family_reaches_floor(store, family, metric):
     assert out.mismatches == []
     assert out.effective["family"] == family  # from the loaded segments' own index classes
     assert out.effective["metric"] == metric
-    assert out.effective["params"] == build | search
+    assert out.effective["params"] == build  # search params travel with each request; no API reports them
     assert out.effective["engine"]["served"]["memtable_rows"] == 0
     assert out.resources["data_bytes"] > 0
     check_baseline("milvus", family, metric, out.recall)
@@ -56,7 +56,7 @@ def test_lite_family_reaches_floor(store, family, metric):
 def test_lite_reads_back_build_params_the_engine_used(store):
     """Unusual values, so a dropped parameter (lite falling back to its defaults) would show."""
     out = build_and_search(store, "hnsw", "euclidean", {"M": 6, "efConstruction": 40}, {"ef": 100})
-    assert out.effective["params"] == {"M": 6, "efConstruction": 40, "ef": 100}
+    assert out.effective["params"] == {"m": 6, "ef_construction": 40}  # ef travels with each request: sent
     segment = out.effective["engine"]["served"]["segments"][0]
     assert (segment["index"], segment["M"], segment["efConstruction"]) == ("FaissHnswIndex", 6, 40)
 
@@ -136,7 +136,7 @@ def test_lite_collection_searched_from_second_process(tmp_path):
     store = open_store("milvus", tmp_path)
     try:
         search = {"ef": 64}
-        out = build_and_search(store, "hnsw", "euclidean", {"M": 16, "efConstruction": 100}, search)
+        out = build_and_search(store, "hnsw", "euclidean", {"m": 16, "ef_construction": 100}, search)
         handle = store.client_handle()
         assert handle["url"] == f"http://127.0.0.1:{store.lite_port}" and handle["collection"] == "vdbbench"
         data = small_data("euclidean")
@@ -169,7 +169,7 @@ def test_second_process_cannot_open_the_lite_data_dir(tmp_path):
 def test_server_handle_carries_no_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("VDBBENCH_MILVUS_TOKEN", "root:t0ken")
     store = get_store_class("milvus")(tmp_path, {"url": "https://alice:s3cret@milvus.internal:19530"})
-    store.spec = BuildSpec("hnsw", "ip", 768, {"M": 16, "efConstruction": 100})
+    store.spec = BuildSpec("hnsw", "ip", 768, {"m": 16, "ef_construction": 100})
     handle = store.client_handle()
     assert handle["url"] == "https://milvus.internal:19530"
     assert (handle["collection"], handle["vector_field"], handle["spec"]) == ("vdbbench", "vector", store.spec)
@@ -191,7 +191,7 @@ def test_server_family_reaches_floor(tmp_path, family, metric):
         assert_answers_valid(out, 10, 2000)
         assert out.mismatches == []
         assert out.effective["family"] == family
-        assert out.effective["params"] == build | search
+        assert out.effective["params"] == get_store_class("milvus").families[family].portable_params(build)
         handle = store.client_handle()
         attached = search_from_second_process("milvus", tmp_path, {"url": SERVER_URL}, handle, small_data(metric).test,
                                               search)  # fmt: skip

@@ -26,8 +26,8 @@ METRICS = ["euclidean", "angular", "ip"]
 BUILDS = {
     # family: (build params, search params) — generous search settings, so the floors hold
     "flat": ({}, {}),
-    "hnsw": ({"m": 16, "ef_construction": 64}, {"ef_search": 200}),
-    "ivf": ({"lists": 20}, {"probes": 20}),  # every list probed: exhaustive over the lists
+    "hnsw": ({"m": 16, "ef_construction": 64}, {"ef": 200}),
+    "ivf": ({"nlist": 20}, {"nprobe": 20}),  # every list probed: exhaustive over the lists
 }
 FLOORS = {"flat": 1.0, "hnsw": 0.95, "ivf": 0.99}
 
@@ -70,9 +70,9 @@ def test_family_metric_reaches_floor(store, family, metric):
 def test_recall_rises_with_probes_and_search_batch_matches_search(store):
     # 20,000 points in 20 clusters, 100 lists: one probe reliably misses neighbours in other lists
     data = small_data("euclidean", n=20000, dim=48, queries=100)
-    narrow = build_and_search(store, "ivf", "euclidean", {"lists": 100}, {"probes": 1}, data=data)
-    store.set_search_params({"probes": 100})
-    assert store.effective_config()["params"]["probes"] == 100  # read back with SHOW ivfflat.probes
+    narrow = build_and_search(store, "ivf", "euclidean", {"nlist": 100}, {"nprobe": 1}, data=data)
+    store.set_search_params({"nprobe": 100})
+    assert store.effective_config()["params"]["nprobe"] == 100  # read back with SHOW ivfflat.probes
     wide = [store.search(q, 10) for q in data.test]
     batch = store.search_batch(data.test, 10)
     assert all(np.array_equal(a, b) for a, b in zip(wide, batch, strict=True))
@@ -87,14 +87,14 @@ def test_k_larger_than_collection_and_than_ef_search(store):
     data = small_data("euclidean")
     build_and_search(store, "flat", "euclidean")
     assert len(store.search(data.test[0], 5000)) == 2000
-    build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+    build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef": 40})
     answer = store.search(data.test[0], 100)
     assert len(answer) == 40 and len(set(answer.tolist())) == 40
     store.drop()
 
 
 def test_sequential_scan_where_an_index_was_asked_is_reported_as_flat(store):
-    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef": 40})
     store._conn.execute("SET enable_indexscan = off")  # make the planner refuse the index
     store._conn.execute("SET enable_seqscan = on")
     try:
@@ -122,7 +122,7 @@ def test_nothing_left_running_or_on_disk_after_close():
     workdir = _workdir()
     try:
         s = open_store("pgvector", workdir)
-        out = build_and_search(s, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 100})
+        out = build_and_search(s, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef": 100})
         assert out.recall > 0.9
         assert out.resources["data_bytes"] > 0
         pids = [p.pid for p in s.server.processes()]
@@ -142,7 +142,7 @@ def test_server_mode_with_dsn(tmp_path):
     s = open_store("pgvector", tmp_path)
     try:
         assert s.server is None
-        out = build_and_search(s, "hnsw", "euclidean", {"m": 16, "ef_construction": 64}, {"ef_search": 200})
+        out = build_and_search(s, "hnsw", "euclidean", {"m": 16, "ef_construction": 64}, {"ef": 200})
         assert out.recall >= 0.95 and out.mismatches == []
         s.drop()
     finally:
@@ -154,12 +154,12 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
     from vdbbench.stores.pgvector import PgvectorStore
 
     data = small_data("angular")
-    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef_search": 100})
+    build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef": 100})
     assert store.owned_processes() == [store.server.pid]
     client = PgvectorStore(store.workdir, {})
     client.attach(store.client_handle())
     try:
-        client.set_search_params({"ef_search": 100})
+        client.set_search_params({"ef": 100})
         assert all(np.array_equal(client.search(q, 10), store.search(q, 10)) for q in data.test[:10])
         assert client.owned_processes() == []
     finally:
@@ -176,7 +176,7 @@ def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_pa
                                                 "table": "vdbbench_remote"})  # fmt: skip
     try:
         assert remote.server is None and remote.owned_processes() == []
-        out = build_and_search(remote, "ivf", "ip", {"lists": 20}, {"probes": 20})
+        out = build_and_search(remote, "ivf", "ip", {"nlist": 20}, {"nprobe": 20})
         assert out.recall >= 0.99 and out.mismatches == []
         assert "memory_bytes" not in out.resources  # not our server: its memory is not ours to report
         remote.drop()

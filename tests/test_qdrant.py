@@ -24,14 +24,14 @@ from vdbbench.stores.qdrant import FAMILIES, collection_body, search_params_body
 from vdbbench.stores.qdrant_server import DEFAULT_URL, effective_from_collection_info
 
 SMALL = {"full_scan_threshold": 10}  # KB: below the 250 KB contract data, so the graph is searched, not scanned
-GENEROUS = {"hnsw_ef": 200}
+GENEROUS = {"ef": 200}
 
 # (family, build, search, baseline key, floor). Floors for the quantized builds, on this 32-dim data:
 # scalar int8 loses little (>= 0.9). Binary keeps 1 bit per dimension, 32 bits per vector here, so the
 # graph walk ranks coarsely; with 10x oversampled rescoring of a wide candidate list it reaches >= 0.8
 # (Qdrant advises binary for >= 1024 dimensions; at 4x oversampling it scores ~0.45 on ip here). PQ x4
 # (one byte per dimension) with 4x oversampled rescoring reaches >= 0.9; coarser codes are tested below.
-BINARY_SEARCH = {"hnsw_ef": 400, "oversampling": 10.0}
+BINARY_SEARCH = {"ef": 400, "oversampling": 10.0}
 CASES = [
     ("flat", {}, {}, "flat", 1.0),
     ("hnsw", SMALL, GENEROUS, "hnsw", 0.95),
@@ -153,7 +153,7 @@ def test_collection_body_hnsw_matches_documented_shape():
     # https://qdrant.tech/documentation/concepts/indexing/#vector-index :
     # {"vectors": {"size": 384, "distance": "Cosine"}, "hnsw_config": {"m": 16, "ef_construct": 100,
     #  "full_scan_threshold": 10000}, "optimizers_config": {"indexing_threshold": ...}}
-    body = collection_body(spec("hnsw", m=32, ef_construct=200))
+    body = collection_body(spec("hnsw", m=32, ef_construction=200))
     assert body == {
         "vectors": {"size": 384, "distance": "Cosine"},
         "hnsw_config": {"m": 32, "ef_construct": 200, "full_scan_threshold": 10000},
@@ -192,11 +192,11 @@ def test_search_params_match_documented_shape():
 
     # https://qdrant.tech/documentation/guides/quantization/#searching-with-quantization :
     # "params": {"quantization": {"ignore": false, "rescore": true, "oversampling": 2.0}}
-    body = search_params_body(spec("pq"), {"hnsw_ef": 128, "rescore": True, "oversampling": 2.0})
+    body = search_params_body(spec("pq"), {"ef": 128, "rescore": True, "oversampling": 2.0})
     assert body == {"hnsw_ef": 128, "exact": False,
                     "quantization": {"ignore": False, "rescore": True, "oversampling": 2.0}}  # fmt: skip
     models.SearchParams.model_validate(body)
-    assert "quantization" not in search_params_body(spec("hnsw"), {"hnsw_ef": 64})
+    assert "quantization" not in search_params_body(spec("hnsw"), {"ef": 64})
 
 
 def test_server_read_back_from_collection_info():
@@ -210,9 +210,9 @@ def test_server_read_back_from_collection_info():
             "quantization_config": {"product": {"compression": "x16", "always_ram": None}},
         },
     }  # fmt: skip
-    eff = effective_from_collection_info(info, spec("pq", metric="ip"), {"hnsw_ef": 64})
+    eff = effective_from_collection_info(info, spec("pq", metric="ip"), {"ef": 64})
     assert eff["family"] == "pq" and eff["metric"] == "ip"
-    assert eff["params"] == {"m": 24, "ef_construct": 128, "full_scan_threshold": 10000, "compression": "x16"}
+    assert eff["params"] == {"m": 24, "ef_construction": 128, "full_scan_threshold": 10000, "compression": "x16"}
     info["indexed_vectors_count"] = 50000  # optimizer not done: what serves is a scan
     assert effective_from_collection_info(info, spec("pq", metric="ip"), {})["family"] == "flat"
 

@@ -30,7 +30,7 @@ needs_redis = pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
 METRICS = ["euclidean", "angular", "ip"]
 BUILDS = {
     "flat": ({}, {}),
-    "hnsw": ({"M": 16, "EF_CONSTRUCTION": 200}, {"EF_RUNTIME": 200}),  # generous EF_RUNTIME so the floor holds
+    "hnsw": ({"m": 16, "ef_construction": 200}, {"ef": 200}),  # generous ef (EF_RUNTIME) so the floor holds
 }
 FLOORS = {"flat": 1.0, "hnsw": 0.95}
 
@@ -73,16 +73,16 @@ def test_more_than_ten_results_and_k_larger_than_collection(store):
 @needs_redis
 def test_ef_runtime_is_read_back_and_changes_recall(store):
     data = small_data("euclidean", n=20000, dim=48, queries=100)
-    tight = build_and_search(store, "hnsw", "euclidean", {"M": 4, "EF_CONSTRUCTION": 10}, {"EF_RUNTIME": 10}, data=data)
-    assert tight.effective["params"]["EF_RUNTIME"] == 10
-    store.set_search_params({"EF_RUNTIME": 400})
-    assert store.effective_config()["params"]["EF_RUNTIME"] == 400  # parsed by RediSearch (FT.EXPLAIN)
+    tight = build_and_search(store, "hnsw", "euclidean", {"m": 4, "ef_construction": 10}, {"ef": 10}, data=data)
+    assert tight.effective["params"]["ef"] == 10
+    store.set_search_params({"ef": 400})
+    assert store.effective_config()["params"]["ef"] == 400  # parsed by RediSearch (FT.EXPLAIN)
     wide = store.search_batch(data.test, 10)
     assert [len(a) for a in wide] == [10] * 100
     assert np.array_equal(wide[0], store.search(data.test[0], 10))
     assert recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall > tight.recall
     store.set_search_params({})
-    assert store.effective_config()["params"]["EF_RUNTIME"] == 10  # RediSearch's default, named explicitly
+    assert store.effective_config()["params"]["ef"] == 10  # RediSearch's default, named explicitly
     store.drop()
 
 
@@ -113,7 +113,7 @@ def test_server_mode_with_url(tmp_path):
     s = open_store("redis", tmp_path)
     try:
         assert s.server is None
-        out = build_and_search(s, "hnsw", "euclidean", {"M": 16, "EF_CONSTRUCTION": 200}, {"EF_RUNTIME": 200})
+        out = build_and_search(s, "hnsw", "euclidean", {"m": 16, "ef_construction": 200}, {"ef": 200})
         assert out.recall >= 0.95 and out.mismatches == []
         s.drop()
     finally:
@@ -126,12 +126,12 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
     from vdbbench.stores.redis import RedisStore
 
     data = small_data("ip")
-    build_and_search(store, "hnsw", "ip", {"M": 8, "EF_CONSTRUCTION": 50}, {"EF_RUNTIME": 50})
+    build_and_search(store, "hnsw", "ip", {"m": 8, "ef_construction": 50}, {"ef": 50})
     assert store.owned_processes() == [store.server.pid]
     client = RedisStore(store.workdir, {})
     client.attach(store.client_handle())
     try:
-        client.set_search_params({"EF_RUNTIME": 50})
+        client.set_search_params({"ef": 50})
         assert all(np.array_equal(client.search(q, 10), store.search(q, 10)) for q in data.test[:10])
         assert client.owned_processes() == []
     finally:

@@ -46,12 +46,12 @@ def test_sweep_writes_one_record_per_point_with_provenance(tmp_path):
     assert counts["ok"] == 5 and counts["failed"] == 0
     records = load_results(tmp_path / "out")
     assert len(records) == 5
-    r = next(r for r in records if r["store"] == "hnswlib" and r["build"]["M"] == 16 and r["search"]["ef"] == 100)
+    r = next(r for r in records if r["store"] == "hnswlib" and r["build"]["m"] == 16 and r["search"]["ef"] == 100)
     for field in ("dataset", "index", "k", "recall", "qps", "p50_ms", "p95_ms", "p99_ms", "insert_s", "index_s",
                   "status", "error", "effective", "provenance", "dataset_info"):
         assert field in r, field
     assert r["recall"] >= 0.95 and r["status"] == "ok" and r["config_mismatch"] == []
-    assert r["effective"]["params"]["M"] == 16
+    assert r["effective"]["params"]["m"] == 16
     assert len(r["qps_runs"]) == 2
     assert r["provenance"]["packages"]["hnswlib"] and r["provenance"]["host"]["cpu_count"] >= 1
     assert len(r["dataset_info"]["sha256"]) == 64 and r["dataset_info"]["train"] == 3000

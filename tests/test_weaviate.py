@@ -22,7 +22,7 @@ def test_hnsw_class_matches_documented_shape():
     # https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index#hnsw-index-parameters :
     # "vectorIndexType": "hnsw", "vectorIndexConfig": {"distance": "cosine", "maxConnections": 32,
     # "efConstruction": 128, "ef": -1, ...}; "vectorizer": "none" for vectors brought by the client.
-    body = class_body("Vdbbench", spec("hnsw", maxConnections=16, efConstruction=256))
+    body = class_body("Vdbbench", spec("hnsw", m=16, ef_construction=256))  # portable names, sent as Weaviate's
     assert body == {
         "class": "Vdbbench", "vectorizer": "none", "properties": [], "vectorIndexType": "hnsw",
         "vectorIndexConfig": {"distance": "cosine", "maxConnections": 16, "efConstruction": 256, "ef": -1},
@@ -68,7 +68,7 @@ def server_schema(**hnsw) -> dict:
 def test_read_back_reports_engine_values():
     eff = effective_from_schema(server_schema(), spec("hnsw"), [{"objectCount": 2000, "compressed": False}])
     assert eff["family"] == "hnsw" and eff["metric"] == "angular"
-    assert eff["params"] == {"maxConnections": 32, "efConstruction": 128, "ef": 64, "vectorIndexType": "hnsw",
+    assert eff["params"] == {"m": 32, "ef_construction": 128, "ef": 64, "vectorIndexType": "hnsw",
                              "compression": "none"}  # fmt: skip
 
 

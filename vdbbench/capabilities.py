@@ -8,13 +8,18 @@ from vdbbench.stores import get_store_class, store_names
 
 
 def _params(params) -> str:
-    return ", ".join(f"`{p.name}`={p.default}" for p in params) or "–"
+    """Each parameter's portable name, the engine's own name(s) in brackets, and the engine default."""
+    return ", ".join(f"`{p.name}`" + "".join(f" (`{a}`)" for a in p.aliases) + f"={p.default}" for p in params) or "–"
 
 
 def capability_markdown() -> str:
-    """A Markdown table of every store's families, engine index, parameters and metrics."""
+    """A Markdown table of every store's families, engine index, parameters and metrics.
+
+    Parameters show the portable name first and the engine's own spelling in brackets; both are accepted.
+    """
     rows = [
-        "| store | kind | family | engine index | build parameters (default) | search parameters (default) | metrics |",
+        "| store | kind | family | engine index | build parameters (engine name) = engine default "
+        "| search parameters (engine name) = engine default | metrics |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in store_names():

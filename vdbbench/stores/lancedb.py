@@ -246,7 +246,7 @@ class LanceDBStore(Store):
         index = self._index()
         plan = self._query(np.zeros(self.spec.dim, dtype=np.float32), 10, self.search_params).explain_plan(True)
         uses_index = "ANNSubIndex" in plan or "ANNIvfPartition" in plan
-        engine: dict[str, Any] = {"plan": plan}
+        engine: dict[str, Any] = {"plan": plan, "fragments": self._table.stats()["fragment_stats"]["num_fragments"]}
         params: dict[str, Any] = {}
         metric = self.spec.metric
         if index is None or not uses_index:
@@ -280,7 +280,7 @@ class LanceDBStore(Store):
             probes = re.search(r"minimum_nprobes=(\d+)", plan)
             params["nprobe"] = int(probes.group(1)) if probes else None
             candidates = re.search(r"ANNSubIndex: name=\S+ k=(\d+)", plan)
-            if candidates:
+            if candidates and self.families[self.spec.family].search_param("refine"):
                 params["refine"] = int(candidates.group(1)) // 10 if "KNNVectorDistance" in plan else 0
         return {"family": family, "metric": metric, "params": params, "engine": engine}
 
