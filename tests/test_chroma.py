@@ -19,7 +19,7 @@ from attachkit import assert_no_secret, assert_same_answers, search_from_second_
 from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
 
 from vdbbench.metrics import recall_at_k
-from vdbbench.runner import config_mismatches, param_sources
+from vdbbench.runner import param_sources
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
 
 pytest.importorskip("chromadb")

@@ -107,12 +107,14 @@ def test_hnsw_is_over_full_vectors_unless_quantization_is_asked(store):
     build = {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "none"}
     full = build_and_search(store, "hnsw", "angular", build, {"ef": 400, "nprobe": 1}, data=data)
     assert full.recall >= 0.99 and full.mismatches == []
-    assert full.effective["engine"]["index"]["type"] == "IvfHnswFlat" and full.effective["params"]["quantization"] == "none"
+    assert full.effective["engine"]["index"]["type"] == "IvfHnswFlat"
+    assert full.effective["params"]["quantization"] == "none"
     assert full.effective["engine"]["fragments"] == 1  # the 40 insert batches were compacted in finish()
     store.set_search_params({"ef": 10, "nprobe": 1})
     low = recall_of(store, data)
     assert low < 0.95 and low < full.recall  # ef is applied, though no LanceDB API reports it
-    sq = build_and_search(store, "hnsw", "angular", {**build, "quantization": "sq"}, {"ef": 400, "nprobe": 1}, data=data)
+    sq_build = {**build, "quantization": "sq"}
+    sq = build_and_search(store, "hnsw", "angular", sq_build, {"ef": 400, "nprobe": 1}, data=data)
     assert sq.effective["engine"]["index"]["type"] == "IvfHnswSq" and sq.effective["params"]["quantization"] == "sq"
 
 
