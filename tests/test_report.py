@@ -231,22 +231,24 @@ return Array.from(document.querySelectorAll("table")).map(
 """
 
 
-def overflowing_tables(driver, report: Path, width: int = 1280) -> tuple[int, list]:
-    """How many tables the report has at ``width`` px, and those wider than the page."""
+def overflowing_tables(driver, report: Path, width: int = 1280, media: str = "screen") -> tuple[int, list]:
+    """How many tables the report has at ``width`` px (screen or print styles), and those wider than the page."""
     driver.set_window_size(width, 1000)
     driver.get(report.resolve().as_uri())
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": media})
     widths = driver.execute_script(TABLE_WIDTHS)
     return len(widths), [w for w in widths if w[1] > w[2] or w[3] > w[4]]
 
 
-def test_no_table_is_wider_than_the_page_at_1280_px(results, tmp_path):
+def test_no_table_is_wider_than_the_page_at_1280_px_or_in_print(results, tmp_path):
     report = write_report(results, tmp_path / "report.html")
     driver = _browser(tmp_path)
     try:
         count, wide = overflowing_tables(driver, report)
+        printed, wide_in_print = overflowing_tables(driver, report, 1000, "print")  # A4 landscape is ~1000 px wide
     finally:
         driver.quit()
-    assert count >= 15 and wide == []
+    assert count == printed >= 15 and wide == [] and wide_in_print == []
 
 
 def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):

@@ -34,6 +34,8 @@ from vdbbench.stores import ADAPTERS, get_store_class
 
 # Share of a store's points at or above the highest target beyond which recall no longer separates stores.
 SATURATED_SHARE = 0.5
+# Build parameters shown in a plot label, so the labels leave the plot its width.
+PLOT_PARAMS_SHOWN = 36
 # Further measurement columns per table, so the per-point tables never outgrow the page.
 EXTRA_COLUMNS = 7
 # Parameter text longer than this is cut in table cells, with the full text under <details>.
@@ -196,6 +198,13 @@ def pareto_frontier(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return frontier[::-1]
 
 
+def setting_text(record: dict[str, Any]) -> str:
+    """Search parameters first (what moves recall at a target), then the build's: cut text still shows the knob."""
+    search, build = params_text(record.get("search")), params_text(record.get("build"))
+    parts = [search if record.get("search") else "", f"build {build}" if record.get("build") else ""]
+    return " · ".join(x for x in parts if x) or "defaults"
+
+
 def all_params(record: dict[str, Any]) -> str:
     return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
 
@@ -205,9 +214,9 @@ def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
     return max(meeting, key=lambda r: r["qps"]) if meeting else None
 
 
-def short_params(text: str) -> str:
-    """Parameter text cut to fit a table cell (the full text goes under <details>)."""
-    return text if len(text) <= PARAMS_SHOWN else text[: PARAMS_SHOWN - 1].rstrip() + "…"
+def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
+    """Parameter text cut to fit a table cell (the full text goes under <details>) or a plot label."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # -- plots -------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ def _qps_tick(value: float, _pos: Any = None) -> str:
 
 def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False) -> str:
     """Plot label of one build: tag, (name,) build parameters; ASCII-safe parts only when glyphs are missing."""
-    params = params_text(build) if build else ""
+    params = short_params(params_text(build), PLOT_PARAMS_SHOWN) if build else ""
     name = plot_text(s.name) if with_name or not params else None
     return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
@@ -301,7 +310,7 @@ def _build_time_plot(timed: list[dict[str, Any]]) -> str:
 
     fig = _figure(9, 1.2 + 0.32 * len(timed))
     ax = fig.add_subplot()
-    labels = [build_label(b["series"], b["build"], with_name=True) for b in timed]
+    labels = [build_label(b["series"], b["build"]) for b in timed]  # tag + parameters; names in the HTML legend
     insert = [b.get("insert_s") or 0.0 for b in timed]
     index = [b.get("index_s") or 0.0 for b in timed]
     colors = [b["series"].color for b in timed]
@@ -498,7 +507,8 @@ def entry_sentence(rk: Ranking, host: dict[str, Any] | None) -> Markup:
     p = best.point
     sentence = Markup("At recall ≥ {}, the fastest database was <strong>{}</strong> with {} QPS (p99 {} ms, recall {}, "
                       "{} {})").format(bar, best.name, fmt_num(p["qps"]), fmt_num(p.get("p99_ms")),
-                                       f"{p['recall']:.4f}", p.get("index"), all_params(p) or "defaults")  # fmt: skip
+                                       f"{p['recall']:.4f}", p.get("index"),
+                                       params_text(p.get("search")) if p.get("search") else "defaults")  # fmt: skip
     if best.cost is not None and host:
         sentence += Markup(", {} {} per million queries").format(fmt_num(best.cost), host["currency"])
     if len(rk.databases) > 1:
@@ -520,7 +530,7 @@ def ranking_rows(rk: Ranking) -> list[dict[str, Any]]:
     for group, entries in (("db", rk.databases), ("missed", rk.missed), ("baseline", rk.baselines)):
         for i, e in enumerate(entries):
             rows.append({"group": group, "rank": i + 1 if group == "db" else None, "e": e, "p": e.point,
-                         "setting": all_params(e.point) if e.point else "",
+                         "setting": setting_text(e.point) if e.point else "",
                          "memory": memory_bytes(e.point) if e.point else None})  # fmt: skip
     return rows
 
@@ -792,7 +802,7 @@ def _environment() -> Environment:
     )
     env.filters.update(num=fmt_num, bytes=fmt_bytes, resource=fmt_resource, params=params_text, json=compact_json,
                        short=short_params)  # fmt: skip
-    env.globals.update(is_number=is_number, all_params=all_params)
+    env.globals.update(is_number=is_number, all_params=all_params, setting=setting_text)
     return env
 
 
