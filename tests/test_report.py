@@ -407,7 +407,7 @@ def test_engine_identity_is_recorded_and_labels_every_store(results, html):
     for engine in engines.values():
         assert engine["label"] in html
     # the embedded stand-in is called out on the first screen
-    assert f"The Chroma figures are for Chroma {chromadb.__version__} (embedded client), not a Chroma server" in html
+    assert f"The Chroma figures are for Chroma {chromadb.__version__} (embedded client), not a Chroma server." in html
     # old records without the field get the same identity, derived from store and engine_version
     old = [{k: v for k, v in r.items() if k != "engine"} for r in records]
     derived = {s.store: s.engine for s in build_context(old)["series"]}

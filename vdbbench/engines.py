@@ -106,7 +106,4 @@ def stand_in_warning(engine: dict[str, Any]) -> str | None:
     if engine.get("mode") != "embedded" or engine.get("product") not in SERVER_PRODUCTS:
         return None
     product = engine["product"]
-    return (
-        f"the {product} figures are for {engine['label']}, not a {product} server: an embedded engine runs "
-        "inside the benchmark's own process and performs differently from the server you would deploy"
-    )
+    return f"the {product} figures are for {engine['label']}, not a {product} server"

@@ -633,14 +633,15 @@ def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series
     }
 
 
-def stand_in_warnings(series: dict[tuple[str, str], Series]) -> list[str]:
-    """One sentence per embedded engine that stands in for a server product."""
+def stand_in_warnings(series: dict[tuple[str, str], Series]) -> str | None:
+    """One sentence naming every embedded engine that stands in for a server product, or None."""
     out: list[str] = []
     for s in series.values():
         warning = stand_in_warning(s.engine)
-        if warning and (line := warning[0].upper() + warning[1:] + ".") not in out:
-            out.append(line)
-    return out
+        if warning and warning not in out:
+            out.append(warning)
+    text = "; ".join(out)
+    return text[:1].upper() + text[1:] + "." if out else None
 
 
 def provenance_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
