@@ -447,6 +447,27 @@ def test_saturated_recall_is_called_out(results):
     assert "Recall saturates on this dataset" in section(html, "summary") and "harder data" in html
 
 
+def test_targets_every_cheapest_setting_meets_are_called_out(results):
+    records = load_results(results)
+    assert "cheapest setting already qualifies" not in render_report(records)
+    easy = [dict(r, recall=0.96) if is_number_ok(r) else r for r in records]
+    summary = section(render_report(easy), "summary")
+    assert "At recall ≥ 0.90 and 0.95 every database&#39;s cheapest setting already qualifies" in summary
+    assert "Recall saturates" not in summary  # 0.96 is below the top target
+
+
+def test_missing_batch_figures_are_explained(results):
+    records = load_results(results)
+    no_batch = [{k: v for k, v in r.items() if k != "batch"} if r["store"] == "chroma" else r for r in records]
+    summary = " ".join(section(render_report(no_batch), "summary").split())
+    assert "No batch figures for Chroma" in summary and "the sweep recorded no batch measurement for it" in summary
+    assert "No batch figures for LanceDB" not in summary
+    off = [copy.deepcopy(r) for r in no_batch]
+    for r in off:
+        r["provenance"]["config"]["batch_size"] = 0
+    assert "No batch figures: batch search was switched off (batch_size: 0)." in render_report(off)
+
+
 def is_number_ok(r: dict) -> bool:
     return r["status"] == "ok" and isinstance(r.get("recall"), float | int)
 
