@@ -478,7 +478,7 @@ def test_export_opens_in_pandas_with_one_row_per_point(results, html):
     records = [r for r in load_results(results) if r.get("kind") != "concurrency"]
     frame = pd.read_csv(results / "points.csv")
     assert len(frame) == len(records) and frame["key"].tolist() == [r["key"] for r in records]
-    for column in ("dataset", "store", "engine", "family", "build", "search", "build.M", "search.ef", "recall",
+    for column in ("dataset", "store", "engine", "family", "build", "search", "build.m", "search.ef", "recall",
                    "qps", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_bytes", "status", "error"):  # fmt: skip
         assert column in frame.columns, column
     row = frame.set_index("key").loc["mismatch-point"]
