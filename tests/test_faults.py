@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import yaml
@@ -23,7 +24,9 @@ import yaml
 from vdbbench.config import parse_config
 from vdbbench.results import load_results, read_records
 from vdbbench.runner import Sweep
+from vdbbench.stores import ADAPTERS, BuildSpec, StoreError, get_store_class
 from vdbbench.stores.redis import redis_home
+from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed
 
 needs_redis = pytest.mark.skipif(
     not (redis_home() / "bin" / "redis-server").exists(), reason="redis-stack not unpacked: run scripts/setup.sh"
@@ -151,3 +154,86 @@ def test_interrupted_sweep_keeps_results_stops_servers_and_resumes(out_dir, sig)
     latest = load_results(out)
     assert len(latest) == 12 and all(r["status"] == "ok" for r in latest)
     assert len(read_records(results)) == 12  # nothing measured twice
+
+
+def pg_segments() -> set[str]:
+    return {str(p) for p in Path("/dev/shm").glob("PostgreSQL.*")}
+
+
+def orphaned(segments: set[str]) -> set[str]:
+    """Those of ``segments`` still there that no living server uses: mapped by none of its processes, nor
+    listed in a control segment one maps (other tests' servers may be running)."""
+    from vdbbench.servers import _pg_dsm_handles
+
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped |= {line.split()[-1] for line in maps.read_text().splitlines() if "/dev/shm/PostgreSQL." in line}
+        except OSError:
+            continue
+    in_use = mapped | {f"/dev/shm/PostgreSQL.{h}" for control in mapped for h in _pg_dsm_handles(Path(control))}
+    return {s for s in segments if Path(s).exists() and s not in in_use}
+
+
+SERVER_STORES = [pytest.param("redis", "redis-server", marks=needs_redis), ("pgvector", "postgres")]
+
+
+@pytest.mark.parametrize("victim", ["store process", "server"])
+@pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
+def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, marker, victim):
+    """The parent removes what the servers wrote, whether or not the adapter's close() ever runs."""
+    workdir = out_dir / "work"
+    shm_before, private_before = pg_segments(), private_pg_dirs()
+    rng = np.random.default_rng(1)
+    data = rng.random((4000, 32), dtype=np.float32)
+    family = "hnsw"
+    build = {p.name: p.default for p in get_store_class(store).families[family].build}
+    worker = StoreWorker(ADAPTERS[store], workdir, {})
+    try:
+        worker.call("open", timeout=120)
+        worker.call("create", BuildSpec(family, "euclidean", 32, build, 4000), timeout=120)
+        worker.call("timed_insert", np.arange(2000), data[:2000], timeout=120)
+        server = psutil.Process(min(worker.owned_pids))
+        assert marker in server.name()
+        victim_process = psutil.Process(worker.process.pid) if victim == "store process" else server
+        victim_process.kill()
+        psutil.wait_procs([victim_process], timeout=10)
+        with pytest.raises((WorkerCrashed, RemoteError)):
+            worker.call("timed_insert", np.arange(2000, 4000), data[2000:], timeout=120)
+    finally:
+        worker.close()
+    left = [p.name for p in workdir.iterdir()] if workdir.exists() else []
+    assert [name for name in left if not name.endswith(".log")] == []  # the server's log stays, for diagnosis
+    assert private_pg_dirs() - private_before == set()
+    assert orphaned(pg_segments() - shm_before) == set()
+    assert not processes_under(workdir)
+
+
+def private_pg_dirs() -> set[Path]:
+    """Private data directories made for PostgreSQL when the harness runs as root."""
+    return set(Path(tempfile.gettempdir()).glob("vdbbench-pg-*"))
+
+
+@pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
+def test_client_of_a_dead_embedded_server_says_it_died(out_dir, store, marker):
+    cls = get_store_class(store)
+    owner = cls(out_dir / "work", {})
+    owner.open()
+    try:
+        family = "flat"
+        owner.create(BuildSpec(family, "euclidean", 8, {}, 10))
+        owner.insert(np.arange(10), np.random.default_rng(0).random((10, 8), dtype=np.float32))
+        owner.finish()
+        handle = owner.client_handle()
+        pid = owner.server.pid
+        os.kill(pid, signal.SIGKILL)
+        psutil.wait_procs([p for p in psutil.process_iter() if p.pid == pid], timeout=10)
+        client = cls(out_dir / "work", {})
+        with pytest.raises(StoreError) as e:
+            client.attach(handle)
+        client.close()
+    finally:
+        owner.close()
+    message = str(e.value)
+    assert f"(pid {pid}) has died" in message and "end of its log" in message
+    assert "VDBBENCH_" not in message and "option" not in message

@@ -164,7 +164,7 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
         assert client.owned_processes() == []
     finally:
         client.close()
-    assert store.server.is_running() and (store.workdir / "pgdata").exists()
+    assert store.server.is_running() and store.server.data_dir.exists()
     assert len(store.search(data.test[0], 10)) == 10
     store.drop()
 
