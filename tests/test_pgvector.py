@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -183,3 +185,26 @@ def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_pa
     finally:
         remote.close()
     assert store.server.is_running() and files_left(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
+def test_run_as_root_never_changes_the_permissions_of_the_users_folders():
+    top = Path(tempfile.mkdtemp(prefix="vdbbench-test-"))
+    private = top / "private"  # a 0700 folder of the user, as /root is
+    workdir = private / "sweep" / "work"
+    workdir.mkdir(parents=True)
+    private.chmod(0o700)
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p in (workdir, *workdir.parents)}
+    store = open_store("pgvector", workdir)
+    try:
+        out = build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+        assert out.recall >= 0.9
+        data = store.server.data_dir.parent  # made for the server: private to its user
+        assert data.stat().st_uid == pwd.getpwnam("pgserver").pw_uid and stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert private not in data.parents
+    finally:
+        store.close()
+    after = {p: stat.S_IMODE(p.stat().st_mode) for p in before}
+    shutil.rmtree(top, ignore_errors=True)
+    assert {str(p): oct(m) for p, m in after.items()} == {str(p): oct(m) for p, m in before.items()}
+    assert not data.exists()
