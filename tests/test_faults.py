@@ -118,42 +118,71 @@ def test_server_killed_mid_sweep(out_dir, store, marker):
     assert not processes_under(out)
 
 
+# the CLI, held after its second record until the signal comes: the interruption is certain, not a race
+HELD_CLI = """
+import sys, threading
+from vdbbench import cli, results
+append = results.ResultsFile.append
+def held(self, record):
+    append(self, record)
+    if len(self.records()) == 2:
+        threading.Event().wait(600)
+results.ResultsFile.append = held
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
 @needs_redis
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupted_sweep_keeps_results_stops_servers_and_resumes(out_dir, sig):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_sweep_keeps_results_stops_servers_and_resumes(out_dir, sig, code):
     store = {**REDIS_HNSW, "search": {"EF_RUNTIME": [10, 20, 40, 80, 160, 320]}}
     config = out_dir / "sweep.yaml"
     config.write_text(yaml.safe_dump(sweep_config(store, runs=5)))
     out = out_dir / "out"
-    command = [sys.executable, "-m", "vdbbench", "sweep", "-c", str(config), "--out", str(out), "--no-report"]
+    args = ["sweep", "-c", str(config), "--out", str(out), "--no-report"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command, cwd=out_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", HELD_CLI, *args], cwd=out_dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     results = out / "results.jsonl"
-    deadline = time.monotonic() + 120
-    while not (results.exists() and results.read_text().count("\n") >= 1):
+    deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
+    while not (results.exists() and results.read_text().count("\n") >= 2):
         assert proc.poll() is None, proc.stdout.read().decode()
         assert time.monotonic() < deadline, "no result was written in time"
         time.sleep(0.05)
     assert processes_under(out), "redis-server should be running mid-sweep"
     proc.send_signal(sig)
     output = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode == 130, output
+    assert proc.returncode == code, output
     assert "interrupted" in output and "resume" in output
     lines = results.read_text().splitlines()
-    assert lines and all(json.loads(line)["status"] == "ok" for line in lines)  # every line whole
-    done_before = len(lines)
-    assert done_before < 12
+    assert len(lines) == 2 and all(json.loads(line)["status"] == "ok" for line in lines)  # every line whole
     deadline = time.monotonic() + 30
     while processes_under(out) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not processes_under(out), "a server outlived the interrupted sweep"
 
-    rerun = subprocess.run(command, cwd=out_dir, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run([sys.executable, "-m", "vdbbench", *args], cwd=out_dir, env=env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{done_before} already measured (resumed)" in rerun.stderr.replace("\n", " ")
+    assert "2 already measured (resumed)" in rerun.stderr.replace("\n", " ")
     latest = load_results(out)
     assert len(latest) == 12 and all(r["status"] == "ok" for r in latest)
     assert len(read_records(results)) == 12  # nothing measured twice
+
+
+@pytest.mark.parametrize("store", [pytest.param("redis", marks=needs_redis), "pgvector"])
+def test_embedded_server_sweep_prints_no_runtime_dir_warning(out_dir, store):
+    config = out_dir / "sweep.yaml"
+    config.write_text(yaml.safe_dump(sweep_config({"store": store, "index": "flat"}, runs=1)))
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}  # as on a plain server login
+    done = subprocess.run(
+        [sys.executable, "-m", "vdbbench", "sweep", "-c", str(config), "--out", str(out_dir / "out"), "--no-report"],
+        cwd=out_dir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 point(s) measured, 0 failed" in done.stderr.replace("\n", " ")
+    assert "XDG_RUNTIME_DIR" not in done.stderr + done.stdout
+    assert "Warning" not in done.stderr
 
 
 def pg_segments() -> set[str]:
