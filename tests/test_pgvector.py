@@ -208,3 +208,24 @@ def test_run_as_root_never_changes_the_permissions_of_the_users_folders():
     shutil.rmtree(top, ignore_errors=True)
     assert {str(p): oct(m) for p, m in after.items()} == {str(p): oct(m) for p, m in before.items()}
     assert not data.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
+def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_directory(monkeypatch):
+    """A venv under a 0700 home: the server user gets its own copy of the install instead of o+x on the home."""
+    from vdbbench.stores import pgvector
+
+    reachable = pgvector.others_can_traverse
+    monkeypatch.setattr(pgvector, "others_can_traverse", lambda p: "site-packages" not in str(p) and reachable(p))
+    workdir = Path(tempfile.mkdtemp(prefix="vdbbench-test-"))
+    store = open_store("pgvector", workdir)
+    try:
+        binary = Path(store.server.command(0)[0])
+        assert binary.is_relative_to(store.server.data_dir.parent) and binary.name == "postgres"
+        out = build_and_search(store, "flat", "euclidean")
+        assert out.recall == 1.0
+        private = store.server.data_dir.parent
+    finally:
+        store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not private.exists()

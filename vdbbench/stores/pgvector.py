@@ -161,13 +161,18 @@ class PgvectorStore(Store):
         return root
 
     def _reachable_install(self, user: str | None) -> Path:
-        """pgserver's PostgreSQL install, copied into the data root when the server user cannot reach it."""
-        install = Path(find_spec("pgserver").submodule_search_locations[0]) / "pginstall"
-        if user is None or others_can_traverse(install / "bin"):
-            return install
-        copy = self._data_root / "pginstall"
-        shutil.copytree(install, copy, symlinks=True)
-        return copy
+        """pgserver's PostgreSQL install, copied into the data root when the server user cannot reach it.
+
+        The copy keeps the wheel's layout (``pgserver/pginstall`` next to ``pgserver.libs``), which
+        the binaries' relative library path (RPATH ``$ORIGIN/../../../pgserver.libs``) expects.
+        """
+        package = Path(find_spec("pgserver").submodule_search_locations[0])
+        if user is None or others_can_traverse(package / "pginstall" / "bin"):
+            return package / "pginstall"
+        for part in ("pgserver/pginstall", "pgserver.libs"):
+            if (package.parent / part).exists():
+                shutil.copytree(package.parent / part, self._data_root / part, symlinks=True)
+        return self._data_root / "pgserver" / "pginstall"
 
     def _initdb(self, bin_dir: Path, data_dir: Path, user: str | None) -> None:
         data_dir.mkdir(mode=0o700)
