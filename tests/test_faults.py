@@ -44,11 +44,15 @@ def out_dir(monkeypatch):
 
 
 def processes_under(path: Path) -> list[psutil.Process]:
-    """Server processes working in, or naming, a directory under ``path`` (redis rewrites its title)."""
+    """Server processes working in, naming, or logging to a directory under ``path`` (redis rewrites its title;
+    PostgreSQL run as root keeps its data in a private directory elsewhere, but logs into the workdir)."""
     found = []
-    for p in psutil.process_iter(["cmdline", "cwd"]):
+    for p in psutil.process_iter(["cmdline", "cwd", "open_files"]):
         try:
-            if str(p.info["cwd"] or "").startswith(str(path)) or any(str(path) in a for a in p.info["cmdline"] or []):
+            files = [f.path for f in p.info["open_files"] or []]
+            if any(str(x).startswith(str(path)) for x in [p.info["cwd"] or "", *files]) or any(
+                str(path) in a for a in p.info["cmdline"] or []
+            ):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
