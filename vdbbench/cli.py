@@ -27,8 +27,11 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
 
 def summary_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="vdbbench results", show_lines=False)
-    for col in ("dataset", "store", "index", "build", "search", "recall", "QPS", "p50 ms", "p99 ms", "status"):
-        table.add_column(col, justify="right" if col in ("recall", "QPS", "p50 ms", "p99 ms") else "left")
+    labelled = any("ndcg@10" in r for r in records)  # retrieval quality against labels (issue 13)
+    numeric = ("recall", "nDCG@10", "QPS", "p50 ms", "p99 ms")
+    for col in ("dataset", "store", "index", "build", "search", "recall", *(("nDCG@10",) if labelled else ()),
+                "QPS", "p50 ms", "p99 ms", "status"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         if r.get("kind") == "concurrency":
             continue
@@ -37,7 +40,8 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
             r["dataset"], r["label"], r["index"],
             " ".join(f"{k}={v}" for k, v in r["build"].items()),
             " ".join(f"{k}={v}" for k, v in r["search"].items()),
-            f"{r['recall']:.4f}" if ok else "",
+            f"{r['recall']:.4f}" if ok and r["recall"] is not None else ("–" if ok else ""),
+            *((f"{r['ndcg@10']:.4f}" if ok and "ndcg@10" in r else "",) if labelled else ()),
             f"{r['qps']:,.0f}" if ok else "",
             f"{r['p50_ms']:.3f}" if ok else "",
             f"{r['p99_ms']:.3f}" if ok else "",

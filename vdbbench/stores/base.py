@@ -108,6 +108,9 @@ class Store(ABC):
     supports_batch_search: ClassVar[bool] = False
     single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
     max_dim: ClassVar[int | None] = None
+    # What the store indexes and searches: "vectors" (float32 rows), or "text" (the passage and query
+    # strings of a text dataset; ``insert`` gets a list of str, ``search`` a str). Only bm25 takes text.
+    input: ClassVar[str] = "vectors"
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
