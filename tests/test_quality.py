@@ -155,10 +155,14 @@ def test_bm25_needs_no_index_and_hybrid_belongs_on_a_dense_store():
 
 
 def test_model_list_makes_one_dataset_per_model():
-    cfg = parse_config({
-        "datasets": [{"name": "faq", "text": {"corpus": "c.txt", "model": ["all-MiniLM-L6-v2", "org/ruri-v3-30m"]}}],
-        "stores": [{"store": "exact"}],
-    })
+    cfg = parse_config(
+        {
+            "datasets": [
+                {"name": "faq", "text": {"corpus": "c.txt", "model": ["all-MiniLM-L6-v2", "org/ruri-v3-30m"]}}
+            ],
+            "stores": [{"store": "exact"}],
+        }
+    )
     assert [(d.name, d.text.model) for d in cfg.datasets] == [
         ("faq-all-MiniLM-L6-v2", "all-MiniLM-L6-v2"),
         ("faq-ruri-v3-30m", "org/ruri-v3-30m"),
@@ -241,8 +245,11 @@ def test_exact_run_file_rescored_by_pytrec_eval_gives_the_reported_ndcg(english_
     for line in (out / exact["qrels_file"]).read_text().splitlines():
         qid, _, doc, rel = line.split()
         qrels.setdefault(qid, {})[doc] = int(rel)
-    assert len(run) == 80 and len(lines) == 800 and all(doc.startswith(("noun-", "verb-", "adj-", "adv-")) for
-                                                        docs in run.values() for doc in docs)
+    assert (
+        len(run) == 80
+        and len(lines) == 800
+        and all(doc.startswith(("noun-", "verb-", "adj-", "adv-")) for docs in run.values() for doc in docs)
+    )
     per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
     ndcg = sum(s["ndcg_cut_10"] for s in per_query.values()) / len(qrels)
     assert abs(ndcg - exact["ndcg@10"]) < 1e-4
