@@ -264,3 +264,16 @@ def test_labels_survive_in_the_dataset_file(english_sweep):
     assert len(ds.text.query_ids) == ds.test.shape[0] == 80
     assert ds.text.qrels[ds.text.query_ids[0]] == {ds.text.query_ids[0].removeprefix("q-"): 1}
     assert json.loads(json.dumps(records[0]["dataset_info"]))["labelled"] is True
+
+
+def test_report_has_the_quality_section_with_significance(english_sweep):
+    from vdbbench.report import write_report
+
+    _, records, out = english_sweep
+    html = write_report(out).read_text(encoding="utf-8")
+    section = html[html.index('<section id="quality">') : html.index("</section>", html.index('id="quality"'))]
+    assert "Reference for Δ and significance: <strong>exact</strong>" in section
+    assert section.count("<tr>") == len(records) + 1  # one row per point, plus the header
+    low = next(r for r in records if r["search"] == {"ef": 10})
+    assert low["run_file"] in section and "p=" in section
+    assert "significant" in section and ">hybrid<" in section and ">bm25<" in section
