@@ -152,6 +152,8 @@ def test_bm25_needs_no_index_and_hybrid_belongs_on_a_dense_store():
         parse_config({**base, "stores": [{"store": "milvus"}]})
     with pytest.raises(ConfigError, match=r"stores\[0\]\.hybrid\.fusion"):
         parse_config({**base, "stores": [{"store": "exact", "hybrid": "borda"}]})
+    with pytest.raises(ConfigError, match=r"stores\[0\]\.hybrid\.native: exact has no native hybrid .* lancedb"):
+        parse_config({**base, "stores": [{"store": "exact", "hybrid": {"native": True}}]})
 
 
 def test_model_list_makes_one_dataset_per_model():
@@ -202,6 +204,7 @@ def english_sweep(tmp_path_factory):
             {"store": "hnswlib", "build": {"M": 4, "ef_construction": 8}, "search": {"ef": [10, 80]},
              "hybrid": "rrf"},
             {"store": "bm25"},
+            {"store": "lancedb", "index": "flat", "hybrid": {"fusion": "rrf", "native": True}},
         ],
     })  # fmt: skip
     counts = Sweep(cfg, tmp / "out").run()
@@ -211,14 +214,17 @@ def english_sweep(tmp_path_factory):
 
 def test_every_point_reports_ndcg_recall_and_mrr(english_sweep):
     counts, records, _ = english_sweep
-    assert counts["ok"] == 6 and counts["failed"] == 0
+    assert counts["ok"] == 9 and counts["failed"] == 0
     by = {(r["label"], r["search"].get("ef"), r["search"].get("hybrid")): r for r in records}
-    assert {r["retrieval"] for r in records} == {"dense", "bm25", "hybrid"}
+    assert {r["retrieval"] for r in records} == {"dense", "bm25", "hybrid", "native-hybrid"}
     for r in records:
         for field in ("ndcg@10", "recall@10", "mrr@10"):
             assert 0.0 < r[field] < 1.0, (r["label"], field, r[field])  # hard enough to be informative
         assert "recall@100" not in r  # k = 10
         assert r["judged_queries"] == 80 and "BEIR directory" in r["label_source"]
+    native = by[("lancedb", None, "native")]
+    assert native["effective"]["engine"]["fts"]["language"] == "English" and "RRFReranker" in native["native_hybrid"]
+    assert native["ndcg@10"] != by[("lancedb", None, None)]["ndcg@10"]  # the text leg changed the answers
     exact, low = by[("exact", None, None)], by[("hnswlib", 10, None)]
     assert exact["recall"] == 1.0 and low["recall"] < 0.95
     assert low["ndcg@10"] < exact["ndcg@10"]  # a sloppy graph loses relevant passages

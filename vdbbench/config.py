@@ -108,6 +108,7 @@ class HybridSpec(_Strict):
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of 1 / (rrf_k + rank)")
     weights: list[float] = Field(default_factory=lambda: [0.5, 0.5], min_length=2, max_length=2,
                                  description="weighted: [dense, bm25] weights of min-max normalised scores")
+    native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
 
 
 class StoreConfig(_Strict):
@@ -193,6 +194,10 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         s.index = next(iter(cls.families))
     if s.hybrid is not None and cls.input != "vectors":
         problems.append(f"{where}.hybrid: {s.store} is not a dense store; put 'hybrid' on a vector store entry")
+    if s.hybrid is not None and s.hybrid.native and cls.native_hybrid is None:
+        offered = [n for n in store_names() if get_store_class(n).native_hybrid]
+        problems.append(f"{where}.hybrid.native: {s.store} has no native hybrid search in vdbbench; "
+                        f"stores that have: {', '.join(offered)}")
     if s.index not in cls.families:
         problems.append(
             f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"

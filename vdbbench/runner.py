@@ -392,11 +392,11 @@ class Sweep:
         fields["effective"] = effective
         fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
         if is_labelled(ds):
-            fields.update(self._quality(ds, s, build, sp, point))
+            fields.update(self._quality(engine, ds, s, build, sp, point))
         return fields
 
     # -- retrieval quality (labelled datasets) ------------------------------------------------
-    def _quality(self, ds: Dataset, s: StoreConfig, build, sp, point: PointResult) -> dict[str, Any]:
+    def _quality(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp, point: PointResult) -> dict[str, Any]:
         """nDCG@10 & co. of the point against the dataset's labels; with ``hybrid``, the fused point is
         scored and recorded here too (it reuses this point's answers and latencies)."""
         answers = point.extra["answers"]
@@ -409,7 +409,36 @@ class Sweep:
         fields = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, retrieval)
         if s.hybrid is not None:
             self._record_hybrid(ds, s, build, sp, run, point.extra["latencies"])
+        if s.hybrid is not None and s.hybrid.native:
+            self._record_native_hybrid(engine, ds, s, build, sp)
         return fields
+
+    def _record_native_hybrid(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp) -> None:
+        """The store's own full-text + vector search at this setting, timed like any point (one timed loop
+        of (vector, text) queries), recorded with ``retrieval: native-hybrid``."""
+        search = {**sp, "hybrid": "native"}
+        key = self._key(ds, s, build, search)
+        worker = engine.worker
+        try:
+            worker.call("set_queries", list(zip(ds.test, ds.text.queries, strict=True)))
+            worker.call("set_hybrid", True)
+            passes, _ = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=3600)
+            worker.call("set_hybrid", False)
+            worker.call("set_queries", ds.test)
+            point = score_passes(passes, ds, self.cfg.k, vectors=False)
+            answers = point.extra["answers"]
+            ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
+            run = quality.to_run(ds, answers, ranks)
+            scored = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, "native-hybrid")
+        except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
+            self._record(ds, s, build, search, key_override=key, status="failed", retrieval="native-hybrid",
+                         error=f"native hybrid failed: {_describe(e)}")
+            return
+        self._record(ds, s, build, search, key_override=key, status="ok", error=None, recall=None, qps=point.qps,
+                     qps_runs=point.qps_runs, **point.latency, **scored,
+                     native_hybrid=get_store_class(s.store).native_hybrid,
+                     effective=worker.call("effective_config", timeout=60))
+        self.console.print(f"  {_params(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
 
     def _record_hybrid(self, ds: Dataset, s: StoreConfig, build, sp, dense_run, latencies) -> None:
         """The dense point fused with bm25 (ranx), recorded as its own point with ``retrieval: hybrid``."""
@@ -467,6 +496,8 @@ class Engine:
         try:
             worker.call("open", timeout=cfg.limits.build_s)
             worker.call("set_queries", store_inputs(s, ds)[1])
+            if s.hybrid is not None and s.hybrid.native:
+                worker.call("set_texts", ds.text.passages, timeout=600)
             floor = min(worker.call("timed_noop_passes", cfg.k, 3, timeout=600)) * 1e6
             service = worker.call("compose_service", timeout=60)
         except BaseException:

@@ -88,7 +88,8 @@ class _Host:
         self.queries: list[np.ndarray] = []
 
     def set_queries(self, queries: np.ndarray) -> None:
-        self.queries = [q if isinstance(q, str) else np.ascontiguousarray(q) for q in queries]  # text stores: str
+        # vectors as contiguous rows; texts (bm25) and (vector, text) pairs (native hybrid) as they come
+        self.queries = [np.ascontiguousarray(q) if isinstance(q, np.ndarray) else q for q in queries]
 
     def timed_insert(self, ids: np.ndarray, vectors: np.ndarray) -> float:
         t0 = time.perf_counter()
