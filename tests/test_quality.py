@@ -330,3 +330,11 @@ def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
     assert record["ndcg@10"] == 1.0 and record["mrr@10"] == 1.0  # each query's one shared content word
     first = [line.split()[:3] for line in (tmp_path / "out" / record["run_file"]).read_text().splitlines()]
     assert [row for row in first if row[0] == "q1"][0] == ["q1", "Q0", "d2"]
+
+
+def test_compare_skips_recall_of_text_and_hybrid_points():
+    from vdbbench.compare import compare_points
+
+    old = {"status": "ok", "recall": None, "qps": 100.0, "qps_runs": [100.0], "retrieval": "bm25"}
+    change = compare_points(old, {**old, "qps": 50.0})
+    assert change.recall_delta is None and "no recall against exact neighbours" in change.notes[0]
