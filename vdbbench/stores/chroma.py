@@ -55,6 +55,10 @@ class ChromaStore(Store):
         )
     }
     supports_batch_search = True
+    options_help = {
+        "url": "Chroma server URL (e.g. http://127.0.0.1:8000); without it the embedded PersistentClient runs",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
+    }
     single_process_reason = "the embedded PersistentClient is not process-safe; use a Chroma server for concurrency"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:

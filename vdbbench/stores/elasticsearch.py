@@ -111,6 +111,11 @@ class ElasticsearchStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    options_help = {
+        "url": "Elasticsearch URL; else VDBBENCH_ELASTICSEARCH_URL; default http://127.0.0.1:9200",
+        "index": "index name (default vdbbench)",
+        "timeout_s": "client request timeout in seconds (default 600)",
+    }
 
     _es: Any = None
 

@@ -75,6 +75,11 @@ class PgvectorStore(Store):
         ),
     }
     supports_batch_search = True  # pipelined: one round trip for many queries, each still its own SELECT
+    options_help = {
+        "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
+        "table": "table name (default vdbbench)",
+        "settings": "mapping of PostgreSQL settings applied to the session (e.g. maintenance_work_mem)",
+    }
     table = "vdbbench_items"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:

@@ -44,6 +44,13 @@ class QdrantServerStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    options_help = {
+        "url": "Qdrant server URL; else VDBBENCH_QDRANT_URL; default http://127.0.0.1:6333",
+        "collection": "collection name (default vdbbench)",
+        "prefer_grpc": "talk gRPC instead of REST (default false)",
+        "timeout_s": "client request timeout in seconds (default 300)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
 
     _client: Any = None
 

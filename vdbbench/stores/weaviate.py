@@ -155,6 +155,14 @@ class WeaviateStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
+    options_help = {
+        "url": "Weaviate REST URL; else VDBBENCH_WEAVIATE_URL; default http://127.0.0.1:8080",
+        "grpc_host": "gRPC host (default: the URL's host)",
+        "grpc_port": "gRPC port; else VDBBENCH_WEAVIATE_GRPC_PORT; default 50051",
+        "collection": "collection name (default Vdbbench)",
+        "batch_size": "objects per insert batch (default 1000)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
 
     _client: Any = None
 
