@@ -71,6 +71,7 @@ class QdrantServerStore(Store):
         self._client = QdrantClient(
             url=url, api_key=api_key or None, prefer_grpc=bool(self.options.get("prefer_grpc", False)),
             timeout=int(self.options.get("timeout_s", 300)),
+            check_compatibility=False,  # its check runs in a thread that fails noisily with no server; ours is below
         )  # fmt: skip
         try:
             self._client.get_collections()
