@@ -196,6 +196,8 @@ def test_client_bound_only_judged_for_servers():
          "stores[0].build.num_sub_vectors: 6 does not divide the dimension 16"),
         ({"store": "milvus", "index": "hnsw", "search": {"ef": [5, 64]}},
          "stores[0].search.ef: 5 is below k=10, which Milvus refuses; use ef >= 10"),
+        ({"store": "pgvector", "index": "hnsw", "search": {"ef_search": 8}},
+         "stores[0].search.ef_search: 8 is below k=10, and pgvector returns at most ef_search rows"),
     ],
 )  # fmt: skip
 def test_engine_rules_fail_before_anything_starts(tmp_path, store, message):

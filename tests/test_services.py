@@ -4,6 +4,7 @@ messages given on this machine, which has no Docker engine (the real engine path
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -110,3 +111,30 @@ def test_standalone_compose_runs_without_a_daemon_and_its_errors_are_reported(mo
     assert sorted(names) == sorted(services.SERVICES)
     with pytest.raises(ServicesError, match="failed with exit status .*no such service: nosuch"):
         services.run_compose("config", "nosuch", capture=True)
+
+
+CLOSED = [
+    ("milvus", {"uri": "http://127.0.0.1:{port}", "timeout_s": 3}, "http://127.0.0.1:{port}"),
+    ("chroma", {"url": "http://127.0.0.1:{port}"}, "http://127.0.0.1:{port}"),
+    ("redis", {"url": "redis://127.0.0.1:{port}/0"}, "127.0.0.1:{port}"),
+    ("pgvector", {"dsn": "postgresql://postgres@127.0.0.1:{port}/postgres"}, "port {port}"),
+    ("qdrant-server", {"url": "http://127.0.0.1:{port}", "timeout_s": 2}, "http://127.0.0.1:{port}"),
+    ("elasticsearch", {"url": "http://127.0.0.1:{port}", "timeout_s": 2}, "http://127.0.0.1:{port}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,options,named", CLOSED, ids=[c[0] for c in CLOSED])
+def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path, name, options, named):
+    """Never a silent fallback: the embedded engine of the same adapter must not start in its place."""
+    from conftest import free_port
+
+    from vdbbench.stores import StoreError, get_store_class
+
+    port = free_port()
+    options = {k: v.format(port=port) if isinstance(v, str) else v for k, v in options.items()}
+    store = get_store_class(name)(tmp_path, options)
+    with pytest.raises(StoreError, match=re.escape(named.format(port=port))):
+        store.open()
+    store.close()
+    assert store.owned_processes() == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created

@@ -131,6 +131,7 @@ class ElasticsearchStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    max_dim = 4096  # dense_vector's largest indexed dimension
     options_help = {
         "url": "Elasticsearch URL; else VDBBENCH_ELASTICSEARCH_URL; default http://127.0.0.1:9200",
         "index": "index name (default vdbbench)",

@@ -80,6 +80,13 @@ class PgvectorStore(Store):
         "table": "table name (default vdbbench)",
         "settings": "mapping of PostgreSQL settings applied to the session (e.g. maintenance_work_mem)",
     }
+
+    @classmethod
+    def check_point(cls, family, build, search, dim, k) -> list[str]:
+        if family == "hnsw" and search["ef_search"] < k:
+            return [f"search.ef_search: {search['ef_search']} is below k={k}, and pgvector returns at most "
+                    f"ef_search rows; use ef_search >= {k}"]  # fmt: skip
+        return []
     table = "vdbbench_items"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
