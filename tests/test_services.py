@@ -138,3 +138,22 @@ def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path, nam
     store.close()
     assert store.owned_processes() == []
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created
+
+
+def test_services_check_targets_the_compose_server_never_the_embedded_engine(monkeypatch):
+    for var in ("VDBBENCH_MILVUS_URL", "VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert services.server_options("milvus", {}) == {"uri": "http://127.0.0.1:19530"}
+    assert services.server_options("chroma", {"index_timeout_s": 5}) == {"index_timeout_s": 5,
+                                                                         "url": "http://127.0.0.1:8000"}
+    assert services.server_options("milvus", {"url": "http://h:1"}) == {"url": "http://h:1"}  # the user's own
+    monkeypatch.setenv("VDBBENCH_REDIS_URL", "redis://h:2/0")
+    assert services.server_options("redis", {}) == {}  # the adapter reads the variable itself
+    assert services.server_options("qdrant-server", {}) == {}  # its default address is the compose one
+
+
+def test_cli_services_check_rejects_unknown_store_and_bad_option(capsys):
+    assert main(["services", "check", "nosuchstore", "--no-up"]) == 2
+    assert "unknown store(s) nosuchstore" in capsys.readouterr().err
+    assert main(["services", "check", "milvus", "--no-up", "--option", "uri"]) == 2
+    assert "write KEY=VALUE" in capsys.readouterr().err

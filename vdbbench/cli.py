@@ -236,7 +236,7 @@ def _services_check(args: argparse.Namespace) -> int:
             console.print(f"[yellow]services not started[/] ({e}); checking what answers at the configured addresses")
     bad = 0
     for name in names:
-        for line in check_store(name, options):
+        for line in check_store(name, services.server_options(name, options)):
             print(line, flush=True)
             bad += not line.ok
     return 1 if bad else 0

@@ -33,6 +33,14 @@ STORE_SERVICES: dict[str, tuple[str, ...]] = {
     "elasticsearch": ("elasticsearch",),
     "redis": ("redis",),
 }
+# where the compose services answer, for adapters that run an embedded engine without an address
+# (used by `services check`, which must check the server, never the embedded engine); env var → option
+COMPOSE_ADDRESSES: dict[str, tuple[str | None, str, str]] = {
+    "milvus": ("VDBBENCH_MILVUS_URL", "uri", "http://127.0.0.1:19530"),
+    "chroma": (None, "url", "http://127.0.0.1:8000"),
+    "pgvector": ("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres"),  # password: PGPASSWORD
+    "redis": ("VDBBENCH_REDIS_URL", "url", "redis://127.0.0.1:6379/0"),
+}
 SERVICES = ("qdrant", "etcd", "minio", "milvus", "weaviate", "chroma", "pgvector", "elasticsearch", "redis")
 
 
@@ -49,6 +57,15 @@ class ResourceReport(dict):
     def __init__(self, figures: dict[str, Any] | None = None, reason: str = "") -> None:
         super().__init__(figures or {})
         self.reason = reason
+
+
+def server_options(store: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus the compose address of ``store`` when neither they nor its env var name one."""
+    if store not in COMPOSE_ADDRESSES:
+        return dict(options)
+    env, key, address = COMPOSE_ADDRESSES[store]
+    named = {"uri", "url", "dsn"} & set(options) or (env and os.environ.get(env))
+    return dict(options) if named else {**options, key: address}
 
 
 def services_for(names: Iterable[str]) -> list[str]:
