@@ -226,11 +226,12 @@ def test_server_family_reaches_floor(tmp_path, server_url, family, metric):
         indexed = 0 if family == "flat" else 2000  # Milvus builds nothing for FLAT: its segments are the scan asked
         assert (cover["rows"], cover["indexed_rows"], cover["source"]) == (2000, indexed, "list_loaded_segments")
         assert cover["indexed_segments"] == (0 if family == "flat" else cover["segments"])
-        handle = store.client_handle()
-        attached = search_from_second_process("milvus", tmp_path, {"url": server_url}, handle, small_data(metric).test,
-                                              search)  # fmt: skip
-        assert_same_answers(attached, out.answers)
-        assert store._client.has_collection("vdbbench")  # the client's close() dropped nothing
+        if metric == "euclidean":  # a client process per family (the handle does not depend on the metric)
+            handle = store.client_handle()
+            attached = search_from_second_process("milvus", tmp_path, {"url": server_url}, handle,
+                                                  small_data(metric).test, search)  # fmt: skip
+            assert_same_answers(attached, out.answers)
+            assert store._client.has_collection("vdbbench")  # the client's close() dropped nothing
         with pytest.raises(StoreError, match="must divide"):
             store.create(BuildSpec("pq", metric, 30, {"nlist": 16, "m": 8, "nbits": 8}, count=10))
         store.drop()
