@@ -58,8 +58,10 @@ def test_quantized_flat_is_named_as_what_it_is_never_exact_flat(kind):
     assert eff["family"] == kind and eff["coverage"]["indexed_rows"] == 0
     from vdbbench.runner import config_mismatches
 
-    assert config_mismatches("flat", {"type": "flat"}, eff) == [f"family: asked flat, engine serves {kind}",
-                                                                 f"type: asked 'flat', engine reports '{kind}'"]
+    assert config_mismatches("flat", {"type": "flat"}, eff) == [
+        f"family: asked flat, engine serves {kind}",
+        f"type: asked 'flat', engine reports '{kind}'",
+    ]
 
 
 def test_client_of_another_major_version_is_refused():

@@ -144,8 +144,10 @@ def test_services_check_targets_the_compose_server_never_the_embedded_engine(mon
     for var in ("VDBBENCH_MILVUS_URL", "VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
         monkeypatch.delenv(var, raising=False)
     assert services.server_options("milvus", {}) == {"uri": "http://127.0.0.1:19530"}
-    assert services.server_options("chroma", {"index_timeout_s": 5}) == {"index_timeout_s": 5,
-                                                                         "url": "http://127.0.0.1:8000"}
+    assert services.server_options("chroma", {"index_timeout_s": 5}) == {
+        "index_timeout_s": 5,
+        "url": "http://127.0.0.1:8000",
+    }
     assert services.server_options("milvus", {"url": "http://h:1"}) == {"url": "http://h:1"}  # the user's own
     monkeypatch.setenv("VDBBENCH_REDIS_URL", "redis://h:2/0")
     assert services.server_options("redis", {}) == {}  # the adapter reads the variable itself
