@@ -89,18 +89,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"
     )
-    if not args.no_report:
-        _write_report(Path(args.out), args.report)
+    if args.no_report or not _write_report(Path(args.out), args.report):
+        from vdbbench.export import write_points
+
+        paths = write_points(records, Path(args.out))  # the report writes them next to itself otherwise
+        console.print(f"points: {', '.join(map(str, paths))}")
     return 1 if counts["failed"] and args.strict else 0
 
 
-def _write_report(out_dir: Path, target: str | None) -> None:
+def _write_report(out_dir: Path, target: str | None) -> bool:
+    """Write the HTML report (and the points export next to it); False when the report's libraries are missing."""
     try:
         from vdbbench.report import write_report
     except ImportError:
-        return
+        return False
     path = write_report(out_dir, Path(target) if target else None)
-    console.print(f"report: {path}")
+    console.print(f"report: {path} (all points: points.csv next to it)")
+    return True
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

@@ -261,6 +261,7 @@ class Sweep:
                 "effective": worker.call("effective_config", timeout=60),
                 "resources": {**worker.call("resources", timeout=60), **engine.build_resources()},
                 "engine_version": worker.call("engine_version", timeout=60),
+                "engine": worker.call("engine_identity", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
             timed_out = isinstance(e, WorkerTimeout)

@@ -200,6 +200,15 @@ class Store(ABC):
         """Version of the engine or its client library, for provenance."""
         return None
 
+    def engine_identity(self) -> dict[str, Any]:
+        """The engine actually measured and how it ran (the record's ``engine`` field), from ``engine_version``.
+
+        Rules live in ``vdbbench.engines``; "local server" when this adapter started the server process itself.
+        """
+        from vdbbench.engines import identify
+
+        return identify(self.name, self.engine_version(), self.options, local=bool(self.owned_processes()))
+
     @abstractmethod
     def drop(self) -> None:
         """Delete the collection/table/index built by ``create()``."""
