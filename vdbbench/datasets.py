@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 
 from vdbbench.distances import canonical_metric
 from vdbbench.groundtruth import device_name, exact_knn
+
+log = logging.getLogger(__name__)
 
 GROUND_TRUTH_K = 100
 
@@ -111,6 +114,11 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
         attrs = {k: _jsonable(v) for k, v in f.attrs.items()}
     validate_arrays(train, test, str(path))
     if neighbors is None or distances is None:
+        log.warning(
+            "%s has no 'neighbors' and 'distances': computing exact ground truth (%d queries over %d vectors, "
+            "k=%d) on %s; this is redone on every load unless the file stores them",
+            path, test.shape[0], train.shape[0], GROUND_TRUTH_K, device_name(),
+        )  # fmt: skip
         neighbors, distances = exact_knn(train, test, metric, GROUND_TRUTH_K)
     elif neighbors.shape[0] != test.shape[0]:
         raise DatasetError(f"{path}: 'neighbors' has {neighbors.shape[0]} rows but 'test' has {test.shape[0]}")

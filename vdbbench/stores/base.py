@@ -196,6 +196,11 @@ class Store(ABC):
         """PIDs of server processes this adapter started, so the harness can stop them if it hangs."""
         return []
 
+    def owned_paths(self) -> list[str]:
+        """Files, directories and shared memory segments the servers this adapter started write, so the
+        harness can remove them when it had to kill the adapter's process (``close()`` never ran)."""
+        return []
+
     def engine_version(self) -> str | None:
         """Version of the engine or its client library, for provenance."""
         return None
