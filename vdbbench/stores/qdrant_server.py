@@ -1,7 +1,8 @@
 """Qdrant server through qdrant-client: the same families and request bodies as the embedded ``qdrant`` store.
 
 Connects to ``options.url``, else ``$VDBBENCH_QDRANT_URL``, else the docker compose service
-(http://127.0.0.1:6333). API key from ``$QDRANT__SERVICE__API_KEY`` or ``$VDBBENCH_QDRANT_API_KEY``.
+(http://127.0.0.1:6333). API key from ``options.api_key``, ``$QDRANT__SERVICE__API_KEY`` or
+``$VDBBENCH_QDRANT_API_KEY``.
 
 Bulk loading follows Qdrant's own recipe: the collection is created with indexing off, and
 ``finish()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
@@ -50,6 +51,7 @@ class QdrantServerStore(Store):
     supports_batch_search = True
     options_help = {
         "url": "Qdrant server URL; else VDBBENCH_QDRANT_URL; default http://127.0.0.1:6333",
+        "api_key": "Qdrant API key (qdrant-client's name); else QDRANT__SERVICE__API_KEY / VDBBENCH_QDRANT_API_KEY",
         "collection": "collection name (default vdbbench)",
         "prefer_grpc": "talk gRPC instead of REST (default false)",
         "timeout_s": "client request timeout in seconds (default 300)",
@@ -67,7 +69,11 @@ class QdrantServerStore(Store):
         from qdrant_client import QdrantClient
 
         url = server_url(self.options)
-        api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or os.environ.get("VDBBENCH_QDRANT_API_KEY")
+        api_key = (
+            self.options.get("api_key")
+            or os.environ.get("QDRANT__SERVICE__API_KEY")
+            or os.environ.get("VDBBENCH_QDRANT_API_KEY")
+        )
         self._client = QdrantClient(
             url=url, api_key=api_key or None, prefer_grpc=bool(self.options.get("prefer_grpc", False)),
             timeout=int(self.options.get("timeout_s", 300)),
