@@ -310,8 +310,13 @@ def test_services_check_says_what_differs(tmp_path, capsys):
 
     from vdbbench.cli import main
 
-    url = f"http://127.0.0.1:{free_port()}"
-    assert main(["services", "check", "milvus", "--no-up", "--option", f"uri={url}", "--option", "timeout_s=2"]) == 1
-    lines = capsys.readouterr().out.strip().splitlines()
+    port = free_port()
+    argv = ["services", "check", "milvus", "--no-up", "--option", f"uri=http://root:S3cr3t@127.0.0.1:{port}",
+            "--option", "token=root:T0ken", "--option", "timeout_s=2"]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
     assert len(lines) == 4
-    assert all(f"DIFFERS - open failed: milvus: no Milvus server answers at {url}" in x for x in lines)
+    assert all(f"DIFFERS - open failed: milvus: no Milvus server answers at http://root:***@127.0.0.1:{port}" in x
+               for x in lines)  # fmt: skip
+    assert "S3cr3t" not in out and "T0ken" not in out
