@@ -110,6 +110,12 @@ class Store(ABC):
     max_dim: ClassVar[int | None] = None
     # option key → one-line help; a config's ``options`` may use only these keys (checked before start)
     options_help: ClassVar[Mapping[str, str]] = {}
+    # What the store indexes and searches: "vectors" (float32 rows), or "text" (the passage and query
+    # strings of a text dataset; ``insert`` gets a list of str, ``search`` a str). Only bm25 takes text.
+    input: ClassVar[str] = "vectors"
+    # The engine's own full-text + vector search, where the adapter offers it (``set_texts`` before the build,
+    # then ``set_hybrid(True)`` makes each query a (vector, text) pair); None elsewhere.
+    native_hybrid: ClassVar[str | None] = None
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
