@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
 
 TABLE = "vdbbench"
 VECTOR = "vector"
@@ -96,6 +96,7 @@ class LanceDBStore(Store):
         ),
     }
     supports_batch_search = True
+    options_help = {"index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)"}
     native_hybrid = "LanceDB full-text (native FTS) + vector search, fused by LanceDB's RRFReranker"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
@@ -123,6 +124,12 @@ class LanceDBStore(Store):
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
     # -- build ---------------------------------------------------------------------
+    @classmethod
+    def check_point(cls, family, build, search, dim, k) -> list[str]:
+        if family != "pq":
+            return []
+        return sub_vector_problem("build.pq_m (num_sub_vectors)", build["pq_m"], dim)
+
     def create(self, spec: BuildSpec) -> None:
         import pyarrow as pa
 
