@@ -374,7 +374,10 @@ class Sweep:
         return fields
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert in batches (timed in the store's process), then finish (timed until searchable)."""
+        """Create, insert in batches (timed in the store's process), then finish (timed until searchable).
+
+        The store's process reads each batch from the dataset file; only the row range is sent.
+        """
         deadline = Deadline(self.cfg.limits.build_s)
         worker.call("create", spec, timeout=deadline.left())
         n, batch = ds.train.shape[0], self.cfg.insert_batch
@@ -385,9 +388,14 @@ class Sweep:
         ) as progress:  # fmt: skip
             task = progress.add_task("insert", total=n)
             for start in range(0, n, batch):
-                ids = np.arange(start, min(start + batch, n), dtype=np.int64)
-                insert_s += worker.call("timed_insert", ids, ds.train[start : start + batch], timeout=deadline.left())
-                progress.update(task, advance=len(ids))
+                stop = min(start + batch, n)
+                seconds, rows = worker.call(
+                    "timed_insert_rows", str(ds.path), "train", start, stop, timeout=deadline.left()
+                )
+                if rows != stop - start:
+                    raise RuntimeError(f"the store's process read {rows} rows of {ds.path} for rows {start}:{stop}")
+                insert_s += seconds
+                progress.update(task, advance=rows)
         index_s = worker.call("timed_finish", timeout=deadline.left())
         return insert_s, index_s
 

@@ -85,6 +85,7 @@ class _Host:
     def __init__(self, target: str, workdir: str, options: dict[str, Any]) -> None:
         self.store = load_adapter(target)(Path(workdir), options)
         self.queries: list[np.ndarray] = []
+        self._files: dict[str, Any] = {}  # dataset files opened for reading insert batches
 
     def set_queries(self, queries: np.ndarray) -> None:
         self.queries = [np.ascontiguousarray(q) for q in queries]
@@ -93,6 +94,20 @@ class _Host:
         t0 = time.perf_counter()
         self.store.insert(ids, vectors)
         return time.perf_counter() - t0
+
+    def timed_insert_rows(self, path: str, key: str, start: int, stop: int) -> tuple[float, int]:
+        """Read rows ``start:stop`` of ``key`` from the dataset file here, then insert them (ids = row numbers).
+
+        The parent sends only the file and the row range, so it never holds the train set and no
+        vectors cross the pipe. The read is not timed. Returns (insert seconds, rows read).
+        """
+        import h5py
+
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        vectors = np.asarray(self._files[path][key][start:stop], dtype=np.float32)
+        ids = np.arange(start, start + len(vectors), dtype=np.int64)
+        return self.timed_insert(ids, vectors), len(vectors)
 
     def timed_finish(self) -> float:
         t0 = time.perf_counter()
