@@ -27,7 +27,7 @@ from vdbbench.distances import canonical_metric
 from vdbbench.groundtruth import device_name, exact_knn
 
 GROUND_TRUTH_K = 100
-SCAN_ROWS = 65536  # train rows checked at once for NaN / infinity
+SCAN_ROWS = 16384  # train rows checked at once for NaN / infinity
 
 
 class DatasetError(ValueError):
