@@ -6,8 +6,8 @@ import pytest
 
 from vdbbench.datasets import (
     FASHION_MNIST_DIR,
-    H5Rows,
     DatasetError,
+    H5Rows,
     _read_idx_images,
     load_hdf5,
     save_hdf5,
