@@ -321,14 +321,14 @@ class Sweep:
                 return True
             levels = measure_concurrency(
                 ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
-                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind,
+                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind, cc.engine, cc.address,
             )
         except Exception as e:  # noqa: BLE001
             self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
             return False
         self._record_load(ds, s, key, base, status="ok", error=None, concurrency={
             "levels": levels, "duration_s": cc.duration_s, "note": handle.get("note"),
-            "host_cpus": os.cpu_count()}, **build_fields)
+            "host_cpus": os.cpu_count(), "engine": cc.engine, "address": cc.address}, **build_fields)
         for lv in levels:
             bound = " (client-bound)" if lv["client_bound"] else ""
             self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")

@@ -126,10 +126,13 @@ class _Host:
     def timed_closed_loop(self, k: int, start_at: float, duration_s: float) -> tuple[np.ndarray, float, float]:
         """One closed-loop client: wait for the common start, then query back to back until the end.
 
-        Returns every query's latency, the process CPU seconds spent (to tell a busy client),
-        and the elapsed seconds until the last query finished.
+        ``start_at`` is wall-clock time (``time.time()``), so clients on other hosts of a Ray
+        cluster (clocks kept in step by NTP) start together; the loop itself runs on the
+        monotonic clock. Returns every query's latency, the process CPU seconds spent (to tell
+        a busy client), and the elapsed seconds until the last query finished.
         """
         search, queries, clock = self.store.search, self.queries, time.monotonic
+        start_at = clock() + (start_at - time.time())
         time.sleep(max(0.0, start_at - clock()))
         end = start_at + duration_s
         latencies: list[float] = []
@@ -147,6 +150,7 @@ class _Host:
         return [wall / len(self.queries) for wall, _, _ in timed_passes(noop, self.queries, k, runs, 0)]
 
     def handle(self, method: str, args: tuple) -> Any:
+        """Run a timed loop of this host, or else the store's method of that name."""
         target = getattr(self, method, None) if method.startswith(("timed_", "set_queries")) else None
         return (target or getattr(self.store, method))(*args)
 
