@@ -9,7 +9,7 @@ Two passes over the train rows, each in chunks, so the train set never has to be
    by (distance, id), so stored ground truth is exact to float64 rounding and ties are
    broken the same way every time.
 
-Ties and the margin: ``count`` starts at ``k + margin`` (margin = max(16, k // 4)). A query
+Ties and the margin: ``count`` starts at ``k + margin`` (margin = 16). A query
 whose float32 distance at position ``count`` is not clearly beyond its k-th (by twice a
 float32 error bound, ``4·sqrt(dim)·eps32`` times the distances' scale) may have true
 neighbours or equal-distance ties outside the list, so it is searched again with twice the
@@ -27,7 +27,9 @@ anonymous peak RSS for 1M × 768 with 1000 queries (benchmarks/scale_1m.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -180,16 +182,23 @@ def _enough(train, q32, metric, k, count, knn, rows, progress) -> np.ndarray:
 def _rerank(train, test, cand, metric, k, rows) -> tuple[np.ndarray, np.ndarray]:
     """Float64 distances of every candidate (read chunk by chunk), the k nearest by (distance, id).
 
-    One query at a time: its candidate rows (at most ``count`` × d floats) stay in cache, which
-    makes this several times faster than batching pairs across queries.
+    One query at a time, so its candidate rows (``count`` × d floats) stay in cache: several
+    times faster than batching pairs across queries. Queries are split over one thread per
+    core; numpy releases the GIL in the arithmetic, and each thread writes its own rows.
     """
     d64 = np.full(cand.shape, np.inf)
     for t0 in range(0, train.shape[0], rows):
         chunk = np.asarray(train[t0 : t0 + rows])
         inside = (cand >= t0) & (cand < t0 + chunk.shape[0])
-        for i in np.flatnonzero(inside.any(axis=1)):
-            cols = np.flatnonzero(inside[i])
-            d64[i, cols] = exact_distances(test[i], chunk[cand[i, cols] - t0], metric)
+        todo = np.flatnonzero(inside.any(axis=1))
+
+        def score(queries: np.ndarray, chunk=chunk, inside=inside, t0=t0) -> None:
+            for i in queries:
+                cols = np.flatnonzero(inside[i])
+                d64[i, cols] = exact_distances(test[i], chunk[cand[i, cols] - t0], metric)
+
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            list(pool.map(score, np.array_split(todo, os.cpu_count() or 1)))
     ties_last = np.where(cand < 0, np.iinfo(np.int64).max, cand)  # padding (-1) sorts after everything
     order = np.lexsort((ties_last, d64), axis=1)[:, :k]
     return np.take_along_axis(cand, order, axis=1), np.take_along_axis(d64, order, axis=1)
@@ -207,7 +216,7 @@ def exact_knn(
     k: int = 100,
     *,
     device: str = "auto",
-    margin: int | None = None,
+    margin: int = 16,
     query_chunk: int = QUERY_BLOCK,
     train_chunk: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -220,7 +229,7 @@ def exact_knn(
     """
     n = train.shape[0]
     k = min(k, n)
-    count = min(n, k + (max(16, k // 4) if margin is None else margin))
+    count = min(n, k + margin)
     rows = train_chunk or default_chunk_rows(train.shape[1])
     knn = _KNN[choose_backend(device)]
     test = np.asarray(test)
