@@ -10,7 +10,7 @@ Steps, each timed, with the harness process's own peak RSS sampled separately fr
 
 Index settings are chosen to finish on 2 cores: hnswlib M=16, ef_construction=64 (the graph
 build dominates; 64 halves it against the default 200); LanceDB IVF_PQ with 256 partitions and
-96 sub-vectors (k-means on a sample, then 8-bit codes: 1/16 of the float32 size); pgvector
+96 sub-vectors (k-means on a sample, then 8-bit codes: 1/32 of the float32 size); pgvector
 ivfflat with 1000 lists (sqrt(n), pgvector's advice for 1M rows; k-means on a sample).
 """
 

@@ -57,3 +57,13 @@ def test_store_process_reads_each_insert_batch_from_the_file(tmp_path):
             assert call("search", train[i], 1, timeout=60)[0] == i
     finally:
         worker.close()
+
+
+def test_million_passages_example_is_a_valid_config():
+    from pathlib import Path
+
+    from vdbbench.config import load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "examples" / "million-passages.yaml")
+    assert [s.store for s in cfg.stores] == ["hnswlib", "lancedb", "pgvector"]
+    assert cfg.insert_batch == 10000 and cfg.datasets[0].test_size == 1000
