@@ -135,6 +135,8 @@ class FailingStore(Store):
         super().__init__(workdir, options)
         self._inner = get_store_class("exact")(workdir, options)
         self._fail_at = self.options.get("fail_at")
+        self._client_number: int | None = None
+        self._searches = 0
 
     def _maybe_fail(self, step: str) -> None:
         if self._fail_at == step:
@@ -161,7 +163,23 @@ class FailingStore(Store):
 
     def search(self, query, k):
         self._maybe_fail("search")
+        if self._client_number is not None and self._client_number == self.options.get("crash_client"):
+            self._searches += 1
+            if self._searches > 20:  # past the warm-up: dies inside the timed closed loop
+                os._exit(3)
         return self._inner.search(query, k)
+
+    def client_handle(self):
+        """Shared readers only when a test asks for a crashing client (option crash_client: its number)."""
+        if "crash_client" not in self.options:
+            return None
+        return {"inner": self._inner.client_handle(), "spec": self.spec}
+
+    def attach(self, handle):
+        self._inner.attach(handle["inner"])
+        self.spec = handle["spec"]
+        self._client_number = len(list(self.workdir.glob("client-*"))) + 1  # clients attach one after another
+        (self.workdir / f"client-{self._client_number}").touch()
 
     def effective_config(self):
         return self._inner.effective_config()

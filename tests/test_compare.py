@@ -127,6 +127,18 @@ def test_cli_compare_prints_the_table_and_can_fail_on_regression(two_sweeps, tmp
     assert main(["compare", str(old), str(tmp_path / "missing")]) == 2
 
 
+def test_cli_compare_with_no_matched_point_says_so_and_fails_on_regression_check(two_sweeps, tmp_path, capsys):
+    old, _ = two_sweeps
+    other = tmp_path / "other"
+    sink = ResultsFile(other)
+    for r in load_results(old):
+        sink.append({**r, "dataset": "another-dataset"})  # nothing in common with old
+    assert main(["compare", str(old), str(other)]) == 0
+    assert "no point matched" in capsys.readouterr().err
+    assert main(["compare", str(old), str(other), "--fail-on-regression"]) == 1
+    assert "nothing was compared" in capsys.readouterr().err
+
+
 def test_report_with_baseline_has_a_comparison_section(two_sweeps, tmp_path):
     old, new = two_sweeps
     html = write_report(new, tmp_path / "r.html", baseline=old).read_text(encoding="utf-8")

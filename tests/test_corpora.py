@@ -96,6 +96,28 @@ def test_shift_jis_corpus_names_byte_line_and_encoding(tmp_path):
     assert "Shift_JIS/CP932" in msg and "iconv -f CP932 -t UTF-8" in msg
 
 
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp", "utf-16"])
+def test_printed_iconv_command_converts_the_file_into_a_readable_corpus(tmp_path, codec):
+    """The hint is run as printed (a path with a space and Japanese in its name) and must yield the same text."""
+    import shlex
+    import subprocess
+
+    text = "東京は日本の首都です。\n金融機関の文書を検索します。\n"
+    f = tmp_path / "my corpus" / f"日本語 {codec}.txt"
+    f.parent.mkdir()
+    f.write_bytes(text.encode(codec))
+    with pytest.raises(CorpusError) as e:
+        read_texts(f)
+    message = str(e.value)
+    command = message[message.index("iconv ") :].removesuffix(")")
+    assert shlex.split(command)[5] == str(f)
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    converted = f.with_name(f"{f.stem}.utf8.txt")
+    assert converted.read_text(encoding="utf-8").lstrip("\ufeff") == text
+    assert read_texts(converted) == text.splitlines()
+
+
 def test_utf16_corpus(tmp_path):
     f = tmp_path / "u16.txt"
     f.write_bytes("テキスト\n".encode("utf-16"))

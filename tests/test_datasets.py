@@ -28,13 +28,16 @@ def test_round_trip_keeps_vectors_and_computes_ground_truth(tmp_path):
         assert set(f) == {"train", "test", "neighbors", "distances"} and f.attrs["distance"] == "euclidean"
 
 
-def test_file_without_ground_truth_gets_it_computed(tmp_path):
+def test_file_without_ground_truth_gets_it_computed_and_says_so(tmp_path, caplog):
     train, test = synthetic(n=300, dim=4, queries=5)
     with h5py.File(tmp_path / "bare.hdf5", "w") as f:
         f.attrs["distance"] = "angular"
         f["train"], f["test"] = train, test
     ds = load_hdf5(tmp_path / "bare.hdf5")
     assert ds.neighbors.shape == (5, 100) and ds.metric == "angular"
+    assert "bare.hdf5 has no 'neighbors' and 'distances': computing exact ground truth (5 queries over 300" in (
+        caplog.text
+    )
 
 
 def test_missing_file_names_the_field(tmp_path):

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import yaml
@@ -23,7 +24,9 @@ import yaml
 from vdbbench.config import parse_config
 from vdbbench.results import load_results, read_records
 from vdbbench.runner import Sweep
+from vdbbench.stores import ADAPTERS, BuildSpec, StoreError, get_store_class
 from vdbbench.stores.redis import redis_home
+from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed
 
 needs_redis = pytest.mark.skipif(
     not (redis_home() / "bin" / "redis-server").exists(), reason="redis-stack not unpacked: run scripts/setup.sh"
@@ -41,11 +44,15 @@ def out_dir(monkeypatch):
 
 
 def processes_under(path: Path) -> list[psutil.Process]:
-    """Server processes working in, or naming, a directory under ``path`` (redis rewrites its title)."""
+    """Server processes working in, naming, or logging to a directory under ``path`` (redis rewrites its title;
+    PostgreSQL run as root keeps its data in a private directory elsewhere, but logs into the workdir)."""
     found = []
-    for p in psutil.process_iter(["cmdline", "cwd"]):
+    for p in psutil.process_iter(["cmdline", "cwd", "open_files"]):
         try:
-            if str(p.info["cwd"] or "").startswith(str(path)) or any(str(path) in a for a in p.info["cmdline"] or []):
+            files = [f.path for f in p.info["open_files"] or []]
+            if any(str(x).startswith(str(path)) for x in [p.info["cwd"] or "", *files]) or any(
+                str(path) in a for a in p.info["cmdline"] or []
+            ):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -115,39 +122,151 @@ def test_server_killed_mid_sweep(out_dir, store, marker):
     assert not processes_under(out)
 
 
+# the CLI, held after its second record until the signal comes: the interruption is certain, not a race
+HELD_CLI = """
+import sys, threading
+from vdbbench import cli, results
+append = results.ResultsFile.append
+def held(self, record):
+    append(self, record)
+    if len(self.records()) == 2:
+        threading.Event().wait(600)
+results.ResultsFile.append = held
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
 @needs_redis
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupted_sweep_keeps_results_stops_servers_and_resumes(out_dir, sig):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_sweep_keeps_results_stops_servers_and_resumes(out_dir, sig, code):
     store = {**REDIS_HNSW, "search": {"EF_RUNTIME": [10, 20, 40, 80, 160, 320]}}
     config = out_dir / "sweep.yaml"
     config.write_text(yaml.safe_dump(sweep_config(store, runs=5)))
     out = out_dir / "out"
-    command = [sys.executable, "-m", "vdbbench", "sweep", "-c", str(config), "--out", str(out), "--no-report"]
+    args = ["sweep", "-c", str(config), "--out", str(out), "--no-report"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command, cwd=out_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", HELD_CLI, *args], cwd=out_dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     results = out / "results.jsonl"
-    deadline = time.monotonic() + 120
-    while not (results.exists() and results.read_text().count("\n") >= 1):
+    deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
+    while not (results.exists() and results.read_text().count("\n") >= 2):
         assert proc.poll() is None, proc.stdout.read().decode()
         assert time.monotonic() < deadline, "no result was written in time"
         time.sleep(0.05)
     assert processes_under(out), "redis-server should be running mid-sweep"
     proc.send_signal(sig)
     output = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode == 130, output
+    assert proc.returncode == code, output
     assert "interrupted" in output and "resume" in output
     lines = results.read_text().splitlines()
-    assert lines and all(json.loads(line)["status"] == "ok" for line in lines)  # every line whole
-    done_before = len(lines)
-    assert done_before < 12
+    assert len(lines) == 2 and all(json.loads(line)["status"] == "ok" for line in lines)  # every line whole
     deadline = time.monotonic() + 30
     while processes_under(out) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not processes_under(out), "a server outlived the interrupted sweep"
 
-    rerun = subprocess.run(command, cwd=out_dir, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run([sys.executable, "-m", "vdbbench", *args], cwd=out_dir, env=env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{done_before} already measured (resumed)" in rerun.stderr.replace("\n", " ")
+    assert "2 already measured (resumed)" in rerun.stderr.replace("\n", " ")
     latest = load_results(out)
     assert len(latest) == 12 and all(r["status"] == "ok" for r in latest)
     assert len(read_records(results)) == 12  # nothing measured twice
+
+
+@pytest.mark.parametrize("store", [pytest.param("redis", marks=needs_redis), "pgvector"])
+def test_embedded_server_sweep_prints_no_runtime_dir_warning(out_dir, store):
+    config = out_dir / "sweep.yaml"
+    config.write_text(yaml.safe_dump(sweep_config({"store": store, "index": "flat"}, runs=1)))
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}  # as on a plain server login
+    done = subprocess.run(
+        [sys.executable, "-m", "vdbbench", "sweep", "-c", str(config), "--out", str(out_dir / "out"), "--no-report"],
+        cwd=out_dir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 point(s) measured, 0 failed" in done.stderr.replace("\n", " ")
+    assert "XDG_RUNTIME_DIR" not in done.stderr + done.stdout
+    assert "Warning" not in done.stderr
+
+
+def pg_segments() -> set[str]:
+    return {str(p) for p in Path("/dev/shm").glob("PostgreSQL.*")}
+
+
+def orphaned(segments: set[str]) -> set[str]:
+    """Those of ``segments`` still there that no living server uses: mapped by none of its processes, nor
+    listed in a control segment one maps (other tests' servers may be running)."""
+    from vdbbench.servers import _pg_dsm_handles
+
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped |= {line.split()[-1] for line in maps.read_text().splitlines() if "/dev/shm/PostgreSQL." in line}
+        except OSError:
+            continue
+    in_use = mapped | {f"/dev/shm/PostgreSQL.{h}" for control in mapped for h in _pg_dsm_handles(Path(control))}
+    return {s for s in segments if Path(s).exists() and s not in in_use}
+
+
+SERVER_STORES = [pytest.param("redis", "redis-server", marks=needs_redis), ("pgvector", "postgres")]
+
+
+@pytest.mark.parametrize("victim", ["store process", "server"])
+@pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
+def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, marker, victim):
+    """The parent removes what the servers wrote, whether or not the adapter's close() ever runs."""
+    workdir = out_dir / "work"
+    shm_before, private_before = pg_segments(), private_pg_dirs()
+    rng = np.random.default_rng(1)
+    data = rng.random((4000, 32), dtype=np.float32)
+    family = "hnsw"
+    build = {p.name: p.default for p in get_store_class(store).families[family].build}
+    worker = StoreWorker(ADAPTERS[store], workdir, {})
+    try:
+        worker.call("open", timeout=120)
+        worker.call("create", BuildSpec(family, "euclidean", 32, build, 4000), timeout=120)
+        worker.call("timed_insert", np.arange(2000), data[:2000], timeout=120)
+        server = psutil.Process(min(worker.owned_pids))
+        assert marker in server.name()
+        victim_process = psutil.Process(worker.process.pid) if victim == "store process" else server
+        victim_process.kill()
+        psutil.wait_procs([victim_process], timeout=10)
+        with pytest.raises((WorkerCrashed, RemoteError)):
+            worker.call("timed_insert", np.arange(2000, 4000), data[2000:], timeout=120)
+    finally:
+        worker.close()
+    left = [p.name for p in workdir.iterdir()] if workdir.exists() else []
+    assert [name for name in left if not name.endswith(".log")] == []  # the server's log stays, for diagnosis
+    assert private_pg_dirs() - private_before == set()
+    assert orphaned(pg_segments() - shm_before) == set()
+    assert not processes_under(workdir)
+
+
+def private_pg_dirs() -> set[Path]:
+    """Private data directories made for PostgreSQL when the harness runs as root."""
+    return set(Path(tempfile.gettempdir()).glob("vdbbench-pg-*"))
+
+
+@pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
+def test_client_of_a_dead_embedded_server_says_it_died(out_dir, store, marker):
+    cls = get_store_class(store)
+    owner = cls(out_dir / "work", {})
+    owner.open()
+    try:
+        family = "flat"
+        owner.create(BuildSpec(family, "euclidean", 8, {}, 10))
+        owner.insert(np.arange(10), np.random.default_rng(0).random((10, 8), dtype=np.float32))
+        owner.finish()
+        handle = owner.client_handle()
+        pid = owner.server.pid
+        os.kill(pid, signal.SIGKILL)
+        psutil.wait_procs([p for p in psutil.process_iter() if p.pid == pid], timeout=10)
+        client = cls(out_dir / "work", {})
+        with pytest.raises(StoreError) as e:
+            client.attach(handle)
+        client.close()
+    finally:
+        owner.close()
+    message = str(e.value)
+    assert f"(pid {pid}) has died" in message and "end of its log" in message
+    assert "VDBBENCH_" not in message and "option" not in message

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -164,7 +166,7 @@ def test_second_process_style_client_attaches_to_the_same_server(store):
         assert client.owned_processes() == []
     finally:
         client.close()
-    assert store.server.is_running() and (store.workdir / "pgdata").exists()
+    assert store.server.is_running() and store.server.data_dir.exists()
     assert len(store.search(data.test[0], 10)) == 10
     store.drop()
 
@@ -183,3 +185,47 @@ def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_pa
     finally:
         remote.close()
     assert store.server.is_running() and files_left(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
+def test_run_as_root_never_changes_the_permissions_of_the_users_folders():
+    top = Path(tempfile.mkdtemp(prefix="vdbbench-test-"))
+    private = top / "private"  # a 0700 folder of the user, as /root is
+    workdir = private / "sweep" / "work"
+    workdir.mkdir(parents=True)
+    private.chmod(0o700)
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p in (workdir, *workdir.parents)}
+    store = open_store("pgvector", workdir)
+    try:
+        out = build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef_search": 40})
+        assert out.recall >= 0.9
+        data = store.server.data_dir.parent  # made for the server: private to its user
+        assert data.stat().st_uid == pwd.getpwnam("pgserver").pw_uid and stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert private not in data.parents
+    finally:
+        store.close()
+    after = {p: stat.S_IMODE(p.stat().st_mode) for p in before}
+    shutil.rmtree(top, ignore_errors=True)
+    assert {str(p): oct(m) for p, m in after.items()} == {str(p): oct(m) for p, m in before.items()}
+    assert not data.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
+def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_directory(monkeypatch):
+    """A venv under a 0700 home: the server user gets its own copy of the install instead of o+x on the home."""
+    from vdbbench.stores import pgvector
+
+    reachable = pgvector.others_can_traverse
+    monkeypatch.setattr(pgvector, "others_can_traverse", lambda p: "site-packages" not in str(p) and reachable(p))
+    workdir = Path(tempfile.mkdtemp(prefix="vdbbench-test-"))
+    store = open_store("pgvector", workdir)
+    try:
+        binary = Path(store.server.command(0)[0])
+        assert binary.is_relative_to(store.server.data_dir.parent) and binary.name == "postgres"
+        out = build_and_search(store, "flat", "euclidean")
+        assert out.recall == 1.0
+        private = store.server.data_dir.parent
+    finally:
+        store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not private.exists()

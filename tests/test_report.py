@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import csv
 import re
 import shutil
 import tempfile
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,9 @@ CONFIG = {
          "search": {"ef": [4, 8]}},
         {"store": "hnswlib", "label": JAPANESE_LABEL, "index": "hnsw", "build": {"M": 8}, "search": {"ef": 20}},
         {"store": "failing", "label": "broken-engine", "index": "flat", "options": {"fail_at": "create"}},
+        {"store": "chroma", "index": "hnsw", "build": {"max_neighbors": 4, "ef_construction": 8},
+         "search": {"ef_search": [2, 16, 64]}},
+        {"store": "lancedb", "index": "ivf", "build": {"num_partitions": 16}, "search": {"nprobes": [1, 4, 16]}},
     ],
 }  # fmt: skip
 
@@ -51,7 +56,7 @@ def results(tmp_path_factory) -> Path:
         mp.setenv("VDBBENCH_DATA_DIR", str(out / "data"))
         mp.setitem(ADAPTERS, "failing", "storekit:FailingStore")
         counts = Sweep(parse_config(CONFIG), out / "results", raw_config=CONFIG).run()
-    assert counts["failed"] == 2 and counts["ok"] == 2 * (6 + 1 + 2 + 1)
+    assert counts["failed"] == 2 and counts["ok"] == 2 * (6 + 1 + 2 + 1 + 3 + 3)
     records = load_results(out / "results")
     sink = ResultsFile(out / "results")
     base = next(r for r in records if r["label"] == "hnswlib" and r["dataset"] == "syn" and r["search"]["ef"] == 40)
@@ -86,12 +91,14 @@ def test_report_shows_every_dataset_store_and_series(results, html):
     for s in ctx["series"]:
         assert str(escape(s.name)) in html
     assert [d["name"] for d in ctx["datasets"]] == ["syn", JAPANESE]
-    assert [s.tag for s in ctx["series"]] == ["S1", "S2", "S3", "S4", "S5"]
+    assert [s.tag for s in ctx["series"]] == ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
     for d in ctx["datasets"]:
         assert f'<section id="{d["anchor"]}">' in html and f'href="#{d["anchor"]}"' in html
         # every series that measured something is on the plot's legend and in the headline table
-        assert {s.tag for s in d["series"]} == {"S1", "S2", "S3", "S4", "S5"}
-        assert {row["series"].tag for row in d["headline"]} == {"S1", "S2", "S3", "S4"}
+        assert {s.tag for s in d["series"]} == {"S1", "S2", "S3", "S4", "S5", "S6", "S7"}
+        assert {row["series"].tag for row in d["headline"]} == {"S1", "S2", "S3", "S4", "S6", "S7"}
+        # databases first, baselines after them
+        assert [row["series"].baseline for row in d["headline"]] == [False, False, True, True, True, True]
     assert html.count('src="data:image/png;base64,') == 4  # recall/QPS and build time, per dataset
 
 
@@ -112,7 +119,6 @@ def test_headline_is_the_fastest_point_meeting_each_bar(results, html):
     weak = next(row for row in syn["headline"] if row["series"].label == EVIL)
     assert weak["cells"][-1] is None  # M=4, ef ≤ 8 on 2000 points does not reach 0.99
     assert "not reached" in section(html, "headline")
-    assert "the fastest was <strong>" in section(html, "summary")
 
 
 def test_pareto_frontier_keeps_only_undominated_points():
@@ -193,25 +199,63 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (Debian: apt-get install chromium)")
-def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):
+def _browser(tmp_path: Path):
+    """Headless Chromium driven through Debian's chromedriver; skips the test when either is missing."""
+    if _chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
     driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     if not Path(driver_path).exists():
         pytest.skip("chromedriver is not installed (Debian: apt-get install chromium-driver)")
-    report = write_report(results, tmp_path / "report.html")
     options = webdriver.ChromeOptions()
     options.binary_location = _chromium()
     profile = tempfile.mkdtemp(dir=tmp_path)
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}"):  # fmt: skip
+                "--hide-scrollbars", f"--user-data-dir={profile}"):  # fmt: skip
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+# Every table (all <details> opened) as [id or section, its scroll width, the page's content width].
+TABLE_WIDTHS = """
+document.querySelectorAll("details").forEach(d => { d.open = true; });
+const main = document.querySelector("main"), style = getComputedStyle(main);
+const page = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return Array.from(document.querySelectorAll("table")).map(
+    t => [t.id || t.closest("section").id, t.scrollWidth, page, document.documentElement.scrollWidth,
+          document.documentElement.clientWidth]);
+"""
+
+
+def overflowing_tables(driver, report: Path, width: int = 1280, media: str = "screen") -> tuple[int, list]:
+    """How many tables the report has at ``width`` px (screen or print styles), and those wider than the page."""
+    driver.set_window_size(width, 1000)
+    driver.get(report.resolve().as_uri())
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": media})
+    widths = driver.execute_script(TABLE_WIDTHS)
+    return len(widths), [w for w in widths if w[1] > w[2] or w[3] > w[4]]
+
+
+def test_no_table_is_wider_than_the_page_at_1280_px_or_in_print(results, tmp_path):
+    report = write_report(results, tmp_path / "report.html")
+    driver = _browser(tmp_path)
+    try:
+        count, wide = overflowing_tables(driver, report)
+        printed, wide_in_print = overflowing_tables(driver, report, 1000, "print")  # A4 landscape is ~1000 px wide
+    finally:
+        driver.quit()
+    assert count == printed >= 15 and wide == [] and wide_in_print == []
+
+
+def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    report = write_report(results, tmp_path / "report.html")
+    driver = _browser(tmp_path)
     try:
         driver.get(report.resolve().as_uri())
         height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -245,24 +289,45 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     cfg = {
         "k": 10, "runs": 2, "warmup": 5, "concurrency": {"clients": [1, 2], "duration_s": 0.2},
         "datasets": [{"name": "syn", "synthetic": {"n": 1000, "dim": 8, "queries": 30, "seed": 5}}],
-        "stores": [{"store": "hnswlib", "index": "hnsw", "build": {"M": 8}, "search": {"ef": [10, 50]}}],
+        "stores": [{"store": "hnswlib", "index": "hnsw", "build": {"M": 8}, "search": {"ef": [10, 50]}},
+                   {"store": "chroma", "index": "hnsw", "search": {"ef_search": 10}}],
     }  # fmt: skip
     Sweep(parse_config(cfg), tmp_path / "out", raw_config=cfg).run()
     records = load_results(tmp_path / "out")
     loads = [r for r in records if r.get("kind") == "concurrency"]
-    assert len(loads) == 1 and loads[0]["status"] == "ok"
+    assert [r["status"] for r in loads] == ["ok", "skipped"]
     html = write_report(tmp_path / "out").read_text(encoding="utf-8")
     table = html[html.index('id="dataset-1-loads"') :]
     table = table[: table.index("</table>")]
     rows = re.findall(r"<tr[ >].*?</tr>", table, re.S)
-    assert len(rows) == 1 + 2  # heading + one row per client count
+    assert len(rows) == 1 + 2 + 1  # heading + one row per client count + chroma's skipped measurement
     for level in loads[0]["concurrency"]["levels"]:
         assert f"{level['qps']:,.0f}" in table
     assert html.count('src="data:image/png;base64,') == 3  # recall/QPS, build time, QPS vs clients
-    assert "concurrent clients, <strong>hnswlib · hnsw</strong> served the most" in html
-    assert "<strong>2</strong> measured points (2 ok) and 1 concurrent-client measurement on" in " ".join(html.split())
+    name = f"hnswlib {version('hnswlib')} (in-process library, baseline) · hnsw"
+    assert f"concurrent clients, <strong>{name}</strong> served the most" in html  # no database measured: a baseline
+    text = " ".join(html.split())
+    assert "<strong>3</strong> measured points (3 ok) and 2 concurrent-client measurements on" in text
+    # the summary says which database has no concurrency figures, and why (the skipped record's reason)
+    chroma = f"Chroma {version('chromadb')} (embedded client)"
+    assert f"No concurrency figures for {chroma}: chroma cannot be searched from several processes at once" in text
+    assert "No batch figures" not in text  # every store here measured batch search
     # the load record is not a recall/QPS point: not in the per-point tables, the plot or the headline
-    assert len(re.findall(r"<tr[^>]*>", html[html.index('id="dataset-1-points"') :].split("</table>")[0])) == 3
+    assert len(re.findall(r"<tr[^>]*>", html[html.index('id="dataset-1-points"') :].split("</table>")[0])) == 4
+
+
+def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
+    import vdbbench.report as report
+
+    figures = []
+    monkeypatch.setattr(report, "_png_data_uri", lambda fig: figures.append(fig) or "data:")
+    levels = [{"clients": c, "qps": q} for c, q in ((1, 90.0), (2, 170.0), (4, 300.0), (8, 310.0))]
+    load = {"status": "ok", "label": "redis", "store": "redis", "index": "hnsw", "build": {"M": 16},
+            "concurrency": {"levels": levels}}  # fmt: skip
+    assert report.load_plot([load], report.build_series([load])) == "data:"
+    ax = figures[0].axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
 
 
 def test_plots_fall_back_to_tags_when_no_cjk_font_exists(results, monkeypatch):
@@ -285,3 +350,157 @@ def test_results_with_only_failures_or_nothing_still_render(results, tmp_path):
     assert html.count("engine refused create") >= 2 and "No successful points to plot." in html
     assert "No point was measured successfully on this dataset." in html
     assert "<h1>" in render_report([])
+
+
+# -- the first screen: which database ------------------------------------------------------
+def _fastest_database(records: list[dict], target: float) -> dict | None:
+    """Independently of the report: the fastest point of a non-baseline store meeting the target."""
+    meeting = [r for r in records if r["status"] == "ok" and r.get("kind") != "concurrency"
+               and r["store"] not in ("hnswlib", "exact") and r["recall"] >= target]  # fmt: skip
+    return max(meeting, key=lambda r: r["qps"]) if meeting else None
+
+
+def test_first_screen_names_the_fastest_database_per_target_never_a_baseline(results, html):
+    records = load_results(results)
+    ctx = build_context(records)
+    summary = section(html, "summary")
+    assert html.index('<section id="summary">') < html.index('<nav class="toc"')  # the answer comes first
+    for d in ctx["datasets"]:
+        mine = [r for r in records if r["dataset"] == d["name"]]
+        assert [rk["target"] for rk in d["decision"]["rankings"]] == [0.90, 0.95, 0.99]
+        for rk in d["decision"]["rankings"]:
+            expected = _fastest_database(mine, rk["target"])
+            ranked = [row for row in rk["rows"] if row["group"] == "db"]
+            baselines = [row for row in rk["rows"] if row["group"] == "baseline"]
+            assert {row["e"].store for row in baselines} == {"hnswlib", "exact"}
+            assert all(not row["e"].engine["baseline"] for row in ranked)
+            if expected is None:
+                assert not ranked and "No database reached" in str(rk["sentence"])
+                continue
+            winner = ranked[0]["e"]
+            assert winner.point["qps"] == expected["qps"] and winner.store == expected["store"]
+            assert [row["p"]["qps"] for row in ranked] == sorted((row["p"]["qps"] for row in ranked), reverse=True)
+            label = winner.engine["label"]
+            assert f"the fastest database was <strong>{label}</strong>" in str(rk["sentence"])
+            assert f"the fastest database was <strong>{label}</strong>" in summary
+            # databases that missed the target are listed with their best recall
+            for row in rk["rows"]:
+                if row["group"] == "missed":
+                    best = max(r["recall"] for r in mine if r["label"] == row["e"].label and r["status"] == "ok")
+                    assert row["e"].best_recall == best < rk["target"]
+    assert "fastest database was <strong>hnswlib" not in summary and "fastest database was <strong>Exact" not in summary
+    assert "Reference baselines: libraries, not databases to choose" in summary
+
+
+def test_engine_identity_is_recorded_and_labels_every_store(results, html):
+    import chromadb
+    import lancedb
+
+    records = [r for r in load_results(results) if r["status"] == "ok"]
+    engines = {r["store"]: r["engine"] for r in records}
+    assert engines["chroma"] == {"product": "Chroma", "engine": "Chroma embedded client", "mode": "embedded",
+                                 "version": chromadb.__version__, "baseline": False,
+                                 "label": f"Chroma {chromadb.__version__} (embedded client)"}  # fmt: skip
+    assert engines["lancedb"]["label"] == f"LanceDB {lancedb.__version__} (embedded)"
+    assert engines["hnswlib"]["baseline"] and engines["exact"]["baseline"]
+    assert engines["hnswlib"]["label"] == f"hnswlib {version('hnswlib')} (in-process library, baseline)"
+    for engine in engines.values():
+        assert engine["label"] in html
+    # the embedded stand-in is called out on the first screen
+    assert f"The Chroma figures are for Chroma {chromadb.__version__} (embedded client), not a Chroma server." in html
+    # old records without the field get the same identity, derived from store and engine_version
+    old = [{k: v for k, v in r.items() if k != "engine"} for r in records]
+    derived = {s.store: s.engine for s in build_context(old)["series"]}
+    assert {k: derived[k] for k in engines} == engines
+
+
+def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(results):
+    from vdbbench.ranking import rank
+
+    records = [r for r in load_results(results) if r["dataset"] == "syn" and r["status"] == "ok"]
+    chroma = max((r for r in records if r["store"] == "chroma"), key=lambda r: r["recall"])
+    lance = max((r for r in records if r["store"] == "lancedb"), key=lambda r: r["recall"])
+    tuned = copy.deepcopy(chroma)
+    tuned.update(key="tuned", target_recall=0.9, target_reached=True, qps=chroma["qps"] / 10, recall=0.91,
+                 qps_runs=[chroma["qps"] / 10], tuning_queries=25, evaluation_queries=25)  # fmt: skip
+    missed = copy.deepcopy(lance)
+    missed.update(key="missed", target_recall=0.9, target_reached=False, recall=0.42)
+    host = {"price_per_hour": 116.0, "currency": "JPY"}
+    extra = [dict(r, host=host, **{"ndcg@10": 0.5}) for r in [*records, tuned, missed]]
+    at90 = rank(extra, (0.9,))[0]
+    by_store = {e.store: e for e in at90.databases + at90.missed}
+    assert by_store["chroma"].point["key"] == "tuned" and by_store["chroma"].tuned  # not the faster explicit point
+    assert not by_store["lancedb"].reached and by_store["lancedb"].tuned  # tuning said: not reached
+    assert by_store["lancedb"].best_recall == max(r["recall"] for r in records if r["store"] == "lancedb")
+    assert by_store["chroma"].cost == pytest.approx(116.0 / (chroma["qps"] / 10 * 3600) * 1e6)
+    html = render_report(extra)
+    summary = section(html, "summary")
+    assert "<th>JPY per 1M queries</th>" in summary and "<th>nDCG@10</th>" in summary
+    assert "JPY per million queries" in summary and "tuned for this target" in summary
+
+
+def test_saturated_recall_is_called_out(results):
+    records = load_results(results)
+    assert "Recall saturates" not in render_report(records)  # recall moves on the test data
+    easy = [dict(r, recall=0.995) if is_number_ok(r) else r for r in records]
+    html = render_report(easy)
+    assert "Recall saturates on this dataset" in section(html, "summary") and "harder data" in html
+
+
+def test_targets_every_cheapest_setting_meets_are_called_out(results):
+    records = load_results(results)
+    assert "cheapest setting already qualifies" not in render_report(records)
+    easy = [dict(r, recall=0.96) if is_number_ok(r) else r for r in records]
+    summary = section(render_report(easy), "summary")
+    assert "At recall ≥ 0.90 and 0.95 every database&#39;s cheapest setting already qualifies" in summary
+    assert "Recall saturates" not in summary  # 0.96 is below the top target
+
+
+def test_missing_batch_figures_are_explained(results):
+    records = load_results(results)
+    no_batch = [{k: v for k, v in r.items() if k != "batch"} if r["store"] == "chroma" else r for r in records]
+    summary = " ".join(section(render_report(no_batch), "summary").split())
+    assert "No batch figures for Chroma" in summary and "the sweep recorded no batch measurement for it" in summary
+    assert "No batch figures for LanceDB" not in summary
+    off = [copy.deepcopy(r) for r in no_batch]
+    for r in off:
+        r["provenance"]["config"]["batch_size"] = 0
+    assert "No batch figures: batch search was switched off (batch_size: 0)." in render_report(off)
+
+
+def is_number_ok(r: dict) -> bool:
+    return r["status"] == "ok" and isinstance(r.get("recall"), float | int)
+
+
+# -- export ----------------------------------------------------------------------------------
+def test_export_opens_in_pandas_with_one_row_per_point(results, html):
+    pd = pytest.importorskip("pandas")
+    records = [r for r in load_results(results) if r.get("kind") != "concurrency"]
+    frame = pd.read_csv(results / "points.csv")
+    assert len(frame) == len(records) and frame["key"].tolist() == [r["key"] for r in records]
+    for column in ("dataset", "store", "engine", "family", "build", "search", "build.M", "search.ef", "recall",
+                   "qps", "p50_ms", "p95_ms", "p99_ms", "build_s", "memory_bytes", "status", "error"):  # fmt: skip
+        assert column in frame.columns, column
+    row = frame.set_index("key").loc["mismatch-point"]
+    source = next(r for r in records if r["key"] == "mismatch-point")
+    assert row["recall"] == pytest.approx(source["recall"]) and row["search.ef"] == 41 and row["search"] == "ef=41"
+    assert row["engine"] == source["engine"]["label"] and row["config_mismatch"] == "ef: asked 41, engine reports 64"
+    failed = frame[frame["status"] == "failed"]
+    assert len(failed) == 2 and failed["error"].str.contains("engine refused create").all()
+    parquet = pd.read_parquet(results / "points.parquet")
+    assert len(parquet) == len(records) and list(parquet.columns) == list(frame.columns)
+    assert parquet["qps"].dtype.kind == "f" and parquet["baseline"].dtype.kind == "b"
+    with open(results / "points.csv", encoding="utf-8", newline="") as f:
+        assert JAPANESE in {r["dataset"] for r in csv.DictReader(f)}
+
+
+def test_sweep_without_report_still_writes_the_export(tmp_path, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+    config = tmp_path / "c.yaml"
+    config.write_text("k: 5\nruns: 1\nwarmup: 0\ndatasets: [{name: t, synthetic: {n: 300, dim: 4, queries: 10}}]\n"
+                      "stores: [{store: exact, index: flat}]\n")  # fmt: skip
+    assert main(["sweep", "-c", str(config), "-o", str(tmp_path / "out"), "--no-report"]) == 0
+    assert not (tmp_path / "out" / "report.html").exists()
+    frame = pd.read_csv(tmp_path / "out" / "points.csv")
+    assert frame[["store", "recall", "status"]].values.tolist() == [["exact", 1.0, "ok"]]

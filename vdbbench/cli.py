@@ -11,18 +11,30 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from vdbbench.config import DEFAULT_CONFIG, ConfigError, load_config
 from vdbbench.datasets import KNOWN, DatasetError, data_dir
+from vdbbench.provenance import redact_logs, redact_text
 from vdbbench.results import load_results
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` stops the servers it started."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so every ``finally`` stops the servers it started."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Terminated(f"signal {signum}")
+
+
+def _error(e: BaseException) -> None:
+    """Print an error, secrets removed, unwrapped so a command in it can be copied whole."""
+    console.print(f"[red]error:[/] {markup_escape(redact_text(str(e)))}", soft_wrap=True)
 
 
 def summary_table(records: list[dict[str, Any]]) -> Table:
@@ -57,8 +69,7 @@ def concurrency_table(records: list[dict[str, Any]]) -> Table:
                 " ".join(f"{k}={v}" for k, v in r["search"].items())]
         if r.get("status") != "ok":
             table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
-            continue
-        for lv in r["concurrency"]["levels"]:
+        for lv in (r.get("concurrency") or {}).get("levels", []):  # a failed record keeps the counts measured
             note = "client-bound" if lv.get("client_bound") else ""
             table.add_row(*head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}",
                           f"{lv['p99_ms']:.3f}", note)
@@ -76,11 +87,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"config {config_path} → results in {Path(args.out) / 'results.jsonl'}")
         counts = sweep.run()
     except (ConfigError, DatasetError) as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         console.print("[yellow]interrupted[/]: measured points are saved; run the same command to resume")
-        return 130
+        return getattr(e, "exit_code", 130)
     records = load_results(args.out)
     console.print(summary_table(records))
     if any(r.get("kind") == "concurrency" for r in records):
@@ -89,18 +100,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"
     )
-    if not args.no_report:
-        _write_report(Path(args.out), args.report)
+    if args.no_report or not _write_report(Path(args.out), args.report):
+        from vdbbench.export import write_points
+
+        paths = write_points(records, Path(args.out))  # the report writes them next to itself otherwise
+        console.print(f"points: {', '.join(map(str, paths))}")
     return 1 if counts["failed"] and args.strict else 0
 
 
-def _write_report(out_dir: Path, target: str | None) -> None:
+def _write_report(out_dir: Path, target: str | None) -> bool:
+    """Write the HTML report (and the points export next to it); False when the report's libraries are missing."""
     try:
         from vdbbench.report import write_report
     except ImportError:
-        return
+        return False
     path = write_report(out_dir, Path(target) if target else None)
-    console.print(f"report: {path}")
+    console.print(f"report: {path} (all points: points.csv next to it)")
+    return True
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -125,7 +141,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             try:
                 console.print(f"{name}: {prepare(name)}")
             except DatasetError as e:
-                console.print(f"[red]error:[/] {e}")
+                _error(e)
                 return 2
     return 0
 
@@ -148,10 +164,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             force=args.force,
         )
     except DatasetError as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
-    from rich.markup import escape as markup_escape
-
     from vdbbench.datasets import load_hdf5
 
     ds = load_hdf5(path, name)
@@ -232,7 +246,7 @@ def cmd_services(args: argparse.Namespace) -> int:
                 )  # fmt: skip
             Console().print(table)
     except services.ServicesError as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
     return 0
 
@@ -248,7 +262,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(Path(args.results), Path(args.output) if args.output else None,
                             Path(args.baseline) if args.baseline else None)  # fmt: skip
     except FileNotFoundError as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
     console.print(f"report: {path}")
     return 0
@@ -260,7 +274,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         comp = compare_dirs(args.old, args.new)
     except FileNotFoundError as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
     out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(comparison_table(comp))
@@ -273,6 +287,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{n['matched']} point(s) matched: {n['significant']} changed beyond noise, {n['regressions']} worse; "
         f"{n['only_old']} only in old, {n['only_new']} only in new"
     )
+    if not n["matched"]:
+        console.print(
+            "[red]no point matched[/]: the two sweeps share no dataset, store label, index, build and search "
+            "setting and k, so nothing was compared"
+        )
+        return 1 if args.fail_on_regression else 0
     return 1 if args.fail_on_regression and n["regressions"] else 0
 
 
@@ -390,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    redact_logs()
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt as e:  # outside a sweep: nothing to save, exit as the signal asks
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":

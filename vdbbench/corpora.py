@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,18 @@ def texts_sha256(texts: list[str]) -> str:
 FORMATS = (".txt", ".jsonl", ".csv", ".parquet")
 
 
+def iconv_command(path: Path, encoding: str) -> str:
+    """A shell command converting ``path`` to UTF-8 next to it, keeping its format's suffix (quoted for the shell)."""
+    path = Path(path)
+    target = path.with_name(f"{path.stem}.utf8{path.suffix}")
+    return f"iconv -f {encoding} -t UTF-8 {shlex.quote(str(path))} > {shlex.quote(str(target))}"
+
+
 def _decode_utf8(raw: bytes, path: Path) -> str:
     """Decode as UTF-8 (a BOM is allowed) or raise CorpusError naming the byte, line and the likely encoding."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CorpusError(
-            f"{path} is UTF-16 text, not UTF-8; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 {path} > out.txt)"
-        )
+        command = iconv_command(path, "UTF-16")
+        raise CorpusError(f"{path} is UTF-16 text, not UTF-8; re-save it as UTF-8 (e.g. {command})")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -71,7 +78,7 @@ def _decode_utf8(raw: bytes, path: Path) -> str:
                 raw.decode(codec)
             except UnicodeDecodeError:
                 continue
-            hint = f" It decodes as {label}: iconv -f {codec.upper().replace('_', '-')} -t UTF-8 {path} > out"
+            hint = f" It decodes as {label}: {iconv_command(path, codec.upper().replace('_', '-'))}"
             break
         raise CorpusError(
             f"{path} is not UTF-8 at byte {e.start} (line {line}); re-save it as UTF-8.{hint}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -25,6 +26,8 @@ import numpy as np
 
 from vdbbench.distances import canonical_metric
 from vdbbench.groundtruth import device_name, exact_knn
+
+log = logging.getLogger(__name__)
 
 GROUND_TRUTH_K = 100
 SCAN_ROWS = 16384  # train rows checked at once for NaN / infinity
@@ -157,6 +160,12 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
         attrs = {k: _jsonable(v) for k, v in f.attrs.items()}
         validate_arrays(f["train"], test, str(path))
         if neighbors is None or distances is None:
+            log.warning(
+                "%s has no 'neighbors' and 'distances': computing exact ground truth (%d queries over %d vectors, "
+                "k=%d) on %s; this is redone on every load unless the file stores them "
+                "(python -m vdbbench groundtruth FILE writes them)",
+                path, test.shape[0], f["train"].shape[0], GROUND_TRUTH_K, device_name(),
+            )  # fmt: skip
             neighbors, distances = exact_knn(f["train"], test, metric, GROUND_TRUTH_K)
     train = open_rows(path, "train")
     if neighbors.shape[0] != test.shape[0]:

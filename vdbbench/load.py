@@ -24,6 +24,14 @@ from vdbbench.worker import StoreWorker, _Host
 CLIENT_BOUND_SHARE = 0.9  # a client process busy this share of the wall time limits QPS itself
 
 
+class LoadFailed(RuntimeError):
+    """One client count failed; ``levels`` keeps the client counts measured before it."""
+
+    def __init__(self, clients: int, cause: BaseException, levels: list[dict[str, Any]]) -> None:
+        super().__init__(f"failed at {clients} clients: {cause}")
+        self.clients, self.cause, self.levels = clients, cause, levels
+
+
 def client_bound(kind: str, cpu_share: float) -> bool | None:
     """Whether the client, not the store, limits QPS; None where the store runs inside the client."""
     if kind != "server":
@@ -138,9 +146,12 @@ def measure_concurrency(
         levels = []
         for n in sorted(set(clients)):
             start_at = time.time() + (2.0 if engine == "ray" else 0.5)  # every client is waiting before it
-            for w in workers[:n]:
-                w.send("timed_closed_loop", k, start_at, duration_s)
-            answers = [w.receive(timeout=duration_s + 120) for w in workers[:n]]
+            try:
+                for w in workers[:n]:
+                    w.send("timed_closed_loop", k, start_at, duration_s)
+                answers = [w.receive(timeout=duration_s + 120) for w in workers[:n]]
+            except Exception as e:
+                raise LoadFailed(n, e, levels) from e
             levels.append(merge_level(answers, kind))
         return levels
     finally:

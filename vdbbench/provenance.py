@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -22,19 +23,71 @@ PACKAGES = (
     "qdrant-client", "weaviate-client", "elasticsearch", "docker",
 )  # fmt: skip
 
-SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential|auth", re.IGNORECASE)
+# a name that holds a secret: the word may close a longer name (redis_password, PGPASSWORD, x-api-key),
+# but not start a longer word (max_tokens, author, passages)
+SECRET_NAME = (
+    r"(?:passwords?|passwd|pwd|secrets?|token|api[_-]?key|apikey|access[_-]?key|authorization|auth"
+    r"|credentials?)(?![a-z])"
+)
+SECRET_KEY = re.compile(SECRET_NAME, re.IGNORECASE)
+# scheme://user:PASSWORD@host, also with an empty user (redis://:PASSWORD@host)
+URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+# NAME=value, NAME: value, "NAME": "value" (libpq DSNs, URL queries, headers, dict reprs in messages)
+SECRET_VALUE = re.compile(
+    rf"(?P<name>[\w.-]*{SECRET_NAME}[\"']?\s*[=:]\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|(?:bearer|basic|token)\s+[^\s'\",;&]+|[^\s'\"&;,)}\]]+)",
+    re.IGNORECASE,
+)
 REDACTED = "***"
 
 
+def _mask_value(match: re.Match) -> str:
+    value = match["value"]
+    quote = value[0] if value[0] in "'\"" else ""
+    return f"{match['name']}{quote}{REDACTED}{quote}"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with URL passwords and the values of secret-named keys replaced by ``***``."""
+    return SECRET_VALUE.sub(_mask_value, URL_PASSWORD.sub(rf"\1{REDACTED}@", text))
+
+
 def redact(value: Any) -> Any:
-    """A copy of ``value`` with every secret-looking key's value and URL password replaced."""
+    """A copy of ``value`` with every secret removed: the one redaction used for results, logs,
+    reports and error messages. Secret-named mapping keys lose their value whole; strings lose URL
+    passwords (``user:pw@``, ``:pw@``), and ``password=``/``token:``/``Authorization: Bearer`` values
+    in DSNs, URL queries, headers and messages."""
     if isinstance(value, dict):
         return {k: (REDACTED if SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return re.sub(r"(://[^:/@\s]+:)[^@/\s]+@", rf"\1{REDACTED}@", value)
+        return redact_text(value)
     return value
+
+
+class RedactingFilter(logging.Filter):
+    """Removes secrets from every log message that passes the handler it is attached to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def redact_logs() -> None:
+    """Attach the redacting filter to every root handler (configuring one if there is none), so
+    messages of the vdbbench loggers, and of the engine libraries they call, lose their secrets."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def git_commit() -> dict[str, Any]:

@@ -26,16 +26,27 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from vdbbench.compare import Comparison, compare_records, params_text, qps_range
+from vdbbench.engines import record_identity, stand_in_warning
+from vdbbench.export import write_points
+from vdbbench.ranking import Ranking, host_price, memory_bytes, rank, recall_targets
 from vdbbench.results import load_results
+from vdbbench.stores import ADAPTERS, get_store_class
 
-RECALL_BARS = (0.90, 0.95, 0.99)
+# Share of a store's points at or above the highest target beyond which recall no longer separates stores.
+SATURATED_SHARE = 0.5
+# Build parameters shown in a plot label, so the labels leave the plot its width.
+PLOT_PARAMS_SHOWN = 36
+# Further measurement columns per table, so the per-point tables never outgrow the page.
+EXTRA_COLUMNS = 7
+# Parameter text longer than this is cut in table cells, with the full text under <details>.
+PARAMS_SHOWN = 48
 
 # Fields the report shows in their own place; any other numeric field is shown as an extra column.
 KNOWN_FIELDS = frozenset({
     "key", "time", "dataset", "store", "label", "index", "metric", "build", "search", "k", "runs", "options",
     "status", "error", "recall", "qps", "qps_runs", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "duplicate_answers",
     "short_answers", "invalid_ids", "insert_s", "index_s", "build_s", "effective", "resources", "engine_version",
-    "config_mismatch", "dataset_info", "provenance",
+    "config_mismatch", "dataset_info", "provenance", "engine", "host", "settings", "settings_note", "param_source",
 })  # fmt: skip
 
 # Fields of a concurrency record, shown in its own table.
@@ -130,11 +141,20 @@ class Series:
     index: str
     color: str
     marker: str
+    engine: dict[str, Any]
+
+    @property
+    def who(self) -> str:
+        """The engine measured (``Milvus Lite 3.2.2 (embedded)``), after the config's label where the user named it."""
+        return self.engine["label"] if self.label == self.store else f"{self.label} ({self.engine['label']})"
 
     @property
     def name(self) -> str:
-        who = self.label if self.label == self.store else f"{self.label} ({self.store})"
-        return f"{who} · {self.index}"
+        return f"{self.who} · {self.index}"
+
+    @property
+    def baseline(self) -> bool:
+        return bool(self.engine.get("baseline"))
 
     def plot_name(self) -> str:
         return f"{self.tag} {plot_text(self.name) or ''}".strip()
@@ -145,13 +165,16 @@ def series_key(record: dict[str, Any]) -> tuple[str, str]:
 
 
 def build_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], Series]:
+    """One series per store label × family, named by the engine its records say was measured."""
     out: dict[tuple[str, str], Series] = {}
     for r in records:
         key = series_key(r)
         if key not in out:
             i = len(out)
             out[key] = Series(f"S{i + 1}", key[0], str(r.get("store")), key[1], COLORS[i % len(COLORS)],
-                              MARKERS[i % len(MARKERS)])  # fmt: skip
+                              MARKERS[i % len(MARKERS)], record_identity(r))  # fmt: skip
+        elif out[key].engine.get("version") is None and (r.get("engine") or r.get("engine_version")):
+            out[key].engine = record_identity(r)  # a failed first record knew no version; a later one does
     return out
 
 
@@ -175,6 +198,13 @@ def pareto_frontier(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return frontier[::-1]
 
 
+def setting_text(record: dict[str, Any]) -> str:
+    """Search parameters first (what moves recall at a target), then the build's: cut text still shows the knob."""
+    search, build = params_text(record.get("search")), params_text(record.get("build"))
+    parts = [search if record.get("search") else "", f"build {build}" if record.get("build") else ""]
+    return " · ".join(x for x in parts if x) or "defaults"
+
+
 def all_params(record: dict[str, Any]) -> str:
     return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
 
@@ -182,6 +212,11 @@ def all_params(record: dict[str, Any]) -> str:
 def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
     meeting = [r for r in points if r["recall"] >= bar]
     return max(meeting, key=lambda r: r["qps"]) if meeting else None
+
+
+def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
+    """Parameter text cut to fit a table cell (the full text goes under <details>) or a plot label."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # -- plots -------------------------------------------------------------------------------
@@ -209,7 +244,7 @@ def _qps_tick(value: float, _pos: Any = None) -> str:
 
 def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False) -> str:
     """Plot label of one build: tag, (name,) build parameters; ASCII-safe parts only when glyphs are missing."""
-    params = params_text(build) if build else ""
+    params = short_params(params_text(build), PLOT_PARAMS_SHOWN) if build else ""
     name = plot_text(s.name) if with_name or not params else None
     return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
@@ -220,16 +255,18 @@ def _png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any) -> str:
+def recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any,
+                    targets: tuple[float, ...]) -> str:  # fmt: skip
     """Recall@k vs QPS (log) per series: frontier joined by a line, dominated points faint."""
     with _plot_style():
-        return _recall_qps_plot(points, series, k)
+        return _recall_qps_plot(points, series, k, targets)
 
 
-def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any) -> str:
+def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any,
+                     targets: tuple[float, ...]) -> str:  # fmt: skip
     from matplotlib.ticker import FuncFormatter
 
-    fig = _figure(9, 5.4)
+    fig = _figure(9, 5.4 + 0.16 * len({series_key(r) for r in points}))
     ax = fig.add_subplot()
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in points:
@@ -240,11 +277,11 @@ def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str],
         front_ids = {id(r) for r in front}
         dominated = [r for r in pts if id(r) not in front_ids]
         ax.plot([r["recall"] for r in front], [r["qps"] for r in front], color=s.color, marker=s.marker,
-                markersize=6, linewidth=1.8, label=s.plot_name())  # fmt: skip
+                markersize=6, linewidth=1.8, linestyle="--" if s.baseline else "-", label=s.plot_name())  # fmt: skip
         if dominated:
             ax.scatter([r["recall"] for r in dominated], [r["qps"] for r in dominated], color=s.color,
                        marker=s.marker, s=30, alpha=0.3, linewidths=0)  # fmt: skip
-    for bar in RECALL_BARS:
+    for bar in targets:
         ax.axvline(bar, color="#999999", linestyle=":", linewidth=0.9)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(_qps_tick))
@@ -255,7 +292,7 @@ def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str],
     ax.set_ylabel("queries per second (log scale)")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    ax.legend(loc="best", fontsize=8, frameon=True)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)  # below: never hides a point
     return _png_data_uri(fig)
 
 
@@ -273,7 +310,7 @@ def _build_time_plot(timed: list[dict[str, Any]]) -> str:
 
     fig = _figure(9, 1.2 + 0.32 * len(timed))
     ax = fig.add_subplot()
-    labels = [build_label(b["series"], b["build"], with_name=True) for b in timed]
+    labels = [build_label(b["series"], b["build"]) for b in timed]  # tag + parameters; names in the HTML legend
     insert = [b.get("insert_s") or 0.0 for b in timed]
     index = [b.get("index_s") or 0.0 for b in timed]
     colors = [b["series"].color for b in timed]
@@ -294,8 +331,10 @@ def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]
     measured = [r for r in loads if r.get("status") == "ok" and (r.get("concurrency") or {}).get("levels")]
     if not measured:
         return None
+    from matplotlib.ticker import FuncFormatter
+
     with _plot_style():
-        fig = _figure(9, 4.2)
+        fig = _figure(9, 4.2 + 0.16 * len(measured))
         ax = fig.add_subplot()
         seen: dict[str, int] = defaultdict(int)
         for r in measured:
@@ -309,11 +348,13 @@ def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]
         ax.set_xscale("log", base=2)
         ax.set_xticks(clients, [str(c) for c in clients])
         ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("queries per second (all clients)")
+        ax.set_ylabel("queries per second, all clients (log scale)")
+        ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_tick_formatter())
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _qps_tick(v, _) if str(v)[0] in "25" else ""))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="minor", alpha=0.1)
+        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
         return _png_data_uri(fig)
 
 
@@ -388,11 +429,12 @@ def build_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Seri
             "index_s": None,
             "build_s": None,
             "resources": {},
-            "engine_version": None,
+            "memory": None,
         })  # fmt: skip
         if row["insert_s"] is None and r.get("insert_s") is not None:
             row.update(insert_s=r.get("insert_s"), index_s=r.get("index_s"), build_s=r.get("build_s"))
-        row["engine_version"] = row["engine_version"] or r.get("engine_version")
+        if is_number(memory := memory_bytes(r)):
+            row["memory"] = max(row["memory"] or 0, memory)
         for name, value in (r.get("resources") or {}).items():
             known = row["resources"].get(name)
             if is_number(value) and is_number(known):
@@ -415,9 +457,10 @@ def load_rows(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]
 
 
 def load_findings(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[Markup]:
-    """Which store served the most queries per second at the largest client count measured."""
+    """Which database (a baseline only when no database has figures) served the most at the most clients measured."""
     levels = [(r, lv) for r in loads if r.get("status") == "ok"
               for lv in (r.get("concurrency") or {}).get("levels") or [] if is_number(lv.get("qps"))]  # fmt: skip
+    levels = [x for x in levels if not series[series_key(x[0])].baseline] or levels
     if not levels:
         return []
     most = max(lv.get("clients", 0) for _, lv in levels)
@@ -431,64 +474,174 @@ def load_findings(loads: list[dict[str, Any]], series: dict[tuple[str, str], Ser
     return [sentence + Markup(".")]
 
 
-def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
+def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series],
+             targets: tuple[float, ...]) -> list[dict[str, Any]]:  # fmt: skip
+    """Per store · family: the fastest explicit point meeting each target; databases first, baselines last."""
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in points:
         by_series[series_key(r)].append(r)
     rows = []
-    for key, s in series.items():
+    for key, s in sorted(series.items(), key=lambda kv: kv[1].baseline):
         if key not in by_series:
             continue
         pts = by_series[key]
         rows.append({
             "series": s,
-            "cells": [best_at(pts, bar) for bar in RECALL_BARS],
+            "cells": [best_at(pts, bar) for bar in targets],
             "max_recall": max(r["recall"] for r in pts),
         })  # fmt: skip
     return rows
 
 
-def findings(points: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[Markup]:
-    """Plain sentences: the fastest store at each recall bar, and how far the next store is behind."""
-    out = []
-    if not points:
-        return [Markup("No point was measured successfully on this dataset.")]
-    for bar in RECALL_BARS:
-        per_store: dict[str, dict[str, Any]] = {}
-        for r in points:
-            if r["recall"] >= bar and (r["label"] not in per_store or r["qps"] > per_store[r["label"]]["qps"]):
-                per_store[r["label"]] = r
-        ranked = sorted(per_store.values(), key=lambda r: -r["qps"])
-        if not ranked:
-            top = max(points, key=lambda r: (r["recall"], r["qps"]))
-            out.append(
-                Markup("No store reached recall ≥ {}; the highest was {} by <strong>{}</strong> ({}).").format(
-                    f"{bar:.2f}", f"{top['recall']:.4f}", series[series_key(top)].name, all_params(top) or "defaults"
-                )
-            )
-            continue
-        best = ranked[0]
-        sentence = Markup("At recall ≥ {}, the fastest was <strong>{}</strong> with {} QPS (recall {}, {})").format(
-            f"{bar:.2f}",
-            series[series_key(best)].name,
-            fmt_num(best["qps"]),
-            f"{best['recall']:.4f}",
-            all_params(best) or "defaults",
+def entry_sentence(rk: Ranking, host: dict[str, Any] | None) -> Markup:
+    """One plain sentence per target: the fastest database, by how much, and at what setting."""
+    bar = f"{rk.target:.2f}"
+    best = rk.winner
+    if best is None:
+        if not rk.missed:
+            return Markup("Recall ≥ {}: no database was measured successfully.").format(bar)
+        top = rk.missed[0]
+        return Markup("No database reached recall ≥ {}; the closest was <strong>{}</strong> at recall {}.").format(
+            bar, top.name, f"{top.best_recall:.4f}"
         )
-        if len(ranked) > 1:
-            second = ranked[1]
-            a, b = qps_range(best), qps_range(second)
-            tied = a and b and b[1] >= a[0]
-            sentence += Markup("; the next store, {}, reached {} QPS ({}× slower{})").format(
-                series[series_key(second)].name,
-                fmt_num(second["qps"]),
-                fmt_num(best["qps"] / second["qps"], 2),
-                ", within the run-to-run spread, so treat them as tied" if tied else "",
-            )
-        else:
-            sentence += Markup("; no other store reached this recall")
-        out.append(sentence + Markup("."))
+    p = best.point
+    sentence = Markup("At recall ≥ {}, the fastest database was <strong>{}</strong> with {} QPS (p99 {} ms, recall {}, "
+                      "{} {})").format(bar, best.name, fmt_num(p["qps"]), fmt_num(p.get("p99_ms")),
+                                       f"{p['recall']:.4f}", p.get("index"),
+                                       params_text(p.get("search")) if p.get("search") else "defaults")  # fmt: skip
+    if best.cost is not None and host:
+        sentence += Markup(", {} {} per million queries").format(fmt_num(best.cost), host["currency"])
+    if len(rk.databases) > 1:
+        second = rk.databases[1]
+        sentence += Markup("; the next, {}, served {} QPS ({}× slower{})").format(
+            second.name, fmt_num(second.point["qps"]), fmt_num(second.ratio, 2),
+            ", within the run-to-run spread, so treat them as tied" if second.tied_with_above else "",
+        )  # fmt: skip
+    else:
+        sentence += Markup("; no other database reached this recall")
+    if rk.missed:
+        sentence += Markup(". Not reached by {}").format(", ".join(e.name for e in rk.missed))
+    return sentence + Markup(".")
+
+
+def ranking_rows(rk: Ranking) -> list[dict[str, Any]]:
+    """Table rows of one target: ranked databases, then those that missed it, then baselines as reference."""
+    rows = []
+    for group, entries in (("db", rk.databases), ("missed", rk.missed), ("baseline", rk.baselines)):
+        for i, e in enumerate(entries):
+            rows.append({"group": group, "rank": i + 1 if group == "db" else None, "e": e, "p": e.point,
+                         "setting": setting_text(e.point) if e.point else "",
+                         "memory": memory_bytes(e.point) if e.point else None})  # fmt: skip
+    return rows
+
+
+def saturation_warning(points: list[dict[str, Any]], targets: tuple[float, ...]) -> str | None:
+    """A warning when recall hardly separates the stores: most points of every store at or above the top target."""
+    top = max(targets)
+    by_store: dict[str, list[float]] = defaultdict(list)
+    for r in points:
+        if not record_identity(r).get("baseline"):
+            by_store[str(r.get("label"))].append(r["recall"])
+    if not by_store:
+        return None
+    shares = {label: sum(x >= top for x in recalls) / len(recalls) for label, recalls in by_store.items()}
+    if min(shares.values()) <= SATURATED_SHARE:
+        return None
+    share = sum(x >= top for v in by_store.values() for x in v) / sum(len(v) for v in by_store.values())
+    return (f"Recall saturates on this dataset: on every database most settings reach recall ≥ {top:.2f} "
+            f"({share:.0%} of all points), so the targets hardly separate the databases and the comparison is "
+            "mostly about speed at near-perfect recall. Use harder data (your own embeddings, more vectors) or "
+            "lower search settings (smaller ef / nprobe) to see the trade-off.")  # fmt: skip
+
+
+def cheap_targets(rankings: list[Ranking], points: list[dict[str, Any]]) -> list[str]:
+    """Targets every database met with its cheapest measured setting: the ranking there stops at the grid's edge."""
+    lowest: dict[str, float] = {}
+    for r in points:
+        if r.get("target_recall") is None and not record_identity(r).get("baseline"):
+            label = str(r.get("label"))
+            lowest[label] = min(lowest.get(label, 1.0), r["recall"])
+    out = []
+    for rk in rankings:
+        if lowest and rk.databases and not rk.missed and all(x >= rk.target for x in lowest.values()):
+            out.append(f"{rk.target:.2f}")
     return out
+
+
+def missing_figures(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[str]:
+    """Which databases have no concurrency or batch figures, and why (from the records' reasons)."""
+    databases: dict[str, str] = {}
+    for r in records:
+        s = series[series_key(r)]
+        if not s.baseline:
+            databases.setdefault(str(r.get("label")), s.who)
+    loads = [r for r in records if is_load(r)]
+    config = next(((r.get("provenance") or {}).get("config") for r in records if r.get("provenance")), None) or {}
+    out = []
+    if not loads:
+        out.append("No concurrency figures: the sweep did not measure concurrent clients "
+                   "(add concurrency: {clients: [1, 2, 4]} to the config).")  # fmt: skip
+    else:
+        for label, who in databases.items():
+            mine = [r for r in loads if str(r.get("label")) == label]
+            if any(r.get("status") == "ok" for r in mine):
+                continue
+            reasons = sorted({str(r.get("error") or r.get("status")) for r in mine})
+            reasons = reasons or ["no concurrency measurement was recorded (see failed points)"]
+            out.append(f"No concurrency figures for {who}: {'; '.join(reasons)}.")
+    points = [r for r in records if not is_load(r) and r.get("status") == "ok"]
+    if config.get("batch_size") == 0:
+        out.append("No batch figures: batch search was switched off (batch_size: 0).")
+        return out
+    for label, who in databases.items():
+        mine = [r for r in points if str(r.get("label")) == label]
+        if not mine or any(isinstance(r.get("batch"), dict) for r in mine):
+            continue
+        store = str(mine[0].get("store"))
+        adapter = get_store_class(store) if store in ADAPTERS else None
+        why = ("its adapter has no batch search call" if adapter is not None and not adapter.supports_batch_search
+               else "the sweep recorded no batch measurement for it")  # fmt: skip
+        out.append(f"No batch figures for {who}: {why}.")
+    return out
+
+
+def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
+             targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+    """The first screen of one dataset: ranking per target, sentences, and what the figures cannot say."""
+    points = [r for r in records if not is_load(r) and is_ok(r)]
+    rankings = rank(records, targets) if points else []
+    host = host_price(records)
+    warnings = [w for w in [saturation_warning(points, targets)] if w]
+    if cheap := cheap_targets(rankings, points):
+        warnings.append(f"At recall ≥ {' and '.join(cheap)} every database's cheapest setting already qualifies, "
+                        "so that ranking only compares the lowest settings tried; add lower ones (smaller ef / nprobe) "
+                        "to find each database's true speed there.")  # fmt: skip
+    return {
+        "rankings": [
+            {
+                "target": rk.target,
+                "sentence": entry_sentence(rk, host),
+                "rows": ranking_rows(rk),
+                "tuned": any(e.tuned for e in rk.databases + rk.missed + rk.baselines),
+            }
+            for rk in rankings
+        ],  # fmt: skip
+        "warnings": warnings,
+        "missing": missing_figures(records, series),
+        "host": host,
+        "ndcg": any(is_number(r.get("ndcg@10")) for r in points),
+    }
+
+
+def stand_in_warnings(series: dict[tuple[str, str], Series]) -> str | None:
+    """One sentence naming every embedded engine that stands in for a server product, or None."""
+    out: list[str] = []
+    for s in series.values():
+        warning = stand_in_warning(s.engine)
+        if warning and warning not in out:
+            out.append(warning)
+    text = "; ".join(out)
+    return text[:1].upper() + text[1:] + "." if out else None
 
 
 def provenance_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -524,8 +677,8 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
     return texts
 
 
-def dataset_section(number: int, name: str, records: list[dict[str, Any]],
-                    series: dict[tuple[str, str], Series]) -> dict[str, Any]:  # fmt: skip
+def dataset_section(number: int, name: str, records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
+                    targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
     loads = [r for r in records if is_load(r)]
     everything, records = records, [r for r in records if not is_load(r)]
     ok = [r for r in records if is_ok(r)]
@@ -537,7 +690,6 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         frontier_ids |= {id(r) for r in pareto_frontier(pts)}
     extra_keys = sorted({k for r in records for k in extra_measurements(r)})
     builds = build_rows(everything, series)
-    resource_keys = sorted({k for b in builds for k in b["resources"]})
     info = next((r.get("dataset_info") for r in everything if r.get("dataset_info")), None) or {}
     k = everything[0].get("k")
     used = [s for key, s in series.items() if any(series_key(r) == key for r in everything)]
@@ -550,17 +702,23 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]],
         "series": used,
         "plotted": {series[series_key(r)].tag for r in ok},
         "counts": _status_counts(records),
-        "findings": findings(ok, series) + load_findings(loads, series),
-        "headline": headline(ok, series),
-        "plot": recall_qps_plot(ok, series, k) if ok else None,
+        "decision": decision(everything, series, targets),
+        "load_findings": load_findings(loads, series),
+        "headline": headline(ok, series, targets),
+        "plot": recall_qps_plot(ok, series, k, targets) if ok else None,
         "build_plot": build_time_plot(builds),
         "builds": builds,
-        "resource_keys": resource_keys,
         "extra_keys": extra_keys,
+        "extra_groups": [extra_keys[i : i + EXTRA_COLUMNS] for i in range(0, len(extra_keys), EXTRA_COLUMNS)],
         "points": [point_row(r, series[series_key(r)], frontier_ids, extra_keys) for r in _sorted(records)],
         "loads": load_rows(loads, series),
         "load_plot": load_plot(loads, series),
     }
+
+
+def _series_of(record: dict[str, Any]) -> Series:
+    """A stand-alone series for a record of another sweep (a baseline comparison), to name it."""
+    return build_series([record])[series_key(record)]
 
 
 def _sorted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -595,16 +753,19 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
                   title: str = "vdbbench report", baseline_name: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the template shows, computed from the records."""
     series = build_series(records)
+    targets = recall_targets(records)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_dataset[str(r.get("dataset"))].append(r)
-    datasets = [dataset_section(i + 1, name, recs, series) for i, (name, recs) in enumerate(by_dataset.items())]
+    datasets = [
+        dataset_section(i + 1, name, recs, series, targets) for i, (name, recs) in enumerate(by_dataset.items())
+    ]
     runs = provenance_runs(records)
     times = sorted(str(r["time"]) for r in records if r.get("time"))
     engine_versions: dict[str, set[str]] = defaultdict(set)
     for r in records:
         if r.get("engine_version"):
-            engine_versions[series[series_key(r)].name].add(str(r["engine_version"]))
+            engine_versions[series[series_key(r)].who].add(str(r["engine_version"]))
     points = [r for r in records if not is_load(r)]
     loads = [r for r in records if is_load(r)]
     return {
@@ -615,7 +776,9 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
         "loads": loads,
         "series": list(series.values()),
         "datasets": datasets,
-        "bars": RECALL_BARS,
+        "bars": targets,
+        "name_of": lambda r: (series.get(series_key(r)) or _series_of(r)).name,
+        "stand_ins": stand_in_warnings(series),
         "first_time": times[0] if times else None,
         "last_time": times[-1] if times else None,
         "k_values": sorted({r.get("k") for r in records if r.get("k") is not None}),
@@ -638,8 +801,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_num, bytes=fmt_bytes, resource=fmt_resource, params=params_text, json=compact_json)
-    env.globals.update(is_number=is_number, all_params=all_params)
+    env.filters.update(num=fmt_num, bytes=fmt_bytes, resource=fmt_resource, params=params_text, json=compact_json,
+                       short=short_params)  # fmt: skip
+    env.globals.update(is_number=is_number, all_params=all_params, setting=setting_text)
     return env
 
 
@@ -663,4 +827,5 @@ def write_report(results_dir: Path, target: Path | None = None, baseline: Path |
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
+    write_points(records, target.parent)  # the raw numbers next to the report, for pandas or a spreadsheet
     return target

@@ -6,10 +6,13 @@ import hashlib
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vdbbench.provenance import redact
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def _default(value: Any) -> Any:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All complete records in ``path``; a torn last line from a crash is skipped with a warning."""
+    """All complete records in ``path`` (secrets removed, also from files older harnesses wrote);
+    a torn line from a crash is skipped with a warning."""
     if not path.exists():
         return []
     records = []
@@ -49,7 +53,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            records.append(json.loads(raw))
+            records.append(redact(json.loads(raw)))
         except json.JSONDecodeError:
             where = "last line" if number >= len(lines) - 1 else f"line {number}"
             log.warning("%s: %s is not a complete record (interrupted write?); ignoring it", path, where)
@@ -76,20 +80,52 @@ def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class ResultsFile:
-    """Append-only JSONL writer; every record is on disk (fsync) before ``append`` returns."""
+    """Append-only JSONL writer; every record is on disk (fsync) before ``append`` returns.
+
+    The directory is created by the first ``append``, so a sweep refused before it measured
+    anything leaves no empty output directory behind.
+    """
 
     def __init__(self, out_dir: str | Path) -> None:
         self.path = Path(out_dir) / RESULTS_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
+        self.repair()
 
-    def _repair_torn_tail(self) -> None:
-        """End the file with a newline so a record appended after a crash starts on its own line."""
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb+") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
+    def repair(self) -> Path | None:
+        """Move incomplete lines (a write torn by a crash) aside and keep only complete records.
+
+        The torn bytes go to ``results.jsonl.torn-<UTC time>`` next to the file, which is then
+        rewritten with its complete records only, so it stays JSONL and later reads do not warn.
+        Returns the path the torn bytes were moved to, or None when the file was whole.
+        """
+        if not self.path.exists():
+            return None
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        good, torn = [], []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                json.loads(raw)
+            except json.JSONDecodeError:
+                torn.append(raw)
+            else:
+                good.append(raw)
+        if not torn and (not data or data.endswith(b"\n")):
+            return None
+        aside = None
+        if torn:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
+            aside.write_bytes(b"\n".join(torn) + b"\n")
+            log.warning("%s: moved %d incomplete line(s) (interrupted write) to %s", self.path, len(torn), aside.name)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"".join(raw + b"\n" for raw in good))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        return aside
 
     def records(self) -> list[dict[str, Any]]:
         return read_records(self.path)
@@ -99,7 +135,9 @@ class ResultsFile:
         return {r["key"]: r for r in latest_per_point(self.records())}
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=_default, ensure_ascii=False) + "\n"
+        """Write one record (secrets removed) and return once it is on disk."""
+        line = json.dumps(redact(record), default=_default, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()

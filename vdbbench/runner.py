@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, SweepConfig
 from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hdf5, subsample, synthetic
-from vdbbench.load import client_bound, measure_concurrency
+from vdbbench.load import LoadFailed, client_bound, measure_concurrency
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
 from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
@@ -254,6 +254,7 @@ class Sweep:
                 "effective": worker.call("effective_config", timeout=60),
                 "resources": {**worker.call("resources", timeout=60), **engine.build_resources()},
                 "engine_version": worker.call("engine_version", timeout=60),
+                "engine": worker.call("engine_identity", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
             timed_out = isinstance(e, WorkerTimeout)
@@ -323,6 +324,13 @@ class Sweep:
                 ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
                 cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind, cc.engine, cc.address,
             )
+        except LoadFailed as e:  # the client counts measured before the failure are kept
+            self._record_load(ds, s, key, base, status="failed", **build_fields,
+                              error=f"load failed at {e.clients} clients: {_describe(e.cause)}",
+                              concurrency={"levels": e.levels, "failed_clients": e.clients,
+                                           "duration_s": cc.duration_s, "host_cpus": os.cpu_count(),
+                                           "engine": cc.engine, "address": cc.address})  # fmt: skip
+            return False
         except Exception as e:  # noqa: BLE001
             self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
             return False

@@ -17,8 +17,10 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 _RUNNING: set[LocalServer] = set()  # started and not yet stopped; stopped at exit
 _PR_SET_PDEATHSIG = 1
+SHM = Path("/dev/shm")
+PG_DSM_CONTROL_MAGIC = 0x9A503D32  # PostgreSQL's dynamic shared memory control segment (dsm.c)
+PG_DSM_ITEM = struct.Struct("<I36x")  # dsm_control_item: handle, refcnt, first_page, npages, pm handle, pinned
+PG_DSM_ITEMS_AT = 16  # the items follow magic, nitems, maxitems (uint32 each), aligned to 8 bytes
 
 
 class ServerError(StoreError):
@@ -221,10 +227,78 @@ class LocalServer:
         return found
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
+
+    def handle(self) -> dict[str, object]:
+        """What a process attached to this server needs to tell, later, whether it died (and why)."""
+        return {"name": self.name, "pid": self.pid, "log": str(self.log_path)}
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def unreachable(server: LocalServer | Mapping[str, object] | None, error: object, fallback: str) -> str:
+    """Why a server cannot be reached: 'the embedded X died' with its log tail when its process is gone,
+    else ``fallback`` (where the connection settings came from) and the client's ``error``."""
+    if isinstance(server, LocalServer):
+        server = server.handle()
+    if server and server.get("pid") and not _alive(int(server["pid"])):
+        return (f"the embedded {server['name']} (pid {server['pid']}) has died: {error}; "
+                f"end of its log:\n{log_tail(Path(str(server['log'])), 10)}")  # fmt: skip
+    return f"cannot reach {fallback}: {error}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def shared_memory_of(pid: int) -> list[str]:
+    """The POSIX shared memory segments (files under /dev/shm) process ``pid`` has mapped."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            found = {line.split(maxsplit=5)[5].strip() for line in maps if f" {SHM}/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in found if not p.endswith("(deleted)"))
+
+
+def remove_server_files(path: Path) -> None:
+    """Remove what a stopped or killed server left: a data directory, a file, or a shared memory segment.
+
+    A PostgreSQL control segment lists the other segments its postmaster created (parallel
+    workers' memory, statistics); those go with it, as PostgreSQL itself would clean them up
+    on its next start in the same data directory.
+    """
+    path = Path(path)
+    if path.parent == SHM and path.name.startswith("PostgreSQL."):
+        for handle in _pg_dsm_handles(path):
+            (SHM / f"PostgreSQL.{handle}").unlink(missing_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _pg_dsm_handles(control: Path) -> list[int]:
+    """Handles listed in a PostgreSQL DSM control segment; [] when it is not one (or is gone)."""
+    try:
+        data = control.read_bytes()
+    except OSError:
+        return []
+    if len(data) < PG_DSM_ITEMS_AT:
+        return []
+    magic, nitems, _ = struct.unpack_from("<III", data)
+    if magic != PG_DSM_CONTROL_MAGIC or PG_DSM_ITEMS_AT + nitems * PG_DSM_ITEM.size > len(data):
+        return []
+    return [PG_DSM_ITEM.unpack_from(data, PG_DSM_ITEMS_AT + i * PG_DSM_ITEM.size)[0] for i in range(nitems)]
 
 
 def as_user(user: str | None) -> dict[str, object]:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from vdbbench.servers import remove_server_files
+
 log = logging.getLogger(__name__)
 
 
@@ -156,6 +158,9 @@ class _Host:
 
 
 def _serve(conn: Any, target: str, workdir: str, options: dict[str, Any]) -> None:
+    from vdbbench.provenance import redact_logs
+
+    redact_logs()  # a spawned process has no logging set up: its warnings reach stderr through this filter
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     host = None
@@ -195,13 +200,18 @@ class StoreWorker:
         self.process.start()
         child_conn.close()
         self.owned_pids: set[int] = set()
+        self.owned_paths: set[str] = set()
+        self._stopped_for: str | None = None  # why the harness itself stopped the process (a time limit)
         self._pending = "start"
         self._wait("start", start_timeout)
 
     def _wait(self, method: str, timeout: float | None) -> Any:
+        if self._stopped_for:  # the harness stopped it for a time limit: whatever follows is no crash
+            raise WorkerTimeout(self._stopped_for)
         if not self._conn.poll(timeout):
+            self._stopped_for = f"{method} exceeded its time limit of {timeout:.0f} s and was stopped"
             self.kill()
-            raise WorkerTimeout(f"{method} exceeded its time limit of {timeout:.0f} s and was stopped")
+            raise WorkerTimeout(self._stopped_for)
         try:
             status, value = self._conn.recv()
         except (EOFError, ConnectionResetError):
@@ -215,6 +225,8 @@ class StoreWorker:
 
     def send(self, method: str, *args: Any) -> None:
         """Start ``method`` in the worker without waiting; ``receive`` collects its answer."""
+        if self._stopped_for:
+            raise WorkerTimeout(f"not run: the store's process was stopped earlier ({self._stopped_for})")
         if not self.alive:
             raise WorkerCrashed(f"the store's process is not running (exit code {self.process.exitcode})")
         try:
@@ -237,12 +249,14 @@ class StoreWorker:
         return self.receive(timeout)
 
     def _track_owned(self) -> None:
-        """Remember server processes the adapter started, which may not be our children (daemons)."""
-        try:
-            self._conn.send(("owned_processes", ()))
-            self.owned_pids.update(self._wait("owned_processes", 30) or [])
-        except (RemoteError, AttributeError):
-            pass
+        """Remember the server processes the adapter started (which may not be our children) and the
+        files and shared memory they write, so ``kill`` can stop and remove them without the adapter."""
+        for method, owned in (("owned_processes", self.owned_pids), ("owned_paths", self.owned_paths)):
+            try:
+                self._conn.send((method, ()))
+                owned.update(self._wait(method, 30) or [])
+            except (RemoteError, AttributeError):
+                pass
 
     @property
     def alive(self) -> bool:
@@ -269,6 +283,8 @@ class StoreWorker:
                 continue
         psutil.wait_procs(procs, timeout=10)
         self.process.join(5)
+        for path in sorted(self.owned_paths):  # what those servers wrote: data, secrets, shared memory
+            remove_server_files(Path(path))
 
     def close(self, grace: float = 30) -> None:
         """Ask the adapter to close (stopping its servers); kill whatever is left after ``grace`` s."""

@@ -186,9 +186,23 @@ class Store(ABC):
         """PIDs of server processes this adapter started, so the harness can stop them if it hangs."""
         return []
 
+    def owned_paths(self) -> list[str]:
+        """Files, directories and shared memory segments the servers this adapter started write, so the
+        harness can remove them when it had to kill the adapter's process (``close()`` never ran)."""
+        return []
+
     def engine_version(self) -> str | None:
         """Version of the engine or its client library, for provenance."""
         return None
+
+    def engine_identity(self) -> dict[str, Any]:
+        """The engine actually measured and how it ran (the record's ``engine`` field), from ``engine_version``.
+
+        Rules live in ``vdbbench.engines``; "local server" when this adapter started the server process itself.
+        """
+        from vdbbench.engines import identify
+
+        return identify(self.name, self.engine_version(), self.options, local=bool(self.owned_processes()))
 
     @abstractmethod
     def drop(self) -> None:

@@ -5,9 +5,12 @@ Embedded mode (default) runs the PostgreSQL 16 + pgvector build that the PyPI pa
 unix sockets off, a random scram password, data under the store's workdir. (pgserver's
 own ``get_server()`` is not used: it serves one cached handle per data directory, so a
 killed server would be handed back again, and it stops the server only when its last
-handle in any process is released.) PostgreSQL refuses to run as root: run as root, the
-adapter starts it as the user ``pgserver`` (created like pgserver does) and grants that user
-search permission (o+x) on the workdir's parent directories. Server mode connects to a
+handle in any process is released; nor is pgserver imported at all: its import alone warns
+about XDG_RUNTIME_DIR.) PostgreSQL refuses to run as root: run as root, the adapter starts it
+as the user ``pgserver`` (created like pgserver does), with its data in a private directory
+made for it under the system temp folder and owned by that user, so no permission of a
+folder the user owns is ever changed (the binaries are copied there too when that user
+cannot reach them where they are installed). Server mode connects to a
 running PostgreSQL with the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``,
 password from the usual libpq env ``PGPASSWORD``.
 
@@ -26,12 +29,15 @@ import secrets
 import shutil
 import signal
 import stat
+import subprocess
+import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vdbbench.servers import as_user
+from vdbbench.servers import as_user, remove_server_files, shared_memory_of, unreachable
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
@@ -83,11 +89,13 @@ class PgvectorStore(Store):
         self.index_name = f"{self.table}_embedding_idx"
         self.dsn = self.options.get("dsn") or os.environ.get("VDBBENCH_PG_DSN")
         self.server = None
+        self._data_root: Path | None = None  # the directory holding pgdata: made for the embedded server
         self._conn = None
         self._password: str | None = None
         self._count = 0
         self._probe_vector: np.ndarray | None = None
         self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
+        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -96,15 +104,13 @@ class PgvectorStore(Store):
         self._connect()
 
     def _start_embedded(self) -> None:
-        import pgserver
-
         from vdbbench.servers import LocalServer
 
-        bin_dir = Path(pgserver.__file__).parent / "pginstall" / "bin"
-        data_dir = self.workdir / "pgdata"
         user = self._runas_user()
         self._password = secrets.token_urlsafe(24)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        self._data_root = self._make_data_root(user)
+        bin_dir = self._reachable_install(user) / "bin"
+        data_dir = self._data_root / "pgdata"
         self._initdb(bin_dir, data_dir, user)
         settings = DEFAULT_SETTINGS | {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
 
@@ -123,19 +129,54 @@ class PgvectorStore(Store):
 
     @staticmethod
     def _runas_user() -> str | None:
+        """The user PostgreSQL runs as when we are root (it refuses root), created once like pgserver does."""
         if os.geteuid() != 0:
             return None
-        from pgserver.utils import ensure_user_exists
-
-        ensure_user_exists(PG_USER_WHEN_ROOT)
+        try:
+            pwd.getpwnam(PG_USER_WHEN_ROOT)
+        except KeyError:
+            subprocess.run(["useradd", "-s", "/bin/bash", PG_USER_WHEN_ROOT], check=True, capture_output=True)
         return PG_USER_WHEN_ROOT
 
-    def _initdb(self, bin_dir: Path, data_dir: Path, user: str | None) -> None:
-        import subprocess
+    def _make_data_root(self, user: str | None) -> Path:
+        """Where pgdata goes: the workdir, or, for another user, a private directory made for that user.
 
+        Run as root, the server user must reach its data; rather than open up the user's folders,
+        the data lives in a fresh 0700 directory in the system temp folder, owned by the server user.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if user is None:
+            root = self.workdir
+            shutil.rmtree(root / "pgdata", ignore_errors=True)
+            return root
+        root = Path(tempfile.mkdtemp(prefix="vdbbench-pg-"))
+        entry = pwd.getpwnam(user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        if not others_can_traverse(root.parent):
+            shutil.rmtree(root, ignore_errors=True)
+            raise StoreError(
+                f"PostgreSQL runs as user {user!r} (it refuses root) and cannot reach the temp folder "
+                f"{root.parent}; point TMPDIR to a folder every user can traverse (e.g. /tmp)"
+            )
+        return root
+
+    def _reachable_install(self, user: str | None) -> Path:
+        """pgserver's PostgreSQL install, copied into the data root when the server user cannot reach it.
+
+        The copy keeps the wheel's layout (``pgserver/pginstall`` next to ``pgserver.libs``), which
+        the binaries' relative library path (RPATH ``$ORIGIN/../../../pgserver.libs``) expects.
+        """
+        package = Path(find_spec("pgserver").submodule_search_locations[0])
+        if user is None or others_can_traverse(package / "pginstall" / "bin"):
+            return package / "pginstall"
+        for part in ("pgserver/pginstall", "pgserver.libs"):
+            if (package.parent / part).exists():
+                shutil.copytree(package.parent / part, self._data_root / part, symlinks=True)
+        return self._data_root / "pgserver" / "pginstall"
+
+    def _initdb(self, bin_dir: Path, data_dir: Path, user: str | None) -> None:
         data_dir.mkdir(mode=0o700)
-        pwfile = self.workdir / ".pg-initdb-password"
+        pwfile = self._data_root / ".pg-initdb-password"
         pwfile.touch(mode=0o600)
         pwfile.write_text(self._password + "\n")
         try:
@@ -143,8 +184,6 @@ class PgvectorStore(Store):
                 entry = pwd.getpwnam(user)
                 for path in (data_dir, pwfile):
                     os.chown(path, entry.pw_uid, entry.pw_gid)
-                grant_traverse(data_dir)  # the server user must reach its data and binaries
-                grant_traverse(bin_dir)
             done = subprocess.run(
                 [bin_dir / "initdb", "-D", data_dir, "-U", "postgres", f"--pwfile={pwfile}", "--auth=scram-sha-256",
                  "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
@@ -180,8 +219,11 @@ class PgvectorStore(Store):
         try:
             self._conn = psycopg.connect(**self._conninfo(), autocommit=True)
         except psycopg.OperationalError as e:
-            where = "the embedded server" if self.server is not None else "VDBBENCH_PG_DSN / option dsn"
-            raise StoreError(f"cannot connect to PostgreSQL ({where}): {e}") from None
+            if self.server is not None or self._attached_server is not None:
+                where = "the embedded PostgreSQL"
+            else:
+                where = "PostgreSQL (VDBBENCH_PG_DSN / option dsn)"
+            raise StoreError(unreachable(self.server or self._attached_server, e, where)) from None
         self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(self._conn)
 
@@ -200,8 +242,10 @@ class PgvectorStore(Store):
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if not self.dsn and self._attached is None:  # everything the embedded server wrote lives here
-            shutil.rmtree(self.workdir / "pgdata", ignore_errors=True)
+        for path in self.owned_paths():  # everything the embedded server wrote
+            remove_server_files(Path(path))
+        self._data_root = None
+        if not self.dsn and self._attached is None:
             (self.workdir / "postgres.log").unlink(missing_ok=True)
 
     # -- build ---------------------------------------------------------------------
@@ -351,11 +395,13 @@ class PgvectorStore(Store):
     def client_handle(self) -> dict[str, Any]:
         """Connection details for client processes: each opens its own session on the same server."""
         return {"conninfo": self._conninfo(), "table": self.table, "spec": self.spec,
+                "server": self.server.handle() if self.server else None,
                 "note": "each client process has its own PostgreSQL connection to the one server"}  # fmt: skip
 
     def attach(self, handle: dict[str, Any]) -> None:
         """Search the table another instance built; close() then only closes this connection."""
         self._attached = dict(handle["conninfo"])
+        self._attached_server = handle.get("server")
         self.table, self.spec = handle["table"], handle["spec"]
         self.index_name = f"{self.table}_embedding_idx"
         self._connect()
@@ -363,6 +409,15 @@ class PgvectorStore(Store):
 
     def owned_processes(self) -> list[int]:
         return [self.server.pid] if self.server is not None and self.server.is_running() else []
+
+    def owned_paths(self) -> list[str]:
+        """The embedded server's data (pgdata, or the private directory holding it) and the shared memory
+        control segment of its postmaster, which lists every other segment it created."""
+        if self._data_root is None:
+            return []
+        data = self._data_root if self._data_root != self.workdir else self._data_root / "pgdata"
+        shm = shared_memory_of(self.server.pid) if self.server is not None and self.server.is_running() else []
+        return [str(data), *shm]
 
     def resources(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -397,16 +452,10 @@ class PgvectorStore(Store):
         self._count = 0
 
 
-def grant_traverse(path: Path) -> None:
-    """Add search permission for others (o+x, not read) on every parent of ``path`` that lacks it.
-
-    Needed only when the harness runs as root: PostgreSQL then runs as another user, which
-    must be able to walk down to its data directory (e.g. under /root, which is 0700).
-    """
-    for parent in Path(path).resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+def others_can_traverse(path: Path) -> bool:
+    """Whether a user other than the owner (and not in its group) can reach ``path`` through its parents."""
+    path = Path(path).resolve()
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
 
 
 def binary_copy_rows(ids: np.ndarray, vectors: np.ndarray) -> bytes:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import vdbbench
+from vdbbench.servers import remove_server_files, unreachable
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
@@ -79,6 +80,7 @@ class RedisStore(Store):
         self._password: str | None = None
         self._count = 0
         self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
+        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -129,8 +131,11 @@ class RedisStore(Store):
         try:
             modules = {m["name"]: m["ver"] for m in map(_pairs, self._client.execute_command("MODULE", "LIST"))}
         except redis.RedisError as e:
-            where = "the embedded server" if self.server is not None else "VDBBENCH_REDIS_URL / option url"
-            raise StoreError(f"cannot reach Redis ({where}): {e}") from None
+            if self.server is not None or self._attached is not None:
+                where = "the embedded redis-server"
+            else:
+                where = "Redis (VDBBENCH_REDIS_URL / option url)"
+            raise StoreError(unreachable(self.server or self._attached_server, e, where)) from None
         if "search" not in modules:
             raise StoreError("this Redis has no RediSearch module ('search' not in MODULE LIST); use Redis Stack")
         self._search_version = modules["search"]
@@ -145,13 +150,14 @@ class RedisStore(Store):
 
         client, self._client = self._client, None
         close_quietly(client)
+        owned = self.owned_paths()
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if not self.url and self._attached is None:  # everything the embedded server wrote
-            shutil.rmtree(self.workdir / "redis-data", ignore_errors=True)
-            for name in ("redis.log", "redis-secret.conf"):
-                (self.workdir / name).unlink(missing_ok=True)
+        for path in owned:  # everything the embedded server wrote
+            remove_server_files(Path(path))
+        if not self.url and self._attached is None:
+            (self.workdir / "redis.log").unlink(missing_ok=True)
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
@@ -293,7 +299,8 @@ class RedisStore(Store):
         if self.server is not None:
             connection = {"host": "127.0.0.1", "port": self.server.port, "password": self._password}
         return {
-            "url": self.url, "connection": connection, "prefix": self.prefix, "spec": self.spec, "count": self._count,
+            "url": self.url, "connection": connection, "server": self.server.handle() if self.server else None,
+            "prefix": self.prefix, "spec": self.spec, "count": self._count,
             "search_params": self.search_params,
             "note": "each client process has its own connection to the one redis-server",
         }  # fmt: skip
@@ -302,6 +309,7 @@ class RedisStore(Store):
         """Search the index another instance built; close() then only closes this connection."""
         self.url = handle["url"]
         self._attached = handle["connection"]
+        self._attached_server = handle.get("server")
         self.prefix, self.spec, self._count = handle["prefix"], handle["spec"], handle["count"]
         self.index_name = f"{self.prefix}-idx"
         self._connect()
@@ -309,6 +317,12 @@ class RedisStore(Store):
 
     def owned_processes(self) -> list[int]:
         return [self.server.pid] if self.server is not None and self.server.is_running() else []
+
+    def owned_paths(self) -> list[str]:
+        """The embedded server's data directory and the config file holding its password."""
+        if self.url or self._attached is not None:
+            return []
+        return [str(self.workdir / "redis-data"), str(self.workdir / "redis-secret.conf")]
 
     def resources(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
