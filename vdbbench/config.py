@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,10 +45,12 @@ class SyntheticSpec(_Strict):
 class TextSpec(_Strict):
     """A dataset embedded from text (see vdbbench.embed): corpus file or built-in name, queries, model."""
 
-    corpus: str = Field(min_length=1, description="a .txt/.jsonl/.csv/.parquet file or wordnet-en / manpages-ja")
+    corpus: str = Field(min_length=1, description="a .txt/.jsonl/.csv/.parquet file, a BEIR directory, "
+                        "wordnet-en / manpages-ja, labelled tasks wordnet-en-labels / manpages-ja-labels, mteb:<task>")
     queries: str | None = Field(None, description="file of queries (same formats); else held-out passages")
     holdout: int | None = Field(None, ge=1, description="passages held out as queries (default min(1000, 10%))")
-    model: str = Field("all-MiniLM-L6-v2", min_length=1, description="sentence-transformers name or folder")
+    model: str | list[str] = Field("all-MiniLM-L6-v2", description="sentence-transformers name or folder, or a "
+                                   "list of them: one dataset per model, named <name>-<model>")
     batch_size: int | None = Field(None, ge=1, description="default: 32 on CPU, by free GPU memory on CUDA")
     max_passages: int | None = Field(None, ge=1)
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
@@ -60,6 +63,9 @@ class TextSpec(_Strict):
     def _one_query_source(self) -> TextSpec:
         if self.queries and self.holdout:
             raise ValueError("give either 'queries' or 'holdout', not both")
+        models = self.model if isinstance(self.model, list) else [self.model]
+        if not models or any(not m for m in models) or len(set(models)) < len(models):
+            raise ValueError("'model': give a model name, or a list of distinct model names")
         return self
 
 
@@ -106,10 +112,21 @@ class ConcurrencyConfig(_Strict):
         return sorted(set(v))
 
 
+class HybridSpec(_Strict):
+    """Fuse a dense store's answers with bm25's on the same text dataset (ranx fusion)."""
+
+    fusion: str = Field("rrf", pattern="^(rrf|weighted)$", description="rrf (reciprocal rank) or weighted")
+    rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of 1 / (rrf_k + rank)")
+    weights: list[float] = Field(default_factory=lambda: [0.5, 0.5], min_length=2, max_length=2,
+                                 description="weighted: [dense, bm25] weights of min-max normalised scores")
+    native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
+
+
 class StoreConfig(_Strict):
     store: str
-    index: str
+    index: str | None = Field(None, description="index family; may be left out when the store has only one")
     label: str | None = None
+    hybrid: HybridSpec | None = None
     build: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -117,6 +134,11 @@ class StoreConfig(_Strict):
     @property
     def display_name(self) -> str:
         return self.label or self.store
+
+    @field_validator("hybrid", mode="before")
+    @classmethod
+    def _hybrid_shorthand(cls, v: Any) -> Any:
+        return {"fusion": v} if isinstance(v, str) else v
 
 
 class SweepConfig(_Strict):
@@ -130,11 +152,31 @@ class SweepConfig(_Strict):
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _one_dataset_per_model(self) -> SweepConfig:
+        """A text dataset with a list of models becomes one dataset per model, named ``<name>-<model>``."""
+        out = []
+        for d in self.datasets:
+            if d.text is None or isinstance(d.text.model, str):
+                out.append(d)
+                continue
+            for model in d.text.model:
+                out.append(d.model_copy(update={"name": model_dataset_name(d.name, model),
+                                                "text": d.text.model_copy(update={"model": model})}))
+        self.datasets = out
+        return self
+
     def build_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
         return expand_grid(store.build, store_families(store)[store.index].build)
 
     def search_grid(self, store: StoreConfig) -> list[dict[str, Any]]:
         return expand_grid(store.search, store_families(store)[store.index].search)
+
+
+def model_dataset_name(name: str, model: str) -> str:
+    """``<name>-<last part of the model name>`` in file-name characters, e.g. ``faq-ruri-v3-310m``."""
+    part = Path(model.partition("@")[0].rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{name}-{part}").strip("-")
 
 
 def store_families(store: StoreConfig):
@@ -156,6 +198,17 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         problems.append(f"{where}.store: unknown store {s.store!r}; use one of {', '.join(store_names())}")
         return
     cls = get_store_class(s.store)
+    if s.index is None:
+        if len(cls.families) != 1:
+            problems.append(f"{where}.index: required: store {s.store!r} offers {', '.join(cls.families)}")
+            return
+        s.index = next(iter(cls.families))
+    if s.hybrid is not None and cls.input != "vectors":
+        problems.append(f"{where}.hybrid: {s.store} is not a dense store; put 'hybrid' on a vector store entry")
+    if s.hybrid is not None and s.hybrid.native and cls.native_hybrid is None:
+        offered = [n for n in store_names() if get_store_class(n).native_hybrid]
+        problems.append(f"{where}.hybrid.native: {s.store} has no native hybrid search in vdbbench; "
+                        f"stores that have: {', '.join(offered)}")
     if s.index not in cls.families:
         problems.append(
             f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"

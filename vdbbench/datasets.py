@@ -79,6 +79,34 @@ def open_rows(path: Path, key: str = "train") -> np.ndarray | H5Rows:
 
 
 @dataclass
+class Texts:
+    """The texts behind an embedded dataset, row-aligned with ``train`` and ``test``, with relevance labels
+    when the corpus had them (BEIR layout): stores that search text (bm25) and quality scoring need these."""
+
+    passages: list[str]
+    queries: list[str]
+    passage_ids: list[str] | None = None
+    query_ids: list[str] | None = None
+    qrels: dict[str, dict[str, int]] | None = None  # query id → passage id → graded relevance
+    label_source: str | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.qrels is not None
+
+    def cut(self, train: int | None, test: int | None) -> Texts:
+        """The first ``train`` passages and ``test`` queries, as ``subsample`` cuts the vectors."""
+        ids = (self.passage_ids[:train] if train else self.passage_ids) if self.passage_ids else None
+        qids = (self.query_ids[:test] if test else self.query_ids) if self.query_ids else None
+        qrels = self.qrels
+        if qrels is not None and train and ids is not None and train < len(self.passages):
+            kept = set(ids)  # judgements of passages left out of the index are dropped, not counted as misses
+            qrels = {q: {d: s for d, s in rel.items() if d in kept} for q, rel in qrels.items()}
+        passages = self.passages[:train] if train else self.passages
+        return Texts(passages, self.queries[:test] if test else self.queries, ids, qids, qrels, self.label_source)
+
+
+@dataclass
 class Dataset:
     name: str
     train: np.ndarray | H5Rows  # a memory map or on-demand reader of the file's rows, not a copy
@@ -89,6 +117,7 @@ class Dataset:
     path: Path | None = None
     sha256: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    text: Texts | None = None
 
     @property
     def dim(self) -> int:
@@ -106,6 +135,7 @@ class Dataset:
             "path": str(self.path) if self.path else None,
             "sha256": self.sha256,
             "attrs": {k: v for k, v in self.attrs.items() if k != "distance"},
+            **({"labelled": True, "label_source": self.text.label_source} if self.text and self.text.labelled else {}),
         }
 
 
@@ -167,6 +197,7 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
                 path, test.shape[0], f["train"].shape[0], GROUND_TRUTH_K, device_name(),
             )  # fmt: skip
             neighbors, distances = exact_knn(f["train"], test, metric, GROUND_TRUTH_K)
+        text = _read_texts(f, path) if "passage_texts" in f else None
     train = open_rows(path, "train")
     if neighbors.shape[0] != test.shape[0]:
         raise DatasetError(f"{path}: 'neighbors' has {neighbors.shape[0]} rows but 'test' has {test.shape[0]}")
@@ -182,7 +213,42 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
         path=path,
         sha256=file_sha256(path),
         attrs=attrs,
+        text=text,
     )
+
+
+def _strings(dataset: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in dataset[()]]
+
+
+def _read_texts(f: h5py.File, path: Path) -> Texts:
+    text = Texts(_strings(f["passage_texts"]), _strings(f["query_texts"]))
+    if len(text.passages) != f["train"].shape[0] or len(text.queries) != f["test"].shape[0]:
+        raise DatasetError(f"{path}: 'passage_texts'/'query_texts' do not match 'train'/'test' row counts")
+    if "qrels" in f:
+        g = f["qrels"]
+        text.passage_ids, text.query_ids = _strings(f["passage_ids"]), _strings(f["query_ids"])
+        qrels: dict[str, dict[str, int]] = {}
+        for q, d, s in zip(_strings(g["query"]), _strings(g["doc"]), g["score"][()].tolist(), strict=True):
+            qrels.setdefault(q, {})[d] = int(s)
+        text.qrels = qrels
+        text.label_source = _jsonable(g.attrs.get("source", ""))
+    return text
+
+
+def _write_texts(f: h5py.File, text: Texts) -> None:
+    strings = h5py.string_dtype("utf-8")
+    f.create_dataset("passage_texts", data=text.passages, dtype=strings)
+    f.create_dataset("query_texts", data=text.queries, dtype=strings)
+    if text.qrels is not None:
+        f.create_dataset("passage_ids", data=text.passage_ids, dtype=strings)
+        f.create_dataset("query_ids", data=text.query_ids, dtype=strings)
+        g = f.create_group("qrels")
+        rows = [(q, d, s) for q, rel in text.qrels.items() for d, s in rel.items()]
+        g.create_dataset("query", data=[r[0] for r in rows], dtype=strings)
+        g.create_dataset("doc", data=[r[1] for r in rows], dtype=strings)
+        g.create_dataset("score", data=np.asarray([r[2] for r in rows], dtype=np.int32))
+        g.attrs["source"] = text.label_source or ""
 
 
 def add_ground_truth(
@@ -289,8 +355,11 @@ def save_hdf5(
     neighbors: np.ndarray | None = None,
     distances: np.ndarray | None = None,
     attrs: dict[str, Any] | None = None,
+    text: Texts | None = None,
 ) -> Path:
-    """Write an ann-benchmarks-layout file, computing exact ground truth when none is given."""
+    """Write an ann-benchmarks-layout file, computing exact ground truth when none is given.
+
+    ``text`` adds the passage and query texts (and ids and qrels when labelled) as string datasets."""
     metric = canonical_metric(metric)
     validate_arrays(train, test, str(path))
     if neighbors is None or distances is None:
@@ -309,6 +378,8 @@ def save_hdf5(
         f.create_dataset("test", data=np.asarray(test, dtype=np.float32))
         f.create_dataset("neighbors", data=np.asarray(neighbors, dtype=np.int32))
         f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
+        if text is not None:
+            _write_texts(f, text)
     os.replace(tmp, path)  # a crash never leaves a half-written file under the real name
     return path
 
@@ -432,11 +503,12 @@ def subsample(ds: Dataset, train_size: int | None, test_size: int | None) -> Dat
     if not train_size or train_size == ds.train.shape[0]:
         neighbors, distances = ds.neighbors[: len(test)], ds.distances[: len(test)]
         return Dataset(ds.name, ds.train, test, neighbors, distances, ds.metric, ds.path, ds.sha256,
-                       {**ds.attrs, "test_size": len(test)})
+                       {**ds.attrs, "test_size": len(test)}, ds.text.cut(None, len(test)) if ds.text else None)
     cache = data_dir() / "subsets" / f"{ds.name}-{(ds.sha256 or 'x')[:12]}-n{train_size}-q{len(test)}.hdf5"
     if not cache.exists():
         save_hdf5(cache, ds.train[:train_size], test, ds.metric,
-                  attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""})
+                  attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""},
+                  text=ds.text.cut(train_size, len(test)) if ds.text else None)
     sub = load_hdf5(cache, ds.name)
     sub.attrs.update(train_size=train_size, test_size=len(test))
     return sub

@@ -32,7 +32,8 @@ import h5py
 import numpy as np
 
 from vdbbench.corpora import Corpus, CorpusError, load_corpus, read_texts, texts_sha256
-from vdbbench.datasets import DatasetError, KnownDataset, data_dir, dataset_path, register, save_hdf5
+from vdbbench.datasets import DatasetError, KnownDataset, Texts, data_dir, dataset_path, register, save_hdf5
+from vdbbench.labels import resolve_labelled
 
 log = logging.getLogger(__name__)
 
@@ -616,27 +617,43 @@ def build_text_dataset(
     if queries and holdout:
         raise CorpusError("give either a queries file or a holdout count, not both")
     target = Path(path) if path else dataset_path(name)
-    docs: Corpus = load_corpus(corpus, text_field, max_passages)
-    if queries:
+    labelled = resolve_labelled(corpus, max_passages)
+    if labelled is not None:
+        if queries or holdout:
+            raise CorpusError(f"corpus {corpus} is a labelled set: its queries come from its queries.jsonl; "
+                              "remove queries/holdout")
+        docs = Corpus(labelled.name, labelled.path, labelled.passages)
+        query_texts, rows = labelled.queries, np.empty(0, dtype=np.int64)
+        query_source = f"labelled: {labelled.source}"
+    elif queries:
+        docs = load_corpus(corpus, text_field, max_passages)
         query_texts = read_texts(queries, text_field, what="queries file")
         rows = np.empty(0, dtype=np.int64)
         query_source = f"file {queries}"
     else:
+        docs = load_corpus(corpus, text_field, max_passages)
         count = holdout if holdout else min(DEFAULT_HOLDOUT, max(1, len(docs.passages) // 10))
         rows = _holdout_rows(len(docs.passages), count)
         query_texts = [docs.passages[i] for i in rows]
         query_source = f"holdout: {count} corpus passages drawn with seed {HOLDOUT_SEED}, removed from train"
     embedder = Embedder(model, device, dtype, batch_size, query_prefix, passage_prefix, progress)
     docs_hash, queries_hash = docs.sha256, texts_sha256(query_texts)
-    dataset_key = _key(**embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), v=1)
+    labels = _key(p=labelled.passage_ids, q=labelled.query_ids, r=labelled.qrels) if labelled else None
+    dataset_key = _key(**embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), labels=labels,
+                       v=2)  # v2: the file holds the texts (and labels)
     if target.exists() and not force and _existing_key(target) == dataset_key:
         return target
 
     passages = embedder.embed(docs.passages, "passage", f"{docs.name}: passages")
     asked = embedder.embed(query_texts, "query", f"{docs.name}: queries")
+    memory = _device_memory(embedder.device)
     embedder.close()
     keep = np.ones(len(docs.passages), dtype=bool)
     keep[rows] = False
+    text = Texts([p for p, kept in zip(docs.passages, keep, strict=True) if kept], list(query_texts))
+    if labelled is not None:
+        text.passage_ids, text.query_ids = labelled.passage_ids, labelled.query_ids
+        text.qrels, text.label_source = labelled.qrels, labelled.source
     metric, why = choose_metric(passages.meta)
     pm, qm = passages.meta, asked.meta
     attrs = {
@@ -666,9 +683,20 @@ def build_text_dataset(
         "metric_reason": why,
         "embed_cache": f"passages {_hit(passages)}, queries {_hit(asked)}",
         "embed_key": dataset_key,
+        "labelled": labelled is not None,
+        **({"embed_device_memory_bytes": memory} if memory else {}),
         **{k: v for k, v in pm.items() if k.endswith("_version")},
     }
-    return save_hdf5(target, passages.vectors[keep], asked.vectors, metric, attrs=attrs)
+    return save_hdf5(target, passages.vectors[keep], asked.vectors, metric, attrs=attrs, text=text)
+
+
+def _device_memory(device: str) -> int | None:
+    """Peak GPU memory torch allocated while embedding (None on the CPU, where it is not measured apart)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated())
 
 
 # -- datasets known by name ------------------------------------------------------------------

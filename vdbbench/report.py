@@ -750,8 +750,12 @@ def comparison_context(comp: Comparison, series: dict[tuple[str, str], Series]) 
 
 
 def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] | None = None,
-                  title: str = "vdbbench report", baseline_name: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """Everything the template shows, computed from the records."""
+                  title: str = "vdbbench report", baseline_name: str | None = None,
+                  results_dir: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything the template shows, computed from the records (run files read from ``results_dir``)."""
+    from vdbbench.quality_report import quality_sections
+
+    quality = quality_sections(records, results_dir)
     series = build_series(records)
     targets = recall_targets(records)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -791,6 +795,8 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
         "configs": config_texts(runs),
         "comparison": comparison_context(compare_records(baseline, records), series) if baseline is not None else None,
         "baseline_name": baseline_name,
+        "quality": quality,
+        "quality_models": [q["model_row"] for q in quality],
     }
 
 
@@ -808,9 +814,10 @@ def _environment() -> Environment:
 
 
 def render_report(records: list[dict[str, Any]], baseline: list[dict[str, Any]] | None = None,
-                  title: str = "vdbbench report", baseline_name: str | None = None) -> str:  # fmt: skip
+                  title: str = "vdbbench report", baseline_name: str | None = None,
+                  results_dir: Path | None = None) -> str:  # fmt: skip
     """The report as one HTML string."""
-    context = build_context(records, baseline, title, baseline_name)
+    context = build_context(records, baseline, title, baseline_name, results_dir)
     return _environment().get_template("report.html.j2").render(**context)
 
 
@@ -821,7 +828,8 @@ def write_report(results_dir: Path, target: Path | None = None, baseline: Path |
     old = load_results(baseline) if baseline is not None else None
     name = results_dir.resolve().name
     html = render_report(records, old, title=f"vdbbench report: {name}",
-                         baseline_name=str(baseline) if baseline is not None else None)  # fmt: skip
+                         baseline_name=str(baseline) if baseline is not None else None,
+                         results_dir=results_dir)  # fmt: skip
     target = Path(target) if target is not None else results_dir / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")

@@ -19,11 +19,13 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from vdbbench import quality
 from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, SweepConfig
 from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hdf5, subsample, synthetic
 from vdbbench.load import LoadFailed, client_bound, measure_concurrency
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
+from vdbbench.quality import is_labelled
 from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
 from vdbbench.results import ResultsFile, is_measured, point_key
 from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
@@ -68,6 +70,12 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
             fam = cls.families[s.index]
+            if (cls.input == "text" or s.hybrid) and ds.text is None:
+                problems.append(
+                    f"stores[{i}]: {'hybrid search' if s.hybrid else s.store} needs the passages' text, and dataset "
+                    f"{ds.name!r} has none; use a text dataset (datasets[].text with a corpus)"
+                )
+                continue
             if ds.metric not in fam.metrics:
                 problems.append(
                     f"stores[{i}]: {s.store} {s.index} cannot search with metric {ds.metric!r} "
@@ -83,6 +91,13 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
         raise ConfigError("config does not fit the data:\n  " + "\n  ".join(problems))
 
 
+def store_inputs(s: StoreConfig, ds: Dataset) -> tuple[Any, Any]:
+    """What the store indexes and is asked: vectors, or for a text store (bm25) the passage and query texts."""
+    if get_store_class(s.store).input == "text":
+        return ds.text.passages, ds.text.queries
+    return ds.train, ds.test
+
+
 @dataclass
 class PointResult:
     """The measured part of one record."""
@@ -95,21 +110,23 @@ class PointResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def score_passes(passes: list[tuple], ds: Dataset, k: int) -> PointResult:
-    """Median pass by wall time → QPS and latency; recall of that pass's answers."""
+def score_passes(passes: list[tuple], ds: Dataset, k: int, vectors: bool = True) -> PointResult:
+    """Median pass by wall time → QPS and latency; recall of that pass's answers (vector stores only:
+    a text store's answers are not judged against exact vector neighbours)."""
     walls = [p[0] for p in passes]
     median = passes[int(np.argsort(walls)[len(walls) // 2])]
-    report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric)
+    if vectors:
+        report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric)
+        recall, detail = report.recall, (report.duplicate_answers, report.short_answers, report.invalid_ids)
+    else:
+        recall, detail = None, (None, None, None)
     return PointResult(
-        recall=report.recall,
+        recall=recall,
         qps=len(median[2]) / median[0],
         qps_runs=[len(median[2]) / w for w in walls],
         latency=latency_summary(median[1]),
-        recall_detail={
-            "duplicate_answers": report.duplicate_answers,
-            "short_answers": report.short_answers,
-            "invalid_ids": report.invalid_ids,
-        },
+        recall_detail=dict(zip(("duplicate_answers", "short_answers", "invalid_ids"), detail, strict=True)),
+        extra={"answers": median[2], "latencies": median[1]},
     )
 
 
@@ -151,6 +168,7 @@ class Sweep:
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
         self.previous: dict[str, dict[str, Any]] = {}  # records already in the results file, by key
+        self._bm25_legs: dict[str, quality.Leg] = {}  # per dataset, for hybrid points
 
     # -- records -------------------------------------------------------------------
     def _record(
@@ -283,8 +301,10 @@ class Sweep:
                 continue
             self._record(ds, s, build, sp, status="ok", error=None, **{**build_fields, **fields})
             measured.append((sp, fields))
+            recall_text = f" recall={fields['recall']:.4f}" if fields["recall"] is not None else ""
+            quality_text = f" ndcg@10={fields['ndcg@10']:.4f}" if "ndcg@10" in fields else ""
             self.console.print(
-                f"  {_params(build)} {_params(sp)} recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
+                f"  {_params(build)} {_params(sp)}{recall_text}{quality_text} qps={fields['qps']:,.0f}"
                 + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
             )
         if self.cfg.concurrency and worker.alive and self._load_key(ds, s, build) not in done:
@@ -354,7 +374,7 @@ class Sweep:
         passes, cpu_s = worker.call(
             "timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left()
         )
-        point = score_passes(passes, ds, self.cfg.k)
+        point = score_passes(passes, ds, self.cfg.k, vectors=get_store_class(s.store).input == "vectors")
         cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
         fields: dict[str, Any] = {
             "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
@@ -379,7 +399,74 @@ class Sweep:
         effective = worker.call("effective_config", timeout=60)
         fields["effective"] = effective
         fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
+        if is_labelled(ds):
+            fields.update(self._quality(engine, ds, s, build, sp, point))
         return fields
+
+    # -- retrieval quality (labelled datasets) ------------------------------------------------
+    def _quality(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp, point: PointResult) -> dict[str, Any]:
+        """nDCG@10 & co. of the point against the dataset's labels; with ``hybrid``, the fused point is
+        scored and recorded here too (it reuses this point's answers and latencies)."""
+        answers = point.extra["answers"]
+        if get_store_class(s.store).input == "text":
+            ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
+            run, retrieval = quality.to_run(ds, answers, ranks), "bm25"
+        else:
+            run, retrieval = quality.to_run(ds, answers, quality.dense_scores(ds, answers)), "dense"
+        key = self._key(ds, s, build, sp)
+        fields = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, retrieval)
+        if s.hybrid is not None:
+            self._record_hybrid(ds, s, build, sp, run, point.extra["latencies"])
+        if s.hybrid is not None and s.hybrid.native:
+            self._record_native_hybrid(engine, ds, s, build, sp)
+        return fields
+
+    def _record_native_hybrid(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp) -> None:
+        """The store's own full-text + vector search at this setting, timed like any point (one timed loop
+        of (vector, text) queries), recorded with ``retrieval: native-hybrid``."""
+        search = {**sp, "hybrid": "native"}
+        key = self._key(ds, s, build, search)
+        worker = engine.worker
+        try:
+            worker.call("set_queries", list(zip(ds.test, ds.text.queries, strict=True)))
+            worker.call("set_hybrid", True)
+            passes, _ = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=3600)
+            worker.call("set_hybrid", False)
+            worker.call("set_queries", ds.test)
+            point = score_passes(passes, ds, self.cfg.k, vectors=False)
+            answers = point.extra["answers"]
+            ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
+            run = quality.to_run(ds, answers, ranks)
+            scored = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, "native-hybrid")
+        except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
+            self._record(ds, s, build, search, key_override=key, status="failed", retrieval="native-hybrid",
+                         error=f"native hybrid failed: {_describe(e)}")
+            return
+        self._record(ds, s, build, search, key_override=key, status="ok", error=None, recall=None, qps=point.qps,
+                     qps_runs=point.qps_runs, **point.latency, **scored,
+                     native_hybrid=get_store_class(s.store).native_hybrid,
+                     effective=worker.call("effective_config", timeout=60))
+        self.console.print(f"  {_params(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
+
+    def _record_hybrid(self, ds: Dataset, s: StoreConfig, build, sp, dense_run, latencies) -> None:
+        """The dense point fused with bm25 (ranx), recorded as its own point with ``retrieval: hybrid``."""
+        search = {**sp, "hybrid": s.hybrid.fusion}
+        key = self._key(ds, s, build, search)
+        try:
+            if ds.name not in self._bm25_legs:
+                self._bm25_legs[ds.name] = quality.bm25_leg(ds, self.cfg.k, self.cfg.warmup)
+            leg = self._bm25_legs[ds.name]
+            fused, timing = quality.hybrid_fields(dense_run, latencies, leg, s.hybrid, self.cfg.k)
+            tag = f"{s.display_name}+bm25"
+            scored = quality.score_point(self.out_dir, ds, key, fused, self.cfg.k, tag, "hybrid")
+        except Exception as e:  # noqa: BLE001 - the dense point stands; the hybrid one is recorded as failed
+            self._record(ds, s, build, search, key_override=key, status="failed", retrieval="hybrid",
+                         error=f"hybrid failed: {_describe(e)}")
+            return
+        legs = [{"store": s.display_name, "retrieval": "dense", "key": self._key(ds, s, build, sp)}, leg.describe]
+        self._record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
+        self.console.print(f"  {_params(sp)} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} "
+                           f"qps={timing['qps']:,.0f}")
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
         """Create, insert in batches (timed in the store's process), then finish (timed until searchable).
@@ -389,6 +476,7 @@ class Sweep:
         deadline = Deadline(self.cfg.limits.build_s)
         worker.call("create", spec, timeout=deadline.left())
         n, batch = ds.train.shape[0], self.cfg.insert_batch
+        texts = store_inputs(s, ds)[0] if get_store_class(s.store).input == "text" else None
         insert_s = 0.0
         with Progress(
             TextColumn(f"  insert {s.display_name} {_params(spec.params)}"), BarColumn(), MofNCompleteColumn(),
@@ -397,6 +485,11 @@ class Sweep:
             task = progress.add_task("insert", total=n)
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
+                if texts is not None:  # a text store's passages are sent; vectors are read from the file
+                    ids = np.arange(start, stop, dtype=np.int64)
+                    insert_s += worker.call("timed_insert", ids, texts[start:stop], timeout=deadline.left())
+                    progress.update(task, advance=len(ids))
+                    continue
                 seconds, rows = worker.call(
                     "timed_insert_rows", str(ds.path), "train", start, stop, timeout=deadline.left()
                 )
@@ -423,7 +516,9 @@ class Engine:
         worker = StoreWorker(ADAPTERS[s.store], workdir, s.options)
         try:
             worker.call("open", timeout=cfg.limits.build_s)
-            worker.call("set_queries", ds.test)
+            worker.call("set_queries", store_inputs(s, ds)[1])
+            if s.hybrid is not None and s.hybrid.native:
+                worker.call("set_texts", ds.text.passages, timeout=600)
             floor = min(worker.call("timed_noop_passes", cfg.k, 3, timeout=600)) * 1e6
             service = worker.call("compose_service", timeout=60)
         except BaseException:

@@ -11,6 +11,7 @@ import importlib
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -90,7 +91,8 @@ class _Host:
         self._files: dict[str, Any] = {}  # dataset files opened for reading insert batches
 
     def set_queries(self, queries: np.ndarray) -> None:
-        self.queries = [np.ascontiguousarray(q) for q in queries]
+        # vectors as contiguous rows; texts (bm25) and (vector, text) pairs (native hybrid) as they come
+        self.queries = [np.ascontiguousarray(q) if isinstance(q, np.ndarray) else q for q in queries]
 
     def timed_insert(self, ids: np.ndarray, vectors: np.ndarray) -> float:
         t0 = time.perf_counter()
@@ -197,7 +199,15 @@ class StoreWorker:
         ctx = mp.get_context("spawn")  # a clean interpreter: no inherited threads, locks or engine state
         self._conn, child_conn = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child_conn, target, str(workdir), options), daemon=True)
-        self.process.start()
+        # The child gets the parent's sys.path, from which vdbbench/__init__ removed the source root: put it back
+        # for the start, so the child imports this same vdbbench and not another installed copy (its own import
+        # removes the root again).
+        root = str(Path(__file__).resolve().parent.parent)
+        sys.path.insert(0, root)
+        try:
+            self.process.start()
+        finally:
+            sys.path.remove(root)
         child_conn.close()
         self.owned_pids: set[int] = set()
         self.owned_paths: set[str] = set()

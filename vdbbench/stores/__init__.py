@@ -8,6 +8,7 @@ from vdbbench.stores.base import FAMILIES, METRICS, BuildSpec, FamilySpec, Param
 
 # store name → "module:Class"; each module imports its engine client only when used.
 ADAPTERS: dict[str, str] = {
+    "bm25": "vdbbench.stores.bm25:BM25Store",
     "exact": "vdbbench.stores.exact:ExactStore",
     "hnswlib": "vdbbench.stores.hnswlib:HnswlibStore",
     "pgvector": "vdbbench.stores.pgvector:PgvectorStore",

@@ -108,6 +108,12 @@ class Store(ABC):
     supports_batch_search: ClassVar[bool] = False
     single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
     max_dim: ClassVar[int | None] = None
+    # What the store indexes and searches: "vectors" (float32 rows), or "text" (the passage and query
+    # strings of a text dataset; ``insert`` gets a list of str, ``search`` a str). Only bm25 takes text.
+    input: ClassVar[str] = "vectors"
+    # The engine's own full-text + vector search, where the adapter offers it (``set_texts`` before the build,
+    # then ``set_hybrid(True)`` makes each query a (vector, text) pair); None elsewhere.
+    native_hybrid: ClassVar[str | None] = None
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)

@@ -26,6 +26,7 @@ from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 TABLE = "vdbbench"
 VECTOR = "vector"
+TEXT = "text"
 DISTANCES = {"euclidean": "l2", "angular": "cosine", "ip": "dot"}
 INDEX_FAMILIES = {"IvfFlat": "ivf", "IvfPq": "pq", "IvfHnswSq": "hnsw"}
 ALL_PARTITIONS = 1 << 30  # nprobes that probes every partition, to count them
@@ -71,6 +72,7 @@ class LanceDBStore(Store):
         ),
     }
     supports_batch_search = True
+    native_hybrid = "LanceDB full-text (native FTS) + vector search, fused by LanceDB's RRFReranker"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)
@@ -78,6 +80,8 @@ class LanceDBStore(Store):
         self._db = None
         self._table = None
         self._partitions: int | None = None
+        self._texts: list[str] | None = None  # passage texts by row id, for native hybrid search
+        self._hybrid = False
         self._attached = False  # opened another instance's table to search it: close() must not delete it
 
     # -- lifecycle -----------------------------------------------------------------
@@ -104,7 +108,8 @@ class LanceDBStore(Store):
             )
         self.spec = spec
         self._partitions = None
-        schema = pa.schema([pa.field("id", pa.int64()), pa.field(VECTOR, pa.list_(pa.float32(), spec.dim))])
+        fields = [pa.field("id", pa.int64()), pa.field(VECTOR, pa.list_(pa.float32(), spec.dim))]
+        schema = pa.schema(fields + ([pa.field(TEXT, pa.string())] if self._texts is not None else []))
         self._table = self._db.create_table(TABLE, schema=schema, mode="overwrite")
         self._count = 0
 
@@ -112,11 +117,13 @@ class LanceDBStore(Store):
         import pyarrow as pa
 
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        self._table.add(
-            pa.table(
-                {"id": np.asarray(ids, dtype=np.int64), VECTOR: pa.FixedSizeListArray.from_arrays(flat, self.spec.dim)}
-            )
-        )
+        columns = {
+            "id": np.asarray(ids, dtype=np.int64),
+            VECTOR: pa.FixedSizeListArray.from_arrays(flat, self.spec.dim),
+        }
+        if self._texts is not None:
+            columns[TEXT] = [self._texts[i] for i in np.asarray(ids).tolist()]
+        self._table.add(pa.table(columns))
         self._count += len(ids)
 
     def _index_config(self):
@@ -140,6 +147,8 @@ class LanceDBStore(Store):
         """Build the index and return once the engine's index statistics show no unindexed row."""
         if self._table.count_rows() != self._count:
             raise StoreError(f"lancedb table holds {self._table.count_rows()} rows, {self._count} were inserted")
+        if self._texts is not None:
+            self._create_fts_index()
         if self.spec.family == "flat":
             return
         self._table.create_index(VECTOR, config=self._index_config(), replace=True)
@@ -152,6 +161,31 @@ class LanceDBStore(Store):
                 raise StoreError(f"lancedb index incomplete after the time limit: {stats}")
             time.sleep(0.2)
         self._partitions = self._count_partitions()
+
+    # -- native hybrid (full-text + vector, LanceDB's own RRF) ---------------------------------
+    def set_texts(self, texts: list[str]) -> None:
+        """Passage texts by row id; the next ``create`` adds a text column and ``finish`` a full-text index."""
+        self._texts = list(texts)
+
+    def _create_fts_index(self) -> None:
+        """LanceDB's native FTS index: English stemmed with stopwords removed; Japanese (no spaces) as
+        character bigrams, its closest offer without a morphological analyser."""
+        from lancedb.index import FTS
+
+        from vdbbench.stores.bm25 import detect_language
+
+        if detect_language(self._texts) == "ja":
+            self._fts = {"base_tokenizer": "ngram", "ngram_min_length": 2, "ngram_max_length": 2,
+                         "stem": False, "remove_stop_words": False}  # fmt: skip
+        else:
+            self._fts = {"base_tokenizer": "simple", "language": "English", "stem": True, "remove_stop_words": True}
+        self._table.create_index(TEXT, config=FTS(**self._fts), replace=True)
+
+    def set_hybrid(self, on: bool) -> None:
+        """From now on each query is a (vector, text) pair searched by LanceDB's hybrid query (RRF reranker)."""
+        if on and self._texts is None:
+            raise StoreError("lancedb native hybrid needs the passage texts (set_texts) before the build")
+        self._hybrid = on
 
     def _index(self):
         return next((i for i in self._table.list_indices() if VECTOR in i.columns), None)
@@ -167,13 +201,26 @@ class LanceDBStore(Store):
         return int(found.group(1)) if found else None
 
     # -- search --------------------------------------------------------------------
-    def _query(self, query, k: int, params: dict[str, Any]):
-        q = (
-            self._table.search(query, vector_column_name=VECTOR)
-            .distance_type(DISTANCES[self.spec.metric])
-            .limit(k)
-            .select(["id", "_distance"])  # naming _distance keeps lance from logging a warning per query
-        )
+    def _query(self, query, k: int, params: dict[str, Any], text: str | None = None):
+        if text is not None:
+            from lancedb.rerankers import RRFReranker
+
+            q = (
+                self._table.search(query_type="hybrid", vector_column_name=VECTOR, fts_columns=TEXT)
+                .vector(query)
+                .text(text)
+                .rerank(RRFReranker())
+                .distance_type(DISTANCES[self.spec.metric])
+                .limit(k)
+                .select(["id"])
+            )
+        else:
+            q = (
+                self._table.search(query, vector_column_name=VECTOR)
+                .distance_type(DISTANCES[self.spec.metric])
+                .limit(k)
+                .select(["id", "_distance"])  # naming _distance keeps lance from logging a warning per query
+            )
         if self.spec.family == "flat":
             return q.bypass_vector_index()
         if params.get("nprobes"):
@@ -190,6 +237,10 @@ class LanceDBStore(Store):
         return q
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        if self._hybrid:
+            vector, text = query
+            result = self._query(np.asarray(vector, dtype=np.float32), k, self.search_params, text).to_arrow()
+            return result["id"].to_numpy().astype(np.int64, copy=False)
         result = self._query(np.asarray(query, dtype=np.float32), k, self.search_params).to_arrow()
         return result["id"].to_numpy().astype(np.int64, copy=False)
 
@@ -256,6 +307,8 @@ class LanceDBStore(Store):
             params |= {k: v for k, v in self.search_params.items() if k != "nprobes"}
             probes = re.search(r"minimum_nprobes=(\d+)", plan)
             params["nprobes"] = int(probes.group(1)) if probes else None  # as the query plan applies it
+        if self._texts is not None:
+            engine["fts"] = {"column": TEXT, **self._fts}  # the full-text index native hybrid search uses
         return {"family": family, "metric": metric, "params": params, "engine": engine}
 
     def resources(self) -> dict[str, Any]:
