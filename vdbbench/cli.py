@@ -227,7 +227,7 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )  # fmt: skip
     except (DatasetError, RuntimeError) as e:
-        console.print(f"[red]error:[/] {e}")
+        _error(e)
         return 2
     console.print(f"wrote 'neighbors' and 'distances' ({queries} queries × {k}, {metric}) into {args.file}")
     return 0
