@@ -1,4 +1,41 @@
+import shutil
+import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))  # tests/storekit.py is imported by every store test
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory) -> str:
+    """A real Milvus standalone server (PyPI ``milvus`` 2.3.x) shared by the session; yields its URL.
+
+    Data and logs live in a pytest temp dir; the SDK port is a free one; every component advertises
+    127.0.0.1 (Milvus 2.3's gRPC servers still bind all interfaces, see docker/README.md). The server is
+    stopped and its data dir removed at the end of the session, also when tests failed.
+    """
+    try:
+        from milvus import MilvusServer, MilvusServerConfig
+    except ImportError:
+        pytest.fail("the Milvus server tests need PyPI milvus>=2.3.5,<2.4 (test extra): pip install 'milvus==2.3.5'")
+    data = tmp_path_factory.mktemp("milvus-server")
+    server = MilvusServer(MilvusServerConfig(data_dir=str(data)))
+    server.set_base_dir(str(data))
+    server.config.set("proxy_port", free_port())
+    for component in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode", "dataCoord",
+                      "dataNode"):  # fmt: skip
+        server.config.set(f"{component}.ip", "127.0.0.1")
+    try:
+        server.start()
+        yield f"http://127.0.0.1:{server.listen_port}"
+    finally:
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)

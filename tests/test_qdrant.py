@@ -276,3 +276,59 @@ def test_server_not_running_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("VDBBENCH_QDRANT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(StoreError, match="no Qdrant answering at http://127.0.0.1:9.*services up qdrant"):
         open_store("qdrant-server", tmp_path, {"timeout_s": 2})
+
+
+def _segment(kind: str, index: str, vectors: int, indexed: int, dim: int = 384) -> dict:
+    """One abridged ``SegmentTelemetry`` of GET /telemetry (qdrant-client models.SegmentTelemetry)."""
+    return {
+        "info": {"segment_type": kind, "num_vectors": vectors, "num_points": vectors, "num_indexed_vectors": indexed,
+                 "vector_data": {"": {"num_vectors": vectors, "num_indexed_vectors": indexed,
+                                      "num_deleted_vectors": 0}}},
+        "config": {"vector_data": {"": {"size": dim, "distance": "Dot", "storage_type": "Mmap", "index": {
+            "type": index, "options": {"m": 24, "ef_construct": 128, "full_scan_threshold": 10000}}}}},
+    }  # fmt: skip
+
+
+def test_segment_telemetry_shape_is_the_clients_own():
+    """The fields segment_coverage reads exist, with these names and values, in the client's telemetry models."""
+    from qdrant_client.http import models
+
+    seg = _segment("indexed", "hnsw", 10, 10)
+    models.SegmentType(seg["info"]["segment_type"])
+    models.VectorDataInfo.model_validate(seg["info"]["vector_data"][""])
+    models.VectorDataConfig.model_validate(seg["config"]["vector_data"][""])
+    assert {"num_vectors", "num_indexed_vectors", "segment_type"} <= set(models.SegmentInfo.model_fields)
+
+
+def test_per_segment_coverage_catches_a_scan_the_collection_totals_call_hnsw():
+    """100k points, all 'indexed' by the collection's count; but one segment is under full_scan_threshold
+    (10 000 KB = 6 667 vectors of 384-d): Qdrant scans it, so the point is hnsw+flat, a mismatch."""
+    info = {
+        "status": "green", "optimizer_status": "ok", "points_count": 100000, "indexed_vectors_count": 100000,
+        "config": {
+            "params": {"vectors": {"size": 384, "distance": "Dot"}},
+            "hnsw_config": {"m": 24, "ef_construct": 128, "full_scan_threshold": 10000},
+            "optimizer_config": {"indexing_threshold": 1},
+        },
+    }  # fmt: skip
+    big, small = _segment("indexed", "hnsw", 95000, 95000), _segment("indexed", "hnsw", 5000, 5000)
+    assert effective_from_collection_info(info, spec("hnsw", metric="ip"), {})["family"] == "hnsw"  # totals only
+    eff = effective_from_collection_info(info, spec("hnsw", metric="ip"), {}, [big, small])
+    assert eff["family"] == "hnsw+flat"
+    assert eff["coverage"] == {"segments": 2, "indexed_segments": 1, "rows": 100000, "indexed_rows": 95000,
+                               "source": "telemetry segments"}  # fmt: skip
+    from vdbbench.runner import config_mismatches
+
+    assert config_mismatches("hnsw", {}, eff) == ["family: asked hnsw, engine serves hnsw+flat"]
+    plain = _segment("plain", "plain", 100000, 0)  # an appendable segment not yet optimized: all scanned
+    assert effective_from_collection_info(info, spec("hnsw", metric="ip"), {}, [plain])["family"] == "flat"
+    one = effective_from_collection_info(info, spec("hnsw", metric="ip"), {}, [_segment("indexed", "hnsw", 100000,
+                                                                                        100000)])  # fmt: skip
+    assert one["family"] == "hnsw" and one["coverage"]["indexed_rows"] == 100000
+
+
+def test_server_version_drift_is_recorded():
+    from vdbbench.stores.qdrant_server import version_problem
+
+    assert version_problem("1.17.0", "1.17.1") is None and version_problem("1.18.2", "v1.17.1") is None
+    assert "more than one minor" in version_problem("1.20.0", "1.17.1")

@@ -312,3 +312,24 @@ def test_client_bound_only_judged_for_servers():
     assert client_bound("server", 0.97) is True
     assert client_bound("server", 0.4) is False
     assert client_bound("embedded", 0.99) is None
+
+
+@pytest.mark.parametrize(
+    "store,message",
+    [
+        ({"store": "milvus", "index": "pq", "build": {"m": [4, 5]}, "options": {"uri": "http://127.0.0.1:1"}},
+         "stores[0].build.m: 5 does not divide the dimension 16; use one of [1, 2, 4, 8, 16]"),
+        ({"store": "lancedb", "index": "pq", "build": {"num_sub_vectors": 6}},
+         "stores[0].build.num_sub_vectors: 6 does not divide the dimension 16"),
+        ({"store": "milvus", "index": "hnsw", "search": {"ef": [5, 64]}},
+         "stores[0].search.ef: 5 is below k=10, which Milvus refuses; use ef >= 10"),
+        ({"store": "pgvector", "index": "hnsw", "search": {"ef_search": 8}},
+         "stores[0].search.ef_search: 8 is below k=10, and pgvector returns at most ef_search rows"),
+    ],
+)  # fmt: skip
+def test_engine_rules_fail_before_anything_starts(tmp_path, store, message):
+    with pytest.raises(ConfigError) as e:
+        Sweep(config([store]), tmp_path / "out").run()
+    assert message in str(e.value)
+    assert "(dataset 'syn', dim 16, k 10)" in str(e.value)
+    assert not (tmp_path / "out").exists()  # no output dir, no engine: the Milvus URL is never dialled

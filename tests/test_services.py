@@ -4,6 +4,7 @@ messages given on this machine, which has no Docker engine (the real engine path
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -32,7 +33,7 @@ def test_unknown_or_embedded_store_is_refused_with_the_choices():
 
 def test_compose_command_uses_repository_files_and_project():
     cmd = compose_command("up", "-d", "qdrant")
-    assert cmd[:2] == ["docker", "compose"]
+    assert cmd[:2] == ["docker", "compose"] or cmd[0].endswith("/docker-compose")  # plugin, else standalone
     assert cmd[cmd.index("-f") + 1].endswith("docker/docker-compose.yml")
     assert cmd[cmd.index("--env-file") + 1].endswith("docker/.env")
     assert cmd[cmd.index("-p") + 1] == "vdbbench"
@@ -79,7 +80,7 @@ def test_container_resources_of_unknown_store_is_empty_with_a_reason():
 
 
 def test_missing_docker_cli_is_said_plainly(monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     with pytest.raises(ServicesError, match="the docker command is not installed"):
         services.run_compose("ps")
 
@@ -102,3 +103,59 @@ def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path,
     assert name in STORE_SERVICES
     if options:  # the same adapter without a server address runs embedded: no container serves it
         assert get_store_class(name)(tmp_path, {}).compose_service() is None
+
+
+def test_standalone_compose_runs_without_a_daemon_and_its_errors_are_reported(monkeypatch):
+    """Here only the standalone binary exists: commands that need no engine work, failures carry its message."""
+    names = services.run_compose("config", "--services", capture=True).split()
+    assert sorted(names) == sorted(services.SERVICES)
+    with pytest.raises(ServicesError, match="failed with exit status .*no such service: nosuch"):
+        services.run_compose("config", "nosuch", capture=True)
+
+
+CLOSED = [
+    ("milvus", {"uri": "http://127.0.0.1:{port}", "timeout_s": 3}, "http://127.0.0.1:{port}"),
+    ("chroma", {"url": "http://127.0.0.1:{port}"}, "http://127.0.0.1:{port}"),
+    ("redis", {"url": "redis://127.0.0.1:{port}/0"}, "127.0.0.1:{port}"),
+    ("pgvector", {"dsn": "postgresql://postgres@127.0.0.1:{port}/postgres"}, "port {port}"),
+    ("qdrant-server", {"url": "http://127.0.0.1:{port}", "timeout_s": 2}, "http://127.0.0.1:{port}"),
+    ("elasticsearch", {"url": "http://127.0.0.1:{port}", "timeout_s": 2}, "http://127.0.0.1:{port}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,options,named", CLOSED, ids=[c[0] for c in CLOSED])
+def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path, name, options, named):
+    """Never a silent fallback: the embedded engine of the same adapter must not start in its place."""
+    from conftest import free_port
+
+    from vdbbench.stores import StoreError, get_store_class
+
+    port = free_port()
+    options = {k: v.format(port=port) if isinstance(v, str) else v for k, v in options.items()}
+    store = get_store_class(name)(tmp_path, options)
+    with pytest.raises(StoreError, match=re.escape(named.format(port=port))):
+        store.open()
+    store.close()
+    assert store.owned_processes() == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created
+
+
+def test_services_check_targets_the_compose_server_never_the_embedded_engine(monkeypatch):
+    for var in ("VDBBENCH_MILVUS_URL", "VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert services.server_options("milvus", {}) == {"uri": "http://127.0.0.1:19530"}
+    assert services.server_options("chroma", {"index_timeout_s": 5}) == {
+        "index_timeout_s": 5,
+        "url": "http://127.0.0.1:8000",
+    }
+    assert services.server_options("milvus", {"url": "http://h:1"}) == {"url": "http://h:1"}  # the user's own
+    monkeypatch.setenv("VDBBENCH_REDIS_URL", "redis://h:2/0")
+    assert services.server_options("redis", {}) == {}  # the adapter reads the variable itself
+    assert services.server_options("qdrant-server", {}) == {}  # its default address is the compose one
+
+
+def test_cli_services_check_rejects_unknown_store_and_bad_option(capsys):
+    assert main(["services", "check", "nosuchstore", "--no-up"]) == 2
+    assert "unknown store(s) nosuchstore" in capsys.readouterr().err
+    assert main(["services", "check", "milvus", "--no-up", "--option", "uri"]) == 2
+    assert "write KEY=VALUE" in capsys.readouterr().err

@@ -86,6 +86,24 @@ def test_untrained_sq_is_reported_uncompressed():
     assert eff["params"]["compression"] == "none"
 
 
+def test_rq_a_server_applies_by_default_is_read_back_as_a_mismatch():
+    """DEFAULT_QUANTIZATION (Weaviate 1.33+) can turn on 8-bit RQ unasked: the point must not pass as uncompressed."""
+    from vdbbench.runner import config_mismatches
+
+    schema = server_schema(rq={"enabled": True, "bits": 8, "rescoreLimit": 20})
+    eff = effective_from_schema(schema, spec("hnsw"), [{"objectCount": 2000, "compressed": True}])
+    assert eff["params"]["compression"] == "rq" and eff["params"]["bits"] == 8
+    assert "compression: asked 'none', engine reports 'rq'" in config_mismatches("hnsw", {"compression": "none"}, eff)
+
+
+def test_flat_index_over_compressed_vectors_is_not_exact_flat():
+    config = {"distance": "cosine", "bq": {"enabled": True}, "rq": {"enabled": False}}
+    schema = {"class": "C", "vectorIndexType": "flat", "vectorIndexConfig": config}
+    assert effective_from_schema(schema, spec("flat"), [{"objectCount": 10}])["family"] == "flat+bq"
+    schema["vectorIndexConfig"]["bq"] = {"enabled": False}
+    assert effective_from_schema(schema, spec("flat"), [{"objectCount": 10}])["family"] == "flat"
+
+
 def test_dynamic_index_under_threshold_is_reported_flat():
     schema = {"class": "C", "vectorIndexType": "dynamic",
               "vectorIndexConfig": {"distance": "dot", "threshold": 10000, "hnsw": server_schema()["vectorIndexConfig"],

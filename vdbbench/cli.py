@@ -248,6 +248,8 @@ def cmd_services(args: argparse.Namespace) -> int:
     """Start, stop or inspect the docker compose services of server stores."""
     from vdbbench import services
 
+    if args.action == "check":
+        return _services_check(args)
     try:
         if args.action == "up":
             health = services.up(args.stores, timeout_s=args.timeout)
@@ -269,6 +271,57 @@ def cmd_services(args: argparse.Namespace) -> int:
         _error(e)
         return 2
     return 0
+
+
+def _services_check(args: argparse.Namespace) -> int:
+    """Self-check each named store: one line per store × family; 1 if any differs.
+
+    On a Docker host a store whose services are not running is started for its check and stopped after
+    it, one store at a time (several stores at once do not fit a 16 GiB host); without Docker, or with
+    ``--no-up``, what answers at the configured addresses is checked.
+    """
+    from vdbbench import services
+    from vdbbench.provenance import redact_text
+    from vdbbench.selfcheck import check_store
+    from vdbbench.stores import store_names
+
+    names = args.stores or list(services.STORE_SERVICES)
+    unknown = [n for n in names if n not in store_names()]
+    if unknown:
+        console.print(f"[red]error:[/] unknown store(s) {', '.join(unknown)}; stores are {', '.join(store_names())}")
+        return 2
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            console.print(f"[red]error:[/] --option {item!r}: write KEY=VALUE, e.g. --option uri=http://127.0.0.1:19530")
+            return 2
+        options[key] = yaml.safe_load(value)
+    docker = not args.no_up and any(n in services.STORE_SERVICES for n in names)
+    if docker:
+        try:
+            services.docker_client()
+        except services.ServicesError as e:
+            console.print(f"[yellow]no services started[/] ({e}); checking what answers at the configured addresses")
+            docker = False
+    bad = 0
+    for name in names:
+        started = False
+        if docker and name in services.STORE_SERVICES:
+            try:
+                if any(row["state"] != "running" for row in services.status([name])):
+                    services.up([name], timeout_s=args.timeout)
+                    started = True
+            except services.ServicesError as e:
+                console.print(f"[yellow]{name}: services not started[/] ({redact_text(str(e))})")
+        try:
+            for line in check_store(name, services.server_options(name, options)):
+                print(redact_text(str(line)), flush=True)
+                bad += not line.ok
+        finally:
+            if started:
+                services.down([name])
+    return 1 if bad else 0
 
 
 def _mib(n: int | None) -> str:
@@ -395,12 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
         "services",
         help="start/stop/inspect the server stores' docker compose services",
         description="docker compose up/down/status for the services the named stores need (all when none are "
-        "named), using docker/docker-compose.yml and docker/.env; `up` waits for the healthchecks.",
+        "named), using docker/docker-compose.yml and docker/.env; `up` waits for the healthchecks. `check` builds a "
+        "tiny index per store × family and prints one line each: ok, or what differs.",
     )
-    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("action", choices=("up", "down", "status", "check"))
     p.add_argument("stores", nargs="*", metavar="STORE", help="store names (e.g. qdrant-server milvus) or services")
     p.add_argument("--timeout", type=float, default=300, help="seconds `up` waits for healthchecks (default 300)")
     p.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="with check: a store option for every named store, e.g. uri=http://127.0.0.1:19530")
+    p.add_argument("--no-up", action="store_true", help="with check: use running services, start nothing")
     p.set_defaults(func=cmd_services)
 
     p = sub.add_parser(

@@ -64,8 +64,8 @@ def identify(store: str, engine_version: str | None, options: dict[str, Any] | N
     None when unknown (an old record): then a server is called just "server".
     """
     fallback = FALLBACK.get(store, (store, store, "unknown"))
-    if store == "milvus" and (options or {}).get("url"):
-        fallback = ("Milvus", "Milvus", "server")  # option url: a Milvus server, not the embedded Lite
+    if store == "milvus" and {"url", "uri"} & {k for k, v in (options or {}).items() if v}:
+        fallback = ("Milvus", "Milvus", "server")  # option url / uri: a Milvus server, not the embedded Lite
     where = "local server" if local else "server"
     for pattern, product, engine, mode, template in RULES:
         m = re.match(pattern, engine_version or "")

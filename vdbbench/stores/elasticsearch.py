@@ -25,21 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, coverage
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
 FIELD = "vector"
 SIMILARITIES = {"euclidean": "l2_norm", "angular": "cosine", "ip": "max_inner_product"}
 HNSW_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw")
-FLAT_TYPES = ("flat", "int8_flat", "int4_flat", "bbq_flat")
 
 FAMILIES = {
     "flat": FamilySpec(
         "flat",
         "dense_vector index_options flat",
-        build=(Param("type", str, "flat", "flat = exact; int8/int4/bbq_flat scan quantized vectors", FLAT_TYPES),),
+        build=(Param("type", str, "flat", "flat: exact brute force over the float vectors", ("flat",)),),
         exact=True,
-        note="exact only with type flat",
+        note="exact only: int8/int4/bbq_flat scan quantized vectors (approximate) and are not offered as flat",
     ),
     "hnsw": FamilySpec(
         "hnsw",
@@ -92,17 +91,38 @@ def knn_body(query: np.ndarray, k: int, spec: BuildSpec, params: dict[str, Any])
     return {"knn": knn, "size": k, "_source": False}
 
 
-def effective_from_mapping(mapping: dict[str, Any], segments: int | None) -> dict[str, Any]:
-    """Harness view of GET /{index}/_mapping's vector field."""
+def effective_from_mapping(mapping: dict[str, Any], segments: int | None, docs: int | None = None) -> dict[str, Any]:
+    """Harness view of GET /{index}/_mapping's vector field and the segment count of GET /{index}/_stats.
+
+    Only type ``flat`` is the exact ``flat`` family; a quantized brute force (int8_flat, int4_flat,
+    bbq_flat) is named as what it is, so it can never pass for an exact search. Lucene builds the
+    HNSW graph of each segment as it writes it, so with an hnsw type every segment is indexed.
+    """
     field = mapping["mappings"]["properties"][FIELD]
     options = field.get("index_options") or {}
     kind = options.get("type")
-    family = "hnsw" if kind in HNSW_TYPES else "flat"
+    family = "hnsw" if kind in HNSW_TYPES else ("flat" if kind == "flat" else str(kind))
     params = {"type": kind}
     if family == "hnsw":
         params |= {"m": options.get("m"), "ef_construction": options.get("ef_construction")}
     metric = {v: k for k, v in SIMILARITIES.items()}.get(field.get("similarity"))
-    return {"family": family, "metric": metric, "params": params, "engine": {"mapping": mapping, "segments": segments}}
+    graph = family == "hnsw"
+    cover = None
+    if segments is not None:
+        cover = coverage(segments, segments if graph else 0, docs or 0, (docs or 0) if graph else 0, "_stats segments")
+    engine = {"mapping": mapping, "segments": segments}
+    return {"family": family, "metric": metric, "params": params, "engine": engine, "coverage": cover}
+
+
+def version_problem(client: str, server: str) -> str | None:
+    """elasticsearch-py N sends ``compatible-with=N`` headers that a server of another major version refuses."""
+    major = server.split(".")[0]
+    if client.split(".")[0] != major and major.isdigit():
+        return (
+            f"elasticsearch-py {client} cannot talk to Elasticsearch {server}: install the client of the "
+            f"server's major version (pip install 'elasticsearch>={major},<{int(major) + 1}')"
+        )
+    return None
 
 
 class ElasticsearchStore(Store):
@@ -111,6 +131,12 @@ class ElasticsearchStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    max_dim = 4096  # dense_vector's largest indexed dimension
+    options_help = {
+        "url": "Elasticsearch URL; else VDBBENCH_ELASTICSEARCH_URL; default http://127.0.0.1:9200",
+        "index": "index name (default vdbbench)",
+        "timeout_s": "client request timeout in seconds (default 600)",
+    }
 
     _es: Any = None
 
@@ -130,13 +156,17 @@ class ElasticsearchStore(Store):
         auth = (os.environ.get("ELASTIC_USERNAME", "elastic"), password) if password else None
         self._es = Elasticsearch(url, basic_auth=auth, request_timeout=float(self.options.get("timeout_s", 600)))
         try:
-            self._es.info()
+            server = self._es.info()["version"]["number"]
         except Exception as e:
             self.close()
             raise StoreError(
                 f"elasticsearch: no Elasticsearch answering at {url} ({type(e).__name__}); start it with "
                 f"`python -m vdbbench services up elasticsearch` or set VDBBENCH_ELASTICSEARCH_URL"
             ) from None
+        problem = version_problem(version("elasticsearch"), server)
+        if problem:
+            self.close()
+            raise StoreError(f"elasticsearch at {url}: {problem}")
 
     def close(self) -> None:
         if self._es is not None:
@@ -204,7 +234,8 @@ class ElasticsearchStore(Store):
 
     def effective_config(self) -> dict[str, Any]:
         mapping = self._es.indices.get_mapping(index=self.index)[self.index]
-        return effective_from_mapping(dict(mapping), self._segment_count())
+        docs = self._es.indices.stats(index=self.index, metric="docs")["indices"][self.index]["primaries"]["docs"]
+        return effective_from_mapping(dict(mapping), self._segment_count(), int(docs["count"]))
 
     def resources(self) -> dict[str, Any]:
         stats = self._es.indices.stats(index=self.index, metric="store")

@@ -29,6 +29,10 @@ class HnswlibStore(Store):
         )
     }
     supports_batch_search = True
+    options_help = {
+        "seed": "random seed of the graph build (default 100)",
+        "build_threads": "threads used to build (default: all CPUs)",
+    }
 
     def create(self, spec: BuildSpec) -> None:
         import hnswlib

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
 
 TABLE = "vdbbench"
 VECTOR = "vector"
@@ -72,6 +72,7 @@ class LanceDBStore(Store):
         ),
     }
     supports_batch_search = True
+    options_help = {"index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)"}
     native_hybrid = "LanceDB full-text (native FTS) + vector search, fused by LanceDB's RRFReranker"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
@@ -99,6 +100,12 @@ class LanceDBStore(Store):
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
     # -- build ---------------------------------------------------------------------
+    @classmethod
+    def check_point(cls, family, build, search, dim, k) -> list[str]:
+        if "num_sub_vectors" not in build:
+            return []
+        return sub_vector_problem("build.num_sub_vectors", build["num_sub_vectors"], dim)
+
     def create(self, spec: BuildSpec) -> None:
         import pyarrow as pa
 

@@ -26,7 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.provenance import redact
+from vdbbench.stores.base import (
+    BuildSpec,
+    FamilySpec,
+    Param,
+    Store,
+    StoreError,
+    coverage,
+    served_family,
+    sub_vector_problem,
+)
 
 COLLECTION = "vdbbench"
 VECTOR = "vector"
@@ -39,6 +49,28 @@ LITE_INDEX_TYPES = frozenset({"FLAT", "IVF_FLAT", "HNSW"})
 # milvus-lite's per-segment index classes → the family they serve.
 LITE_INDEX_CLASSES = {"BruteForceIndex": "flat", "FaissIvfFlatIndex": "ivf", "FaissHnswIndex": "hnsw"}
 SEARCH_CHUNK = 1000  # queries per multi-vector search request
+MAX_DIM = 32768  # Milvus's largest FLOAT_VECTOR dimension
+# Milvus servers pymilvus 3 cannot drive (its RPCs need 2.3+); tested pairs are in docker/README.md.
+MIN_SERVER = (2, 3)
+
+
+def server_url(options: dict[str, Any]) -> str | None:
+    """The server address: option ``uri`` (pymilvus's name) or ``url``, else VDBBENCH_MILVUS_URL; None → lite."""
+    uri, url = options.get("uri"), options.get("url")
+    if uri and url and uri != url:
+        raise StoreError(f"milvus: options uri={redact(uri)!r} and url={redact(url)!r} differ; give one of them")
+    return uri or url or os.environ.get("VDBBENCH_MILVUS_URL") or None
+
+
+def version_problem(server: str) -> str | None:
+    """Why this client cannot be trusted with a server of this version, or None."""
+    found = re.search(r"(\d+)\.(\d+)", server or "")
+    if found and (int(found.group(1)), int(found.group(2))) < MIN_SERVER:
+        return (
+            f"Milvus server {server} is older than {'.'.join(map(str, MIN_SERVER))}, which pymilvus "
+            f"{version('pymilvus')} needs; use the compose image (docker/docker-compose.yml) or Milvus 2.3+"
+        )
+    return None
 
 
 def _number(value: Any) -> Any:
@@ -85,13 +117,28 @@ class MilvusStore(Store):
         ),
     }
     supports_batch_search = True
+    max_dim = MAX_DIM
+    options_help = {
+        "uri": "Milvus server URI, pymilvus's name (e.g. http://127.0.0.1:19530); same as url",
+        "url": "Milvus server URL; else VDBBENCH_MILVUS_URL; with neither, embedded milvus-lite runs",
+        "token": "Milvus token (user:password or API key); else VDBBENCH_MILVUS_TOKEN",
+        "timeout_s": "seconds to wait for the server to answer at connect (default 20)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
+    }
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)
-        self.url: str | None = self.options.get("url")
+        self.url: str | None = server_url(self.options)
         self._client = None
         self._db_path = self.workdir / "milvus.db"
         self.lite_port: int | None = None
+
+    @classmethod
+    def check_point(cls, family, build, search, dim, k) -> list[str]:
+        problems = sub_vector_problem("build.m", build["m"], dim) if family == "pq" else []
+        if family == "hnsw" and search["ef"] < k:
+            problems.append(f"search.ef: {search['ef']} is below k={k}, which Milvus refuses; use ef >= {k}")
+        return problems
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -107,7 +154,18 @@ class MilvusStore(Store):
             entry = self._lite_servers().get(str(self._db_path.resolve()))
             self.lite_port = entry[2] if entry else None
         else:
-            self._client = MilvusClient(uri=self.url, token=os.environ.get("VDBBENCH_MILVUS_TOKEN") or "")
+            token = self.options.get("token") or os.environ.get("VDBBENCH_MILVUS_TOKEN") or ""
+            try:
+                self._client = MilvusClient(uri=self.url, token=token, timeout=float(self.options.get("timeout_s", 20)))
+                server = self._client.get_server_version()
+            except Exception as e:  # noqa: BLE001 - no answer is an error naming the URL, never a fallback to lite
+                raise StoreError(
+                    f"milvus: no Milvus server answers at {redact(self.url)} ({str(e).strip()[:200]}); start one "
+                    f"(python -m vdbbench services up milvus) or correct options.uri / VDBBENCH_MILVUS_URL"
+                ) from None
+            problem = version_problem(server)
+            if problem:
+                raise StoreError(f"milvus at {redact(self.url)}: {problem}")
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -270,6 +328,23 @@ class MilvusStore(Store):
             family = "+".join(sorted(kinds)) or family
             for seg in served["segments"]:  # the faiss index's own values win over the stored request
                 params.update({n: seg[n] for n in names if n in seg})
+            indexed = [s for s in served["segments"] if s["index"] not in (None, "BruteForceIndex")]
+            rows = served["memtable_rows"] + sum(s["rows"] for s in served["segments"])
+            cover = coverage(len(served["segments"]), len(indexed), rows, sum(s["rows"] for s in indexed), "lite")
+        else:
+            # describe_index counts rows "indexed" even in segments too small for Milvus to index (under
+            # minSegmentNumRowsToEnableIndex, 1024 by default): those are searched by brute force. The loaded
+            # segments say which ones really carry the index.
+            segments = self._client.list_loaded_segments(COLLECTION)
+            engine["segments"] = [
+                {"rows": int(g.num_rows), "state": g.state_name, "index_id": int(g.index_id), "index": g.index_name}
+                for g in segments
+            ]
+            indexed = [g for g in segments if g.index_id]
+            rows = sum(g.num_rows for g in segments)
+            indexed_rows = sum(g.num_rows for g in indexed)
+            cover = coverage(len(segments), len(indexed), rows, indexed_rows, "list_loaded_segments")
+            family = served_family(family, rows, cover["indexed_rows"])
         # Milvus keeps no search-time parameters: they travel with each request, as sent here.
         params.update(self.search_params)
         return {
@@ -277,6 +352,7 @@ class MilvusStore(Store):
             "metric": {v: k for k, v in METRICS.items()}.get(desc.get("metric_type"), desc.get("metric_type")),
             "params": params,
             "engine": engine,
+            "coverage": cover,
         }
 
     def resources(self) -> dict[str, Any]:

@@ -81,7 +81,19 @@ class PgvectorStore(Store):
         ),
     }
     supports_batch_search = True  # pipelined: one round trip for many queries, each still its own SELECT
+    options_help = {
+        "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
+        "table": "table name (default vdbbench_items)",
+        "settings": "mapping of PostgreSQL settings applied to the session (e.g. maintenance_work_mem)",
+    }
     table = "vdbbench_items"
+
+    @classmethod
+    def check_point(cls, family, build, search, dim, k) -> list[str]:
+        if family == "hnsw" and search["ef_search"] < k:
+            return [f"search.ef_search: {search['ef_search']} is below k={k}, and pgvector returns at most "
+                    f"ef_search rows; use ef_search >= {k}"]  # fmt: skip
+        return []
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)

@@ -1,7 +1,8 @@
 """Qdrant server through qdrant-client: the same families and request bodies as the embedded ``qdrant`` store.
 
 Connects to ``options.url``, else ``$VDBBENCH_QDRANT_URL``, else the docker compose service
-(http://127.0.0.1:6333). API key from ``$QDRANT__SERVICE__API_KEY`` or ``$VDBBENCH_QDRANT_API_KEY``.
+(http://127.0.0.1:6333). API key from ``options.api_key``, ``$QDRANT__SERVICE__API_KEY`` or
+``$VDBBENCH_QDRANT_API_KEY``.
 
 Bulk loading follows Qdrant's own recipe: the collection is created with indexing off, and
 ``finish()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
@@ -13,6 +14,7 @@ Concurrent clients attach by URL and collection name (``client_handle``); they o
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -21,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.stores.base import BuildSpec, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Store, StoreError, coverage
+from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant import (
     FAMILIES,
     _metric_of,
@@ -30,6 +33,8 @@ from vdbbench.stores.qdrant import (
     search_params_body,
     served_family,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:6333"  # docker/docker-compose.yml service "qdrant"
 
@@ -44,8 +49,17 @@ class QdrantServerStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    options_help = {
+        "url": "Qdrant server URL; else VDBBENCH_QDRANT_URL; default http://127.0.0.1:6333",
+        "api_key": "Qdrant API key (qdrant-client's name); else QDRANT__SERVICE__API_KEY / VDBBENCH_QDRANT_API_KEY",
+        "collection": "collection name (default vdbbench)",
+        "prefer_grpc": "talk gRPC instead of REST (default false)",
+        "timeout_s": "client request timeout in seconds (default 300)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
 
     _client: Any = None
+    server_version: str | None = None
 
     @property
     def collection(self) -> str:
@@ -55,13 +69,22 @@ class QdrantServerStore(Store):
         from qdrant_client import QdrantClient
 
         url = server_url(self.options)
-        api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or os.environ.get("VDBBENCH_QDRANT_API_KEY")
+        api_key = (
+            self.options.get("api_key")
+            or os.environ.get("QDRANT__SERVICE__API_KEY")
+            or os.environ.get("VDBBENCH_QDRANT_API_KEY")
+        )
         self._client = QdrantClient(
             url=url, api_key=api_key or None, prefer_grpc=bool(self.options.get("prefer_grpc", False)),
-            timeout=int(self.options.get("timeout_s", 300)), check_compatibility=False,
+            timeout=int(self.options.get("timeout_s", 300)),
+            check_compatibility=False,  # its check runs in a thread that fails noisily with no server; ours is below
         )  # fmt: skip
         try:
             self._client.get_collections()
+            self.server_version = str(self._client.info().version)
+            problem = version_problem(version("qdrant-client"), self.server_version)
+            if problem:  # recorded with every point too (effective.engine.compatibility)
+                log.warning("qdrant-server at %s: %s; see docker/README.md for the tested pairs", url, problem)
         except Exception as e:
             self.close()
             raise StoreError(
@@ -162,7 +185,22 @@ class QdrantServerStore(Store):
 
     def effective_config(self) -> dict[str, Any]:
         info = self._client.get_collection(self.collection)
-        return effective_from_collection_info(info.model_dump(mode="json"), self.spec, self.search_params)
+        return effective_from_collection_info(
+            info.model_dump(mode="json"), self.spec, self.search_params, self._segments(), self.server_version
+        )
+
+    def _segments(self) -> list[dict[str, Any]] | None:
+        """This collection's segments from ``GET /telemetry`` (https://api.qdrant.tech/api-reference/service/telemetry):
+        per segment its type, vector count, indexed vector count and index config; None when not readable."""
+        try:
+            telemetry = self._client.http.service_api.telemetry(details_level=3).model_dump(mode="json")["result"]
+            collections = (telemetry.get("collections") or {}).get("collections") or []
+            mine = next(c for c in collections if c.get("id") == self.collection)
+            return [seg for shard in mine.get("shards") or [] for seg in ((shard.get("local") or {}).get("segments")
+                                                                          or [])]  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - without telemetry the collection totals are all there is
+            log.warning("qdrant-server: telemetry not readable (%s); coverage from collection totals only", e)
+            return None
 
     def compose_service(self) -> str:
         return "qdrant-server"
@@ -179,8 +217,50 @@ class QdrantServerStore(Store):
             self._client.delete_collection(self.collection)
 
 
-def effective_from_collection_info(info: dict[str, Any], spec: BuildSpec, search: dict[str, Any]) -> dict[str, Any]:
-    """Harness view of ``GET /collections/{name}`` (https://api.qdrant.tech/api-reference/collections/get-collection)."""
+def segment_coverage(segments: list[dict[str, Any]], full_scan_threshold_kb: int) -> dict[str, Any]:
+    """Rows Qdrant searches through an HNSW graph, segment by segment, from telemetry's ``SegmentTelemetry``.
+
+    Qdrant decides per segment (https://qdrant.tech/documentation/concepts/indexing/#vector-index): a segment
+    is searched through its graph only when it is an ``indexed`` segment whose vector index is ``hnsw`` and
+    its vectors take at least ``full_scan_threshold`` KB; any other segment is scanned.
+    """
+    rows = indexed_rows = indexed_segments = 0
+    for seg in segments:
+        info, config = seg.get("info") or {}, seg.get("config") or {}
+        vectors = next(iter((info.get("vector_data") or {}).values()), {})
+        vector_config = next(iter((config.get("vector_data") or {}).values()), {})
+        n = int(vectors.get("num_vectors", info.get("num_vectors", 0)))
+        graph_rows = int(vectors.get("num_indexed_vectors", info.get("num_indexed_vectors", 0)))
+        kb = n * int(vector_config.get("size") or 0) * 4 / 1024
+        graph = (info.get("segment_type") == "indexed" and (vector_config.get("index") or {}).get("type") == "hnsw"
+                 and kb >= full_scan_threshold_kb)  # fmt: skip
+        rows += n
+        if graph and graph_rows:
+            indexed_segments += 1
+            indexed_rows += min(graph_rows, n)
+    return coverage(len(segments), indexed_segments, rows, indexed_rows, "telemetry segments")
+
+
+def version_problem(client: str, server: str) -> str | None:
+    """Qdrant supports a client one minor version apart from its server; more drift is flagged (not fatal)."""
+    c, s = (re.match(r"v?(\d+)\.(\d+)", v or "") for v in (client, server))
+    if not (c and s):
+        return None
+    (cmaj, cmin), (smaj, smin) = (tuple(map(int, c.groups())), tuple(map(int, s.groups())))
+    if cmaj != smaj or abs(cmin - smin) > 1:
+        return f"qdrant-client {client} and Qdrant server {server} differ by more than one minor version"
+    return None
+
+
+def effective_from_collection_info(
+    info: dict[str, Any],
+    spec: BuildSpec,
+    search: dict[str, Any],
+    segments: list[dict[str, Any]] | None = None,
+    server_version: str | None = None,
+) -> dict[str, Any]:
+    """Harness view of ``GET /collections/{name}`` (https://api.qdrant.tech/api-reference/collections/get-collection),
+    with per-segment coverage from telemetry when ``segments`` are given."""
     config = info["config"]
     vectors = config["params"]["vectors"]
     hnsw = config.get("hnsw_config") or {}
@@ -195,9 +275,20 @@ def effective_from_collection_info(info: dict[str, Any], spec: BuildSpec, search
     if indexing:
         params = {k: hnsw.get(k) for k in ("m", "ef_construct", "full_scan_threshold")}
         params |= quantization_params(spec.family, quant)
+    engine: dict[str, Any] = {"collection": info, "search_params": search_params_body(spec, search)}
+    cover = None
+    if segments is not None:
+        cover = segment_coverage(segments, int(hnsw.get("full_scan_threshold") or 0))
+        engine["segments"] = segments
+        if family != "flat" and built:  # the graph family, only where segments really carry a searched graph
+            family = base_served_family(family, cover["rows"], cover["indexed_rows"])
+    if server_version is not None:
+        engine["server_version"] = server_version
+        engine["compatibility"] = version_problem(version("qdrant-client"), server_version)
     return {
         "family": family,
         "metric": _metric_of(vectors["distance"]),
         "params": params,
-        "engine": {"collection": info, "search_params": search_params_body(spec, search)},
+        "engine": engine,
+        "coverage": cover,
     }

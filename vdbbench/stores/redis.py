@@ -69,6 +69,11 @@ class RedisStore(Store):
         ),
     }
     supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
+    options_help = {
+        "url": "Redis URL (redis://host:6379/0); else VDBBENCH_REDIS_URL; with neither, a private redis-server runs",
+        "prefix": "key and index name prefix (default vdbbench)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)

@@ -114,10 +114,13 @@ def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[
     hnsw = config.get("hnsw", config) if index_type == "dynamic" else config
     distance = config.get("distance") or hnsw.get("distance")
     metric = {v: k for k, v in DISTANCES.items()}.get(distance)
-    if index_type == "flat":
-        return {"family": "flat", "metric": metric, "params": {}, "engine": {"schema": schema, "shards": shards}}
+    # every compression Weaviate offers (PQ, SQ, BQ, RQ), also one a server applies by itself
+    # (DEFAULT_QUANTIZATION, https://docs.weaviate.io/weaviate/configuration/compression/rq-compression)
+    kinds = [k for k in ("bq", "sq", "rq") if (hnsw.get(k) or {}).get("enabled")]
+    if index_type == "flat":  # a flat index scanning compressed vectors is not exact: named as what it is
+        family = "+".join(["flat", *kinds])
+        return {"family": family, "metric": metric, "params": {}, "engine": {"schema": schema, "shards": shards}}
     pq_on = (hnsw.get("pq") or {}).get("enabled", False)
-    kinds = [k for k in ("bq", "sq") if (hnsw.get(k) or {}).get("enabled")]
     params: dict[str, Any] = {k: hnsw.get(k) for k in ("maxConnections", "efConstruction", "ef")}
     if spec.family == "pq" or pq_on:
         pq = hnsw.get("pq") or {}
@@ -131,6 +134,8 @@ def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[
             params["threshold"] = config.get("threshold")
         if "sq" in kinds:
             params["trainingLimit"] = (hnsw.get("sq") or {}).get("trainingLimit")
+        if "rq" in kinds:
+            params["bits"] = (hnsw.get("rq") or {}).get("bits")
         family = "hnsw"
     if index_type == "dynamic" and objects < (config.get("threshold") or 0):
         family = "flat"
@@ -155,6 +160,14 @@ class WeaviateStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
+    options_help = {
+        "url": "Weaviate REST URL; else VDBBENCH_WEAVIATE_URL; default http://127.0.0.1:8080",
+        "grpc_host": "gRPC host (default: the URL's host)",
+        "grpc_port": "gRPC port; else VDBBENCH_WEAVIATE_GRPC_PORT; default 50051",
+        "collection": "collection name (default Vdbbench)",
+        "batch_size": "objects per insert batch (default 1000)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
 
     _client: Any = None
 
