@@ -162,22 +162,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
-    """Read and validate an ann-benchmarks-layout file; raise DatasetError naming what is wrong."""
-    path = Path(path)
+def open_ann_file(path: Path, fix: str) -> h5py.File:
+    """Open an ann-benchmarks-layout HDF5 file for reading; DatasetError says what is wrong and ``fix``."""
     if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist: check the 'path' field or prepare it first")
+        raise DatasetError(f"dataset file {path} does not exist: {fix}")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise DatasetError(f"{path} is not a readable HDF5 file ({e}); re-download or re-prepare it") from e
-    with f:
-        missing = [key for key in ("train", "test") if key not in f]
-        if missing:
-            raise DatasetError(
-                f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds "
-                "'train', 'test', 'neighbors' and 'distances'"
-            )
+    missing = [key for key in ("train", "test") if key not in f]
+    if missing:
+        f.close()
+        raise DatasetError(
+            f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds 'train' (n × d), "
+            "'test' (q × d), and 'neighbors' and 'distances' when ground truth is stored"
+        )
+    return f
+
+
+def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
+    """Read and validate an ann-benchmarks-layout file; raise DatasetError naming what is wrong."""
+    path = Path(path)
+    with open_ann_file(path, "check the 'path' field or prepare it first") as f:
         if "distance" not in f.attrs:
             raise DatasetError(f"{path} has no 'distance' attribute: set it to euclidean, angular or ip")
         try:
@@ -267,19 +273,7 @@ def add_ground_truth(
     ``progress(done, total)`` is called as the work advances. Returns (queries, k, metric).
     """
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DatasetError(f"{path} is not a readable HDF5 file ({e})") from e
-    with f:
-        missing = [key for key in ("train", "test") if key not in f]
-        if missing:
-            raise DatasetError(
-                f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds 'train' (n × d) "
-                "and 'test' (q × d)"
-            )
+    with open_ann_file(path, "check the file name") as f:
         stored = _jsonable(f.attrs["distance"]) if "distance" in f.attrs else None
         if metric is None and stored is None:
             raise DatasetError(f"{path} has no 'distance' attribute: give --metric euclidean, angular or ip")
