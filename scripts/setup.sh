@@ -54,7 +54,7 @@ stamp=.venv/.vdbbench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
   echo "setup: installing vdbbench and store clients into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[all,test,embed,quality]"
+  .venv/bin/python -m pip install -q -e ".[all,test,embed,quality,ray]"
   touch "$stamp"
 fi
 

@@ -7,6 +7,7 @@ import pytest
 from vdbbench.datasets import (
     FASHION_MNIST_DIR,
     DatasetError,
+    H5Rows,
     _read_idx_images,
     load_hdf5,
     save_hdf5,
@@ -108,3 +109,75 @@ def test_fashion_mnist_from_debian_has_ann_benchmarks_shape():
     test = _read_idx_images(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
     assert train.shape == (60000, 784) and test.shape == (10000, 784)
     assert train.min() == 0 and train.max() == 255
+
+
+def test_loaded_train_rows_are_mapped_not_read(tmp_path):
+    train, test = synthetic(n=400, dim=8, queries=5, seed=4)
+    ds = load_hdf5(save_hdf5(tmp_path / "d.hdf5", train, test, "euclidean"))
+    assert isinstance(ds.train, np.memmap) and str(ds.train.filename) == str((tmp_path / "d.hdf5").resolve())
+    np.testing.assert_array_equal(ds.train[[7, 3, 7]], train[[7, 3, 7]])
+    with h5py.File(tmp_path / "c.hdf5", "w") as f:  # chunked + compressed: cannot be mapped, read on demand
+        f.attrs["distance"] = "euclidean"
+        f.create_dataset("train", data=train, chunks=(64, 8), compression="gzip")
+        f["test"] = test
+    chunked = load_hdf5(tmp_path / "c.hdf5")
+    assert isinstance(chunked.train, H5Rows) and chunked.train.shape == (400, 8)
+    np.testing.assert_array_equal(chunked.train[[9, 2, 9, 399]], train[[9, 2, 9, 399]])
+    np.testing.assert_array_equal(chunked.train[10:20], train[10:20])
+    np.testing.assert_array_equal(chunked.neighbors, ds.neighbors)
+
+
+def _bare(path, train, test, distance="angular"):
+    with h5py.File(path, "w") as f:
+        if distance:
+            f.attrs["distance"] = distance
+        f["train"], f["test"] = train, test
+    return path
+
+
+def test_groundtruth_command_writes_exact_neighbours_and_keeps_the_data(tmp_path):
+    from vdbbench.cli import main
+    from vdbbench.distances import exact_distances
+
+    train, test = synthetic(n=700, dim=6, queries=12, seed=8, duplicates=0.2)
+    path = _bare(tmp_path / "user.hdf5", train, test)
+    assert main(["groundtruth", str(path), "-k", "15"]) == 0
+    with h5py.File(path) as f:
+        assert set(f) == {"train", "test", "neighbors", "distances"} and f.attrs["distance"] == "angular"
+        np.testing.assert_array_equal(f["train"][:], train)
+        np.testing.assert_array_equal(f["test"][:], test)
+        neighbors, distances = f["neighbors"][:], f["distances"][:]
+    assert neighbors.shape == (12, 15)
+    for i, q in enumerate(test):
+        d = exact_distances(q, train, "angular")
+        assert neighbors[i].tolist() == np.lexsort((np.arange(len(d)), d))[:15].tolist()
+        np.testing.assert_allclose(distances[i], np.sort(d)[:15], rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "user.hdf5.part").exists()
+    assert main(["groundtruth", str(path)]) == 2  # already there: needs --force
+    assert main(["groundtruth", str(path), "--force", "-k", "5"]) == 0
+    with h5py.File(path) as f:
+        assert f["neighbors"].shape == (12, 5)
+
+
+def test_groundtruth_refuses_bad_files_naming_what_is_wrong(tmp_path):
+    from vdbbench.datasets import add_ground_truth
+
+    train, test = synthetic(n=50, dim=4, queries=3)
+    with h5py.File(tmp_path / "no-test.hdf5", "w") as f:
+        f["train"] = train
+    with pytest.raises(DatasetError, match=r"lacks the dataset\(s\) \['test'\]"):
+        add_ground_truth(tmp_path / "no-test.hdf5")
+    with pytest.raises(DatasetError, match="no 'distance' attribute: give --metric"):
+        add_ground_truth(_bare(tmp_path / "a.hdf5", train, test, distance=None))
+    with pytest.raises(DatasetError, match="says distance='angular' but --metric 'euclidean'"):
+        add_ground_truth(_bare(tmp_path / "b.hdf5", train, test), metric="euclidean")
+    bad = train.copy()
+    bad[30, 1] = np.nan
+    path = _bare(tmp_path / "nan.hdf5", bad, test)
+    before = path.read_bytes()
+    with pytest.raises(DatasetError, match=r"'train' holds 1 NaN .*row 30"):
+        add_ground_truth(path)
+    assert path.read_bytes() == before  # a refused file is left exactly as it was
+    add_ground_truth(_bare(tmp_path / "c.hdf5", train, test, distance=None), k=4, metric="ip")
+    with h5py.File(tmp_path / "c.hdf5") as f:
+        assert f.attrs["distance"] == "ip" and f["neighbors"].shape == (3, 4)

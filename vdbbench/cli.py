@@ -1,4 +1,4 @@
-"""Command line: ``python -m vdbbench sweep | datasets | stores | report | compare``."""
+"""Command line: ``python -m vdbbench sweep | datasets | groundtruth | stores | report | compare``."""
 
 from __future__ import annotations
 
@@ -220,6 +220,36 @@ def _print_embedded(name: str, path: Path, embedded_now: bool) -> None:
     console.print(markup_escape("\n".join(lines)))
 
 
+def cmd_groundtruth(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from vdbbench.datasets import add_ground_truth
+    from vdbbench.groundtruth import device_name
+
+    try:
+        with Progress(
+            TextColumn(f"ground truth of {args.file} on {device_name(args.device)}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("exact k-NN", total=None)
+            queries, k, metric = add_ground_truth(
+                args.file, args.k, args.metric, device=args.device, force=args.force,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+    except (DatasetError, RuntimeError) as e:
+        _error(e)
+        return 2
+    console.print(f"wrote 'neighbors' and 'distances' ({queries} queries × {k}, {metric}) into {args.file}")
+    return 0
+
+
 def cmd_stores(args: argparse.Namespace) -> int:
     from vdbbench.capabilities import capability_markdown, update_readme
 
@@ -407,6 +437,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild the dataset file even if it is up to date")
     p.add_argument("--corpus-only", action="store_true", help="only extract a built-in corpus and print its path")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser(
+        "groundtruth",
+        help="compute exact neighbours of an HDF5 file and write them into it",
+        description="Exact k nearest train rows of every test row (faiss candidates, float64 re-rank), written as "
+        "'neighbors' and 'distances' into an ann-benchmarks HDF5 file. Train and test are only read; the file is "
+        "replaced in one rename by a copy holding the results, so it is never left half-written.",
+    )
+    p.add_argument("file", metavar="FILE.hdf5")
+    p.add_argument("-k", type=int, default=100, help="neighbours per query (default 100)")
+    p.add_argument("--metric", choices=("euclidean", "angular", "ip"),
+                   help="needed when the file has no 'distance' attribute")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: faiss-gpu or torch on CUDA when there is a GPU, else faiss on CPU")
+    p.add_argument("--force", action="store_true", help="recompute when the file already holds ground truth")
+    p.set_defaults(func=cmd_groundtruth)
 
     p = sub.add_parser(
         "stores",

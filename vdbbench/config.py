@@ -6,6 +6,7 @@ message naming the field (as a path like ``stores[1].build.M``) and what to writ
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -94,6 +95,16 @@ class ConcurrencyConfig(_Strict):
     clients: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     duration_s: float = Field(10.0, gt=0, description="seconds each client count runs")
     min_recall: float = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
+    engine: Literal["local", "ray"] = Field("local", description="local: client processes here; ray: Ray actors")
+    address: str | None = Field(None, description="engine ray: cluster address (auto, local, ray://host:10001)")
+
+    @model_validator(mode="after")
+    def _ray_ready(self) -> ConcurrencyConfig:
+        if self.engine == "local" and self.address is not None:
+            raise ValueError("address is for engine: ray; drop it or set engine: ray")
+        if self.engine == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("engine: ray needs the ray package: pip install 'vdbbench[ray]'")
+        return self
 
     @field_validator("clients")
     @classmethod

@@ -111,17 +111,22 @@ def _read_txt(path: Path, field: str) -> list[str]:
     return [_clean(line) for line in _decode_utf8(_read_bytes(path), path).splitlines()]
 
 
-def _read_jsonl(path: Path, field: str) -> list[str]:
-    out = []
-    for number, line in enumerate(_decode_utf8(_read_bytes(path), path).splitlines(), 1):
+def json_lines(text: str, path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) for every non-blank line of a JSON-lines text; CorpusError names a bad line."""
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as e:
             raise CorpusError(
                 f"{path} line {number} is not valid JSON ({e.msg}); each line must be one object"
             ) from None
+
+
+def _read_jsonl(path: Path, field: str) -> list[str]:
+    out = []
+    for number, obj in json_lines(_decode_utf8(_read_bytes(path), path), path):
         if not isinstance(obj, dict) or field not in obj:
             keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise CorpusError(

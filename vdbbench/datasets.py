@@ -3,6 +3,10 @@
 Layout: ``train`` (n × d float32), ``test`` (q × d float32), ``neighbors`` (q × K int),
 ``distances`` (q × K float), attribute ``distance`` (euclidean / angular / ip). Files
 downloaded from ann-benchmarks can be dropped into the data folder and used by name.
+
+A loaded dataset does not hold its train rows: ``Dataset.train`` maps the file (or reads
+rows on demand), so the harness's memory stays near the queries plus ground truth; the
+store's process reads its insert batches from the file itself.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import gzip
 import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +30,52 @@ from vdbbench.groundtruth import device_name, exact_knn
 log = logging.getLogger(__name__)
 
 GROUND_TRUTH_K = 100
+SCAN_ROWS = 16384  # train rows checked at once for NaN / infinity
 
 
 class DatasetError(ValueError):
     """A dataset file or spec is unusable; the message names the file or field and the fix."""
+
+
+class H5Rows:
+    """Rows of a chunked or compressed HDF5 dataset (which cannot be memory-mapped), read on demand.
+
+    Supports what the harness uses on train rows: ``shape``, ``len``, a row slice, an id array.
+    """
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path, self.key = Path(path), key
+        with h5py.File(self.path, "r") as f:
+            self.shape: tuple[int, ...] = tuple(f[key].shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        with h5py.File(self.path, "r") as f:
+            dset = f[self.key]
+            if isinstance(index, slice | int | np.integer):
+                return np.asarray(dset[index], dtype=np.float32)
+            ids = np.asarray(index, dtype=np.int64)
+            unique, inverse = np.unique(ids, return_inverse=True)  # h5py reads increasing ids only
+            return np.asarray(dset[unique], dtype=np.float32)[inverse.reshape(ids.shape)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self[:].astype(dtype or np.float32)
+
+
+def open_rows(path: Path, key: str = "train") -> np.ndarray | H5Rows:
+    """The rows of ``key`` without reading them: a read-only memory map when the dataset is stored
+    contiguous and uncompressed as float32 (ann-benchmarks files are), else an ``H5Rows``."""
+    with h5py.File(path, "r") as f:
+        dset = f[key]
+        offset = dset.id.get_offset()
+        mappable = dset.chunks is None and offset is not None and dset.dtype == np.float32
+        shape = dset.shape
+    if mappable:
+        return np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=shape)
+    return H5Rows(path, key)
 
 
 @dataclass
@@ -62,7 +109,7 @@ class Texts:
 @dataclass
 class Dataset:
     name: str
-    train: np.ndarray
+    train: np.ndarray | H5Rows  # a memory map or on-demand reader of the file's rows, not a copy
     test: np.ndarray
     neighbors: np.ndarray
     distances: np.ndarray
@@ -115,43 +162,50 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
-    """Read and validate an ann-benchmarks-layout file; raise DatasetError naming what is wrong."""
-    path = Path(path)
+def open_ann_file(path: Path, fix: str) -> h5py.File:
+    """Open an ann-benchmarks-layout HDF5 file for reading; DatasetError says what is wrong and ``fix``."""
     if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist: check the 'path' field or prepare it first")
+        raise DatasetError(f"dataset file {path} does not exist: {fix}")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise DatasetError(f"{path} is not a readable HDF5 file ({e}); re-download or re-prepare it") from e
-    with f:
-        missing = [key for key in ("train", "test") if key not in f]
-        if missing:
-            raise DatasetError(
-                f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds "
-                "'train', 'test', 'neighbors' and 'distances'"
-            )
+    missing = [key for key in ("train", "test") if key not in f]
+    if missing:
+        f.close()
+        raise DatasetError(
+            f"{path} lacks the dataset(s) {missing}: an ann-benchmarks file holds 'train' (n × d), "
+            "'test' (q × d), and 'neighbors' and 'distances' when ground truth is stored"
+        )
+    return f
+
+
+def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
+    """Read and validate an ann-benchmarks-layout file; raise DatasetError naming what is wrong."""
+    path = Path(path)
+    with open_ann_file(path, "check the 'path' field or prepare it first") as f:
         if "distance" not in f.attrs:
             raise DatasetError(f"{path} has no 'distance' attribute: set it to euclidean, angular or ip")
         try:
             metric = canonical_metric(_jsonable(f.attrs["distance"]))
         except ValueError as e:
             raise DatasetError(f"{path}: attribute 'distance': {e}") from None
-        train = np.asarray(f["train"], dtype=np.float32)
         test = np.asarray(f["test"], dtype=np.float32)
         neighbors = np.asarray(f["neighbors"], dtype=np.int64) if "neighbors" in f else None
         distances = np.asarray(f["distances"], dtype=np.float64) if "distances" in f else None
         attrs = {k: _jsonable(v) for k, v in f.attrs.items()}
+        validate_arrays(f["train"], test, str(path))
+        if neighbors is None or distances is None:
+            log.warning(
+                "%s has no 'neighbors' and 'distances': computing exact ground truth (%d queries over %d vectors, "
+                "k=%d) on %s; this is redone on every load unless the file stores them "
+                "(python -m vdbbench groundtruth FILE writes them)",
+                path, test.shape[0], f["train"].shape[0], GROUND_TRUTH_K, device_name(),
+            )  # fmt: skip
+            neighbors, distances = exact_knn(f["train"], test, metric, GROUND_TRUTH_K)
         text = _read_texts(f, path) if "passage_texts" in f else None
-    validate_arrays(train, test, str(path))
-    if neighbors is None or distances is None:
-        log.warning(
-            "%s has no 'neighbors' and 'distances': computing exact ground truth (%d queries over %d vectors, "
-            "k=%d) on %s; this is redone on every load unless the file stores them",
-            path, test.shape[0], train.shape[0], GROUND_TRUTH_K, device_name(),
-        )  # fmt: skip
-        neighbors, distances = exact_knn(train, test, metric, GROUND_TRUTH_K)
-    elif neighbors.shape[0] != test.shape[0]:
+    train = open_rows(path, "train")
+    if neighbors.shape[0] != test.shape[0]:
         raise DatasetError(f"{path}: 'neighbors' has {neighbors.shape[0]} rows but 'test' has {test.shape[0]}")
     elif neighbors.size and (neighbors.min() < 0 or neighbors.max() >= train.shape[0]):
         raise DatasetError(f"{path}: 'neighbors' holds ids outside 0..{train.shape[0] - 1}")
@@ -203,16 +257,84 @@ def _write_texts(f: h5py.File, text: Texts) -> None:
         g.attrs["source"] = text.label_source or ""
 
 
-def validate_arrays(train: np.ndarray, test: np.ndarray, where: str) -> None:
-    """Reject shapes and values no store can index, before any engine starts."""
+def add_ground_truth(
+    path: str | Path,
+    k: int = GROUND_TRUTH_K,
+    metric: str | None = None,
+    *,
+    device: str = "auto",
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int, str]:
+    """Compute exact neighbours and distances of a user's ann-benchmarks file and write them into it.
+
+    Train and test are only read. The results are written into a copy (``FILE.part``) that then
+    replaces the file in one rename, so a failure at any point leaves the original untouched.
+    ``progress(done, total)`` is called as the work advances. Returns (queries, k, metric).
+    """
+    path = Path(path)
+    with open_ann_file(path, "check the file name") as f:
+        stored = _jsonable(f.attrs["distance"]) if "distance" in f.attrs else None
+        if metric is None and stored is None:
+            raise DatasetError(f"{path} has no 'distance' attribute: give --metric euclidean, angular or ip")
+        try:
+            chosen = canonical_metric(metric or stored)
+            if stored is not None and canonical_metric(stored) != chosen:
+                raise DatasetError(
+                    f"{path} says distance={stored!r} but --metric {metric!r} was given; "
+                    "drop --metric to use the file's"
+                )
+        except ValueError as e:
+            raise DatasetError(f"{path}: metric: {e}") from None
+        if not force and ("neighbors" in f or "distances" in f):
+            raise DatasetError(f"{path} already holds 'neighbors'/'distances': add --force to recompute them")
+        test = np.asarray(f["test"], dtype=np.float32)
+        validate_arrays(f["train"], test, str(path))
+        n = f["train"].shape[0]
+        total, done = n * len(test), 0
+
+        def advance(units: int) -> None:
+            nonlocal done
+            done += units
+            if progress:
+                progress(done, total)
+
+        neighbors, distances = exact_knn(f["train"], test, chosen, k, device=device, progress=advance)
+    tmp = path.with_name(path.name + ".part")
+    shutil.copy2(path, tmp)
+    try:
+        with h5py.File(tmp, "r+") as out:
+            for key in ("neighbors", "distances"):
+                if key in out:
+                    del out[key]
+            out.create_dataset("neighbors", data=neighbors.astype(np.int32))
+            out.create_dataset("distances", data=distances.astype(np.float32))
+            out.attrs["distance"] = chosen
+            out.attrs["ground_truth_device"] = device_name(device)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(test), int(neighbors.shape[1]), chosen
+
+
+def validate_arrays(train: Any, test: Any, where: str) -> None:
+    """Reject shapes and values no store can index, before any engine starts.
+
+    Arrays or HDF5 datasets; rows are checked ``SCAN_ROWS`` at a time, so a file's train set
+    is never read whole.
+    """
     for label, arr in (("train", train), ("test", test)):
-        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        if len(arr.shape) != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise DatasetError(f"{where}: '{label}' must be a non-empty 2-D array, got shape {arr.shape}")
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
+        count, first = 0, None
+        for start in range(0, arr.shape[0], SCAN_ROWS):
+            bad = ~np.isfinite(np.asarray(arr[start : start + SCAN_ROWS]))
+            if bad.any():
+                count += int(bad.sum())
+                first = start + int(np.argwhere(bad)[0][0]) if first is None else first
+        if count:
             raise DatasetError(
-                f"{where}: '{label}' holds {int(bad.sum())} NaN or infinite values (first in row {row}); "
+                f"{where}: '{label}' holds {count} NaN or infinite values (first in row {first}); "
                 "clean or re-embed the data"
             )
     if train.shape[1] != test.shape[1]:

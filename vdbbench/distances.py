@@ -38,11 +38,15 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 def exact_distances(query: np.ndarray, candidates: np.ndarray, metric: str) -> np.ndarray:
     """Distances from one query to candidate rows, in float64, for scoring answers."""
     q = np.asarray(query, dtype=np.float64)
+    if metric == "euclidean":  # float32 rows widen to float64 inside the subtraction: one pass, no copy
+        diff = np.subtract(candidates, q, dtype=np.float64)
+        return np.sqrt(np.einsum("...j,...j->...", diff, diff))
     c = np.asarray(candidates, dtype=np.float64)
-    if metric == "euclidean":
-        return np.sqrt(((c - q) ** 2).sum(axis=-1))
+    # einsum, not a BLAS product: each row's value must not depend on how many rows are passed or
+    # where they sit, so equal rows always tie exactly (ground truth and recall compute on subsets)
     if metric == "angular":
-        return 1.0 - normalize(c) @ normalize(q)
+        return 1.0 - np.einsum("...j,j->...", normalize(c), normalize(q))
     if metric == "ip":
-        return -(c @ q)
+        return -np.einsum("...j,j->...", c, q)
     raise ValueError(f"unknown metric {metric!r}")
+

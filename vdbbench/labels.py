@@ -30,6 +30,7 @@ from vdbbench.corpora import (
     WORDNET_DIR,
     CorpusError,
     _decode_utf8,
+    json_lines,
     roff_paragraphs,
 )
 from vdbbench.datasets import data_dir
@@ -82,15 +83,7 @@ def _jsonl_rows(path: Path, fields: tuple[str, ...], required: tuple[str, ...]) 
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
     rows = []
-    for number, line in enumerate(_decode_utf8(raw, path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CorpusError(
-                f"{path} line {number} is not valid JSON ({e.msg}); each line must be one object"
-            ) from None
+    for number, obj in json_lines(_decode_utf8(raw, path), path):
         if not isinstance(obj, dict):
             raise CorpusError(f"{path} line {number}: expected an object with fields {list(fields)}")
         for name in required:

@@ -522,42 +522,22 @@ class Sweep:
                 )
                 return True
             levels = measure_concurrency(
-                ADAPTERS[s.store],
-                engine.workdir,
-                s.options,
-                handle,
-                ds.test,
-                sp,
-                self.cfg.k,
-                cc.clients,
-                cc.duration_s,
-                self.cfg.warmup,
-                get_store_class(s.store).kind,
+                ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
+                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind, cc.engine, cc.address,
             )
         except LoadFailed as e:  # the client counts measured before the failure are kept
             self._record_load(ds, s, key, base, status="failed", **build_fields,
                               error=f"load failed at {e.clients} clients: {_describe(e.cause)}",
                               concurrency={"levels": e.levels, "failed_clients": e.clients,
-                                           "duration_s": cc.duration_s, "host_cpus": os.cpu_count()})  # fmt: skip
+                                           "duration_s": cc.duration_s, "host_cpus": os.cpu_count(),
+                                           "engine": cc.engine, "address": cc.address})  # fmt: skip
             return False
         except Exception as e:  # noqa: BLE001
             self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
             return False
-        self._record_load(
-            ds,
-            s,
-            key,
-            base,
-            status="ok",
-            error=None,
-            concurrency={
-                "levels": levels,
-                "duration_s": cc.duration_s,
-                "note": handle.get("note"),
-                "host_cpus": os.cpu_count(),
-            },
-            **build_fields,
-        )
+        self._record_load(ds, s, key, base, status="ok", error=None, concurrency={
+            "levels": levels, "duration_s": cc.duration_s, "note": handle.get("note"),
+            "host_cpus": os.cpu_count(), "engine": cc.engine, "address": cc.address}, **build_fields)
         for lv in levels:
             bound = " (client-bound)" if lv["client_bound"] else ""
             self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
@@ -764,11 +744,14 @@ class Sweep:
                            f"qps={timing['qps']:,.0f}")
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert in batches (timed in the store's process), then finish (timed until searchable)."""
+        """Create, insert in batches (timed in the store's process), then finish (timed until searchable).
+
+        The store's process reads each batch from the dataset file; only the row range is sent.
+        """
         deadline = Deadline(self.cfg.limits.build_s)
         worker.call("create", spec, timeout=deadline.left())
         n, batch = ds.train.shape[0], self.cfg.insert_batch
-        items = store_inputs(s, ds)[0]
+        texts = store_inputs(s, ds)[0] if get_store_class(s.store).input == "text" else None
         insert_s = 0.0
         with Progress(
             TextColumn(f"  insert {s.display_name} {_params(spec.params)}"), BarColumn(), MofNCompleteColumn(),
@@ -776,9 +759,19 @@ class Sweep:
         ) as progress:  # fmt: skip
             task = progress.add_task("insert", total=n)
             for start in range(0, n, batch):
-                ids = np.arange(start, min(start + batch, n), dtype=np.int64)
-                insert_s += worker.call("timed_insert", ids, items[start : start + batch], timeout=deadline.left())
-                progress.update(task, advance=len(ids))
+                stop = min(start + batch, n)
+                if texts is not None:  # a text store's passages are sent; vectors are read from the file
+                    ids = np.arange(start, stop, dtype=np.int64)
+                    insert_s += worker.call("timed_insert", ids, texts[start:stop], timeout=deadline.left())
+                    progress.update(task, advance=len(ids))
+                    continue
+                seconds, rows = worker.call(
+                    "timed_insert_rows", str(ds.path), "train", start, stop, timeout=deadline.left()
+                )
+                if rows != stop - start:
+                    raise RuntimeError(f"the store's process read {rows} rows of {ds.path} for rows {start}:{stop}")
+                insert_s += seconds
+                progress.update(task, advance=rows)
         index_s = worker.call("timed_finish", timeout=deadline.left())
         return insert_s, index_s
 

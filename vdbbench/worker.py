@@ -88,6 +88,7 @@ class _Host:
     def __init__(self, target: str, workdir: str, options: dict[str, Any]) -> None:
         self.store = load_adapter(target)(Path(workdir), options)
         self.queries: list[np.ndarray] = []
+        self._files: dict[str, Any] = {}  # dataset files opened for reading insert batches
 
     def set_queries(self, queries: np.ndarray) -> None:
         # vectors as contiguous rows; texts (bm25) and (vector, text) pairs (native hybrid) as they come
@@ -97,6 +98,20 @@ class _Host:
         t0 = time.perf_counter()
         self.store.insert(ids, vectors)
         return time.perf_counter() - t0
+
+    def timed_insert_rows(self, path: str, key: str, start: int, stop: int) -> tuple[float, int]:
+        """Read rows ``start:stop`` of ``key`` from the dataset file here, then insert them (ids = row numbers).
+
+        The parent sends only the file and the row range, so it never holds the train set and no
+        vectors cross the pipe. The read is not timed. Returns (insert seconds, rows read).
+        """
+        import h5py
+
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        vectors = np.asarray(self._files[path][key][start:stop], dtype=np.float32)
+        ids = np.arange(start, start + len(vectors), dtype=np.int64)
+        return self.timed_insert(ids, vectors), len(vectors)
 
     def timed_finish(self) -> float:
         t0 = time.perf_counter()
@@ -115,10 +130,13 @@ class _Host:
     def timed_closed_loop(self, k: int, start_at: float, duration_s: float) -> tuple[np.ndarray, float, float]:
         """One closed-loop client: wait for the common start, then query back to back until the end.
 
-        Returns every query's latency, the process CPU seconds spent (to tell a busy client),
-        and the elapsed seconds until the last query finished.
+        ``start_at`` is wall-clock time (``time.time()``), so clients on other hosts of a Ray
+        cluster (clocks kept in step by NTP) start together; the loop itself runs on the
+        monotonic clock. Returns every query's latency, the process CPU seconds spent (to tell
+        a busy client), and the elapsed seconds until the last query finished.
         """
         search, queries, clock = self.store.search, self.queries, time.monotonic
+        start_at = clock() + (start_at - time.time())
         time.sleep(max(0.0, start_at - clock()))
         end = start_at + duration_s
         latencies: list[float] = []
@@ -140,6 +158,7 @@ class _Host:
         return [wall / len(self.queries) for wall, _, _ in timed_passes(noop, self.queries, k, runs, 0)]
 
     def handle(self, method: str, args: tuple) -> Any:
+        """Run a timed loop of this host, or else the store's method of that name."""
         target = getattr(self, method, None) if method.startswith(("timed_", "set_queries", "answers")) else None
         return (target or getattr(self.store, method))(*args)
 
