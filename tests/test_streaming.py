@@ -44,7 +44,7 @@ def test_store_process_reads_each_insert_batch_from_the_file(tmp_path):
     worker.call = recording_call
     try:
         call("open", timeout=60)
-        spec = BuildSpec("hnsw", "euclidean", 16, {"M": 16, "ef_construction": 100}, count=1300)
+        spec = BuildSpec("hnsw", "euclidean", 16, {"m": 16, "ef_construction": 100}, count=1300)  # portable names
         Sweep(cfg, tmp_path / "out")._build(worker, ds, spec, cfg.stores[0])
         inserts = [(args, answer) for method, args, answer in sent if method.startswith("timed_insert")]
         assert [args for args, _ in inserts] == [
