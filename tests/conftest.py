@@ -8,6 +8,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/storekit.py is imported by every store test
 
 
+@pytest.fixture(autouse=True)
+def _data_outside_the_checkout(monkeypatch, tmp_path_factory) -> None:
+    """Prepared datasets, corpora and embedding caches go to a temp folder, never into the checkout's
+    datasets/data (a test that needs its own folder sets VDBBENCH_DATA_DIR again)."""
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path_factory.getbasetemp() / "shared-data"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
