@@ -16,6 +16,7 @@ the building process's lite server by its URL, as they would to a Milvus server;
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -81,6 +82,13 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _unimplemented_probe(record: logging.LogRecord) -> bool:
+    """Drop milvus-lite's logged traceback for RPCs it lacks (AllocTimestamp): pymilvus probes them and
+    treats "unimplemented" as an answer, so the traceback on every search session reports no failure."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, NotImplementedError)
 
 
 class MilvusStore(Store):
@@ -173,6 +181,7 @@ class MilvusStore(Store):
 
         if self.lite:
             self.workdir.mkdir(parents=True, exist_ok=True)
+            logging.getLogger("grpc._server").addFilter(_unimplemented_probe)
             self._client = MilvusClient(str(self._db_path))
             entry = self._lite_servers().get(str(self._db_path.resolve()))
             self.lite_port = entry[2] if entry else None
