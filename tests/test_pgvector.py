@@ -229,3 +229,22 @@ def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_direc
         store.close()
         shutil.rmtree(workdir, ignore_errors=True)
     assert not private.exists()
+
+
+def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
+    """shared_buffers (25% of memory, 128 MB…4 GB) and maintenance_work_mem (12.5%, 256 MB…4 GB) as the
+    server itself reports them, so a reader sees what the engine ran with, not what was sent."""
+    from vdbbench.stores.pgvector import default_settings
+
+    gib = 1024**3
+    assert default_settings(16 * gib, 4)["shared_buffers"] == "4096MB"  # the users' 16 GiB host: the cap
+    assert default_settings(2 * gib, 2)["shared_buffers"] == "512MB"
+    assert default_settings(256 * 1024**2, 1)["shared_buffers"] == "128MB"  # never below PostgreSQL's default
+    build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef": 40})
+    reported = store.effective_config()["engine"]["settings"]
+    expected = default_settings()
+    units = {"MB": 1, "GB": 1024}
+    for name in ("shared_buffers", "maintenance_work_mem"):
+        value = reported[name]
+        as_mb = int(value[:-2]) * units[value[-2:]]
+        assert as_mb == int(expected[name][:-2]), f"{name}: server reports {value}, sized {expected[name]}"

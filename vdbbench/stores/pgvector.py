@@ -52,8 +52,8 @@ def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -
     ``maintenance_work_mem`` 12.5% of host memory, at least 256 MB, at most 4 GB (pgvector's docs: large
     enough for the HNSW graph, else the build spills and slows); ``max_parallel_maintenance_workers``
     one per further core, so the index builds on every core as hnswlib and the other engines do.
-    ``shared_buffers`` stays at PostgreSQL's 128 MB: sized at 25% of memory, a server killed mid-build
-    left its private data directory behind (tests/test_faults.py), so it is not raised here yet.
+    ``shared_buffers`` 25% of host memory (PostgreSQL's documented starting point for a dedicated
+    server), at least its own default 128 MB, at most 4 GB.
     """
     import psutil
 
@@ -61,6 +61,7 @@ def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -
     cpus = cpus or os.cpu_count() or 1
     mb = 1024 * 1024
     return {
+        "shared_buffers": f"{max(128, min(memory // 4 // mb, 4096))}MB",
         "maintenance_work_mem": f"{max(256, min(memory // 8 // mb, 4096))}MB",
         "max_parallel_maintenance_workers": str(max(cpus - 1, 0)),
     }
@@ -124,7 +125,7 @@ class PgvectorStore(Store):
     options_help = {
         "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
         "table": "table name (default vdbbench_items)",
-        "settings": "mapping of PostgreSQL settings applied to the session (e.g. maintenance_work_mem)",
+        "settings": "PostgreSQL settings for the embedded server (e.g. shared_buffers, maintenance_work_mem)",
     }
     table = "vdbbench_items"
 
