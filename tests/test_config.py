@@ -198,10 +198,12 @@ def test_dry_run_lists_every_planned_point_and_starts_nothing(capsys, monkeypatc
     out = capsys.readouterr().out
     lines = [x for x in out.splitlines() if " · " in x]
     for db in ("milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"):
-        planned = [x for x in lines if f"({db}) hnsw" in x]
-        assert [x.split("target recall ")[1].split(":")[0] for x in planned] == ["0.9", "0.95", "0.99"], db
-        assert all("m=16 ef_construction=200" in x and "tune ef (250 tune / 250 evaluate)" in x for x in planned)
-    assert "wordnet-en-minilm-5k (4500 vectors, 500 queries)" in out
+        tuned = [x for x in lines if f"({db}) hnsw" in x and "target recall" in x]
+        assert [x.split("target recall ")[1].split(":")[0] for x in tuned] == ["0.9", "0.95", "0.99"], db
+        assert all("m=16 ef_construction=200" in x and "tune ef (500 tune / 500 evaluate)" in x for x in tuned)
+    assert "wordnet-en-minilm-20k (19000 vectors, 1000 queries)" in out
+    loads = [x for x in lines if "concurrency local: 1, 2, 4 clients × 3 s" in x]
+    assert len(loads) == 8 and all("reaching recall 0.95" in x for x in loads)  # one per build, baselines too
     assert not (tmp_path / "out").exists() and not any(tmp_path.iterdir())
 
 

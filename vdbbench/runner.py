@@ -113,6 +113,13 @@ def planned_points(cfg: SweepConfig) -> list[str]:
                     base = _params({k: v for k, v in plan.target_base.items() if k != plan.knob})
                     lines.append(f"{head} · build {_params(build) or '-'} · target recall {t}: tune {plan.knob} "
                                  f"({split})" + (f", with {base}" if base else ""))  # fmt: skip
+                if cfg.concurrency:
+                    cc = cfg.concurrency
+                    lines.append(
+                        f"{head} · build {_params(build) or '-'} · concurrency {cc.engine}: "
+                        f"{', '.join(map(str, cc.clients))} clients × {cc.duration_s:g} s at the fastest setting "
+                        f"reaching recall {cc.min_recall} (skipped where the store cannot be shared)"
+                    )
             lines += [f"{head} · note: {note}" for note in plan.notes]
     return lines
 
