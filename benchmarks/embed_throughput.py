@@ -84,9 +84,11 @@ def main() -> None:
     results = [measure(d, texts, args.model, args.batch_size, args.repeats) for d in devices]
     for r in results:
         verdict = "ok" if r["ratio"] >= 0.95 else "BELOW TARGET 0.95"
-        print(f"{r['device']:>20} {r['dtype']}  {r['model']}  n={r['passages']} batch={r['batch_size']}: "
-              f"bare {r['bare_passages_per_s']:,.1f}/s, harness {r['harness_passages_per_s']:,.1f}/s, "
-              f"ratio {r['ratio']:.3f} ({verdict}); CPU-time ratio {r['cpu_time_ratio']:.3f}")
+        print(
+            f"{r['device']:>20} {r['dtype']}  {r['model']}  n={r['passages']} batch={r['batch_size']}: "
+            f"bare {r['bare_passages_per_s']:,.1f}/s, harness {r['harness_passages_per_s']:,.1f}/s, "
+            f"ratio {r['ratio']:.3f} ({verdict}); CPU-time ratio {r['cpu_time_ratio']:.3f}"
+        )
     print(json.dumps(results, indent=1))
 
 

@@ -29,8 +29,10 @@ def main() -> None:
 
     ds = resolve_dataset(DatasetConfig(name=args.dataset, test_size=args.queries))
     train, test = np.ascontiguousarray(ds.train), np.ascontiguousarray(ds.test)
-    print(f"{ds.name}: {train.shape[0]} x {train.shape[1]} train, {test.shape[0]} queries, k={args.k}, "
-          f"metric {ds.metric}, vdbbench candidates on {device_name()}, faiss threads {faiss.omp_get_max_threads()}")
+    print(
+        f"{ds.name}: {train.shape[0]} x {train.shape[1]} train, {test.shape[0]} queries, k={args.k}, "
+        f"metric {ds.metric}, vdbbench candidates on {device_name()}, faiss threads {faiss.omp_get_max_threads()}"
+    )
 
     def run_faiss():
         if ds.metric == "euclidean":
@@ -55,8 +57,10 @@ def main() -> None:
         times["vdbbench"].append(time.perf_counter() - t0)
     agree = float((faiss_ids[:, :10] == ids[:, :10]).mean())
     f, v = min(times["faiss"]), min(times["vdbbench"])
-    print(f"faiss {f:.2f} s, vdbbench {v:.2f} s, ratio {v / f:.2f}x (best of {args.repeat}); "
-          f"top-10 id agreement {agree:.4f}")
+    print(
+        f"faiss {f:.2f} s, vdbbench {v:.2f} s, ratio {v / f:.2f}x (best of {args.repeat}); "
+        f"top-10 id agreement {agree:.4f}"
+    )
 
 
 if __name__ == "__main__":

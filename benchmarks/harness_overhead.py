@@ -84,14 +84,17 @@ def main() -> None:
             store.insert(np.arange(start, min(start + 5000, len(ds.train))), ds.train[start : start + 5000])
         store.finish()
         queries = [np.ascontiguousarray(q) for q in ds.test]
-        print(f"{args.store} on {ds.name}: {len(ds.train)} train, {len(queries)} queries, k={args.k}, "
-              f"best of {args.rounds} interleaved rounds")
+        print(
+            f"{args.store} on {ds.name}: {len(ds.train)} train, {len(queries)} queries, k={args.k}, "
+            f"best of {args.rounds} interleaved rounds"
+        )
         print(f"{ef_name:>10} {'bare QPS':>10} {'harness QPS':>12} {'ratio':>7} {'paired median':>13}")
         for ef in (10, 40, 160):
             store.set_search_params({ef_name: ef})
             run_bare = bare_loop(store, args.store, queries, args.k)
-            bare, harness = interleaved(run_bare, lambda: measure_search(store, ds, queries, args.k, 1, 0).qps,
-                                        len(queries), args.rounds)
+            bare, harness = interleaved(
+                run_bare, lambda: measure_search(store, ds, queries, args.k, 1, 0).qps, len(queries), args.rounds
+            )
             b, h = max(bare), max(harness)
             paired = statistics.median(hq / bq for hq, bq in zip(harness, bare, strict=True))
             print(f"{ef:>10} {b:>10,.0f} {h:>12,.0f} {h / b:>7.3f} {paired:>13.3f}")

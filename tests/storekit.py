@@ -81,7 +81,10 @@ def build_and_search(
     effective = store.effective_config()
     report = recall_at_k(answers, data.test, data.train, data.neighbors, k, metric)
     return BuildOutcome(
-        report.recall, answers, effective, config_mismatches(family, build_params | search_params, effective),
+        report.recall,
+        answers,
+        effective,
+        config_mismatches(family, build_params | search_params, effective),
         store.resources(),
     )
 

@@ -27,6 +27,7 @@ def _data_dir(tmp_path, monkeypatch):
 
 # -- user files ----------------------------------------------------------------------------
 
+
 def test_txt_one_passage_per_line_blank_lines_skipped(tmp_path):
     f = tmp_path / "c.txt"
     f.write_text("\ufeff" + PASSAGES[0] + "\n\n  " + PASSAGES[1] + "  \r\n" + PASSAGES[2] + "\n", encoding="utf-8")
@@ -50,8 +51,10 @@ def test_jsonl_bad_line_is_named(tmp_path):
 
 def test_csv_text_column_with_quoted_newlines(tmp_path):
     f = tmp_path / "c.csv"
-    f.write_text('id,text\n1,"東京は日本の首都です。"\n2,"The bank raised\ninterest rates."\n3,株式市場は急落した。\n',
-                 encoding="utf-8")
+    f.write_text(
+        'id,text\n1,"東京は日本の首都です。"\n2,"The bank raised\ninterest rates."\n3,株式市場は急落した。\n',
+        encoding="utf-8",
+    )
     assert read_texts(f) == PASSAGES
     with pytest.raises(CorpusError, match=r"no column 'body' \(columns: \['id', 'text'\]\)"):
         read_texts(f, "body")
@@ -78,6 +81,7 @@ def test_max_passages_and_stable_hash(tmp_path):
 
 
 # -- errors name the file and the fix --------------------------------------------------------
+
 
 def test_empty_corpus(tmp_path):
     f = tmp_path / "empty.txt"
@@ -150,6 +154,7 @@ def test_directory_instead_of_file(tmp_path):
 
 # -- built-in corpora -------------------------------------------------------------------------
 
+
 def test_roff_markup_stripped_to_paragraphs():
     page = r""".\" a comment
 .TH LS 1 "2021" "GNU"
@@ -210,8 +215,11 @@ def test_prepare_corpus_writes_jsonl_once(tmp_path, monkeypatch):
         yield "beta passage", "s2"
 
     spec = corpora.BUILTIN["wordnet-en"]
-    monkeypatch.setitem(corpora.BUILTIN, "wordnet-en", corpora.BuiltinCorpus(
-        spec.name, spec.description, spec.package, tmp_path, fake_extract))
+    monkeypatch.setitem(
+        corpora.BUILTIN,
+        "wordnet-en",
+        corpora.BuiltinCorpus(spec.name, spec.description, spec.package, tmp_path, fake_extract),
+    )
     path = corpora.prepare_corpus("wordnet-en")
     assert path == tmp_path / "data" / "corpora" / "wordnet-en.jsonl"
     assert load_corpus("wordnet-en").passages == ["alpha passage", "beta passage"]
@@ -220,19 +228,31 @@ def test_prepare_corpus_writes_jsonl_once(tmp_path, monkeypatch):
 
 def test_missing_debian_package_is_named(tmp_path, monkeypatch):
     spec = corpora.BUILTIN["manpages-ja"]
-    monkeypatch.setitem(corpora.BUILTIN, "manpages-ja", corpora.BuiltinCorpus(
-        spec.name, spec.description, spec.package, tmp_path / "absent", spec.extract))
+    monkeypatch.setitem(
+        corpora.BUILTIN,
+        "manpages-ja",
+        corpora.BuiltinCorpus(spec.name, spec.description, spec.package, tmp_path / "absent", spec.extract),
+    )
     with pytest.raises(CorpusError, match="needs Debian's package manpages-ja.*apt-get install manpages-ja"):
         corpora.prepare_corpus("manpages-ja")
 
 
 # -- ann-benchmarks downloads (served from a local HTTP server; the real site is unreachable here) --
 
+
 def test_downloads_are_registered():
     from vdbbench import downloads  # noqa: F401
 
-    for name in ("glove-100-angular", "sift-128-euclidean", "nytimes-256-angular", "gist-960-euclidean",
-                 "deep-image-96-angular", "mnist-784-euclidean", "lastfm-64-dot", "glove-25-angular"):
+    for name in (
+        "glove-100-angular",
+        "sift-128-euclidean",
+        "nytimes-256-angular",
+        "gist-960-euclidean",
+        "deep-image-96-angular",
+        "mnist-784-euclidean",
+        "lastfm-64-dot",
+        "glove-25-angular",
+    ):
         assert name in KNOWN and KNOWN[name].prepare is not None
     # fashion-mnist keeps its offline Debian source
     assert "Debian" in KNOWN["fashion-mnist-784-euclidean"].description
@@ -300,4 +320,3 @@ def test_download_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path
         downloads.download("glove-100-angular", target, progress=False)
     assert f"cannot reach http://127.0.0.1:{port}/glove-100-angular.hdf5" in str(e.value)
     assert f"manually into {target.parent} (as glove-100-angular.hdf5)" in str(e.value)
-

@@ -52,6 +52,7 @@ def cos(a, b):
 
 # -- vectors ----------------------------------------------------------------------------------
 
+
 def test_packaged_model_dimension_and_unit_norm(embedder):
     out = embedder.embed(["A man is eating food.", "株式市場は急落した。"], "passage")
     assert out.vectors.shape == (2, 384) and out.vectors.dtype == np.float32
@@ -62,11 +63,14 @@ def test_packaged_model_dimension_and_unit_norm(embedder):
 
 
 def test_english_paraphrases_score_closer_than_unrelated(embedder):
-    v = embedder.embed([
-        "The central bank raised interest rates.",
-        "Interest rates were increased by the central bank.",
-        "My cat sleeps on the sofa all afternoon.",
-    ], "passage").vectors
+    v = embedder.embed(
+        [
+            "The central bank raised interest rates.",
+            "Interest rates were increased by the central bank.",
+            "My cat sleeps on the sofa all afternoon.",
+        ],
+        "passage",
+    ).vectors
     assert cos(v[0], v[1]) > 0.8  # measured 0.91
     assert cos(v[0], v[2]) < 0.2  # measured -0.03
 
@@ -77,15 +81,23 @@ def test_japanese_pairs_sharing_kanji_score_closer_than_unrelated(embedder):
     # like a bag of shared characters rather than a model of meaning: every Japanese pair scores
     # 0.4-0.7, and a same-meaning pair ranks first only when it shares characters. That is what is
     # asserted (measured: 0.99 vs 0.43 and 0.86 vs 0.67); use ruri-v3 or multilingual-e5 for Japanese.
-    v = embedder.embed([
-        "東京は日本の首都です。", "日本の首都は東京です。", "猫が好きです。",
-        "日銀は金利を引き上げた。", "日本銀行が金利を上げました。", "今日は雨が降っています。",
-    ], "passage").vectors
+    v = embedder.embed(
+        [
+            "東京は日本の首都です。",
+            "日本の首都は東京です。",
+            "猫が好きです。",
+            "日銀は金利を引き上げた。",
+            "日本銀行が金利を上げました。",
+            "今日は雨が降っています。",
+        ],
+        "passage",
+    ).vectors
     assert cos(v[0], v[1]) > cos(v[0], v[2]) + 0.3
     assert cos(v[3], v[4]) > cos(v[3], v[5]) + 0.1
 
 
 # -- prompts ----------------------------------------------------------------------------------
+
 
 def test_prefixes_from_model_config_table_and_user():
     model_cfg = {"query": "search_query: ", "document": "search_document: "}
@@ -118,6 +130,7 @@ def test_prefix_is_applied_to_the_text(embedder):
 
 # -- cache ------------------------------------------------------------------------------------
 
+
 def test_cache_hit_second_run_calls_no_model(tmp_path):
     corpus = small_corpus(tmp_path / "c.txt")
     first = embed.build_text_dataset("cached", str(corpus), holdout=30, progress=False)
@@ -148,6 +161,7 @@ def test_damaged_cache_entry_is_embedded_again(embedder):
 
 # -- text datasets ----------------------------------------------------------------------------
 
+
 def test_text_dataset_attrs_and_ground_truth(tmp_path):
     corpus = small_corpus(tmp_path / "c.txt")
     queries = tmp_path / "q.jsonl"
@@ -166,11 +180,15 @@ def test_text_dataset_in_sweep_config(tmp_path):
     from vdbbench.runner import Sweep
 
     corpus = small_corpus(tmp_path / "c.txt")
-    cfg = parse_config({
-        "k": 10, "runs": 1, "warmup": 0,
-        "datasets": [{"name": "bank-text", "text": {"corpus": str(corpus), "holdout": 25, "device": "cpu"}}],
-        "stores": [{"store": "exact", "index": "flat"}],
-    })
+    cfg = parse_config(
+        {
+            "k": 10,
+            "runs": 1,
+            "warmup": 0,
+            "datasets": [{"name": "bank-text", "text": {"corpus": str(corpus), "holdout": 25, "device": "cpu"}}],
+            "stores": [{"store": "exact", "index": "flat"}],
+        }
+    )
     counts = Sweep(cfg, tmp_path / "out").run()
     assert counts["ok"] == 1
     ds = load_hdf5(tmp_path / "data" / "bank-text.hdf5")
@@ -212,6 +230,7 @@ def test_cli_embed_then_up_to_date(tmp_path, capsys):
 
 
 # -- devices, models, errors ---------------------------------------------------------------------
+
 
 def test_auto_batch_size_rule_for_a_t4():
     free = 15 * 2**30  # a T4 with the model loaded

@@ -54,7 +54,6 @@ def test_lite_family_reaches_floor(store, family, metric):
     check_baseline("milvus", family, metric, out.recall)
 
 
-
 def test_lite_search_logs_no_traceback_for_its_unimplemented_probe(store, caplog):
     """pymilvus probes AllocTimestamp, which milvus-lite lacks; lite logged a traceback per session
     that looks like a failure on the user's terminal. The probe's answer is expected, so it is dropped."""
@@ -64,6 +63,7 @@ def test_lite_search_logs_no_traceback_for_its_unimplemented_probe(store, caplog
     noisy = [r for r in caplog.records if "not implemented" in r.getMessage().lower() or (
         r.exc_info and isinstance(r.exc_info[1], NotImplementedError))]  # fmt: skip
     assert noisy == []
+
 
 def test_lite_reads_back_build_params_the_engine_used(store):
     """Unusual values, so a dropped parameter (lite falling back to its defaults) would show."""

@@ -58,8 +58,23 @@ def test_sweep_writes_one_record_per_point_with_provenance(tmp_path):
     records = load_results(tmp_path / "out")
     assert len(records) == 5
     r = next(r for r in records if r["store"] == "hnswlib" and r["build"]["m"] == 16 and r["search"]["ef"] == 100)
-    for field in ("dataset", "index", "k", "recall", "qps", "p50_ms", "p95_ms", "p99_ms", "insert_s", "index_s",
-                  "status", "error", "effective", "provenance", "dataset_info"):
+    for field in (
+        "dataset",
+        "index",
+        "k",
+        "recall",
+        "qps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "insert_s",
+        "index_s",
+        "status",
+        "error",
+        "effective",
+        "provenance",
+        "dataset_info",
+    ):
         assert field in r, field
     assert r["recall"] >= 0.95 and r["status"] == "ok" and r["config_mismatch"] == []
     assert r["effective"]["params"]["m"] == 16
@@ -216,8 +231,11 @@ def test_log_messages_and_error_texts_lose_their_secrets():
 
 
 def test_secrets_in_options_never_reach_results(tmp_path, failing_store):
-    store = {"store": "failing", "index": "flat",
-             "options": {"password": "hunter2", "url": "http://user:hunter2@127.0.0.1:1"}}
+    store = {
+        "store": "failing",
+        "index": "flat",
+        "options": {"password": "hunter2", "url": "http://user:hunter2@127.0.0.1:1"},
+    }
     Sweep(config([store]), tmp_path / "out").run()
     assert "hunter2" not in (tmp_path / "out" / "results.jsonl").read_text()
 

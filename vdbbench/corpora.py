@@ -80,9 +80,7 @@ def _decode_utf8(raw: bytes, path: Path) -> str:
                 continue
             hint = f" It decodes as {label}: {iconv_command(path, codec.upper().replace('_', '-'))}"
             break
-        raise CorpusError(
-            f"{path} is not UTF-8 at byte {e.start} (line {line}); re-save it as UTF-8.{hint}"
-        ) from None
+        raise CorpusError(f"{path} is not UTF-8 at byte {e.start} (line {line}); re-save it as UTF-8.{hint}") from None
 
 
 def _open_checked(path: Path):
@@ -90,8 +88,9 @@ def _open_checked(path: Path):
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise CorpusError(f"corpus file {path} does not exist: check the path (or use a built-in corpus: "
-                          f"{', '.join(BUILTIN)})") from None
+        raise CorpusError(
+            f"corpus file {path} does not exist: check the path (or use a built-in corpus: {', '.join(BUILTIN)})"
+        ) from None
     except IsADirectoryError:
         raise CorpusError(f"corpus {path} is a directory: give one {'/'.join(FORMATS)} file") from None
     except OSError as e:
@@ -228,8 +227,42 @@ def wordnet_passages(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str
 
 # Requests that start a new paragraph. For the list/tag ones (.TP's next line, .IP/.It arguments)
 # the tag text opens the new paragraph; section headings are dropped.
-_BREAKS = {"SH", "SS", "PP", "LP", "P", "TP", "IP", "HP", "TQ", "sp", "Sh", "Ss", "Pp", "Lp", "It", "Bl", "El",
-           "Bd", "Ed", "RS", "RE", "nf", "fi", "EX", "EE", "TE", "in", "ti", "br", "bp", "Dl", "D1", "Rs", "Re"}
+_BREAKS = {
+    "SH",
+    "SS",
+    "PP",
+    "LP",
+    "P",
+    "TP",
+    "IP",
+    "HP",
+    "TQ",
+    "sp",
+    "Sh",
+    "Ss",
+    "Pp",
+    "Lp",
+    "It",
+    "Bl",
+    "El",
+    "Bd",
+    "Ed",
+    "RS",
+    "RE",
+    "nf",
+    "fi",
+    "EX",
+    "EE",
+    "TE",
+    "in",
+    "ti",
+    "br",
+    "bp",
+    "Dl",
+    "D1",
+    "Rs",
+    "Re",
+}
 _HEADINGS = {"SH", "SS", "Sh", "Ss"}
 _TAGGED = {"IP", "It", "Dl", "D1"}
 # man(7) font macros: arguments are running text; the alternating ones join their arguments without a space.
@@ -238,10 +271,58 @@ _FONT_ALTERNATING = {"BR", "RB", "BI", "IB", "IR", "RI"}
 # mdoc(7) macros carrying no text. Other mdoc macros (two letters, capital first) carry text, and names of
 # callable macros among their arguments (".It Fl v Ar file") are markup, not words.
 _MDOC_SILENT = {"Dd", "Dt", "Os", "Bl", "El", "Bd", "Ed", "Bk", "Ek", "Ns", "Sm", "Ud", "Bt", "Db", "Bf", "Ef"}
-_MDOC_CALLABLE = {"Ad", "An", "Ar", "Cd", "Cm", "Dv", "Er", "Ev", "Fa", "Fl", "Fn", "Ft", "Ic", "Li", "Nm", "Pa",
-                  "Va", "Vt", "Xr", "Em", "Sy", "Ql", "Dq", "Sq", "Pq", "Qq", "Aq", "Bq", "Brq", "Op", "Oo", "Oc",
-                  "Ns", "No", "Sx", "Tn", "Ux", "Bx", "At", "Lk", "Mt", "Ms", "Ot", "St", "Ta", "Xo", "Xc", "Pf",
-                  "Dl", "Nd"}
+_MDOC_CALLABLE = {
+    "Ad",
+    "An",
+    "Ar",
+    "Cd",
+    "Cm",
+    "Dv",
+    "Er",
+    "Ev",
+    "Fa",
+    "Fl",
+    "Fn",
+    "Ft",
+    "Ic",
+    "Li",
+    "Nm",
+    "Pa",
+    "Va",
+    "Vt",
+    "Xr",
+    "Em",
+    "Sy",
+    "Ql",
+    "Dq",
+    "Sq",
+    "Pq",
+    "Qq",
+    "Aq",
+    "Bq",
+    "Brq",
+    "Op",
+    "Oo",
+    "Oc",
+    "Ns",
+    "No",
+    "Sx",
+    "Tn",
+    "Ux",
+    "Bx",
+    "At",
+    "Lk",
+    "Mt",
+    "Ms",
+    "Ot",
+    "St",
+    "Ta",
+    "Xo",
+    "Xc",
+    "Pf",
+    "Dl",
+    "Nd",
+}
 _MDOC_MACRO = re.compile(r"^[A-Z][a-z]{1,2}$")
 
 
@@ -266,10 +347,43 @@ def _mdoc_text(macro: str, args: list[str]) -> str:
     return " ".join(w for w in words if w)
 
 
-_SPECIAL = {"em": "—", "en": "–", "hy": "-", "bu": "•", "co": "©", "rg": "®", "tm": "™", "aq": "'", "dq": '"',
-            "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "ga": "`", "ha": "^", "ti": "~", "mu": "×", "di": "÷",
-            "<=": "≤", ">=": "≥", "!=": "≠", "->": "→", "<-": "←", "ba": "|", "rs": "\\", "sl": "/", "pl": "+",
-            "mi": "-", "eq": "=", "de": "°", "ct": "¢", "lB": "[", "rB": "]", "lC": "{", "rC": "}"}
+_SPECIAL = {
+    "em": "—",
+    "en": "–",
+    "hy": "-",
+    "bu": "•",
+    "co": "©",
+    "rg": "®",
+    "tm": "™",
+    "aq": "'",
+    "dq": '"',
+    "lq": "“",
+    "rq": "”",
+    "oq": "‘",
+    "cq": "’",
+    "ga": "`",
+    "ha": "^",
+    "ti": "~",
+    "mu": "×",
+    "di": "÷",
+    "<=": "≤",
+    ">=": "≥",
+    "!=": "≠",
+    "->": "→",
+    "<-": "←",
+    "ba": "|",
+    "rs": "\\",
+    "sl": "/",
+    "pl": "+",
+    "mi": "-",
+    "eq": "=",
+    "de": "°",
+    "ct": "¢",
+    "lB": "[",
+    "rB": "]",
+    "lC": "{",
+    "rC": "}",
+}
 _ESCAPES = [
     (re.compile(r"\\f(\(..|\[[^]]*\]|.)"), ""),  # font changes
     (re.compile(r"\\s[+-]?(\d|\(\d\d|\[\d+\])"), ""),  # size changes
@@ -394,9 +508,7 @@ def roff_paragraphs(source: str) -> list[str]:
     return paragraphs
 
 
-def manpages_ja_passages(
-    man_dir: Path = MANPAGES_JA_DIR, min_chars: int = 20
-) -> Iterator[tuple[str, str]]:
+def manpages_ja_passages(man_dir: Path = MANPAGES_JA_DIR, min_chars: int = 20) -> Iterator[tuple[str, str]]:
     """(text, source) per paragraph of every Japanese man page with at least ``min_chars`` characters and
     some Japanese in it (English-only paragraphs are option lists and code). Symlinked pages are skipped
     (they duplicate their target), as are ``.so`` redirects and repeats of an earlier paragraph (shared
@@ -429,12 +541,18 @@ class BuiltinCorpus:
 
 BUILTIN: dict[str, BuiltinCorpus] = {
     "wordnet-en": BuiltinCorpus(
-        "wordnet-en", "English: WordNet synsets as 'lemmas: gloss', ~117k", "wordnet-base",
-        WORDNET_DIR / "data.noun", wordnet_passages,
+        "wordnet-en",
+        "English: WordNet synsets as 'lemmas: gloss', ~117k",
+        "wordnet-base",
+        WORDNET_DIR / "data.noun",
+        wordnet_passages,
     ),
     "manpages-ja": BuiltinCorpus(
-        "manpages-ja", "Japanese: paragraphs of the Japanese man pages, ~30k", "manpages-ja",
-        MANPAGES_JA_DIR / "man1", manpages_ja_passages,
+        "manpages-ja",
+        "Japanese: paragraphs of the Japanese man pages, ~30k",
+        "manpages-ja",
+        MANPAGES_JA_DIR / "man1",
+        manpages_ja_passages,
     ),
 }
 
@@ -465,7 +583,8 @@ def prepare_corpus(name: str, force: bool = False) -> Path:
             count += 1
     if count == 0:
         tmp.unlink()
-        raise CorpusError(f"built-in corpus {name!r}: nothing extracted from {spec.check.parent}; "
-                          f"reinstall {spec.package}")
+        raise CorpusError(
+            f"built-in corpus {name!r}: nothing extracted from {spec.check.parent}; reinstall {spec.package}"
+        )
     os.replace(tmp, target)
     return target

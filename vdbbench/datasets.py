@@ -496,13 +496,28 @@ def subsample(ds: Dataset, train_size: int | None, test_size: int | None) -> Dat
     test = ds.test[:test_size] if test_size else ds.test
     if not train_size or train_size == ds.train.shape[0]:
         neighbors, distances = ds.neighbors[: len(test)], ds.distances[: len(test)]
-        return Dataset(ds.name, ds.train, test, neighbors, distances, ds.metric, ds.path, ds.sha256,
-                       {**ds.attrs, "test_size": len(test)}, ds.text.cut(None, len(test)) if ds.text else None)
+        return Dataset(
+            ds.name,
+            ds.train,
+            test,
+            neighbors,
+            distances,
+            ds.metric,
+            ds.path,
+            ds.sha256,
+            {**ds.attrs, "test_size": len(test)},
+            ds.text.cut(None, len(test)) if ds.text else None,
+        )
     cache = data_dir() / "subsets" / f"{ds.name}-{(ds.sha256 or 'x')[:12]}-n{train_size}-q{len(test)}.hdf5"
     if not cache.exists():
-        save_hdf5(cache, ds.train[:train_size], test, ds.metric,
-                  attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""},
-                  text=ds.text.cut(train_size, len(test)) if ds.text else None)
+        save_hdf5(
+            cache,
+            ds.train[:train_size],
+            test,
+            ds.metric,
+            attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""},
+            text=ds.text.cut(train_size, len(test)) if ds.text else None,
+        )
     sub = load_hdf5(cache, ds.name)
     sub.attrs.update(train_size=train_size, test_size=len(test))
     return sub

@@ -24,9 +24,7 @@ def canonical_metric(name: str) -> str:
     try:
         return METRIC_ALIASES[str(name).lower()]
     except KeyError:
-        raise ValueError(
-            f"unknown metric {name!r}: use one of euclidean (l2), angular (cosine), ip (dot)"
-        ) from None
+        raise ValueError(f"unknown metric {name!r}: use one of euclidean (l2), angular (cosine), ip (dot)") from None
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -49,4 +47,3 @@ def exact_distances(query: np.ndarray, candidates: np.ndarray, metric: str) -> n
     if metric == "ip":
         return -np.einsum("...j,j->...", c, q)
     raise ValueError(f"unknown metric {metric!r}")
-

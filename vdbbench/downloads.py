@@ -50,8 +50,7 @@ ANN_DATASETS = {
         AnnDataset("deep-image-96-angular", 96, "angular", 9_990_000, 10_000),
         AnnDataset("mnist-784-euclidean", 784, "euclidean", 60_000, 10_000),
         AnnDataset("fashion-mnist-784-euclidean", 784, "euclidean", 60_000, 10_000),
-        AnnDataset("lastfm-64-dot", 65, "angular", 292_385, 50_000,
-                   "stored as 65-d angular"),
+        AnnDataset("lastfm-64-dot", 65, "angular", 292_385, 50_000, "stored as 65-d angular"),
     )
 }
 
@@ -116,8 +115,12 @@ def download(name: str, target: Path, *, progress: bool = True, timeout: float =
         expected = int(response.headers.get("Content-Length") or 0) or None
         from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                      disable=not progress) as bar, open(part, "wb") as out:
+        with (
+            Progress(
+                *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), disable=not progress
+            ) as bar,
+            open(part, "wb") as out,
+        ):
             task = bar.add_task(f"downloading {name}", total=expected)
             try:
                 for block in iter(lambda: response.read(1 << 20), b""):
@@ -146,8 +149,12 @@ def download(name: str, target: Path, *, progress: bool = True, timeout: float =
         part.unlink(missing_ok=True)
         raise
     os.replace(part, target)
-    manifest[name] = {"url": url, "bytes": received, "sha256": digest,
-                      "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    manifest[name] = {
+        "url": url,
+        "bytes": received,
+        "sha256": digest,
+        "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     manifest_path().write_text(json.dumps(manifest, indent=1))
     return target
 
@@ -156,12 +163,14 @@ def _register() -> None:
     for spec in ANN_DATASETS.values():
         if spec.name in KNOWN:  # e.g. fashion-mnist comes from a Debian package, no download needed
             continue
-        register(KnownDataset(
-            spec.name,
-            f"ann-benchmarks.com download: {spec.train:,} train / {spec.test:,} test"
-            + (f"; {spec.note}" if spec.note else ""),
-            functools.partial(download, spec.name),
-        ))
+        register(
+            KnownDataset(
+                spec.name,
+                f"ann-benchmarks.com download: {spec.train:,} train / {spec.test:,} test"
+                + (f"; {spec.note}" if spec.note else ""),
+                functools.partial(download, spec.name),
+            )
+        )
 
 
 _register()

