@@ -206,11 +206,11 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 MANPAGES_JA_DIR = Path("/usr/share/man/ja")
 
 
-def wordnet_passages(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str]]:
-    """(text, source) per synset: "lemma, lemma: gloss" from WordNet's data.{noun,verb,adj,adv} files.
+def wordnet_synsets(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str, list[str], str]]:
+    """(part of speech, offset, lemmas, gloss) per synset of WordNet's data.{noun,verb,adj,adv} files.
 
     A data line is ``offset lex_filenum ss_type w_cnt(hex) word lex_id ... | gloss``; lines
-    starting with two spaces are the licence header.
+    starting with two spaces are the licence header. Lemmas lose ``_`` and adjective markers.
     """
     for pos in ("noun", "verb", "adj", "adv"):
         path = wordnet_dir / f"data.{pos}"
@@ -222,7 +222,13 @@ def wordnet_passages(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str
                 fields = head.split()
                 count = int(fields[3], 16)
                 words = [re.sub(r"\((a|p|ip)\)$", "", w).replace("_", " ") for w in fields[4 : 4 + 2 * count : 2]]
-                yield f"{', '.join(words)}: {gloss.strip()}", f"wordnet/{pos}/{fields[0]}"
+                yield pos, fields[0], words, gloss.strip()
+
+
+def wordnet_passages(wordnet_dir: Path = WORDNET_DIR) -> Iterator[tuple[str, str]]:
+    """(text, source) per synset: "lemma, lemma: gloss"."""
+    for pos, offset, words, gloss in wordnet_synsets(wordnet_dir):
+        yield f"{', '.join(words)}: {gloss}", f"wordnet/{pos}/{offset}"
 
 
 # Requests that start a new paragraph. For the list/tag ones (.TP's next line, .IP/.It arguments)

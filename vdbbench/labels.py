@@ -32,6 +32,7 @@ from vdbbench.corpora import (
     _decode_utf8,
     json_lines,
     roff_paragraphs,
+    wordnet_synsets,
 )
 from vdbbench.datasets import data_dir
 
@@ -212,18 +213,10 @@ def wordnet_task(wordnet_dir: Path = WORDNET_DIR, passages: int = 5000, queries:
     ``pos/offset``; the first ``queries`` of them are asked.
     """
     rows = []
-    for pos in ("noun", "verb", "adj", "adv"):
-        with open(wordnet_dir / f"data.{pos}", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("  ") or " | " not in line:
-                    continue
-                head, gloss = line.split(" | ", 1)
-                fields = head.split()
-                count = int(fields[3], 16)
-                words = [w.split("(")[0].replace("_", " ") for w in fields[4 : 4 + 2 * count : 2]]
-                definition = gloss.split('; "')[0].split(' "')[0].strip().rstrip(";").strip()
-                if len(set(words)) >= 2 and len(definition) >= 10:
-                    rows.append((f"{pos}-{fields[0]}", ", ".join(dict.fromkeys(words)), definition))
+    for pos, offset, words, gloss in wordnet_synsets(wordnet_dir):
+        definition = gloss.split('; "')[0].split(' "')[0].strip().rstrip(";").strip()
+        if len(set(words)) >= 2 and len(definition) >= 10:
+            rows.append((f"{pos}-{offset}", ", ".join(dict.fromkeys(words)), definition))
     rows.sort(key=lambda r: _pick(r[0]))
     rows = rows[:passages]
     seen: set[str] = set()

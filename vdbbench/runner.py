@@ -744,16 +744,7 @@ class Sweep:
             run = quality.to_run(ds, answers, ranks)
             scored = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, "native-hybrid")
         except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
-            self._record(
-                ds,
-                s,
-                build,
-                search,
-                key_override=key,
-                status="failed",
-                retrieval="native-hybrid",
-                error=f"native hybrid failed: {_describe(e)}",
-            )
+            self._record_fused_failure(ds, s, build, search, key, "native-hybrid", e)
             return
         self._record(
             ds,
@@ -773,6 +764,11 @@ class Sweep:
         )
         self.console.print(f"  {_params(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
 
+    def _record_fused_failure(self, ds: Dataset, s: StoreConfig, build, search, key: str, retrieval: str, e) -> None:
+        """A hybrid or native-hybrid point that failed; the dense point it builds on stands."""
+        self._record(ds, s, build, search, key_override=key, status="failed", retrieval=retrieval,
+                     error=f"{retrieval} failed: {_describe(e)}")  # fmt: skip
+
     def _record_hybrid(self, ds: Dataset, s: StoreConfig, build, sp, dense_run, latencies) -> None:
         """The dense point fused with bm25 (ranx), recorded as its own point with ``retrieval: hybrid``."""
         search = {**sp, "hybrid": s.hybrid.fusion}
@@ -785,16 +781,7 @@ class Sweep:
             tag = f"{s.display_name}+bm25"
             scored = quality.score_point(self.out_dir, ds, key, fused, self.cfg.k, tag, "hybrid")
         except Exception as e:  # noqa: BLE001 - the dense point stands; the hybrid one is recorded as failed
-            self._record(
-                ds,
-                s,
-                build,
-                search,
-                key_override=key,
-                status="failed",
-                retrieval="hybrid",
-                error=f"hybrid failed: {_describe(e)}",
-            )
+            self._record_fused_failure(ds, s, build, search, key, "hybrid", e)
             return
         legs = [{"store": s.display_name, "retrieval": "dense", "key": self._key(ds, s, build, sp)}, leg.describe]
         self._record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
