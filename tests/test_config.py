@@ -237,3 +237,24 @@ def test_every_adapter_documents_the_options_it_reads():
         read -= {"type", "m", "ef_construction"}  # Elasticsearch's index_options mapping, not store options
         assert read <= set(cls.options_help), f"{name} reads undeclared options {read - set(cls.options_help)}"
         assert all(h.strip() for h in cls.options_help.values()), name
+
+
+def test_dry_run_lists_hybrid_points_next_to_their_dense_point():
+    from vdbbench.runner import planned_points
+
+    cfg = parse_config(
+        base(
+            datasets=[{"name": "t", "text": {"corpus": "wordnet-en-labels"}}],
+            stores=[
+                {"store": "hnswlib", "index": "hnsw", "search": {"ef": [10, 40]}, "hybrid": "rrf"},
+                {"store": "lancedb", "index": "flat", "hybrid": {"fusion": "weighted", "native": True}},
+                {"store": "bm25"},
+            ],
+        )
+    )
+    lines = planned_points(cfg)
+    assert [x.split("search ")[1] for x in lines if "(hnswlib)" in x] == [
+        "ef=10", "ef=10 · rrf fusion with bm25", "ef=40", "ef=40 · rrf fusion with bm25"]  # fmt: skip
+    lance = [x.split(" · ")[-1] for x in lines if "(lancedb)" in x]
+    assert lance == ["search -", "weighted fusion with bm25", "the store's own hybrid search"]
+    assert sum("(bm25)" in x for x in lines) == 1

@@ -105,9 +105,14 @@ def planned_points(cfg: SweepConfig) -> list[str]:
         for s in cfg.stores:
             plan = cfg.plan(s, n, dim)
             head = f"  {dc.name} · {s.display_name} ({s.store}) {s.index} · settings {plan.settings}"
+            fused = []
+            if s.hybrid:
+                fused.append(f"{s.hybrid.fusion} fusion with bm25")
+                fused += ["the store's own hybrid search"] if s.hybrid.native else []
             for build in plan.builds:
                 for sp in plan.searches:
-                    lines.append(f"{head} · build {_params(build) or '-'} · search {_params(sp) or '-'}")
+                    point = f"{head} · build {_params(build) or '-'} · search {_params(sp) or '-'}"
+                    lines += [point, *(f"{point} · {f}" for f in fused)]
                 for t in plan.targets:
                     split = f"{queries // 2} tune / {queries - queries // 2} evaluate" if queries else "half / half"
                     base = _params({k: v for k, v in plan.target_base.items() if k != plan.knob})
