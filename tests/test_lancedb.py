@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from attachkit import assert_same_answers, search_from_second_process
@@ -161,3 +165,39 @@ def test_second_process_searches_the_same_table_and_leaves_it(tmp_path):
     finally:
         store.close()
     assert files_left(tmp_path) == []
+
+
+HYBRID_SCRIPT = """
+import sys, tempfile
+from pathlib import Path
+import numpy as np
+from vdbbench.stores import BuildSpec
+from vdbbench.stores.lancedb import LanceDBStore
+
+rng = np.random.default_rng(0)
+vectors = rng.random((300, 8), dtype=np.float32)
+store = LanceDBStore(Path(tempfile.mkdtemp()))
+store.open()
+store.set_texts([f"ledger entry {i % 9} account {i}" for i in range(300)])
+store.create(BuildSpec("flat", "euclidean", 8, {}, 300))
+store.insert(np.arange(300), vectors)
+store.finish()
+store.set_hybrid(True)
+found = [store.search((vectors[i], f"account {i}"), 5) for i in range(20)]
+print(sum(int(i in f) for i, f in enumerate(found)))
+store.close()
+"""
+
+
+@pytest.mark.parametrize("user_setting", [None, "warn"])
+def test_native_hybrid_does_not_flood_the_terminal_unless_the_user_asks(user_setting):
+    """Lance logs a deprecation warning per hybrid query; the adapter quiets that one logger, and a
+    LANCEDB_LOG the user set is left alone."""
+    env = {k: v for k, v in os.environ.items() if k != "LANCEDB_LOG"} | (
+        {"LANCEDB_LOG": user_setting} if user_setting else {}
+    )
+    done = subprocess.run([sys.executable, "-c", HYBRID_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) >= 18  # the text leg finds the passage naming the account
+    warnings = done.stderr.count("Deprecation warning")
+    assert (warnings == 0) if user_setting is None else (warnings >= 20)
