@@ -213,10 +213,15 @@ SERVER_STORES = [pytest.param("redis", "redis-server", marks=needs_redis), ("pgv
 
 @pytest.mark.parametrize("victim", ["store process", "server"])
 @pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
-def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, marker, victim):
+def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, marker, victim, monkeypatch):
     """The parent removes what the servers wrote, whether or not the adapter's close() ever runs."""
     workdir = out_dir / "work"
-    shm_before, private_before = pg_segments(), private_pg_dirs()
+    # The store's process makes PostgreSQL's private data directory under its TMPDIR: a folder of this
+    # test's own, so another run's servers on the machine cannot be mistaken for a leftover.
+    temp_root = Path(tempfile.mkdtemp(prefix="vdbbench-faults-"))
+    temp_root.chmod(0o755)  # the server user (as root: "pgserver") must traverse it
+    monkeypatch.setenv("TMPDIR", str(temp_root))
+    shm_before, private_before = pg_segments(), private_pg_dirs(temp_root)
     rng = np.random.default_rng(1)
     data = rng.random((4000, 32), dtype=np.float32)
     family = "hnsw"
@@ -228,6 +233,8 @@ def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, m
         worker.call("timed_insert", np.arange(2000), data[:2000], timeout=120)
         server = psutil.Process(min(worker.owned_pids))
         assert marker in server.name()
+        if store == "pgvector" and os.geteuid() == 0:  # the private directory is where this test looks
+            assert len(private_pg_dirs(temp_root) - private_before) == 1
         victim_process = psutil.Process(worker.process.pid) if victim == "store process" else server
         victim_process.kill()
         psutil.wait_procs([victim_process], timeout=10)
@@ -237,14 +244,15 @@ def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, m
         worker.close()
     left = [p.name for p in workdir.iterdir()] if workdir.exists() else []
     assert [name for name in left if not name.endswith(".log")] == []  # the server's log stays, for diagnosis
-    assert private_pg_dirs() - private_before == set()
+    assert private_pg_dirs(temp_root) - private_before == set()
     assert orphaned(pg_segments() - shm_before) == set()
     assert not processes_under(workdir)
+    shutil.rmtree(temp_root, ignore_errors=True)
 
 
-def private_pg_dirs() -> set[Path]:
-    """Private data directories made for PostgreSQL when the harness runs as root."""
-    return set(Path(tempfile.gettempdir()).glob("vdbbench-pg-*"))
+def private_pg_dirs(root: Path) -> set[Path]:
+    """Private data directories made for PostgreSQL under ``root`` when the harness runs as root."""
+    return set(root.glob("vdbbench-pg-*"))
 
 
 @pytest.mark.parametrize("store,marker", SERVER_STORES, ids=["redis", "pgvector"])
