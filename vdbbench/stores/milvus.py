@@ -233,6 +233,7 @@ class MilvusStore(Store):
         if spec.family == "pq" and spec.dim % spec.params["pq_m"]:
             raise StoreError(f"milvus IVF_PQ: pq_m (m)={spec.params['pq_m']} must divide the dimension {spec.dim}")
         self.spec = spec
+        self.set_search_params(self.search_params)  # the request for searches made before any setting
         if self._client.has_collection(COLLECTION):
             self._client.drop_collection(COLLECTION)
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -290,13 +291,15 @@ class MilvusStore(Store):
         return True
 
     # -- search --------------------------------------------------------------------
-    def _request(self) -> dict[str, Any]:
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        """Build the request's search parameters once, in Milvus's names, rather than on every query."""
+        super().set_search_params(params)
         fam = self.families[self.spec.family]
-        return {"metric_type": METRICS[self.spec.metric], "params": fam.engine_params(self.search_params, "search")}
+        self._request = {"metric_type": METRICS[self.spec.metric], "params": fam.engine_params(params, "search")}
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         hits = self._client.search(
-            COLLECTION, data=[query], limit=k, search_params=self._request(), anns_field=VECTOR, output_fields=["id"]
+            COLLECTION, data=[query], limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"]
         )[0]
         return np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits))
 
@@ -305,7 +308,7 @@ class MilvusStore(Store):
         for start in range(0, len(queries), SEARCH_CHUNK):
             chunk = list(np.asarray(queries[start : start + SEARCH_CHUNK], dtype=np.float32))
             results = self._client.search(
-                COLLECTION, data=chunk, limit=k, search_params=self._request(), anns_field=VECTOR, output_fields=["id"]
+                COLLECTION, data=chunk, limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"]
             )
             out.extend(np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits)) for hits in results)
         return out
@@ -321,6 +324,7 @@ class MilvusStore(Store):
     def attach(self, handle: dict[str, Any]) -> None:
         """Connect to the server holding the collection (for lite: its gRPC server in the building process)."""
         self.url, self.spec = handle["url"], handle["spec"]  # a URL: close() then deletes nothing
+        self.set_search_params(self.search_params)
         self.open()
         if not self._client.has_collection(handle["collection"]):
             raise StoreError(f"milvus: no collection {handle['collection']!r} at {self.url}")
@@ -351,7 +355,7 @@ class MilvusStore(Store):
         family = INDEX_FAMILIES.get(desc.get("index_type"), str(desc.get("index_type")))
         build = self.families[self.spec.family].build
         params = {p.name: _number(reported[p.engine_name]) for p in build if p.engine_name in reported}
-        engine: dict[str, Any] = {"describe_index": desc, "search_params_sent": self._request()}
+        engine: dict[str, Any] = {"describe_index": desc, "search_params_sent": self._request}
         if self.lite:
             served = self._lite_served()
             engine["served"] = served
