@@ -101,14 +101,6 @@ def read_run(path: Path) -> dict[str, dict[str, float]]:
     return run
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        qid, _, doc, rel = line.split()
-        qrels.setdefault(qid, {})[doc] = int(rel)
-    return qrels
-
-
 def score_point(
     out_dir: Path, ds: Dataset, key: str, run: dict[str, dict[str, float]], k: int, tag: str, retrieval: str
 ) -> dict[str, Any]:

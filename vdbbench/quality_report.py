@@ -36,7 +36,8 @@ def p_values(records: list[dict[str, Any]], reference: dict[str, Any], results_d
     """Paired t-test p-value of nDCG@10 (ranx compare) of each point against ``reference``, by record key."""
     from ranx import Qrels, Run, compare
 
-    from vdbbench.quality import read_qrels, read_run
+    from vdbbench.labels import read_qrels
+    from vdbbench.quality import read_run
 
     qrels = Qrels(read_qrels(results_dir / reference["qrels_file"]))
     runs, keys = [], []

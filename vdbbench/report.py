@@ -28,7 +28,7 @@ from markupsafe import Markup
 from vdbbench.compare import Comparison, compare_records, params_text, qps_range
 from vdbbench.engines import record_identity, stand_in_warning
 from vdbbench.export import write_points
-from vdbbench.ranking import Ranking, host_price, memory_bytes, rank, recall_targets
+from vdbbench.ranking import Ranking, host_price, is_number, memory_bytes, rank, recall_targets
 from vdbbench.results import load_results
 from vdbbench.stores import ADAPTERS, get_store_class
 
@@ -62,10 +62,6 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 
 
 # -- numbers and names -------------------------------------------------------------------
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def fmt_num(value: Any, digits: int = 3) -> str:
     """Readable number: thousands separators for large values, ``digits`` significant digits for small ones."""
     if not is_number(value):

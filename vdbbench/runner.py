@@ -222,11 +222,16 @@ MIN_SPLIT_QUERIES = 10  # each of the tuning and evaluation sets holds at least 
 KNOB_MAX = {"ef": 2048, "nprobe": 4096}  # upper end of the tuning range where the engine sets none lower
 
 
+def split_id(n: int) -> str:
+    """The name of the tuning/evaluation split of ``n`` queries, part of a target point's key."""
+    return f"seed{SPLIT_SEED}-half-of-{n}"
+
+
 def query_split(n: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Disjoint tuning and evaluation query rows (half each, seeded), and an id naming the split."""
     order = np.random.default_rng(SPLIT_SEED).permutation(n)
     half = n // 2
-    return np.sort(order[:half]), np.sort(order[half:]), f"seed{SPLIT_SEED}-half-of-{n}"
+    return np.sort(order[:half]), np.sort(order[half:]), split_id(n)
 
 
 def query_subset(ds: Dataset, rows: np.ndarray) -> Dataset:
@@ -342,8 +347,7 @@ class Sweep:
 
     def _target_key(self, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
         """Key of a recall-target point: the target and the query split, not the setting it chose."""
-        split = query_split(ds.test.shape[0])[2]
-        return self._key(ds, s, build, {"target_recall": target, "split": split})
+        return self._key(ds, s, build, {"target_recall": target, "split": split_id(ds.test.shape[0])})
 
     def _fail_points(self, ds, s, build, searches, done, error: str, **fields) -> None:
         for sp in searches:
@@ -616,7 +620,6 @@ class Sweep:
         effective = worker.call("effective_config", timeout=60)
         fields["effective"] = effective
         fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
-        fields["param_source"] = param_sources({**build, **sp}, effective)
         if is_labelled(ds):
             fields.update(self._quality(engine, ds, s, build, sp, point))
         return fields
@@ -740,9 +743,12 @@ class Sweep:
         try:
             worker.call("set_queries", list(zip(ds.test, ds.text.queries, strict=True)))
             worker.call("set_hybrid", True)
-            passes, _ = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=3600)
-            worker.call("set_hybrid", False)
-            worker.call("set_queries", ds.test)
+            try:
+                passes, _ = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=3600)
+            finally:  # the dense points that follow must not run in hybrid mode, even after a failure
+                if worker.alive:
+                    worker.call("set_hybrid", False)
+                    worker.call("set_queries", ds.test)
             point = score_passes(passes, ds, self.cfg.k, vectors=False)
             answers = point.extra["answers"]
             ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
