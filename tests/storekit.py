@@ -195,3 +195,138 @@ class FailingStore(Store):
 
     def drop(self):
         self._inner.drop()
+
+
+# -- filters and deletes: the contract every store with filter_ops / supports_delete meets -----------------
+FILTERS = {  # expression → what it exercises; selectivities on the contract data are printed by filter_cases()
+    "eq-str": {"kind": "a"},
+    "in-str": {"kind": {"in": ["b", "c"]}},
+    "range-int": {"year": {"gte": 2010, "lt": 2015}},
+    "range-float": {"score": {"gt": 0.2, "lte": 0.7}},
+    "eq-int": {"year": 2003},
+    "and": {"kind": "d", "year": {"gte": 2020}},
+    "none-pass": {"year": {"gt": 3000}},
+}
+
+
+@cache
+def contract_attributes(n: int = 2000) -> dict[str, np.ndarray]:
+    """Seeded attribute columns of the contract data: a string label, an int year, a float score."""
+    rng = np.random.default_rng(11)
+    return {
+        "kind": rng.choice(np.array(["a", "b", "c", "d"]), size=n, p=[0.4, 0.3, 0.2, 0.1]),
+        "year": rng.integers(2000, 2024, size=n).astype(np.int64),
+        "score": rng.random(n),
+    }
+
+
+@dataclass
+class FilterOutcome:
+    recall: float
+    selectivity: float
+    violations: int  # returned ids that fail the filter
+    short: int  # answers shorter than min(k, passing rows)
+    answers: list[np.ndarray]
+
+
+def build_with_attributes(store: Store, family: str, build=None, search=None, data=None, rows=None,
+                          batch: int = 500) -> SmallData:  # fmt: skip
+    """Build ``family`` over the contract data (rows ``rows``, default all) with its attribute columns."""
+    data = data or small_data("euclidean")
+    attrs = contract_attributes(data.train.shape[0])
+    fam = type(store).families[family]
+    build_params = {p.name: p.default for p in fam.build} | fam.portable_params(build or {})
+    search_params = {p.name: p.default for p in fam.search} | fam.portable_params(search or {}, "search")
+    rows = np.arange(data.train.shape[0]) if rows is None else np.asarray(rows)
+    kinds = {"kind": "str", "year": "int", "score": "float"}
+    store.create(BuildSpec(family, data.metric, data.train.shape[1], build_params, count=len(rows), attributes=kinds))
+    for start in range(0, len(rows), batch):
+        ids = rows[start : start + batch].astype(np.int64)
+        store.insert(ids, data.train[ids], {name: col[ids] for name, col in attrs.items()})
+    store.finish()
+    store.set_search_params(search_params)
+    return data
+
+
+def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10) -> FilterOutcome:
+    """Search every contract query under ``expression``; score against exact filtered neighbours."""
+    from vdbbench.filters import mask, parse_filter
+
+    flt = parse_filter(expression)
+    allowed = mask(flt, contract_attributes(data.train.shape[0]))
+    store.set_filter(flt)
+    try:
+        answers = [np.asarray(store.search(q, k), dtype=np.int64) for q in data.test]
+    finally:
+        store.set_filter(None)
+    return score_restricted(answers, data, allowed, k)
+
+
+def score_restricted(answers: list[np.ndarray], data: SmallData, allowed: np.ndarray, k: int) -> FilterOutcome:
+    """Recall of ``answers`` against exact neighbours among the ``allowed`` rows only."""
+    ids = np.flatnonzero(allowed)
+    if ids.size:
+        pos, _ = exact_knn(data.train[ids], data.test, data.metric, 100)
+        truth = ids[pos]
+    else:
+        truth = np.empty((len(data.test), 0), dtype=np.int64)
+    report = recall_at_k(answers, data.test, data.train, truth, k, data.metric, allowed=allowed)
+    expected = min(k, int(allowed.sum()))
+    short = sum(len(set(a.tolist())) < expected for a in answers)
+    return FilterOutcome(report.recall, float(allowed.mean()), report.filter_violations, short, answers)
+
+
+def check_filters(store: Store, family: str, floor: float, build=None, search=None, k: int = 10,
+                  cases: dict | None = None) -> dict[str, FilterOutcome]:  # fmt: skip
+    """Every contract filter on a fresh build: no answer may hold a row that fails the filter, recall against
+    exact filtered neighbours reaches ``floor`` (the empty filter must answer nothing), and the engine's
+    effective config names an index (or "none") for every attribute column."""
+    data = build_with_attributes(store, family, build, search)
+    effective = store.effective_config()
+    assert set(effective.get("attribute_indexes") or {}) == {"kind", "year", "score"}, effective
+    out = {}
+    for name, expression in (cases or FILTERS).items():
+        got = filtered_search(store, expression, data, k)
+        assert got.violations == 0, f"{name}: {got.violations} returned ids fail the filter {expression}"
+        if got.selectivity == 0:
+            assert all(len(a) == 0 for a in got.answers), f"{name}: nothing passes, yet ids were returned"
+        assert got.recall >= floor, f"{name} ({got.selectivity:.3f} pass): recall {got.recall:.4f} < {floor}"
+        out[name] = got
+    unfiltered = [np.asarray(store.search(q, k)) for q in data.test]
+    assert recall_at_k(unfiltered, data.test, data.train, data.neighbors, k, data.metric).recall >= floor, (
+        "set_filter(None) must make searches unfiltered again"
+    )
+    return out
+
+
+def check_delete_and_insert(store: Store, family: str, floor: float, build=None, search=None, k: int = 10,
+                            settle_s: float = 30.0) -> dict[str, Any]:  # fmt: skip
+    """Build on 90% of the contract data, delete 10% of the built rows (chosen among the queries' true
+    neighbours, so a lingering one would show), insert the held-back 10%: no deleted id may come back, an
+    inserted row must be found by searching for itself, and recall against the live rows reaches ``floor``."""
+    data = small_data("euclidean")
+    n = data.train.shape[0]
+    built = np.arange(n - n // 10)
+    build_with_attributes(store, family, build, search, rows=built)
+    near = np.unique(data.neighbors[:, :3])
+    deleted = near[near < built.size][: n // 10]
+    store.delete(deleted)
+    attrs = contract_attributes(n)
+    fresh = np.arange(built.size, n, dtype=np.int64)
+    store.insert(fresh, data.train[fresh], {name: col[fresh] for name, col in attrs.items()})
+    live = np.zeros(n, dtype=bool)
+    live[built] = True
+    live[deleted] = False
+    live[fresh] = True
+    start, found = time.monotonic(), False
+    while not found and time.monotonic() - start < settle_s:  # freshness: engines may index inserts in the background
+        found = int(fresh[-1]) in np.asarray(store.search(data.train[fresh[-1]], k)).tolist()
+        if not found:
+            time.sleep(0.05)
+    answers = [np.asarray(store.search(q, k), dtype=np.int64) for q in data.test]
+    got = score_restricted(answers, data, live, k)
+    returned = sum(bool(np.isin(a, deleted).any()) for a in answers)
+    assert returned == 0, f"{returned} answers hold a deleted id"
+    assert found, f"an inserted row was not searchable {settle_s:.0f} s after its insert returned"
+    assert got.recall >= floor, f"recall on the live rows {got.recall:.4f} < {floor}"
+    return {"recall_live": got.recall, "deleted": len(deleted), "freshness_s": time.monotonic() - start}

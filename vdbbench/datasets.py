@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from vdbbench.distances import canonical_metric
+from vdbbench.filters import Filter, column_kind, mask
 from vdbbench.groundtruth import device_name, exact_knn
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,25 @@ class Dataset:
     sha256: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     text: Texts | None = None
+    # attribute columns (name → int64 / float64 / str array as long as train), for filtered search
+    attributes: dict[str, np.ndarray] | None = None
+    # a view scored on part of train (a filter, or the live rows of a churn run): which rows may be returned
+    allowed: np.ndarray | None = None
+    filter: Filter | None = None
 
     @property
     def dim(self) -> int:
         return int(self.train.shape[1])
+
+    @property
+    def attribute_kinds(self) -> dict[str, str]:
+        """Attribute name → int / float / str: the schema stores create before inserting."""
+        return {name: column_kind(col) for name, col in (self.attributes or {}).items()}
+
+    @property
+    def selectivity(self) -> float | None:
+        """Fraction of train rows the view admits (None: all of them, no filter)."""
+        return None if self.allowed is None else float(self.allowed.mean())
 
     def summary(self) -> dict[str, Any]:
         """What a result needs to say about the data that produced it."""
@@ -136,7 +152,93 @@ class Dataset:
             "sha256": self.sha256,
             "attrs": {k: v for k, v in self.attrs.items() if k != "distance"},
             **({"labelled": True, "label_source": self.text.label_source} if self.text and self.text.labelled else {}),
+            **({"attributes": self.attribute_kinds} if self.attributes else {}),
         }
+
+    def restricted(self, allowed: np.ndarray, cache: Path | None = None, flt: Filter | None = None) -> Dataset:
+        """This dataset scored on the train rows ``allowed`` (a boolean mask) only: exact ground truth over those
+        rows (cached in ``cache`` when given), and ``allowed`` kept so answers outside it are counted as misses."""
+        neighbors, distances = restricted_truth(self, allowed, cache)
+        return Dataset(self.name, self.train, self.test, neighbors, distances, self.metric, self.path, self.sha256,
+                       self.attrs, self.text, self.attributes, allowed, flt)  # fmt: skip
+
+    def filtered(self, flt: Filter) -> Dataset:
+        """The view under metadata filter ``flt``: its exact filtered ground truth, computed once and cached."""
+        allowed = mask(flt, self.attributes or {})
+        digest = hashlib.sha1(f"{self.sha256}|{self.train.shape[0]}|{self.test.shape[0]}|{flt.text()}".encode())
+        cache = data_dir() / "filtered" / f"{self.name}-{digest.hexdigest()[:16]}.npz"
+        return self.restricted(allowed, cache, flt)
+
+
+class RowSubset:
+    """The rows ``ids`` of a train set, sliced like an array (what ``exact_knn`` reads), never copied whole."""
+
+    def __init__(self, train: Any, ids: np.ndarray) -> None:
+        self.train, self.ids = train, ids
+        self.shape = (len(ids), train.shape[1])
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        return np.asarray(self.train[self.ids[index]], dtype=np.float32)
+
+
+def restricted_truth(ds: Dataset, allowed: np.ndarray, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours of ``ds.test`` among the rows ``allowed`` (ids are train row numbers), nearest first.
+
+    When fewer rows pass than ground truth keeps, every passing row is a neighbour (k shrinks to it).
+    """
+    if cache is not None and cache.exists():
+        with np.load(cache) as f:
+            return f["neighbors"], f["distances"]
+    ids = np.flatnonzero(allowed)
+    if ids.size == 0:
+        neighbors = np.empty((ds.test.shape[0], 0), dtype=np.int64)
+        distances = np.empty((ds.test.shape[0], 0), dtype=np.float64)
+    else:
+        pos, distances = exact_knn(RowSubset(ds.train, ids), ds.test, ds.metric, GROUND_TRUTH_K)
+        neighbors = ids[pos]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".part.npz")
+        np.savez(tmp, neighbors=neighbors, distances=distances)
+        os.replace(tmp, cache)
+    return neighbors, distances
+
+
+ATTRIBUTES = "attributes"  # the HDF5 group of attribute columns: one 1-D dataset per column, as long as train
+
+
+def read_attributes(f: h5py.File, path: Path) -> dict[str, np.ndarray] | None:
+    """The ``attributes/`` group as columns: int64, float64 or str arrays; DatasetError naming a bad column."""
+    if ATTRIBUTES not in f:
+        return None
+    n = f["train"].shape[0]
+    columns = {}
+    for name, dset in f[ATTRIBUTES].items():
+        where = f"{path}: {ATTRIBUTES}/{name}"
+        if not isinstance(dset, h5py.Dataset) or len(dset.shape) != 1 or dset.shape[0] != n:
+            raise DatasetError(f"{where}: each attribute must be a 1-D dataset of {n} values (one per train row)")
+        if dset.dtype.kind in "iu":
+            columns[name] = np.asarray(dset, dtype=np.int64)
+        elif dset.dtype.kind == "f":
+            columns[name] = np.asarray(dset, dtype=np.float64)
+            if not np.isfinite(columns[name]).all():
+                raise DatasetError(f"{where}: holds NaN or infinite values; attributes must be finite numbers")
+        elif dset.dtype.kind in "SO" or h5py.check_string_dtype(dset.dtype):
+            columns[name] = np.asarray(_strings(dset), dtype=str)
+        else:
+            raise DatasetError(f"{where}: dtype {dset.dtype} is not int64, float64 or UTF-8 string")
+    return columns
+
+
+def write_attributes(f: h5py.File, columns: dict[str, np.ndarray]) -> None:
+    """Write attribute columns as the ``attributes/`` group (strings as UTF-8)."""
+    g = f.create_group(ATTRIBUTES)
+    for name, values in columns.items():
+        kind = column_kind(np.asarray(values))
+        if kind == "str":
+            g.create_dataset(name, data=[str(v) for v in values], dtype=h5py.string_dtype("utf-8"))
+        else:
+            g.create_dataset(name, data=np.asarray(values, dtype=np.int64 if kind == "int" else np.float64))
 
 
 def data_dir() -> Path:
@@ -204,6 +306,7 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
             )  # fmt: skip
             neighbors, distances = exact_knn(f["train"], test, metric, GROUND_TRUTH_K)
         text = _read_texts(f, path) if "passage_texts" in f else None
+        attributes = read_attributes(f, path)
     train = open_rows(path, "train")
     if neighbors.shape[0] != test.shape[0]:
         raise DatasetError(f"{path}: 'neighbors' has {neighbors.shape[0]} rows but 'test' has {test.shape[0]}")
@@ -220,6 +323,7 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
         sha256=file_sha256(path),
         attrs=attrs,
         text=text,
+        attributes=attributes,
     )
 
 
@@ -350,10 +454,12 @@ def save_hdf5(
     distances: np.ndarray | None = None,
     attrs: dict[str, Any] | None = None,
     text: Texts | None = None,
+    attributes: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write an ann-benchmarks-layout file, computing exact ground truth when none is given.
 
-    ``text`` adds the passage and query texts (and ids and qrels when labelled) as string datasets."""
+    ``text`` adds the passage and query texts (and ids and qrels when labelled) as string datasets;
+    ``attributes`` the attribute columns as the ``attributes/`` group."""
     metric = canonical_metric(metric)
     validate_arrays(train, test, str(path))
     if neighbors is None or distances is None:
@@ -374,6 +480,8 @@ def save_hdf5(
         f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
         if text is not None:
             _write_texts(f, text)
+        if attributes:
+            write_attributes(f, attributes)
     os.replace(tmp, path)  # a crash never leaves a half-written file under the real name
     return path
 
@@ -507,6 +615,7 @@ def subsample(ds: Dataset, train_size: int | None, test_size: int | None) -> Dat
             ds.sha256,
             {**ds.attrs, "test_size": len(test)},
             ds.text.cut(None, len(test)) if ds.text else None,
+            ds.attributes,
         )
     cache = data_dir() / "subsets" / f"{ds.name}-{(ds.sha256 or 'x')[:12]}-n{train_size}-q{len(test)}.hdf5"
     if not cache.exists():
@@ -517,6 +626,7 @@ def subsample(ds: Dataset, train_size: int | None, test_size: int | None) -> Dat
             ds.metric,
             attrs={"subset_of": ds.name, "subset_of_sha256": ds.sha256 or ""},
             text=ds.text.cut(train_size, len(test)) if ds.text else None,
+            attributes={name: col[:train_size] for name, col in ds.attributes.items()} if ds.attributes else None,
         )
     sub = load_hdf5(cache, ds.name)
     sub.attrs.update(train_size=train_size, test_size=len(test))

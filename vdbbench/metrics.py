@@ -24,6 +24,7 @@ class RecallReport:
     duplicate_answers: int  # answers holding an id more than once
     short_answers: int  # answers with fewer than k distinct ids
     invalid_ids: int  # ids outside the dataset (counted as misses)
+    filter_violations: int = 0  # ids of rows the filter (or the live set) does not admit (counted as misses)
 
 
 def threshold(true_kth: float, epsilon: float = DEFAULT_EPSILON) -> float:
@@ -39,22 +40,35 @@ def recall_at_k(
     k: int,
     metric: str,
     epsilon: float = DEFAULT_EPSILON,
+    allowed: np.ndarray | None = None,
 ) -> RecallReport:
     """Tie-aware recall@k of ``answers`` (one id array per query) against exact neighbours.
 
     The k-th true distance is recomputed with the same float64 function as the answers'
     distances, so rounding differences between files and engines cannot miscount a hit.
+    ``allowed`` (a boolean mask over train rows) scores a filtered or changing collection: ``true_ids``
+    are then the neighbours among the allowed rows, an id outside them is a miss (and counted in
+    ``filter_violations``), and k shrinks to the number of allowed rows when fewer pass.
     """
     n = train.shape[0]
-    k = min(k, n)  # a collection smaller than k can only return n items
+    asked = min(k, n)  # answers are read this far, so ids past a filter's last passing row are still counted
+    k = min(k, n if allowed is None else int(allowed.sum()))  # a smaller collection can only return that many
     if true_ids.shape[1] < k:
         raise ValueError(f"ground truth holds {true_ids.shape[1]} neighbours per query, fewer than k={k}")
+    if k == 0:  # nothing passes the filter: the only right answer is an empty one
+        violations = sum(int(np.asarray(a).size > 0) for a in answers)
+        per_query = np.array([float(np.asarray(a).size == 0) for a in answers])
+        return RecallReport(float(per_query.mean()) if len(answers) else 0.0, per_query, 0, 0, 0, violations)
     per_query = np.zeros(len(answers))
-    duplicates = short = invalid = 0
+    duplicates = short = invalid = violations = 0
     for i, ans in enumerate(answers):
-        ans = np.asarray(ans, dtype=np.int64).ravel()[:k]
+        ans = np.asarray(ans, dtype=np.int64).ravel()[:asked]
         valid = ans[(ans >= 0) & (ans < n)]
         invalid += int(ans.size - valid.size)
+        if allowed is not None:
+            admitted = valid[allowed[valid]]
+            violations += int(valid.size - admitted.size)
+            valid = admitted
         distinct = np.unique(valid)
         if distinct.size < valid.size:
             duplicates += 1
@@ -65,7 +79,8 @@ def recall_at_k(
         kth = exact_distances(test[i], train[true_ids[i, :k]], metric).max()
         found = exact_distances(test[i], train[distinct], metric)
         per_query[i] = min(int((found <= threshold(kth, epsilon)).sum()), k) / k
-    return RecallReport(float(per_query.mean()) if len(answers) else 0.0, per_query, duplicates, short, invalid)
+    return RecallReport(float(per_query.mean()) if len(answers) else 0.0, per_query, duplicates, short, invalid,
+                        violations)  # fmt: skip
 
 
 def latency_summary(seconds: np.ndarray) -> dict[str, float]:

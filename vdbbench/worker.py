@@ -12,6 +12,7 @@ import logging
 import multiprocessing as mp
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -94,24 +95,83 @@ class _Host:
         # vectors as contiguous rows; texts (bm25) and (vector, text) pairs (native hybrid) as they come
         self.queries = [np.ascontiguousarray(q) if isinstance(q, np.ndarray) else q for q in queries]
 
-    def timed_insert(self, ids: np.ndarray, vectors: np.ndarray) -> float:
+    def _insert(self, ids: np.ndarray, vectors: Any, attributes: dict[str, np.ndarray] | None) -> None:
+        if attributes:
+            self.store.insert(ids, vectors, attributes)
+        else:  # a dataset without attributes: the plain two-argument call every adapter takes
+            self.store.insert(ids, vectors)
+
+    def timed_insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict | None = None) -> float:
         t0 = time.perf_counter()
-        self.store.insert(ids, vectors)
+        self._insert(ids, vectors, attributes)
         return time.perf_counter() - t0
 
-    def timed_insert_rows(self, path: str, key: str, start: int, stop: int) -> tuple[float, int]:
-        """Read rows ``start:stop`` of ``key`` from the dataset file here, then insert them (ids = row numbers).
-
-        The parent sends only the file and the row range, so it never holds the train set and no
-        vectors cross the pipe. The read is not timed. Returns (insert seconds, rows read).
-        """
+    def _rows(self, path: str, key: str, start: int, stop: int) -> np.ndarray:
         import h5py
 
         if path not in self._files:
             self._files[path] = h5py.File(path, "r")
-        vectors = np.asarray(self._files[path][key][start:stop], dtype=np.float32)
+        return np.asarray(self._files[path][key][start:stop], dtype=np.float32)
+
+    def timed_insert_rows(self, path: str, key: str, start: int, stop: int,
+                          attributes: dict | None = None) -> tuple[float, int]:  # fmt: skip
+        """Read rows ``start:stop`` of ``key`` from the dataset file here, then insert them (ids = row numbers).
+
+        The parent sends only the file, the row range and the rows' attribute values, so it never holds
+        the train set and no vectors cross the pipe. The read is not timed. Returns (insert seconds, rows read).
+        """
+        vectors = self._rows(path, key, start, stop)
         ids = np.arange(start, start + len(vectors), dtype=np.int64)
-        return self.timed_insert(ids, vectors), len(vectors)
+        return self.timed_insert(ids, vectors, attributes), len(vectors)
+
+    def timed_churn(self, path: str, start: int, stop: int, delete_ids: np.ndarray, attributes: dict | None,
+                    k: int, settle_s: float) -> dict[str, Any]:  # fmt: skip
+        """One churn batch: insert train rows ``start:stop`` then delete ``delete_ids``, while this process
+        searches the queries back to back (from a second thread where the adapter allows concurrent writes;
+        else right after the writes: ``mode`` says which). Freshness: from the insert's return until a search
+        for the last inserted vector returns its id (None: not within ``settle_s``)."""
+        vectors = self._rows(path, "train", start, stop)
+        ids = np.arange(start, stop, dtype=np.int64)
+        store, clock, out = self.store, time.perf_counter, {}
+
+        def write() -> None:
+            try:
+                t0 = clock()
+                if len(ids):
+                    self._insert(ids, vectors, attributes)
+                    t1 = clock()
+                    out["insert_s"] = t1 - t0
+                    while clock() - t1 < settle_s and int(ids[-1]) not in np.asarray(store.search(vectors[-1], k)):
+                        time.sleep(0.002)
+                    out["freshness_s"] = clock() - t1 if clock() - t1 < settle_s else None
+                t2 = clock()
+                if len(delete_ids):
+                    store.delete(np.asarray(delete_ids, dtype=np.int64))
+                out["delete_s"] = clock() - t2
+            except BaseException as e:  # noqa: BLE001 - re-raised in the searching thread
+                out["error"] = e
+
+        latencies: list[float] = []
+        search, queries = store.search, self.queries
+        concurrent = bool(getattr(store, "concurrent_writes", False))
+        writer = threading.Thread(target=write, daemon=True)
+        if concurrent:
+            writer.start()
+        else:
+            write()
+        t0, i = clock(), 0
+        while (writer.is_alive() or i == 0) if concurrent else i < len(queries):
+            q0 = clock()
+            search(queries[i % len(queries)], k)
+            latencies.append(clock() - q0)
+            i += 1
+        wall = clock() - t0
+        if concurrent:
+            writer.join()
+        if "error" in out:
+            raise out["error"]
+        return {**out, "mode": "concurrent" if concurrent else "interleaved", "latencies": np.asarray(latencies),
+                "search_wall_s": wall, "inserted": len(ids), "deleted": len(delete_ids)}  # fmt: skip
 
     def timed_finish(self) -> float:
         t0 = time.perf_counter()

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vdbbench.filters import Filter
+
 FAMILIES = ("flat", "hnsw", "ivf", "pq")
 METRICS = ("euclidean", "angular", "ip")
 
@@ -120,6 +122,9 @@ class BuildSpec:
     dim: int
     params: dict[str, Any] = field(default_factory=dict)
     count: int = 0  # how many vectors will be inserted, for engines that size ahead
+    # attribute columns every inserted row carries (name → "int" / "float" / "str"): the schema (and the
+    # payload or scalar indexes filters need) is created with the collection
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -129,6 +134,12 @@ class Store(ABC):
     ``create() → insert()… → finish()``, then for each search setting
     ``set_search_params() → search()…``, then ``drop()``; finally ``close()``.
     ``close()`` must be safe to call twice and after a failure.
+
+    Workloads beyond plain k-NN use three more calls, each behind a capability flag:
+    ``set_filter(f)`` makes the following searches filtered (``filter_ops``), ``delete(ids)``
+    removes rows (``supports_delete``), and inserts after ``finish()`` must become searchable
+    (churn). With ``concurrent_writes`` the adapter may be searched from one thread while
+    another inserts or deletes.
     """
 
     name: ClassVar[str]
@@ -146,12 +157,20 @@ class Store(ABC):
     # The engine's own full-text + vector search, where the adapter offers it (``set_texts`` before the build,
     # then ``set_hybrid(True)`` makes each query a (vector, text) pair); None elsewhere.
     native_hybrid: ClassVar[str | None] = None
+    # filter operators (vdbbench.filters.OPS) the adapter translates into the engine's own filter; empty: none
+    filter_ops: ClassVar[frozenset[str]] = frozenset()
+    # how the engine applies a filter during the search (pre-filter, filtered graph walk, ...), for the report
+    filter_note: ClassVar[str] = ""
+    supports_delete: ClassVar[bool] = False
+    # searches may run in one thread while another inserts or deletes (churn measures them concurrently)
+    concurrent_writes: ClassVar[bool] = False
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
         self.options = dict(options or {})
         self.spec: BuildSpec | None = None
         self.search_params: dict[str, Any] = {}
+        self.filter: Filter | None = None
 
     @classmethod
     def check_point(
@@ -181,8 +200,13 @@ class Store(ABC):
         """Create an empty collection/table/index for ``spec``, replacing any earlier one."""
 
     @abstractmethod
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert one batch: ``ids`` are int64 dataset row numbers, ``vectors`` float32 rows."""
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
+        """Insert one batch: ``ids`` are int64 dataset row numbers, ``vectors`` float32 rows, ``attributes``
+        the batch's values of each column in ``spec.attributes`` (None when the dataset has none)."""
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Delete the rows ``ids``; once this returns, no search may return them (``supports_delete``)."""
+        raise StoreError(f"{self.name} cannot delete rows in vdbbench")
 
     @abstractmethod
     def finish(self) -> None:
@@ -192,6 +216,14 @@ class Store(ABC):
     def set_search_params(self, params: Mapping[str, Any]) -> None:
         """Apply query-time parameters for the following searches."""
         self.search_params = dict(params)
+
+    def set_filter(self, flt: Filter | None) -> None:
+        """Filter the following searches by ``flt`` (None: unfiltered). Adapters translate it here, once, into
+        the engine's own filter, so no translation runs inside the timed loop."""
+        unsupported = sorted(flt.ops - self.filter_ops) if flt is not None else []
+        if unsupported:
+            raise StoreError(f"{self.name} cannot filter with {unsupported} in vdbbench")
+        self.filter = flt
 
     @abstractmethod
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
@@ -210,7 +242,9 @@ class Store(ABC):
         ``metric``, ``params`` (portable parameter names → values read back from the
         engine) and ``engine`` (the raw definition it returned). ``params`` holds only what
         the engine itself reported: a value the adapter merely sent is left out, so the
-        runner records it as ``sent`` in ``param_source``.
+        runner records it as ``sent`` in ``param_source``. Where the build has attributes,
+        ``attribute_indexes`` maps each column to the index the engine reports on it (or
+        ``"none"``: filtered by scanning its values).
         """
 
     def resources(self) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
+from vdbbench.filters import OPS, Filter, mask
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store
 
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
@@ -29,6 +31,10 @@ class HnswlibStore(Store):
         )
     }
     supports_batch_search = True
+    filter_ops = frozenset(OPS)
+    filter_note = "filter function checked on every graph candidate (hnswlib's filtered search)"
+    supports_delete = True  # mark_deleted: the node stays in the graph but is never returned
+    concurrent_writes = True  # hnswlib locks per node: add_items / mark_deleted run beside knn_query
     options_help = {
         "seed": "random seed of the graph build (default 100)",
         "build_threads": "threads used to build (default: all CPUs)",
@@ -47,29 +53,71 @@ class HnswlibStore(Store):
         )
         self._threads = int(self.options.get("build_threads", os.cpu_count() or 1))
         self._index.set_num_threads(self._threads)
+        # hnswlib keeps no metadata: the attribute columns live here, indexed by id (a dataset row number)
+        self._attrs: dict[str, np.ndarray] = {}
+        self._allowed: np.ndarray | None = None  # per id: passes the filter
+        self._deleted: set[int] = set()
+        self._count = 0
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         needed = self._index.element_count + len(ids)
         if needed > self._index.max_elements:
             self._index.resize_index(needed)
+        for name, values in (attributes or {}).items():
+            col = self._attrs.get(name)
+            size = int(ids.max()) + 1
+            if col is None or len(col) < size:
+                grown = np.zeros(max(size, self.spec.count), dtype=values.dtype if col is None else col.dtype)
+                if col is not None:
+                    grown[: len(col)] = col
+                col = self._attrs[name] = grown
+            col[ids] = values
         self._index.add_items(vectors, ids)
+        self._count = self._index.element_count - len(self._deleted)
+        if self.filter is not None:
+            self._allowed = mask(self.filter, self._attrs)
+
+    def delete(self, ids: np.ndarray) -> None:
+        for i in np.asarray(ids, dtype=np.int64).tolist():
+            self._index.mark_deleted(i)
+        self._deleted.update(np.asarray(ids, dtype=np.int64).tolist())
+        self._count = self._index.element_count - len(self._deleted)
 
     def finish(self) -> None:
         # hnswlib builds the graph during add_items; it is searchable once they return.
         self._index.set_num_threads(1)
-        self._count = self._index.element_count
+        self._count = self._index.element_count - len(self._deleted)
+
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._allowed = None if flt is None else mask(flt, self._attrs)
+
+    def _query(self, queries: np.ndarray, k: int, **kw: Any) -> np.ndarray:
+        """knn_query, with the filter function when filtered; fewer than k hits under a filter make hnswlib
+        raise, so k is lowered until it answers: the short answer is returned (and counted), never padded."""
+        k = min(k, self._count)
+        if self._allowed is None:
+            return self._index.knn_query(queries, k=k, **kw)[0]
+        allowed = self._allowed
+        keep = lambda label: bool(label < len(allowed) and allowed[label])  # noqa: E731 - hnswlib takes a callable
+        while k > 0:
+            try:
+                return self._index.knn_query(queries, k=k, filter=keep, **kw)[0]
+            except RuntimeError:  # "Cannot return the results in a contiguous 2D array": fewer than k passed
+                k -= 1
+        return np.empty((len(np.atleast_2d(queries)), 0), dtype=np.uint64)
 
     def set_search_params(self, params: dict[str, Any]) -> None:
         super().set_search_params(params)
         self._index.set_ef(int(params.get("ef", 10)))
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        labels, _ = self._index.knn_query(query, k=min(k, self._count))
-        return labels[0].view(np.int64)  # hnswlib returns uint64; same bits, no copy on the hot path
+        return self._query(query, k)[0].view(np.int64)  # hnswlib returns uint64; same bits, no copy on the hot path
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
-        labels, _ = self._index.knn_query(queries, k=min(k, self._count), num_threads=1)
-        return list(labels.view(np.int64))
+        if self._allowed is not None:  # one short answer would shorten the whole batch: filter one by one
+            return [self.search(q, k) for q in queries]
+        return list(self._query(queries, k, num_threads=1).view(np.int64))
 
     def client_handle(self) -> dict[str, Any]:
         # An in-process index cannot be shared: each client process loads its own copy from disk.
@@ -91,6 +139,7 @@ class HnswlibStore(Store):
         self._index.set_num_threads(1)
         self._index.set_ef(handle["ef"])
         self._count = self._index.element_count
+        self._allowed, self._deleted = None, set()
 
     def effective_config(self) -> dict[str, Any]:
         idx = self._index
@@ -103,7 +152,10 @@ class HnswlibStore(Store):
                 "dim": idx.dim,
                 "element_count": idx.element_count,
                 "max_elements": idx.max_elements,
+                "deleted": len(self._deleted),
             },
+            **({"attribute_indexes": dict.fromkeys(self.spec.attributes, "none")} if self.spec.attributes else {}),
+            **({"filter": self.filter.text()} if self.filter else {}),
         }
 
     def resources(self) -> dict[str, Any]:
