@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from vdbbench import corpora
-from vdbbench.corpora import CorpusError, load_corpus, read_texts, roff_paragraphs
+from vdbbench.corpora import CorpusError, load_corpus, read_passages, read_texts, roff_paragraphs
 from vdbbench.datasets import KNOWN, DatasetError, save_hdf5
 
 PASSAGES = ["東京は日本の首都です。", "The bank raised interest rates.", "株式市場は急落した。"]
@@ -150,6 +150,152 @@ def test_directory_instead_of_file(tmp_path):
     (tmp_path / "dir.txt").mkdir()
     with pytest.raises(CorpusError, match="dir.txt is a directory: give one .txt/.jsonl/.csv/.parquet file"):
         read_texts(tmp_path / "dir.txt")
+
+
+# -- attributes from corpus metadata ----------------------------------------------------------
+
+RECORDS = [  # a string, an int, a float and a date field; the second record has no text and is skipped
+    {"text": PASSAGES[0], "dept": "loans", "year": 2019, "score": 0.5, "published": "2024-01-31"},
+    {"text": "  ", "dept": "cards", "year": 2020, "score": 1.5, "published": "2024-02-01"},
+    {"text": PASSAGES[1], "dept": "fx", "year": 2021, "score": 2, "published": "2024-02-29T23:30:00+09:00"},
+    {"text": PASSAGES[2], "dept": "loans", "year": 2022, "score": -1.25, "published": "2023-12-01 08:00"},
+]
+
+
+def jsonl(path, records):
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
+    return path
+
+
+def test_jsonl_attributes_are_typed_and_follow_the_kept_passages(tmp_path):
+    c = read_passages(jsonl(tmp_path / "c.jsonl", RECORDS), attributes=("dept", "year", "score", "published"))
+    assert c.passages == PASSAGES  # the empty passage and its values are gone together
+    assert c.attributes["dept"].dtype.kind == "U" and c.attributes["dept"].tolist() == ["loans", "fx", "loans"]
+    assert c.attributes["year"].dtype == np.int64 and c.attributes["year"].tolist() == [2019, 2021, 2022]
+    assert c.attributes["score"].dtype == np.float64 and c.attributes["score"].tolist() == [0.5, 2.0, -1.25]
+    # ISO dates, with or without a time, become YYYYMMDD as written (the time zone does not move the day)
+    assert c.attributes["published"].dtype == np.int64
+    assert c.attributes["published"].tolist() == [20240131, 20240229, 20231201] and c.dates == ["published"]
+    assert c.describe_attributes() == "dept str, year int, score float, published int YYYYMMDD"
+    assert read_passages(tmp_path / "c.jsonl").attributes == {}  # none asked, none read
+    cut = load_corpus(tmp_path / "c.jsonl", max_passages=2, attributes=("year",))
+    assert cut.passages == PASSAGES[:2] and cut.attributes["year"].tolist() == [2019, 2021]
+
+
+def test_jsonl_attribute_from_the_metadata_object_and_strings_that_are_partly_dates(tmp_path):
+    records = [
+        {"text": "a", "metadata": {"region": "jp"}, "code": "2024-01-01"},
+        {"text": "b", "metadata": {"region": "us"}, "code": "A-17"},
+    ]
+    c = read_passages(jsonl(tmp_path / "c.jsonl", records), attributes=("region", "code"))
+    assert c.attributes["region"].tolist() == ["jp", "us"]
+    assert c.attributes["code"].tolist() == ["2024-01-01", "A-17"] and c.dates == []  # not all dates: strings
+
+
+def test_csv_attributes_are_typed_from_their_cells(tmp_path):
+    f = tmp_path / "c.csv"
+    f.write_text(
+        "text,dept,year,score,published,code\n"
+        f"{PASSAGES[0]},loans,2019,0.5,2024-01-31,007\n"
+        f'"{PASSAGES[1]}",,2021,2,2024-02-29,x1\n'
+        f"{PASSAGES[2]},fx,2022,1e-3,2023-12-01,12\n",
+        encoding="utf-8",
+    )
+    c = read_passages(f, attributes=("dept", "year", "score", "published", "code"))
+    assert c.attributes["dept"].tolist() == ["loans", "", "fx"]  # an empty cell of a string column is ''
+    assert c.attributes["year"].dtype == np.int64 and c.attributes["year"].tolist() == [2019, 2021, 2022]
+    assert c.attributes["score"].dtype == np.float64 and c.attributes["score"].tolist() == [0.5, 2.0, 0.001]
+    assert c.attributes["published"].tolist() == [20240131, 20240229, 20231201]
+    assert c.attributes["code"].tolist() == ["007", "x1", "12"]  # not all integers: the cells as written
+
+
+def test_parquet_attributes_with_date_and_timestamp_columns(tmp_path):
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "c.parquet"
+    table = {
+        "text": [PASSAGES[0], None, PASSAGES[1], PASSAGES[2]],
+        "dept": ["loans", "cards", "fx", "loans"],
+        "year": pa.array([2019, 2020, 2021, 2022], pa.int32()),
+        "score": [0.5, 1.5, 2.0, -1.25],
+        "day": pa.array([datetime.date(2024, 1, d) for d in (1, 2, 3, 4)], pa.date32()),
+        "at": pa.array([datetime.datetime(2024, 3, d, 23, 59) for d in (1, 2, 3, 4)], pa.timestamp("s")),
+    }
+    pq.write_table(pa.table(table), f)
+    c = read_passages(f, attributes=("dept", "year", "score", "day", "at"))
+    assert c.passages == PASSAGES
+    assert c.attributes["dept"].tolist() == ["loans", "fx", "loans"] and c.attributes["year"].dtype == np.int64
+    assert c.attributes["year"].tolist() == [2019, 2021, 2022] and c.attributes["score"].tolist() == [0.5, 2, -1.25]
+    assert c.attributes["day"].tolist() == [20240101, 20240103, 20240104]
+    assert c.attributes["at"].tolist() == [20240301, 20240303, 20240304] and c.dates == ["day", "at"]
+
+
+@pytest.mark.parametrize(
+    ("records", "name", "message"),
+    [
+        ([{"text": "a", "dept": "x"}, {"text": "b"}], "dept", r"'dept' of .*c.jsonl is missing or null in line 2"),
+        ([{"text": "a", "dept": None}], "dept", r"'dept' .* is missing or null in every record"),
+        ([{"text": "a", "year": 2020}, {"text": "b", "year": "2021"}], "year", r"mixes numbers and strings "
+         r"\(line 1: 2020, line 2: '2021'\); give it one type in every record, or remove it from text.attributes"),
+        ([{"text": "a", "dept": "x"}], "dpet", r"no record of .*c.jsonl has a field 'dpet' \(the first has "
+         r"\['dept', 'text'\]\)"),
+        ([{"text": "a", "ok": True}], "ok", r"line 1 holds True; .*store booleans as 0/1"),
+        ([{"text": "a", "tags": ["x"]}], "tags", r"line 1 holds \['x'\]; .*flatten lists and objects"),
+        ([{"text": "a", "day": "2023-02-30"}], "day", r"line 1 holds '2023-02-30', .* no such day exists"),
+        ([{"text": "a", "v": float("nan")}], "v", r"line 1 holds nan; an attribute value is .* a finite number"),
+    ],
+)  # fmt: skip
+def test_attribute_errors_name_the_setting_field_row_and_fix(tmp_path, records, name, message):
+    with pytest.raises(CorpusError, match=r"^text\.attributes \(--attribute\): .*" + message):
+        read_passages(jsonl(tmp_path / "c.jsonl", records), attributes=(name,))
+
+
+def test_attribute_not_in_a_csv_parquet_or_txt_corpus(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "c.csv").write_text("text,dept\na,x\n")
+    with pytest.raises(
+        CorpusError, match=r"text.attributes .*c.csv has no column 'year' \(columns: \['text', 'dept'\]\)"
+    ):
+        read_passages(tmp_path / "c.csv", attributes=("year",))
+    (tmp_path / "c2.csv").write_text("text,year\na,2020\nb,\n")
+    with pytest.raises(CorpusError, match=r"field 'year' of .*c2.csv is missing or null in row 2"):
+        read_passages(tmp_path / "c2.csv", attributes=("year",))
+    pq.write_table(pa.table({"text": ["a"]}), tmp_path / "c.parquet")
+    with pytest.raises(CorpusError, match=r"c.parquet has no column 'year' \(columns: \['text'\]\)"):
+        read_passages(tmp_path / "c.parquet", attributes=("year",))
+    (tmp_path / "c.txt").write_text("a\n")
+    with pytest.raises(CorpusError, match=r"c.txt is plain text.*give a .jsonl, .csv or .parquet corpus"):
+        read_passages(tmp_path / "c.txt", attributes=("year",))
+
+
+def test_beir_titles_and_metadata_fields_as_attributes(tmp_path):
+    from vdbbench.labels import load_beir
+
+    folder = tmp_path / "set"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [
+        {"_id": "d1", "title": "Yen", "text": "The yen fell.", "metadata": {"year": 2020}},
+        {"_id": "d2", "title": "", "text": "Rates rose.", "metadata": {"year": 2021}},
+        {"_id": "d3", "title": "Bonds", "text": "Yields rose.", "metadata": {"year": 2022}},
+    ]
+    jsonl(folder / "corpus.jsonl", docs)
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "yen"}\n')
+    (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    got = load_beir(folder, attributes=("title", "year"))
+    assert got.attributes["title"].tolist() == ["Yen", "", "Bonds"] and got.attributes["year"].tolist() == [
+        2020,
+        2021,
+        2022,
+    ]
+    cut = got.cut(2)
+    assert cut.passages == ["Yen The yen fell.", "Rates rose."] and cut.attributes["year"].tolist() == [2020, 2021]
+    with pytest.raises(CorpusError, match=r"field 'url' of .*corpus.jsonl is missing or null in every record"):
+        load_beir(folder, attributes=("url",))
 
 
 # -- built-in corpora -------------------------------------------------------------------------

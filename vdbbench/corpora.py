@@ -17,14 +17,20 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from vdbbench.datasets import DatasetError, data_dir
+from vdbbench.filters import column_kind
 
 
 class CorpusError(DatasetError):
@@ -36,11 +42,24 @@ class Corpus:
     name: str
     path: Path
     passages: list[str]
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name → one value per passage
+    dates: list[str] = field(default_factory=list)  # the attributes made from ISO dates (int YYYYMMDD)
 
     @property
     def sha256(self) -> str:
         """Hash of the passage texts themselves, so the same text in another format hashes the same."""
         return texts_sha256(self.passages)
+
+    def cut(self, max_passages: int | None) -> Corpus:
+        """The first ``max_passages`` passages and their attribute values."""
+        if not max_passages:
+            return self
+        columns = {n: c[:max_passages] for n, c in self.attributes.items()}
+        return Corpus(self.name, self.path, self.passages[:max_passages], columns, self.dates)
+
+    def describe_attributes(self) -> str:
+        """'name kind, ...' of the attribute columns, dates marked: what the dataset file records of them."""
+        return describe_attributes(self.attributes, self.dates)
 
 
 def texts_sha256(texts: list[str]) -> str:
@@ -106,8 +125,27 @@ def _clean(text: object) -> str:
     return " ".join(str(text).split()) if text is not None else ""
 
 
-def _read_txt(path: Path, field: str) -> list[str]:
-    return [_clean(line) for line in _decode_utf8(_read_bytes(path), path).splitlines()]
+@dataclass
+class Rows:
+    """What a reader found: each row's text, the asked fields' raw values (None: absent or null) and where
+    each row is in the file ("line 3", "row 3"), so attribute errors can name it."""
+
+    texts: list[str]
+    values: dict[str, list[Any]]
+    where: list[str]
+
+
+ATTRIBUTES_AT = "text.attributes (--attribute)"  # the setting attribute errors name
+
+
+def _read_txt(path: Path, field: str, names: tuple[str, ...] = ()) -> Rows:
+    if names:
+        raise CorpusError(
+            f"{ATTRIBUTES_AT}: {path} is plain text, one passage per line, with no fields to read "
+            f"{list(names)} from; give a .jsonl, .csv or .parquet corpus, or remove text.attributes"
+        )
+    texts = [_clean(line) for line in _decode_utf8(_read_bytes(path), path).splitlines()]
+    return Rows(texts, {}, [f"line {i}" for i in range(1, len(texts) + 1)])
 
 
 def json_lines(text: str, path: Path) -> Iterator[tuple[int, object]]:
@@ -123,8 +161,18 @@ def json_lines(text: str, path: Path) -> Iterator[tuple[int, object]]:
             ) from None
 
 
-def _read_jsonl(path: Path, field: str) -> list[str]:
-    out = []
+def record_field(record: dict, name: str) -> Any:
+    """A record's field ``name``, else that of its ``metadata`` object (BEIR's place for extras); None if neither."""
+    if name in record:
+        return record[name]
+    metadata = record.get("metadata")
+    return metadata.get(name) if isinstance(metadata, dict) else None
+
+
+def _read_jsonl(path: Path, field: str, names: tuple[str, ...] = ()) -> Rows:
+    rows = Rows([], {n: [] for n in names}, [])
+    seen: set[str] = set()
+    first: list[str] = []
     for number, obj in json_lines(_decode_utf8(_read_bytes(path), path), path):
         if not isinstance(obj, dict) or field not in obj:
             keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
@@ -132,23 +180,62 @@ def _read_jsonl(path: Path, field: str) -> list[str]:
                 f"{path} line {number} has no field {field!r} (it has {keys}); set the text field name "
                 f"(--text-field / text.text_field)"
             )
-        out.append(_clean(obj[field]))
-    return out
+        rows.texts.append(_clean(obj[field]))
+        rows.where.append(f"line {number}")
+        for n in names:
+            rows.values[n].append(record_field(obj, n))
+            if n in obj or (isinstance(obj.get("metadata"), dict) and n in obj["metadata"]):
+                seen.add(n)
+        first = first or sorted(obj)
+    unknown = [n for n in names if n not in seen]
+    if unknown and rows.texts:
+        raise CorpusError(
+            f"{ATTRIBUTES_AT}: no record of {path} has a field {unknown[0]!r} (the first has {first}); name fields "
+            "of the records (or of their 'metadata' object), or remove it from text.attributes"
+        )
+    return rows
 
 
-def _read_csv(path: Path, field: str) -> list[str]:
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _csv_column(cells: list[str]) -> list[Any]:
+    """A CSV column's cells typed: all integers → int, all numbers → float (an empty cell → None, missing),
+    else the strings as they are (an empty cell is the empty string, as in JSON)."""
+    present = [c for c in cells if c != ""]
+    if present and all(_INT.fullmatch(c) for c in present):
+        return [int(c) if c != "" else None for c in cells]
+    if present and all(_FLOAT.fullmatch(c) for c in present):
+        return [float(c) if c != "" else None for c in cells]
+    return cells
+
+
+def _unknown_column(path: Path, names: tuple[str, ...], columns: list[str]) -> None:
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise CorpusError(
+            f"{ATTRIBUTES_AT}: {path} has no column {unknown[0]!r} (columns: {columns}); name columns of the "
+            "corpus, or remove it from text.attributes"
+        )
+
+
+def _read_csv(path: Path, field: str, names: tuple[str, ...] = ()) -> Rows:
     reader = csv.DictReader(io.StringIO(_decode_utf8(_read_bytes(path), path), newline=""))
     if reader.fieldnames is None:
-        return []
+        return Rows([], {n: [] for n in names}, [])
     if field not in reader.fieldnames:
         raise CorpusError(
             f"{path} has no column {field!r} (columns: {reader.fieldnames}); set the text column name "
             f"(--text-field / text.text_field)"
         )
-    return [_clean(row[field]) for row in reader]
+    _unknown_column(path, names, list(reader.fieldnames))
+    records = list(reader)
+    values = {n: _csv_column([r[n] or "" for r in records]) for n in names}
+    return Rows([_clean(r[field]) for r in records], values, [f"row {i}" for i in range(1, len(records) + 1)])
 
 
-def _read_parquet(path: Path, field: str) -> list[str]:
+def _read_parquet(path: Path, field: str, names: tuple[str, ...] = ()) -> Rows:
     import pyarrow.parquet as pq
 
     with _open_checked(path):  # existence and permission errors in the same words as the other formats
@@ -162,10 +249,14 @@ def _read_parquet(path: Path, field: str) -> list[str]:
             f"{path} has no column {field!r} (columns: {schema.names}); set the text column name "
             f"(--text-field / text.text_field)"
         )
-    return [_clean(v) for v in pq.read_table(path, columns=[field]).column(field).to_pylist()]
+    _unknown_column(path, names, schema.names)
+    table = pq.read_table(path, columns=list(dict.fromkeys([field, *names])))
+    texts = [_clean(v) for v in table.column(field).to_pylist()]
+    values = {n: table.column(n).to_pylist() for n in names}
+    return Rows(texts, values, [f"row {i}" for i in range(1, len(texts) + 1)])
 
 
-READERS: dict[str, Callable[[Path, str], list[str]]] = {
+READERS: dict[str, Callable[[Path, str, tuple[str, ...]], Rows]] = {
     ".txt": _read_txt,
     ".jsonl": _read_jsonl,
     ".csv": _read_csv,
@@ -173,31 +264,147 @@ READERS: dict[str, Callable[[Path, str], list[str]]] = {
 }
 
 
-def read_texts(path: str | Path, text_field: str = "text", what: str = "corpus") -> list[str]:
-    """Non-empty passages of one user file, whitespace collapsed, in file order."""
+def read_passages(
+    path: str | Path, text_field: str = "text", attributes: tuple[str, ...] = (), what: str = "corpus"
+) -> Corpus:
+    """Non-empty passages of one user file, whitespace collapsed, in file order, and the ``attributes`` fields
+    of the same rows as typed columns (see ``attribute_columns``)."""
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise CorpusError(f"{what} {path}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
-    texts = [t for t in reader(path, text_field) if t]
-    if not texts:
+    rows = reader(path, text_field, tuple(attributes))
+    kept = [i for i, t in enumerate(rows.texts) if t]
+    if not kept:
         raise CorpusError(
             f"{what} {path} holds no text"
             + (f" in field {text_field!r}" if path.suffix.lower() != ".txt" else "")
             + "; give a file with at least one non-empty passage"
         )
-    return texts
+    values = {n: [v[i] for i in kept] for n, v in rows.values.items()}
+    columns, dates = attribute_columns(values, [rows.where[i] for i in kept], path)
+    return Corpus(path.stem, path, [rows.texts[i] for i in kept], columns, dates)
 
 
-def load_corpus(source: str | Path, text_field: str = "text", max_passages: int | None = None) -> Corpus:
-    """A built-in corpus by name (prepared on first use) or a user file, cut to ``max_passages``."""
+def read_texts(path: str | Path, text_field: str = "text", what: str = "corpus") -> list[str]:
+    """Non-empty passages of one user file, whitespace collapsed, in file order."""
+    return read_passages(path, text_field, (), what).passages
+
+
+# -- attributes ----------------------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
+
+
+def iso_date(value: str) -> int | None:
+    """An ISO date (YYYY-MM-DD, optionally with a time) as the integer YYYYMMDD; None for other strings.
+
+    The date is the one written (a time zone does not move it), so a range ``{gte: 20240101, lt: 20240401}``
+    selects the first quarter of 2024. ValueError for a date that does not exist (2024-02-30).
+    """
+    m = _ISO_DATE.fullmatch(value)
+    if m is None:
+        return None
+    year, month, day = int(m[1]), int(m[2]), int(m[3])
+    date(year, month, day)  # raises for a day that does not exist
+    return year * 10000 + month * 100 + day
+
+
+def _kind(value: Any) -> tuple[str, Any]:
+    """(kind, value as stored) of one raw field value: int, float, date (→ YYYYMMDD), str, missing or bad."""
+    if value is None:
+        return "missing", None
+    if isinstance(value, bool):
+        return "bad", value
+    if isinstance(value, int):
+        return "int", value
+    if isinstance(value, float):
+        return ("float", value) if math.isfinite(value) else ("bad", value)
+    if isinstance(value, date):  # a Parquet date or timestamp column (datetime is a date)
+        return "date", value.year * 10000 + value.month * 100 + value.day
+    if isinstance(value, str):
+        try:
+            day = iso_date(value)
+        except ValueError:
+            return "bad", value
+        return ("date", day) if day is not None else ("str", value)
+    return "bad", value
+
+
+def attribute_columns(
+    values: dict[str, list[Any]], where: list[str], path: Path
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Raw field values (name → one per row) as attribute columns: all integers → int64, numbers → float64,
+    all ISO dates → int64 YYYYMMDD, strings → str (strings of which only some are dates stay strings).
+
+    Returns the columns and the names of those made from dates. CorpusError naming the field, the row and
+    the fix for a field missing or null in some row, absent from every row, holding a boolean, list, object
+    or non-finite number, or mixing numbers and strings.
+    """
+    columns, dates = {}, []
+    for name, raw in values.items():
+        at = f"{ATTRIBUTES_AT}: field {name!r} of {path}"
+        typed = [_kind(v) for v in raw]
+        kinds = {k for k, _ in typed}
+        missing = [i for i, (k, _) in enumerate(typed) if k == "missing"]
+        if len(missing) == len(typed):
+            raise CorpusError(
+                f"{at} is missing or null in every record; name a field the records have, or remove it from "
+                "text.attributes"
+            )
+        if missing:
+            raise CorpusError(
+                f"{at} is missing or null in {where[missing[0]]}"
+                + (f" and {len(missing) - 1} more rows" if len(missing) > 1 else "")
+                + "; give every record a value, or remove the field from text.attributes"
+            )
+        bad = [i for i, (k, _) in enumerate(typed) if k == "bad"]
+        if bad:
+            value = raw[bad[0]]
+            raise CorpusError(
+                f"{at}: {where[bad[0]]} holds {value!r}"
+                + (
+                    ", written as an ISO date but no such day exists; correct it"
+                    if isinstance(value, str)
+                    else "; an attribute value is an integer, a finite number, a string or an ISO date (YYYY-MM-DD): "
+                    "store booleans as 0/1 and flatten lists and objects"
+                )
+            )
+        if kinds == {"int"}:
+            columns[name] = np.array([v for _, v in typed], dtype=np.int64)
+        elif kinds <= {"int", "float"}:
+            columns[name] = np.array([v for _, v in typed], dtype=np.float64)
+        elif kinds == {"date"}:
+            columns[name] = np.array([v for _, v in typed], dtype=np.int64)
+            dates.append(name)
+        elif kinds <= {"str", "date"}:
+            columns[name] = np.array([str(v) for v in raw], dtype=str)
+        else:
+            number = next(i for i, (k, _) in enumerate(typed) if k in ("int", "float"))
+            text = next(i for i, (k, _) in enumerate(typed) if k in ("str", "date"))
+            raise CorpusError(
+                f"{at} mixes numbers and strings ({where[number]}: {raw[number]!r}, {where[text]}: {raw[text]!r}); "
+                "give it one type in every record, or remove it from text.attributes"
+            )
+    return columns, dates
+
+
+def describe_attributes(columns: dict[str, np.ndarray], dates: list[str]) -> str:
+    """'name kind, ...' of corpus attribute columns, dates marked: what the dataset file records of them."""
+    return ", ".join(f"{n} {'int YYYYMMDD' if n in dates else column_kind(c)}" for n, c in columns.items())
+
+
+def load_corpus(
+    source: str | Path, text_field: str = "text", max_passages: int | None = None, attributes: tuple[str, ...] = ()
+) -> Corpus:
+    """A built-in corpus by name (prepared on first use) or a user file, with the ``attributes`` fields of its
+    records as columns (typed over the whole file), cut to ``max_passages``."""
     if str(source) in BUILTIN:
-        path = prepare_corpus(str(source))
-        name, texts = str(source), read_texts(path, "text")
+        corpus = read_passages(prepare_corpus(str(source)), "text", attributes)
+        corpus.name = str(source)
     else:
-        path = Path(source).expanduser()
-        name, texts = path.stem, read_texts(path, text_field)
-    return Corpus(name, path, texts[:max_passages] if max_passages else texts)
+        corpus = read_passages(Path(source).expanduser(), text_field, attributes)
+    return corpus.cut(max_passages)
 
 
 # -- built-in corpora ----------------------------------------------------------------------

@@ -21,8 +21,11 @@ import io
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from vdbbench.corpora import (
     _JAPANESE,
@@ -30,7 +33,9 @@ from vdbbench.corpora import (
     WORDNET_DIR,
     CorpusError,
     _decode_utf8,
+    attribute_columns,
     json_lines,
+    record_field,
     roff_paragraphs,
     wordnet_synsets,
 )
@@ -51,6 +56,8 @@ class Labelled:
     queries: list[str]
     qrels: dict[str, dict[str, int]]  # query id → passage id → graded relevance
     source: str  # where the labels came from, for the report
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name → one value per passage
+    dates: list[str] = field(default_factory=list)  # the attributes made from ISO dates (int YYYYMMDD)
 
     def cut(self, max_passages: int | None) -> Labelled:
         """The first ``max_passages`` passages; judgements of dropped passages and queries left with no
@@ -70,6 +77,8 @@ class Labelled:
             [t for _, t in pairs],
             qrels,
             f"{self.source}; cut to the first {max_passages} passages",
+            {n: c[:max_passages] for n, c in self.attributes.items()},
+            self.dates,
         )
 
 
@@ -79,7 +88,11 @@ def is_beir_dir(source: str | Path) -> bool:
     return path.is_dir() and ((path / "corpus.jsonl").exists() or (path / "corpus.jsonl.gz").exists())
 
 
-def _jsonl_rows(path: Path, fields: tuple[str, ...], required: tuple[str, ...]) -> list[dict[str, str]]:
+def _jsonl_rows(
+    path: Path, fields: tuple[str, ...], required: tuple[str, ...], extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The ``fields`` of each record, whitespace collapsed, its line as ``_line``, and the raw values of the
+    ``extra`` fields (attributes, see ``corpora.record_field``) as ``_extra``."""
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
@@ -93,7 +106,8 @@ def _jsonl_rows(path: Path, fields: tuple[str, ...], required: tuple[str, ...]) 
                 raise CorpusError(
                     f"{path} line {number}: field {name!r} is missing or empty (BEIR layout: {', '.join(fields)})"
                 )
-        rows.append({name: " ".join(str(obj.get(name) or "").split()) for name in fields} | {"_line": number})
+        row = {name: " ".join(str(obj.get(name) or "").split()) for name in fields}
+        rows.append(row | {"_line": number, "_extra": [record_field(obj, name) for name in extra]})
     return rows
 
 
@@ -106,7 +120,7 @@ def _find(folder: Path, name: str) -> Path:
     )
 
 
-def _unique_ids(rows: list[dict[str, str]], path: Path) -> None:
+def _unique_ids(rows: list[dict[str, Any]], path: Path) -> None:
     seen: dict[str, int] = {}
     for row in rows:
         if row["_id"] in seen:
@@ -138,12 +152,17 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(folder: str | Path, name: str | None = None, source: str | None = None) -> Labelled:
-    """Read and check a BEIR-layout directory; CorpusError names the file, line and field at fault."""
+def load_beir(
+    folder: str | Path, name: str | None = None, source: str | None = None, attributes: tuple[str, ...] = ()
+) -> Labelled:
+    """Read and check a BEIR-layout directory; CorpusError names the file, line and field at fault.
+
+    ``attributes`` names fields of corpus.jsonl's records (``title``, or any other scalar field, also inside
+    a record's ``metadata`` object) to carry as attribute columns, typed by ``corpora.attribute_columns``."""
     folder = Path(folder).expanduser()
     corpus_path, queries_path = _find(folder, "corpus.jsonl"), _find(folder, "queries.jsonl")
     qrels_path = _find(folder / "qrels", f"{QRELS_SPLIT}.tsv")
-    docs = _jsonl_rows(corpus_path, ("_id", "title", "text"), ("_id", "text"))
+    docs = _jsonl_rows(corpus_path, ("_id", "title", "text"), ("_id", "text"), tuple(attributes))
     queries = _jsonl_rows(queries_path, ("_id", "text"), ("_id", "text"))
     _unique_ids(docs, corpus_path)
     _unique_ids(queries, queries_path)
@@ -162,6 +181,8 @@ def load_beir(folder: str | Path, name: str | None = None, source: str | None = 
     judged = [q for q in queries if q["_id"] in qrels]
     if not judged:
         raise CorpusError(f"{qrels_path} judges none of the queries in {queries_path.name}")
+    values = {a: [d["_extra"][i] for d in docs] for i, a in enumerate(attributes)}
+    columns, dates = attribute_columns(values, [f"line {d['_line']}" for d in docs], corpus_path)
     return Labelled(
         name or folder.name,
         folder,
@@ -171,6 +192,8 @@ def load_beir(folder: str | Path, name: str | None = None, source: str | None = 
         [q["text"] for q in judged],
         {q["_id"]: qrels[q["_id"]] for q in judged},
         source or f"BEIR directory {folder} (qrels/{QRELS_SPLIT}.tsv)",
+        columns,
+        dates,
     )
 
 
@@ -339,18 +362,19 @@ def load_mteb(task_name: str, target: Path | None = None) -> Path:
     )
 
 
-def resolve_labelled(source: str, max_passages: int | None = None) -> Labelled | None:
+def resolve_labelled(source: str, max_passages: int | None = None, attributes: tuple[str, ...] = ()) -> Labelled | None:
     """The labelled set a corpus name stands for (BEIR dir, built-in task, ``mteb:<task>``), else None."""
     if source in BUILTIN_TASKS:
         labelled = load_beir(
             prepare_task(source),
             source,
             f"built-in task {source}: {BUILTIN_TASKS[source].description} (see datasets/README.md)",
+            attributes,
         )
     elif source.startswith("mteb:"):
-        labelled = load_beir(load_mteb(source[5:]), source[5:], f"MTEB task {source[5:]} (test split)")
+        labelled = load_beir(load_mteb(source[5:]), source[5:], f"MTEB task {source[5:]} (test split)", attributes)
     elif is_beir_dir(source):
-        labelled = load_beir(source)
+        labelled = load_beir(source, attributes=attributes)
     else:
         return None
     return labelled.cut(max_passages)
