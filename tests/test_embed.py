@@ -6,6 +6,7 @@ The CUDA path cannot run here: its batch-size rule is tested as a pure function.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 
@@ -17,6 +18,7 @@ pytest.importorskip("sentence_transformers")
 from vdbbench import embed  # noqa: E402
 from vdbbench.config import ConfigError, parse_config  # noqa: E402
 from vdbbench.datasets import load_hdf5  # noqa: E402
+from vdbbench.filters import mask, parse_filter  # noqa: E402
 from vdbbench.groundtruth import exact_knn  # noqa: E402
 
 if embed.packaged_model_dir() is None:
@@ -227,6 +229,137 @@ def test_cli_embed_then_up_to_date(tmp_path, capsys):
     assert "cli-text: 50 passages + 10 queries, 384-d, angular" in err and "up to date: nothing embedded" in err
     assert main(["embed", "--corpus", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt does not exist" in capsys.readouterr().err
+
+
+# -- attributes from corpus metadata -----------------------------------------------------------
+
+DEPTS = ["loans", "cards", "fx"]
+
+
+def corpus_records(tmp_path, n=60):
+    """``n`` sentences with a string, an int, a float and a date field derived from their position, and an
+    empty passage every 7th row (dropped with its values); the values let a test find each passage's own."""
+    sentences = small_corpus(tmp_path / "sentences.txt", n=n).read_text().splitlines()
+    records = []
+    for i, text in enumerate(sentences):
+        day = datetime.date(2023, 12, 20) + datetime.timedelta(days=i)
+        records.append({"text": text, "dept": DEPTS[i % 3], "year": 2000 + i, "score": i / 4, "published": day})
+        if i % 7 == 3:
+            records.append({"text": "", "dept": "none", "year": -1, "score": -1.0, "published": day})
+    return records
+
+
+def write_corpus(path, records):
+    """The records as a .jsonl (dates as ISO strings) or .parquet (dates as a date32 column) corpus."""
+    if path.suffix == ".jsonl":
+        rows = [{**r, "published": r["published"].isoformat()} for r in records]
+        path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), path)
+    return path
+
+
+@pytest.mark.parametrize(("suffix", "settings"), [(".jsonl", {"holdout": 12}), (".parquet", {"max_passages": 45})])
+def test_corpus_attributes_stay_row_aligned_with_train(tmp_path, suffix, settings):
+    records = corpus_records(tmp_path)
+    corpus = write_corpus(tmp_path / f"c{suffix}", records)
+    names = ["dept", "year", "score", "published"]
+    path = embed.build_text_dataset("attrs", str(corpus), attributes=names, progress=False, **settings)
+    ds = load_hdf5(path)
+    kept = 45 if "max_passages" in settings else 60
+    held = settings.get("holdout", min(1000, kept // 10))
+    assert ds.train.shape[0] == kept - held == len(ds.text.passages)
+    assert {n: c.dtype.kind for n, c in ds.attributes.items()} == {
+        "dept": "U",
+        "year": "i",
+        "score": "f",
+        "published": "i",
+    }
+    assert ds.attrs["attributes_source"] == "corpus fields: dept str, year int, score float, published int YYYYMMDD"
+    by_text = {r["text"]: r for r in records if r["text"]}
+    for row, text in enumerate(ds.text.passages):  # every train row carries its own passage's values
+        r = by_text[text]
+        assert ds.attributes["dept"][row] == r["dept"] and ds.attributes["year"][row] == r["year"]
+        assert ds.attributes["score"][row] == r["score"]
+        assert ds.attributes["published"][row] == int(r["published"].strftime("%Y%m%d"))
+    # a date range over the YYYYMMDD column selects exactly the passages published in January 2024
+    january = sum(1 for t in ds.text.passages if by_text[t]["published"].strftime("%Y%m") == "202401")
+    flt = parse_filter({"published": {"gte": 20240101, "lt": 20240201}})
+    assert 5 < january < ds.train.shape[0] and int(mask(flt, ds.attributes).sum()) == january
+
+
+def test_attribute_list_and_values_key_the_dataset_file(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_records(tmp_path, n=40))
+    plain = embed.build_text_dataset("keyed", str(corpus), holdout=5, progress=False)
+    assert load_hdf5(plain).attributes is None
+    before = dict(embed.CALLS)
+    embed.build_text_dataset("keyed", str(corpus), holdout=5, attributes=["dept"], progress=False)
+    assert sorted(load_hdf5(plain).attributes) == ["dept"]
+    embed.build_text_dataset("keyed", str(corpus), holdout=5, attributes=["dept", "year"], progress=False)
+    assert sorted(load_hdf5(plain).attributes) == ["dept", "year"]
+    assert embed.CALLS == before  # the file is rewritten with the columns asked for; embeddings come from the cache
+    records = [json.loads(line) for line in corpus.read_text().splitlines()]
+    records[0]["dept"] = "audit"  # same texts, other metadata: rebuilt, never served stale
+    corpus.write_text("\n".join(json.dumps(r) for r in records))
+    ds = load_hdf5(
+        embed.build_text_dataset("keyed", str(corpus), holdout=5, attributes=["dept", "year"], progress=False)
+    )
+    assert ds.attributes["dept"][ds.text.passages.index(records[0]["text"])] == "audit"
+    assert load_hdf5(embed.build_text_dataset("keyed", str(corpus), holdout=5, progress=False)).attributes is None
+
+
+def test_attribute_error_stops_the_sweep_before_anything_is_embedded(tmp_path):
+    from vdbbench.runner import Sweep, planned_points
+
+    records = corpus_records(tmp_path, n=30)
+    del records[5]["year"]  # records[4] is an empty passage (dropped): the sixth line
+    corpus = write_corpus(tmp_path / "c.jsonl", records)
+    config = {
+        "datasets": [{"name": "bank", "text": {"corpus": str(corpus), "holdout": 5, "attributes": ["dept", "year"]}}],
+        "stores": [{"store": "exact", "index": "flat"}],
+    }
+    before = dict(embed.CALLS)
+    assert planned_points(parse_config(config))[0].startswith("bank (")  # a dry run reads and embeds nothing
+    with pytest.raises(ConfigError, match=r"^datasets\[0\] \(bank\): text.attributes \(--attribute\): field 'year' "
+                       r"of .*c.jsonl is missing or null in line 6; give every record a value"):  # fmt: skip
+        Sweep(parse_config(config), tmp_path / "out").run()
+    assert embed.CALLS == before and not (tmp_path / "data" / "bank.hdf5").exists()
+
+
+def test_beir_directory_titles_and_metadata_as_attributes(tmp_path):
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    sentences = small_corpus(tmp_path / "s.txt", n=30).read_text().splitlines()
+    docs = [
+        {"_id": f"d{i}", "title": f"memo {i % 4}", "text": t, "metadata": {"year": 2010 + i % 5}}
+        for i, t in enumerate(sentences)
+    ]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
+    (folder / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"q{i}", "text": f"memo {i}"}) for i in range(4))
+    )
+    (folder / "qrels" / "test.tsv").write_text("".join(f"q{i}\td{i}\t1\n" for i in range(4)))
+    path = embed.build_text_dataset("beir-attrs", str(folder), max_passages=24, attributes=["title", "year"],
+                                    progress=False)  # fmt: skip
+    ds = load_hdf5(path)
+    assert ds.train.shape[0] == 24 and ds.text.passage_ids == [f"d{i}" for i in range(24)]
+    assert ds.attributes["title"].tolist() == [f"memo {i % 4}" for i in range(24)]
+    assert ds.attributes["year"].tolist() == [2010 + i % 5 for i in range(24)]
+    assert all(p.startswith(t + " ") for p, t in zip(ds.text.passages, ds.attributes["title"], strict=True))
+
+
+def test_cli_embed_with_attributes(tmp_path, capsys):
+    from vdbbench.cli import main
+
+    corpus = write_corpus(tmp_path / "c.jsonl", corpus_records(tmp_path, n=30))
+    args = ["embed", "--corpus", str(corpus), "--holdout", "5", "--name", "cli-attrs", "--device", "cpu"]
+    assert main([*args, "--attribute", "dept", "--attribute", "published"]) == 0
+    assert "attributes: corpus fields: dept str, published int YYYYMMDD" in capsys.readouterr().err
+    assert main([*args, "--attribute", "region"]) == 2
+    assert "no record of" in capsys.readouterr().err
 
 
 # -- devices, models, errors ---------------------------------------------------------------------

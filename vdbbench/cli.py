@@ -218,6 +218,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 text_field=args.text_field,
                 query_prefix=args.query_prefix,
                 passage_prefix=args.passage_prefix,
+                attributes=args.attribute or (),
                 force=args.force,
             )
         except DatasetError as e:
@@ -243,6 +244,8 @@ def _print_embedded(name: str, path: Path, embedded_now: bool) -> None:
     ]
     if ds.text is not None and ds.text.labelled:
         lines.insert(2, f"  labels: {ds.text.label_source}; {len(ds.text.qrels):,} judged queries")
+    if a.get("attributes_source"):
+        lines.insert(-1, f"  attributes: {a['attributes_source']}")
     console.print(markup_escape("\n".join(lines)))
 
 
@@ -462,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="dataset name (default: <corpus>-<model>; with several models <name>-<model>)")
     p.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column with the text")
+    p.add_argument(
+        "--attribute",
+        action="append",
+        help="a field / column of the corpus records to carry as an attribute column for filters (BEIR: title); "
+        "repeat it for several; ISO dates become int YYYYMMDD",
+    )
     p.add_argument("--max-passages", type=int, help="use only the first N passages")
     p.add_argument("--batch-size", type=int, help="default: 32 on CPU; on CUDA chosen from free GPU memory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

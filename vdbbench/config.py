@@ -66,6 +66,18 @@ class TextSpec(_Strict):
     text_field: str = Field("text", min_length=1, description="field/column holding the text")
     query_prefix: str | None = None
     passage_prefix: str | None = None
+    attributes: list[str] = Field(
+        default_factory=list,
+        description="fields/columns of the corpus records carried as attribute columns for filters "
+        "(BEIR: title, or any field of corpus.jsonl); ISO dates become int YYYYMMDD",
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, v: list[str]) -> list[str]:
+        if any(not name.strip() for name in v) or len(set(v)) < len(v):
+            raise ValueError("give distinct, non-empty field names, e.g. attributes: [department, published]")
+        return v
 
     @model_validator(mode="after")
     def _one_query_source(self) -> TextSpec:

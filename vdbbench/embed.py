@@ -636,6 +636,7 @@ def build_text_dataset(
     text_field: str = "text",
     query_prefix: str | None = None,
     passage_prefix: str | None = None,
+    attributes: list[str] | tuple[str, ...] = (),
     *,
     path: str | Path | None = None,
     progress: bool = True,
@@ -646,26 +647,29 @@ def build_text_dataset(
     Queries are ``queries`` (a file) or ``holdout`` passages drawn (seed 0) from the corpus and
     removed from the indexed ones; with neither, min(1000, 10%) passages are held out. An
     existing file made from the same texts, model and settings is returned untouched.
+    ``attributes`` names fields of the corpus records written as the file's attribute columns,
+    row-aligned with ``train``; they are read and checked before anything is embedded.
     """
     if queries and holdout:
         raise CorpusError("give either a queries file or a holdout count, not both")
     target = Path(path) if path else dataset_path(name)
-    labelled = resolve_labelled(corpus, max_passages)
+    attributes = tuple(attributes or ())
+    labelled = resolve_labelled(corpus, max_passages, attributes)
     if labelled is not None:
         if queries or holdout:
             raise CorpusError(
                 f"corpus {corpus} is a labelled set: its queries come from its queries.jsonl; remove queries/holdout"
             )
-        docs = Corpus(labelled.name, labelled.path, labelled.passages)
+        docs = Corpus(labelled.name, labelled.path, labelled.passages, labelled.attributes, labelled.dates)
         query_texts, rows = labelled.queries, np.empty(0, dtype=np.int64)
         query_source = f"labelled: {labelled.source}"
     elif queries:
-        docs = load_corpus(corpus, text_field, max_passages)
+        docs = load_corpus(corpus, text_field, max_passages, attributes)
         query_texts = read_texts(queries, text_field, what="queries file")
         rows = np.empty(0, dtype=np.int64)
         query_source = f"file {queries}"
     else:
-        docs = load_corpus(corpus, text_field, max_passages)
+        docs = load_corpus(corpus, text_field, max_passages, attributes)
         count = holdout if holdout else min(DEFAULT_HOLDOUT, max(1, len(docs.passages) // 10))
         rows = _holdout_rows(len(docs.passages), count)
         query_texts = [docs.passages[i] for i in rows]
@@ -673,8 +677,9 @@ def build_text_dataset(
     embedder = Embedder(model, device, dtype, batch_size, query_prefix, passage_prefix, progress)
     docs_hash, queries_hash = docs.sha256, texts_sha256(query_texts)
     labels = _key(p=labelled.passage_ids, q=labelled.query_ids, r=labelled.qrels) if labelled else None
+    columns = {"attributes": columns_sha256(docs.attributes)} if attributes else {}  # none asked: keys as before
     dataset_key = _key(
-        **embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), labels=labels, v=2
+        **embedder.identity(), docs=docs_hash, queries=queries_hash, rows=rows.tolist(), labels=labels, v=2, **columns
     )  # v2: the file holds the texts (and labels)
     if target.exists() and not force and _existing_key(target) == dataset_key:
         return target
@@ -719,10 +724,24 @@ def build_text_dataset(
         "embed_cache": f"passages {_hit(passages)}, queries {_hit(asked)}",
         "embed_key": dataset_key,
         "labelled": labelled is not None,
+        **({"attributes_source": f"corpus fields: {docs.describe_attributes()}"} if attributes else {}),
         **({"embed_device_memory_bytes": memory} if memory else {}),
         **{k: v for k, v in pm.items() if k.endswith("_version")},
     }
-    return save_hdf5(target, passages.vectors[keep], asked.vectors, metric, attrs=attrs, text=text)
+    train_attributes = {n: column[keep] for n, column in docs.attributes.items()}  # the rows that are train
+    return save_hdf5(
+        target, passages.vectors[keep], asked.vectors, metric, attrs=attrs, text=text, attributes=train_attributes
+    )
+
+
+def columns_sha256(columns: dict[str, np.ndarray]) -> str:
+    """Hash of attribute columns (names, kinds, values), so changed metadata rebuilds a dataset file."""
+    h = hashlib.sha256()
+    for name, column in columns.items():
+        h.update(f"{name}\0{column.dtype.kind}\0".encode())
+        strings = column.dtype.kind in "USO"
+        h.update(json.dumps(column.tolist(), ensure_ascii=False).encode() if strings else column.tobytes())
+    return h.hexdigest()
 
 
 def _device_memory(device: str) -> int | None:
