@@ -291,6 +291,38 @@ def test_corpus_attributes_stay_row_aligned_with_train(tmp_path, suffix, setting
     assert 5 < january < ds.train.shape[0] and int(mask(flt, ds.attributes).sum()) == january
 
 
+def test_sweep_filters_a_text_dataset_by_its_corpus_metadata(tmp_path):
+    from vdbbench.results import load_results
+    from vdbbench.runner import Sweep
+
+    records = corpus_records(tmp_path, n=120)
+    corpus = write_corpus(tmp_path / "c.jsonl", records)
+    january = {"published": {"gte": 20240101, "lt": 20240201}}
+    text = {"corpus": str(corpus), "holdout": 20, "device": "cpu", "attributes": ["dept", "published"]}
+    cfg = parse_config(
+        {
+            "k": 10,
+            "runs": 1,
+            "warmup": 0,
+            "datasets": [{"name": "bank", "text": text, "filters": [{"dept": "loans"}, january]}],
+            "stores": [{"store": "exact", "index": "flat"}],
+        }
+    )
+    assert Sweep(cfg, tmp_path / "out").run()["ok"] == 3
+    ds = load_hdf5(tmp_path / "data" / "bank.hdf5")
+    by_text = {r["text"]: r for r in records if r["text"]}
+    train = [by_text[t] for t in ds.text.passages]
+    expected = {  # fractions of train rows passing, counted from the corpus records themselves
+        "loans": sum(r["dept"] == "loans" for r in train) / len(train),
+        "january": sum(r["published"].strftime("%Y%m") == "202401" for r in train) / len(train),
+    }
+    got = {("loans" if "dept" in r["filter"] else "january"): r for r in load_results(tmp_path / "out") if r["filter"]}
+    assert got["january"]["filter"] == january and got["loans"]["filter"] == {"dept": "loans"}
+    for name, record in got.items():
+        assert record["selectivity"] == pytest.approx(expected[name], abs=0.005) and 0.1 < expected[name] < 0.5
+        assert record["recall"] == 1.0  # exact search under the filter, scored on exact filtered ground truth
+
+
 def test_attribute_list_and_values_key_the_dataset_file(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", corpus_records(tmp_path, n=40))
     plain = embed.build_text_dataset("keyed", str(corpus), holdout=5, progress=False)
