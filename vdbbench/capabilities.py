@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vdbbench.filters import OPS
 from vdbbench.stores import get_store_class, store_names
 
 
@@ -29,6 +30,23 @@ def capability_markdown() -> str:
                 f"| {name} | {cls.kind} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
                 f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
             )
+    return "\n".join(rows) + "\n\n" + workload_markdown()
+
+
+def workload_markdown() -> str:
+    """Per store: which filter operators it translates natively, how it filters, and whether it deletes (churn)."""
+    rows = [
+        "| store | filter operators | how the engine filters | delete (churn) | searched while writing |",
+        "|---|---|---|---|---|",
+    ]
+    for name in store_names():
+        cls = get_store_class(name)
+        ops = ", ".join(op for op in OPS if op in cls.filter_ops) or "none"
+        delete = "yes" if cls.supports_delete else "no: churn can insert only (delete: 0)"
+        writes = "yes" if cls.concurrent_writes else "no: churn interleaves writes and searches"
+        if cls.input != "vectors":
+            delete = writes = "– (searches text; churn is measured on vector stores)"
+        rows.append(f"| {name} | {ops} | {cls.filter_note or '–'} | {delete} | {writes} |")
     return "\n".join(rows)
 
 
