@@ -1,4 +1,5 @@
-"""The capability matrix (store × family × parameters), generated from the adapters' declarations."""
+"""The capability matrix (store × family × parameters, filters, deletes), generated from the adapters' declarations;
+and the README's generated blocks."""
 
 from __future__ import annotations
 
@@ -51,14 +52,24 @@ def workload_markdown() -> str:
 
 
 START, END = "<!-- capabilities:start -->", "<!-- capabilities:end -->"
+SCHEMA_START, SCHEMA_END = "<!-- record-schema:start -->", "<!-- record-schema:end -->"
+
+
+def generated_blocks() -> dict[tuple[str, str], str]:
+    """The README's generated blocks (capability tables, results-record fields), by their markers."""
+    from vdbbench.schema import schema_markdown
+
+    return {(START, END): capability_markdown(), (SCHEMA_START, SCHEMA_END): schema_markdown()}
 
 
 def update_readme(path: Path) -> bool:
-    """Rewrite the generated block of the README; True when it changed."""
+    """Rewrite the generated blocks of the README; True when one changed."""
     text = path.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{capability_markdown()}\n{END}{tail}"
+    new = text
+    for (start, end), content in generated_blocks().items():
+        head, rest = new.split(start, 1)
+        _, tail = rest.split(end, 1)
+        new = f"{head}{start}\n{content}\n{end}{tail}"
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
