@@ -47,8 +47,8 @@ def attributed(tmp_path) -> Path:
 
 
 def sweep_config(path: Path, stores: list[dict], filters=None, **over):
-    raw = {"k": 10, "runs": 1, "warmup": 5, "stores": stores,
-           "datasets": [{"name": "attributed", "path": str(path), "filters": filters or [ONE_PERCENT, HALF]}]}  # fmt: skip
+    dataset = {"name": "attributed", "path": str(path), "filters": filters or [ONE_PERCENT, HALF]}
+    raw = {"k": 10, "runs": 1, "warmup": 5, "stores": stores, "datasets": [dataset]}
     return parse_config({**raw, **over})
 
 
