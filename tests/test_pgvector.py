@@ -19,6 +19,7 @@ from storekit import (
     check_baseline,
     check_delete_and_insert,
     check_filters,
+    check_searches_beside_writes,
     files_left,
     open_store,
     small_data,
@@ -360,3 +361,10 @@ def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
         value = reported[name]
         as_mb = int(value[:-2]) * units[value[-2:]]
         assert as_mb == int(expected[name][:-2]), f"{name}: server reports {value}, sized {expected[name]}"
+
+
+def test_searches_run_beside_writes_on_their_own_connection(store):
+    assert PgvectorStore.concurrent_writes
+    assert check_searches_beside_writes(store, "hnsw", *BUILDS["hnsw"]) > 0
+    assert store._writer is not None and store._writer is not store._conn
+    store.drop()

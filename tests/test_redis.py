@@ -14,6 +14,7 @@ from storekit import (
     check_baseline,
     check_delete_and_insert,
     check_filters,
+    check_searches_beside_writes,
     files_left,
     filtered_search,
     open_store,
@@ -266,4 +267,10 @@ def test_delete_and_insert_contract(store, family):
     out = check_delete_and_insert(store, family, FLOORS[family], build, search)
     assert out["deleted"] > 100
     assert store._client.dbsize() == 2000 - out["deleted"] == store.effective_config()["engine"]["num_docs"]
+    store.drop()
+
+
+@needs_redis
+def test_searches_run_beside_writes(store):
+    assert check_searches_beside_writes(store, "hnsw", *BUILDS["hnsw"]) > 0
     store.drop()
