@@ -159,9 +159,8 @@ class PgvectorStore(Store):
     supports_batch_search = True  # pipelined: one round trip for many queries, each still its own SELECT
     filter_ops = frozenset(filters.OPS)
     filter_note = (
-        "SQL WHERE over btree-indexed columns; the planner picks: an hnsw/ivfflat scan post-filtered (at most "
-        "ef_search / the probed lists' rows, then filtered: short answers; iterative scans from pgvector 0.8), "
-        "or a btree scan of the passing rows sorted exactly (EXPLAIN, reported as flat)"
+        "SQL WHERE on btree-indexed columns; the planner picks a vector index scan post-filtered (only the passing "
+        "share of ef_search rows: short answers) or a btree scan sorted exactly (reported flat)"
     )
     supports_delete = True  # DELETE ... WHERE id = ANY(...); MVCC hides the rows from every later statement
     concurrent_writes = True  # writes use their own connection; PostgreSQL's MVCC isolates them from searches
