@@ -188,3 +188,34 @@ def test_attribute_columns_must_be_as_long_as_train(tmp_path, attributed):
         f["attributes"].create_dataset("year", data=np.arange(10))
     with pytest.raises(DatasetError, match=r"attributes/year: each attribute must be a 1-D dataset of 4000 values"):
         load_hdf5(attributed)
+
+
+LOCAL_STORES = ("milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant")
+CHURN_STORES = ("hnswlib", "pgvector", "qdrant", "milvus", "lancedb")
+
+
+def test_every_local_store_filters_natively_and_churns_in_one_sweep(tmp_path, attributed):
+    """The issue's acceptance run: an HDF5 dataset with attributes/ and two filters (about 1% and 50%); every local
+    store plus hnswlib and exact reports filtered recall and QPS; churn on five stores returns no deleted id."""
+    churn = {"insert": 0.1, "delete": 0.1, "batches": 3}
+    stores = [{"store": name, "index": "hnsw", "search": {"ef": 400}} for name in (*LOCAL_STORES, "hnswlib")]
+    for entry in stores:
+        entry.update({"churn": churn} if entry["store"] in CHURN_STORES else {})
+    stores.append({"store": "exact"})
+    Sweep(sweep_config(attributed, stores), tmp_path / "out").run()
+    records = load_results(tmp_path / "out")
+    failed = [(r["store"], r["workload"], r["error"]) for r in records if r["status"] != "ok"]
+    assert not failed, failed
+    filtered = {(r["store"], r["filter"]["dept"]): r for r in records if r["workload"] == "filtered"}
+    assert {store for store, _ in filtered} == {*LOCAL_STORES, "hnswlib", "exact"}
+    for (store, dept), r in filtered.items():
+        assert r["filter_violations"] == 0, (store, dept)
+        assert r["qps"] > 0 and r["selectivity"] == pytest.approx(0.01 if dept == "fx" else 0.505, abs=0.005)
+        assert r["effective"]["attribute_indexes"].keys() == {"dept"}, store  # only the column the filters use
+        assert r["recall"] >= (1.0 if store == "exact" else 0.9), (store, dept, r["recall"])
+    churned = {r["store"]: r for r in records if r["workload"] == "churn"}
+    assert set(churned) == set(CHURN_STORES)
+    for store, r in churned.items():
+        assert r["deleted_returned"] == 0, store
+        assert r["recall_live"] >= 0.9, (store, r["recall_live"])
+        assert len(r["churn"]["checkpoints"]) == 3 and r["churn"]["final_rows"] == N - 360

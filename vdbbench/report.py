@@ -28,7 +28,7 @@ from markupsafe import Markup
 from vdbbench.compare import Comparison, compare_records, params_text, qps_range
 from vdbbench.engines import record_identity, stand_in_warning
 from vdbbench.export import write_points
-from vdbbench.ranking import Ranking, host_price, is_number, memory_bytes, rank, recall_targets
+from vdbbench.ranking import Ranking, best_at, host_price, is_number, memory_bytes, rank, recall_targets
 from vdbbench.results import load_results
 from vdbbench.stores import ADAPTERS, get_store_class
 
@@ -204,11 +204,6 @@ def setting_text(record: dict[str, Any]) -> str:
 
 def all_params(record: dict[str, Any]) -> str:
     return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
-
-
-def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
-    meeting = [r for r in points if r["recall"] >= bar]
-    return max(meeting, key=lambda r: r["qps"]) if meeting else None
 
 
 def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:

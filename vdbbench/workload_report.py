@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from vdbbench.compare import params_text
-from vdbbench.ranking import is_number
+from vdbbench.ranking import best_at, is_number
 from vdbbench.report import Series, _figure, _plot_style, _png_data_uri, _qps_tick, plot_text, series_key
 
 
@@ -32,8 +32,7 @@ def filtered_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], S
     rows = []
     for (key, build, _), pts in groups.items():
         best = max(pts, key=lambda r: (r["recall"], r["qps"]))
-        meeting = [r for r in pts if r["recall"] >= bar]
-        fast = max(meeting, key=lambda r: r["qps"]) if meeting else None
+        fast = best_at(pts, bar)
         effective = best.get("effective") or {}
         rows.append({"series": series[key], "build": build, "filter": best.get("filter"),
                      "selectivity": best.get("selectivity"), "best": best, "fast": fast,
