@@ -637,7 +637,7 @@ class PgvectorStore(Store):
     def engine_version(self) -> str | None:
         try:
             server = self._conn.execute("SHOW server_version").fetchone()[0]
-            ext = self._conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            ext = self._extension_version()
         except Exception:  # noqa: BLE001
             return None
         return f"PostgreSQL {server} + pgvector {ext}"
