@@ -222,6 +222,19 @@ def test_quotes_percent_and_non_ascii_values_filter_exactly(store):
     store.drop()
 
 
+def test_a_bad_iterative_scan_value_is_refused_with_the_config_before_anything_starts():
+    from vdbbench.config import ConfigError, parse_config
+
+    stores = [{"store": "pgvector", "index": "hnsw", "options": {"iterative_scan": "on"}},
+              {"store": "pgvector", "index": "ivf", "options": {"iterative_scan": "strict_order"}}]  # fmt: skip
+    raw = {"datasets": [{"name": "d", "path": "x.hdf5"}], "stores": stores}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    choices = "['off', 'relaxed_order', 'strict_order']"
+    assert f"stores[0].options.iterative_scan: 'on' is not one of {choices}" in str(e.value)
+    assert "stores[1].options.iterative_scan: ivfflat scans only in relaxed_order" in str(e.value)
+
+
 def test_iterative_scan_is_refused_where_pgvector_lacks_it(store, monkeypatch, tmp_path):
     with pytest.raises(StoreError, match=r"options\.iterative_scan: 'on' is not one of"):
         PgvectorStore(tmp_path, {"iterative_scan": "on"})

@@ -41,6 +41,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,17 @@ class PgvectorStore(Store):
         self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
         self._where = ""  # the SQL WHERE clause of the filter set, "" when unfiltered
         self.iterative_scan = str(self.options.get("iterative_scan", "off"))
-        if self.iterative_scan not in ITERATIVE_SCANS:
-            raise StoreError(f"options.iterative_scan: {self.iterative_scan!r} is not one of {list(ITERATIVE_SCANS)}")
+        if problems := self.check_options("", self.options):
+            raise StoreError("; ".join(problems))
+
+    @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        scan = str(options.get("iterative_scan", "off"))
+        if scan not in ITERATIVE_SCANS:
+            return [f"options.iterative_scan: {scan!r} is not one of {list(ITERATIVE_SCANS)}"]
+        if scan == "strict_order" and family == "ivf":
+            return ["options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off"]
+        return []
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
