@@ -219,3 +219,17 @@ def test_every_local_store_filters_natively_and_churns_in_one_sweep(tmp_path, at
         assert r["deleted_returned"] == 0, store
         assert r["recall_live"] >= 0.9, (store, r["recall_live"])
         assert len(r["churn"]["checkpoints"]) == 3 and r["churn"]["final_rows"] == N - 360
+
+
+def test_attribute_names_no_store_can_take_are_refused(tmp_path):
+    train, test = synthetic(200, 8, 20, "euclidean", seed=1)
+    path = save_hdf5(tmp_path / "names.hdf5", train, test, "euclidean",
+                     attributes={"doc-type": np.zeros(200, dtype=np.int64), "id": np.ones(200, dtype=np.int64),
+                                 "filter_rank": np.arange(200)})  # fmt: skip
+    with pytest.raises(ConfigError) as e:
+        Sweep(sweep_config(path, [{"store": "exact"}], filters=[{"doc-type": 0, "id": 1}]), tmp_path / "out").run()
+    assert "datasets[0].filters: attribute 'doc-type' cannot be a column in every store" in str(e.value)
+    assert "datasets[0].filters: attribute 'id' cannot be a column in every store" in str(e.value)
+    clash = r"datasets\[0\] \(attributed\): filters: the dataset already has an attribute 'filter_rank'"
+    with pytest.raises(ConfigError, match=clash):
+        Sweep(sweep_config(path, [{"store": "exact"}], filters={"selectivity": [0.5]}), tmp_path / "out").run()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
         path = Path(dc.path) if dc.path else prepare(dc.name)
     ds = subsample(load_hdf5(path, dc.name), dc.train_size, dc.test_size)
     if dc.filters is not None and not isinstance(dc.filters, list):  # generated: a column whose ranks set the fraction
+        if GENERATED_COLUMN in (ds.attributes or {}):
+            raise DatasetError(f"filters: the dataset already has an attribute {GENERATED_COLUMN!r}, which the "
+                               "generated selectivity filters would replace; rename it, or list filter expressions")  # fmt: skip
         rank = np.random.default_rng(dc.filters.seed).permutation(ds.train.shape[0]).astype(np.int64)
         ds.attributes = {**(ds.attributes or {}), GENERATED_COLUMN: rank}
     return ds
@@ -116,6 +120,12 @@ def planned_points(cfg: SweepConfig) -> list[str]:
     return lines
 
 
+# Attribute names every store can take as a column or field name: identifiers, none of the names adapters use.
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_ATTRIBUTES = frozenset({"id", "vector", "embedding", "text", "score", "distance", "_distance", "_rowid",
+                                 "__vec_score"})  # fmt: skip
+
+
 def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
     """Reject store × dataset combinations no engine could run (metric, dimension, k, filters, the engine's rules)."""
     from vdbbench.workloads.knn import MIN_SPLIT_QUERIES
@@ -132,6 +142,11 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
         filters = dc.filter_list(ds.train.shape[0])
         for m, flt in enumerate(filters):
             problems += check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
+        for name in sorted({f for flt in filters for f in flt.fields}):
+            if not ATTRIBUTE_NAME.fullmatch(name) or name.lower() in RESERVED_ATTRIBUTES:
+                problems.append(f"datasets[{j}].filters: attribute {name!r} cannot be a column in every store; names "
+                                "must be letters, digits and _ (not starting with a digit) and not one of "
+                                f"{sorted(RESERVED_ATTRIBUTES)}: rename it in the dataset")  # fmt: skip
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
             fam = cls.families[s.index]
