@@ -137,13 +137,13 @@ class FailingStore(Store):
     options_help = {
         "fail_at": "step that raises", "hang_at": "step that hangs", "crash_at": "step that kills the process",
         "password": "a secret that must never reach results", "url": "a URL whose password must never reach results",
-        "crash_client": "number of the concurrent client process that dies",
+        "crash_client": "number of the concurrent client process that dies", "seed_note": "changes nothing",
     }  # fmt: skip
 
     def __init__(self, workdir, options=None):
         super().__init__(workdir, options)
         self._inner = get_store_class("exact")(workdir, options)
-        self._fail_at = self.options.get("fail_at")
+        self._fail_at = self.options.get("fail_at") or os.environ.get("FAILING_STORE_FAIL_AT")
         self._client_number: int | None = None
         self._searches = 0
 

@@ -56,7 +56,7 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     ):
         table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
-        if r.get("kind") == "concurrency":
+        if r.get("workload") == "concurrent":
             continue
         ok = r.get("status") == "ok"
         table.add_row(
@@ -78,7 +78,7 @@ def concurrency_table(records: list[dict[str, Any]]) -> Table:
     for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
         table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
     for r in records:
-        if r.get("kind") != "concurrency":
+        if r.get("workload") != "concurrent":
             continue
         head = [
             r["dataset"],
@@ -117,7 +117,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return getattr(e, "exit_code", 130)
     records = load_results(args.out)
     console.print(summary_table(records))
-    if any(r.get("kind") == "concurrency" for r in records):
+    if any(r.get("workload") == "concurrent" for r in records):
         console.print(concurrency_table(records))
     console.print(
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "

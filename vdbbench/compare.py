@@ -22,9 +22,11 @@ BETTER, WORSE, NOISE, UNKNOWN = "better", "worse", "noise", "n/a"
 
 
 def match_key(record: dict[str, Any]) -> str:
-    """Identity of a point across two sweeps (the dataset's name, not its file path, is matched)."""
-    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k")]
-    if record.get("kind") == "concurrency":
+    """Identity of a point across two sweeps (the dataset's name, not its file path, is matched): workload and
+    filter included, so a filtered point is compared with the same filter's point only."""
+    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k"),
+             record.get("workload", "knn"), record.get("filter")]  # fmt: skip
+    if record.get("workload") == "concurrent":
         ident.append("concurrency")  # one per build, at whichever search setting it chose
     else:
         ident.append(record.get("search"))
@@ -96,8 +98,11 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
-    if old.get("kind") == "concurrency":
+    if old.get("workload") == "concurrent":
         change.notes.extend(concurrency_notes(old, new))
+        return change
+    if old.get("workload") == "churn":
+        change.notes.extend(churn_notes(old, new))
         return change
     if old.get("recall") is None or new.get("recall") is None:  # bm25 / hybrid points: judged by labels only
         change.notes.append("no recall against exact neighbours (text or hybrid retrieval)")
@@ -140,6 +145,19 @@ def concurrency_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if old.get("search") != new.get("search"):
         notes.append("measured at a different search setting")
     return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
+
+
+def churn_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Churn measures side by side (one run each: no spread, so no verdict); a deleted id returned is flagged."""
+    notes = []
+    for name, fmt in (("qps", "{:,.0f}"), ("recall_live", "{:.4f}"), ("freshness_s", "{:.3f} s"),
+                      ("deleted_returned", "{}")):  # fmt: skip
+        a, b = old.get(name), new.get(name)
+        if a is not None and b is not None:
+            notes.append(f"{name} {fmt.format(a)} → {fmt.format(b)}")
+    if (new.get("deleted_returned") or 0) > 0:
+        notes.append("deleted ids returned: the engine served deleted rows")
+    return ["churn (single run, no noise estimate): " + "; ".join(notes)] if notes else []
 
 
 def compare_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> Comparison:

@@ -67,7 +67,7 @@ def _scalar(value: Any) -> bool:
 
 def point_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names (leading ones first, then the rest sorted) and one row per point record."""
-    rows = [flatten(r) for r in records if r.get("kind") != "concurrency"]
+    rows = [flatten(r) for r in records if r.get("workload") != "concurrent"]
     seen = {c for row in rows for c in row}
     columns = [c for c in LEADING if c in seen] + sorted(seen - set(LEADING))
     return columns, rows

@@ -27,8 +27,8 @@ def is_number(value: Any) -> bool:
 
 
 def is_point(record: dict[str, Any]) -> bool:
-    """A successful single-client recall/QPS point (not a concurrency measurement, not a failure)."""
-    return (record.get("kind") != "concurrency" and record.get("status") == "ok"
+    """A successful single-client, unfiltered recall/QPS point (plain k-NN workload, not a failure)."""
+    return (record.get("workload", "knn") == "knn" and record.get("status") == "ok"
             and is_number(record.get("recall")) and is_number(record.get("qps")))  # fmt: skip
 
 

@@ -50,7 +50,7 @@ KNOWN_FIELDS = frozenset({
 })  # fmt: skip
 
 # Fields of a concurrency record, shown in its own table.
-LOAD_FIELDS = frozenset({"kind", "chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
+LOAD_FIELDS = frozenset({"chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
 
 CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic",
              "VL Gothic", "Hiragino Sans", "Yu Gothic", "Meiryo")  # fmt: skip
@@ -176,7 +176,7 @@ def build_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], Series]
 
 def is_load(record: dict[str, Any]) -> bool:
     """A concurrency measurement (several clients at one search setting), not a recall/QPS point."""
-    return record.get("kind") == "concurrency"
+    return record.get("workload") == "concurrent"
 
 
 def is_ok(record: dict[str, Any]) -> bool:
