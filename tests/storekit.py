@@ -134,6 +134,7 @@ class FailingStore(Store):
     name = "failing"
     kind = "in-process"
     families = {"flat": get_store_class("exact").families["flat"]}
+    filter_ops = get_store_class("exact").filter_ops
     options_help = {
         "fail_at": "step that raises", "hang_at": "step that hangs", "crash_at": "step that kills the process",
         "password": "a secret that must never reach results", "url": "a URL whose password must never reach results",
@@ -162,9 +163,15 @@ class FailingStore(Store):
         self._maybe_fail("create")
         self._inner.create(spec)
 
-    def insert(self, ids, vectors):
+    def insert(self, ids, vectors, attributes=None):
         self._maybe_fail("insert")
-        self._inner.insert(ids, vectors)
+        self._inner.insert(ids, vectors, attributes)
+
+    def set_filter(self, flt):
+        if flt is not None:
+            self._maybe_fail("set_filter")
+        super().set_filter(flt)
+        self._inner.set_filter(flt)
 
     def finish(self):
         self._maybe_fail("finish")

@@ -181,9 +181,13 @@ def params_text(params: dict[str, Any] | None) -> str:
 
 
 def _names(r: dict[str, Any]) -> list[str]:
-    """The identifying cells of a point, escaped so names like ``[red]`` print literally."""
+    """The identifying cells of a point, escaped so names like ``[red]`` print literally; the search cell names
+    the workload and filter where the point is not plain k-NN."""
     cells = [r.get("dataset"), r.get("label"), r.get("index")]
-    return [escape(str(c)) for c in cells] + [escape(params_text(r.get(p))) for p in ("build", "search")]
+    search = params_text(r.get("search"))
+    if r.get("workload", "knn") != "knn":
+        search += f" · {r['workload']}" + (f" {json.dumps(r['filter'], ensure_ascii=False)}" if r.get("filter") else "")
+    return [escape(str(c)) for c in cells] + [escape(params_text(r.get("build"))), escape(search)]
 
 
 def _verdict_style(verdict: str) -> str:

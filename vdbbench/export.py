@@ -22,13 +22,14 @@ CSV_NAME, PARQUET_NAME = "points.csv", "points.parquet"
 
 LEADING = (
     "dataset", "store", "label", "engine", "engine_product", "engine_version", "engine_mode", "baseline", "family",
-    "build", "search", "k", "status", "error", "recall", "qps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-    "insert_s", "index_s", "build_s", "build_threads", "memory_bytes", "target_recall", "target_reached",
-    "tuning_queries", "evaluation_queries", "settings", "time", "key",
+    "workload", "build", "search", "filter", "selectivity", "k", "status", "error", "recall", "qps", "p50_ms",
+    "p95_ms", "p99_ms", "mean_ms", "insert_s", "index_s", "build_s", "build_threads", "memory_bytes", "target_recall",
+    "target_reached", "tuning_queries", "evaluation_queries", "recall_live", "deleted_returned", "freshness_s",
+    "settings", "time", "key",
 )  # fmt: skip
 
 # Record fields that are nested structures or shown above under another name; not flattened again.
-SKIP = frozenset({"engine", "index", "build", "search", "options", "effective", "resources", "provenance",
+SKIP = frozenset({"engine", "index", "build", "search", "filter", "options", "effective", "resources", "provenance",
                   "dataset_info", "qps_runs", "config_mismatch", "param_source", "settings_note", "host"})  # fmt: skip
 
 
@@ -44,6 +45,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "family": record.get("index"),
         "build": params_text(record.get("build")),
         "search": params_text(record.get("search")),
+        "filter": json.dumps(record["filter"], ensure_ascii=False) if record.get("filter") else None,
         "memory_bytes": memory_bytes(record),
     }
     for name in ("build", "search"):
