@@ -175,10 +175,9 @@ class ElasticsearchStore(Store):
     supports_batch_search = True
     max_dim = 4096  # dense_vector's largest indexed dimension
     filter_ops = frozenset(OPS)
-    filter_note = (
-        "pre-filter inside the knn section: Lucene walks the HNSW graph accepting only passing documents, and "
-        "scores the passing documents exactly when they are no more than num_candidates or the walk outgrows them"
-    )
+    # Lucene scores the passing documents exactly when they are no more than num_candidates or the graph walk
+    # visits more nodes than pass (https://www.elastic.co/docs/solutions/search/vector/knn/filtered-knn-search)
+    filter_note = "pre-filter inside knn: the HNSW walk accepts only passing documents, exact when few pass"
     supports_delete = True
     concurrent_writes = True  # elasticsearch-py documents its client as thread safe; writes go over HTTP
     options_help = {

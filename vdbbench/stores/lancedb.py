@@ -152,10 +152,7 @@ class LanceDBStore(Store):
         "filter": "pre (default: filter, then search the rows that pass) or post (search, then filter the top-k)",
     }
     filter_ops = frozenset(OPS)
-    filter_note = (
-        "pre-filter by default (a scalar-index or scanned mask of passing rows restricts the vector search); "
-        "options.filter: post filters the top-k afterwards and may answer short"
-    )
+    filter_note = "pre-filter: passing rows (scalar indexes) restrict the search; options.filter: post filters top-k"
     supports_delete = True
     # Lance writes commit new table versions (MVCC): a search reads the version it started on, while the
     # table handle swaps in the new one; searches and adds/deletes from two threads run side by side.

@@ -233,10 +233,9 @@ class WeaviateStore(Store):
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
     filter_ops = frozenset(OPS)
-    filter_note = (
-        "pre-filter: an allow-list from the property indexes restricts the HNSW walk (ACORN by default from "
-        "1.34, else sweeping); allow-lists under flatSearchCutoff (default 40000) are searched flat"
-    )
+    # the HNSW walk uses ACORN by default from Weaviate 1.34 (else sweeping); allow-lists under flatSearchCutoff
+    # (default 40000 objects) are searched flat
+    filter_note = "pre-filter: an allow-list from the property indexes restricts the HNSW walk, or a flat scan"
     supports_delete = True
     concurrent_writes = False  # the sync v4 client does not document thread safety: churn interleaves writes
     options_help = {
