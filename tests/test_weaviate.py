@@ -89,10 +89,23 @@ def test_attribute_properties_match_documented_shape():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["id", "2nd", "dept-name"])
+@pytest.mark.parametrize("name", ["id", "Id", "2nd", "dept-name"])
 def test_attribute_that_cannot_be_a_property_is_refused(name):
     with pytest.raises(StoreError, match=f"weaviate: attribute '{name}' cannot be a property name"):
         class_body("C", BuildSpec("flat", "euclidean", 8, {}, attributes={name: "int"}))
+
+
+def test_attribute_columns_become_properties_with_a_lowercase_first_letter():
+    """Weaviate lowercases a property's first letter on class creation: schema, filter and read-back use that name."""
+    body = class_body("C", BuildSpec("flat", "euclidean", 8, {}, attributes={"Dept": "str"}))
+    assert body["properties"][0]["name"] == "dept"
+    assert filter_json(engine_filter(parse_filter({"Dept": "fx"}))) == {"operator": "Equal", "path": ["dept"],
+                                                                        "valueText": "fx"}  # fmt: skip
+    assert attribute_indexes({"properties": [{"name": "dept", "indexFilterable": True}]}, {"Dept": "str"}) == {
+        "Dept": "indexFilterable"
+    }
+    with pytest.raises(StoreError, match=r"\['Dept', 'dept'\] differ only in their first letter's case"):
+        class_body("C", BuildSpec("flat", "euclidean", 8, {}, attributes={"Dept": "str", "dept": "str"}))
 
 
 def test_attribute_indexes_read_back_from_the_schema():

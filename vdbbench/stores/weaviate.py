@@ -91,6 +91,9 @@ def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
     p = spec.params
     distance = DISTANCES[spec.metric]
     properties = [property_body(column, kind) for column, kind in spec.attributes.items()]
+    if len({prop["name"] for prop in properties}) < len(properties):
+        raise StoreError(f"weaviate: attributes {sorted(spec.attributes)} differ only in their first letter's case, "
+                         "which Weaviate lowercases; rename one")  # fmt: skip
     body: dict[str, Any] = {"class": name, "vectorizer": "none", "properties": properties}
     if spec.family == "flat":
         body |= {"vectorIndexType": "flat", "vectorIndexConfig": {"distance": distance}}
@@ -118,16 +121,22 @@ def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
     return body
 
 
+def property_name(column: str) -> str:
+    """The property an attribute column becomes: Weaviate lowercases a property name's first letter when it
+    creates the class (schema.LowercaseAllPropertyNames), so the adapter does it everywhere it names one."""
+    return column[:1].lower() + column[1:]
+
+
 def property_body(name: str, kind: str) -> dict[str, Any]:
     """One attribute column as a property (https://docs.weaviate.io/weaviate/config-refs/collections, properties):
     in the filterable (roaring bitmap) index; numbers also in the range index, text tokenized as one whole
     value (``field``: Equal matches the value, not a word of it) and kept out of the BM25 index."""
-    if not PROPERTY_NAME.fullmatch(name) or name in RESERVED:
+    if not PROPERTY_NAME.fullmatch(name) or property_name(name) in RESERVED:
         raise StoreError(
             f"weaviate: attribute {name!r} cannot be a property name (letters, digits and _, not starting with a "
             f"digit, none of {list(RESERVED)}); rename the column"
         )
-    prop: dict[str, Any] = {"name": name, "dataType": [PROPERTY_TYPES[kind]], "indexFilterable": True}
+    prop: dict[str, Any] = {"name": property_name(name), "dataType": [PROPERTY_TYPES[kind]], "indexFilterable": True}
     if kind == "str":
         return prop | {"tokenization": "field", "indexSearchable": False}
     return prop | {"indexRangeFilters": True}
@@ -136,7 +145,8 @@ def property_body(name: str, kind: str) -> dict[str, Any]:
 def attribute_indexes(schema: dict[str, Any], attributes: Mapping[str, str]) -> dict[str, str]:
     """Each attribute's inverted indexes as GET /v1/schema/{class} reports its property: the flags that are on."""
     props = {p.get("name"): p for p in schema.get("properties") or []}
-    return {name: "+".join(f for f in INDEX_FLAGS if props.get(name, {}).get(f)) or "none" for name in attributes}
+    return {name: "+".join(f for f in INDEX_FLAGS if props.get(property_name(name), {}).get(f)) or "none"
+            for name in attributes}  # fmt: skip
 
 
 def _typed(value: Any, kind: str | None) -> Any:
@@ -153,7 +163,7 @@ def engine_filter(flt: Filter, kinds: Mapping[str, str] | None = None) -> Any:
 
     parts = []
     for c in flt.conditions:
-        kind, prop = (kinds or {}).get(c.field), W.by_property(c.field)
+        kind, prop = (kinds or {}).get(c.field), W.by_property(property_name(c.field))
         if c.op == "eq":
             parts.append(prop.equal(_typed(c.value, kind)))
         elif c.op == "in":
@@ -288,7 +298,7 @@ class WeaviateStore(Store):
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         coll = self._collection
-        columns = {name: values.tolist() for name, values in (attributes or {}).items()}  # numpy → Python values
+        columns = {property_name(name): values.tolist() for name, values in (attributes or {}).items()}  # as Python
         with coll.batch.fixed_size(batch_size=int(self.options.get("batch_size", 1000))) as batch:
             for row, (i, v) in enumerate(zip(ids.tolist(), np.asarray(vectors, np.float32).tolist(), strict=True)):
                 properties = {name: values[row] for name, values in columns.items()}
