@@ -284,6 +284,20 @@ def test_postfilter_filters_the_top_k_and_answers_short(tmp_path):
         store.close()
 
 
+def test_any_column_name_filters_and_reads_back_its_index(store):
+    """Backticks keep a column's case and spaces in the where clause; list_indices quotes such names, the
+    read-back unquotes them."""
+    vectors = small_data("euclidean").train[:300]
+    store.create(BuildSpec("flat", "euclidean", 32, {}, 300, attributes={"Dept": "str", "my year": "int"}))
+    store.insert(np.arange(300), vectors, {"Dept": np.array(["o'k", "b", "c"])[np.arange(300) % 3],
+                                           "my year": np.arange(300)})  # fmt: skip
+    store.finish()
+    store.set_filter(parse_filter({"Dept": "o'k", "my year": {"lt": 100}}))
+    found = store.search(vectors[3], 50)
+    assert sorted(found.tolist()) == list(range(0, 100, 3))  # all 34 passing rows, and only them
+    assert store.effective_config()["attribute_indexes"] == {"Dept": "Bitmap", "my year": "BTree"}
+
+
 def test_unknown_filter_mode_is_refused(tmp_path):
     with pytest.raises(StoreError, match=r"options.filter: 'after' is not a filter mode; use pre or post"):
         open_store("lancedb", tmp_path, {"filter": "after"})

@@ -80,6 +80,11 @@ def engine_filter(flt: Filter) -> str:
     return " AND ".join(parts)
 
 
+def _unquote(column: str) -> str:
+    """A column as list_indices names it (in backticks when it is not a plain identifier) → its own name."""
+    return column[1:-1].replace("``", "`") if len(column) > 1 and column[0] == column[-1] == "`" else column
+
+
 def filter_stage(plan: str) -> str | None:
     """Where a query plan applies the filter: "pre" (under the vector search: a scalar-index query or a
     filtered scan feeding it) or "post" (a FilterExec over its top-k); None when the plan shows no filter."""
@@ -437,7 +442,9 @@ class LanceDBStore(Store):
             engine["fts"] = {"column": TEXT, **self._fts}  # the full-text index native hybrid search uses
         out = {"family": family, "metric": metric, "params": params, "engine": engine}
         if self.spec.attributes:
-            scalar = {i.columns[0]: i.index_type for i in self._table.list_indices() if VECTOR not in i.columns}
+            scalar = {
+                _unquote(i.columns[0]): i.index_type for i in self._table.list_indices() if VECTOR not in i.columns
+            }
             out["attribute_indexes"] = {name: scalar.get(name, "none") for name in self.spec.attributes}
         if self._where is not None:
             # the mode asked (options.filter) and the stage the engine's plan applies the filter at
