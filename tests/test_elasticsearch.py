@@ -119,6 +119,11 @@ def test_attribute_indexes_read_back_from_mapping():
     mapping = {"mappings": {"properties": {"vector": {"type": "dense_vector"}, "kind": {"type": "keyword"},
                "year": {"type": "long"}, "score": {"type": "double", "index": False}}}}  # fmt: skip
     assert attribute_indexes(mapping, KINDS) == {"kind": "keyword", "year": "long", "score": "none"}
+    dotted = {"mappings": {"properties": {"doc": {"properties": {"dept": {"type": "keyword"}}}}}}  # "doc.dept" as read
+    assert attribute_indexes(dotted, {"doc.dept": "str", "doc.year": "int"}) == {
+        "doc.dept": "keyword",
+        "doc.year": "none",
+    }
 
 
 @pytest.mark.parametrize(

@@ -148,10 +148,13 @@ def effective_from_mapping(mapping: dict[str, Any], segments: int | None, docs: 
 def attribute_indexes(mapping: dict[str, Any], attributes: Mapping[str, str]) -> dict[str, str]:
     """Each attribute's field type as GET /{index}/_mapping reports it (keyword: terms; long, double: points),
     or "none" where the field is not indexed (``index: false``: Elasticsearch cannot filter on it fast)."""
-    props = mapping["mappings"].get("properties") or {}
     out = {}
     for name in attributes:
-        field = props.get(name)
+        *parents, leaf = name.split(".")  # Elasticsearch expands a dotted name into objects: a.b is b inside a
+        props = mapping["mappings"].get("properties") or {}
+        for parent in parents:
+            props = (props.get(parent) or {}).get("properties") or {}
+        field = props.get(leaf)
         out[name] = field.get("type", "object") if field and field.get("index", True) else "none"
     return out
 
