@@ -19,6 +19,7 @@ from storekit import (
     check_filters,
     contract_attributes,
     files_left,
+    filtered_search,
     open_store,
     score_restricted,
     small_data,
@@ -296,6 +297,17 @@ def test_any_column_name_filters_and_reads_back_its_index(store):
     found = store.search(vectors[3], 50)
     assert sorted(found.tolist()) == list(range(0, 100, 3))  # all 34 passing rows, and only them
     assert store.effective_config()["attribute_indexes"] == {"Dept": "Bitmap", "my year": "BTree"}
+
+
+def test_numbers_are_sent_as_the_column_types(store):
+    """Lance refuses a float literal on an int64 column: 2010.5 and 2003.0 on year are sent as the integer
+    bounds and values that pass the same rows; an int bound on the float score column passes too."""
+    data = build_with_attributes(store, "flat")
+    for expression in ({"year": {"gt": 2010.5, "lte": 2014.9}}, {"year": {"in": [2003.0, 2004]}}, {"score": {"gt": 0}}):
+        got = filtered_search(store, expression, data)
+        assert got.violations == 0 and got.short == 0 and got.recall == 1.0, expression
+    store.set_filter(parse_filter({"year": {"gt": 2010.5, "lte": 2014.9}}))
+    assert store.effective_config()["filter"] == "`year` >= 2011 AND `year` <= 2014"
 
 
 def test_unknown_filter_mode_is_refused(tmp_path):

@@ -19,7 +19,7 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
+from vdbbench.filters import parse_filter, typed
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
 from vdbbench.stores.weaviate import (
     DEFAULT_URL,
@@ -151,7 +151,7 @@ def test_attribute_indexes_read_back_from_the_schema():
 )
 def test_engine_filter_is_the_documented_where(expression, where):
     """The client Filter the adapter sends, in Weaviate's REST where form; values typed as their property."""
-    assert filter_json(engine_filter(parse_filter(expression), KINDS)) == where
+    assert filter_json(engine_filter(typed(parse_filter(expression), KINDS))) == where
 
 
 def test_set_filter_types_values_by_the_build_schema(tmp_path):

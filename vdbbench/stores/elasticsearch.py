@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.filters import OPS, Filter, by_field, range_bounds
+from vdbbench.filters import OPS, Filter, by_field, range_bounds, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, coverage
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
@@ -268,7 +268,7 @@ class ElasticsearchStore(Store):
 
     def set_filter(self, flt: Filter | None) -> None:
         super().set_filter(flt)
-        self._filter = None if flt is None else engine_filter(flt)
+        self._filter = None if flt is None else engine_filter(typed(flt, self.spec.attributes))  # JSON numbers as typed
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         res = self._es.search(index=self.index, **knn_body(query, k, self.spec, self.search_params, self._filter))

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.filters import OPS, Filter
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
 
 # Lance logs a deprecation warning per hybrid query (its sub-queries' _score/_distance columns, which a
@@ -360,7 +360,8 @@ class LanceDBStore(Store):
 
     def set_filter(self, flt: Filter | None) -> None:
         super().set_filter(flt)
-        self._where = None if flt is None else engine_filter(flt)
+        # typed: Lance refuses a float literal on an int64 column (`year` >= 2010.0)
+        self._where = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         if self._hybrid:

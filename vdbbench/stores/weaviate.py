@@ -24,7 +24,6 @@ Weaviate pre-filters (an allow-list from those indexes restricts the HNSW search
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -36,7 +35,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from vdbbench.filters import OPS, Filter
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
@@ -149,30 +148,22 @@ def attribute_indexes(schema: dict[str, Any], attributes: Mapping[str, str]) -> 
             for name in attributes}  # fmt: skip
 
 
-def _typed(value: Any, kind: str | None) -> Any:
-    """A filter value as the property's type: Weaviate refuses valueInt on a number property and vice versa."""
-    return float(value) if kind == "float" else int(value) if kind == "int" else value
-
-
-def engine_filter(flt: Filter, kinds: Mapping[str, str] | None = None) -> Any:
+def engine_filter(flt: Filter) -> Any:
     """The filter as a v4 client ``Filter`` (https://docs.weaviate.io/weaviate/search/filters): equal,
     contains_any, greater_than / greater_or_equal / less_than / less_or_equal, all of them combined with And.
-    ``kinds`` (column → int/float/str) types each value as its property; a fractional bound on an int
-    property becomes the integer bound that passes the same rows."""
+    The Python type of each value picks valueInt / valueNumber / valueText, and Weaviate refuses valueInt on a
+    number property and the reverse: give it a ``filters.typed`` filter."""
     from weaviate.classes.query import Filter as W
 
     parts = []
     for c in flt.conditions:
-        kind, prop = (kinds or {}).get(c.field), W.by_property(property_name(c.field))
+        prop = W.by_property(property_name(c.field))
         if c.op == "eq":
-            parts.append(prop.equal(_typed(c.value, kind)))
+            parts.append(prop.equal(c.value))
         elif c.op == "in":
-            parts.append(prop.contains_any([_typed(v, kind) for v in c.value]))
+            parts.append(prop.contains_any(list(c.value)))
         else:
-            op, bound = c.op, c.value
-            if kind == "int" and not float(bound).is_integer():
-                op, bound = ("gte", math.ceil(bound)) if op in ("gt", "gte") else ("lte", math.floor(bound))
-            parts.append(getattr(prop, RANGE_METHODS[op])(_typed(bound, kind)))
+            parts.append(getattr(prop, RANGE_METHODS[c.op])(c.value))
     return parts[0] if len(parts) == 1 else W.all_of(parts)
 
 
@@ -376,7 +367,7 @@ class WeaviateStore(Store):
 
     def set_filter(self, flt: Filter | None) -> None:
         super().set_filter(flt)
-        self._filter = None if flt is None else engine_filter(flt, self.spec.attributes)
+        self._filter = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         res = self._collection.query.near_vector(
