@@ -337,3 +337,41 @@ def check_delete_and_insert(store: Store, family: str, floor: float, build=None,
     assert found, f"an inserted row was not searchable {settle_s:.0f} s after its insert returned"
     assert got.recall >= floor, f"recall on the live rows {got.recall:.4f} < {floor}"
     return {"recall_live": got.recall, "deleted": len(deleted), "freshness_s": time.monotonic() - start}
+
+
+def check_searches_beside_writes(store: Store, family: str, build=None, search=None, k: int = 10) -> int:
+    """For stores declaring ``concurrent_writes``: one thread deletes and inserts through the adapter while this
+    one searches without pause; no call may fail, every answer must be whole, and once the writer is done no
+    deleted id may come back. Returns how many searches ran while the writer was at work."""
+    import threading
+
+    data = small_data("euclidean")
+    n = data.train.shape[0]
+    built = np.arange(n - n // 10)
+    build_with_attributes(store, family, build, search, rows=built)
+    deleted = np.unique(data.neighbors[:, :3])
+    deleted = deleted[deleted < built.size][:100]
+    fresh = np.arange(built.size, n, dtype=np.int64)
+    attrs = contract_attributes(n)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for part in np.array_split(fresh, 5):
+                store.insert(part, data.train[part], {name: col[part] for name, col in attrs.items()})
+            store.delete(deleted)
+        except BaseException as e:  # noqa: BLE001 - re-raised below, in the test's thread
+            errors.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    beside = 0
+    while writer.is_alive():
+        answer = store.search(data.test[beside % len(data.test)], k)
+        assert len(answer) == k, f"a search beside the writes answered {len(answer)} ids"
+        beside += 1
+    writer.join()
+    assert not errors, f"the writing thread failed: {errors[0]!r}"
+    answers = [np.asarray(store.search(q, k)) for q in data.test]
+    assert not any(np.isin(a, deleted).any() for a in answers), "a deleted id came back after the writes"
+    return beside

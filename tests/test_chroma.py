@@ -16,17 +16,29 @@ import numpy as np
 import psutil
 import pytest
 from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
-from storekit import assert_answers_valid, build_and_search, check_baseline, files_left, open_store, small_data
+from storekit import (
+    assert_answers_valid,
+    build_and_search,
+    check_baseline,
+    check_delete_and_insert,
+    check_filters,
+    files_left,
+    open_store,
+    small_data,
+)
 
+from vdbbench.filters import parse_filter
 from vdbbench.metrics import recall_at_k
 from vdbbench.runner import param_sources
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
+from vdbbench.stores.chroma import engine_filter
 
 pytest.importorskip("chromadb")
 
 METRICS = ["euclidean", "angular", "ip"]
 GENEROUS_BUILD = {"m": 16, "ef_construction": 100}
 TIGHT_BUILD = {"m": 8, "ef_construction": 64}
+INDEXES = {"kind": "string_inverted_index", "year": "int_inverted_index", "score": "float_inverted_index"}
 
 
 @pytest.fixture
@@ -86,6 +98,58 @@ def test_embedded_offers_no_handle_for_other_processes(store):
     assert store.client_handle() is None
     with pytest.raises(StoreError, match="cannot be searched from a second process"):
         store.attach({})
+
+
+def test_engine_filter_is_a_where_clause():
+    where = lambda expr: engine_filter(parse_filter(expr))  # noqa: E731
+    assert where({"kind": "a"}) == {"kind": {"$eq": "a"}}
+    assert where({"kind": "it's"}) == {"kind": {"$eq": "it's"}}  # a JSON value: nothing to escape
+    assert where({"kind": {"in": ["b", "c"]}}) == {"kind": {"$in": ["b", "c"]}}
+    assert where({"year": {"in": [2003, 2005.0]}}) == {"year": {"$in": [2003.0, 2005.0]}}  # $in takes one type
+    assert where({"year": 2003}) == {"year": {"$eq": 2003}}
+    assert where({"year": {"gte": 2010, "lt": 2015}}) == {"$and": [{"year": {"$gte": 2010}}, {"year": {"$lt": 2015}}]}
+    assert where({"score": {"gt": 0.2, "lte": 0.7}}) == {"$and": [{"score": {"$gt": 0.2}}, {"score": {"$lte": 0.7}}]}
+    assert where({"kind": "d", "year": {"gte": 2020}}) == {"$and": [{"kind": {"$eq": "d"}}, {"year": {"$gte": 2020}}]}
+
+
+def test_embedded_filters_contract(store):
+    """Generous graph: measured 1.0 under every contract filter (the walk keeps to the passing ids, never short)."""
+    out = check_filters(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 200})
+    assert all(o.short == 0 for o in out.values())
+    assert store.effective_config()["attribute_indexes"] == INDEXES
+    store.set_filter(parse_filter({"kind": "d", "year": {"gte": 2020}}))
+    assert store.effective_config()["filter"] == {"$and": [{"kind": {"$eq": "d"}}, {"year": {"$gte": 2020}}]}
+    store.set_filter(None)
+    assert "filter" not in store.effective_config()
+
+
+def test_embedded_filtered_search_on_a_sparse_graph_is_approximate(store):
+    """m 4, ef 10: filtered recall measured 0.73..0.92 (so the graph serves, not a scan of the passing rows)."""
+    out = check_filters(store, "hnsw", 0.6, {"m": 4, "ef_construction": 10}, {"ef": 10})
+    assert min(o.recall for o in out.values()) < 0.9
+
+
+def test_embedded_delete_and_insert_contract(store):
+    out = check_delete_and_insert(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 200})
+    assert out["deleted"] > 100 and store.effective_config()["engine"]["count"] == 2000 - out["deleted"]
+
+
+def test_embedded_metadata_values_filter_exactly(store):
+    """Quotes, operator-like strings and non-ASCII stay plain values; an int column matches float bounds."""
+    kinds = np.array(["it's", "$eq", "日本", "a"] * 5)
+    vectors = np.random.default_rng(3).standard_normal((20, 4)).astype(np.float32)
+    store.create(BuildSpec("hnsw", "euclidean", 4, GENEROUS_BUILD, count=20,
+                           attributes={"kind": "str", "year": "int"}))  # fmt: skip
+    store.insert(np.arange(20, dtype=np.int64), vectors, {"kind": kinds, "year": np.arange(20, dtype=np.int64)})
+    store.finish()
+    for value in ("it's", "$eq", "日本"):
+        store.set_filter(parse_filter({"kind": value}))
+        assert sorted(store.search(vectors[0], 20).tolist()) == np.flatnonzero(kinds == value).tolist()
+        assert sorted(store.search_batch(vectors[:1], 20)[0].tolist()) == np.flatnonzero(kinds == value).tolist()
+    store.set_filter(parse_filter({"year": {"in": [3, 5.0]}}))
+    assert sorted(store.search(vectors[0], 20).tolist()) == [3, 5]
+    store.set_filter(parse_filter({"year": {"gt": 16.5}}))
+    assert sorted(store.search(vectors[0], 20).tolist()) == [17, 18, 19]
 
 
 def _free_port() -> int:
@@ -158,6 +222,18 @@ def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
     proc.terminate()
     proc.wait(timeout=20)
     assert proc.returncode is not None and not psutil.pid_exists(proc.pid)
+
+
+def test_server_filters_and_deletes(chroma_server, tmp_path):
+    url, _ = chroma_server
+    store = open_store("chroma", tmp_path / "client", {"url": url})
+    try:
+        check_filters(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 100})
+        assert store.effective_config()["attribute_indexes"] == INDEXES  # read back from the server's schema
+        check_delete_and_insert(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 100})
+        store.drop()
+    finally:
+        store.close()
 
 
 def test_server_collection_searched_from_second_process(chroma_server, tmp_path):

@@ -10,15 +10,21 @@ import pytest
 from storekit import (
     assert_answers_valid,
     build_and_search,
+    build_with_attributes,
     check_baseline,
+    check_delete_and_insert,
+    check_filters,
+    check_searches_beside_writes,
     files_left,
+    filtered_search,
     open_store,
     small_data,
 )
 
+from vdbbench.filters import parse_filter
 from vdbbench.metrics import recall_at_k
-from vdbbench.stores import StoreError
-from vdbbench.stores.redis import redis_home
+from vdbbench.stores import BuildSpec, StoreError
+from vdbbench.stores.redis import engine_filter, redis_home
 
 try:
     redis_home()
@@ -33,6 +39,9 @@ BUILDS = {
     "hnsw": ({"m": 16, "ef_construction": 200}, {"ef": 200}),  # generous ef (EF_RUNTIME) so the floor holds
 }
 FLOORS = {"flat": 1.0, "hnsw": 0.95}
+# filtered: measured 1.0 for hnsw at ef 200 under every contract filter (on 2000 rows RediSearch brute-forces the
+# passing documents); the margin is for the batches policy it may pick instead
+FILTER_FLOORS = {"flat": 1.0, "hnsw": 0.95}
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +186,91 @@ def test_sweep_against_a_server_records_its_container_figures_or_why_not(store, 
     assert record["status"] == "ok" and record["recall"] == 1.0
     assert "docker" in record["resources"]["container_note"].lower()
     assert store._password not in (tmp_path / "out" / "results.jsonl").read_text()
+
+
+def test_engine_filter_is_the_hybrid_query_prefilter():
+    q = lambda expr: engine_filter(parse_filter(expr))  # noqa: E731
+    assert q({"kind": "a"}) == "(@kind:{a})"
+    assert q({"kind": "it's a-b"}) == "(@kind:{it\\'s\\ a\\-b})"  # punctuation and spaces escaped
+    assert q({"kind": "日本"}) == "(@kind:{日本})"
+    assert q({"kind": {"in": ["b", "c"]}}) == "(@kind:{b | c})"
+    assert q({"year": 2003}) == "(@year:[2003 2003])"
+    assert q({"year": {"in": [2003, 2005]}}) == "((@year:[2003 2003] | @year:[2005 2005]))"
+    assert q({"year": {"gte": 2010, "lt": 2015}}) == "(@year:[2010 (2015])"
+    assert q({"score": {"gt": 0.2, "lte": 0.7}}) == "(@score:[(0.2 0.7])"
+    assert q({"year": {"gt": 3000}}) == "(@year:[(3000 +inf])"
+    assert q({"score": {"lte": 0.5}}) == "(@score:[-inf 0.5])"
+    assert q({"kind": "d", "year": {"gte": 2020}}) == "(@kind:{d} @year:[2020 +inf])"
+    assert q({"my field": 1}) == "(@my\\ field:[1 1])"
+
+
+@needs_redis
+@pytest.mark.parametrize("family", list(BUILDS))
+def test_filters_contract(store, family):
+    build, search = BUILDS[family]
+    out = check_filters(store, family, FILTER_FLOORS[family], build, search)
+    assert all(o.short == 0 for o in out.values())
+    effective = store.effective_config()
+    sep = "\\x1f"
+    assert effective["attribute_indexes"] == {"kind": f"TAG SEPARATOR {sep} CASESENSITIVE", "year": "NUMERIC",
+                                              "score": "NUMERIC"}  # fmt: skip
+    store.set_filter(parse_filter({"kind": "d", "year": {"gte": 2020}}))
+    effective = store.effective_config()
+    assert effective["filter"] == "(@kind:{d} @year:[2020 +inf])"
+    assert effective["engine"]["query"]["knn"].startswith("(@kind:{d} @year:[2020 +inf])=>[KNN $K @vec $BLOB")
+    expected = "ad-hoc brute force over the passing documents" if family == "hnsw" else "brute force (FLAT index)"
+    assert effective["engine"]["query"]["hybrid_policy"] == expected
+    store.set_filter(None)
+    store.drop()
+
+
+@needs_redis
+def test_hybrid_policy_on_larger_data_batches_a_broad_filter_and_brute_forces_a_narrow_one(store):
+    """20,000 rows and a sparse graph: under a 50% filter RediSearch walks HNSW in batches (recall follows ef),
+    under a 1.5% filter it scores the passing documents exactly."""
+    data = small_data("euclidean", n=20000, dim=48, queries=100)
+    build_with_attributes(store, "hnsw", {"m": 4, "ef_construction": 10}, {"ef": 10}, data=data)
+    broad, narrow = {"kind": {"in": ["b", "c"]}}, {"kind": "d", "year": {"gte": 2020}}
+    tight = filtered_search(store, broad, data)
+    store.set_filter(parse_filter(broad))
+    assert store.effective_config()["engine"]["query"]["hybrid_policy"].startswith("batches")
+    store.set_search_params({"ef": 400})
+    wide = filtered_search(store, broad, data)
+    assert tight.recall < 0.6 and wide.recall > tight.recall + 0.3, (tight.recall, wide.recall)
+    assert tight.violations == wide.violations == 0 and tight.short == wide.short == 0
+    store.set_filter(parse_filter(narrow))
+    assert store.effective_config()["engine"]["query"]["hybrid_policy"].startswith("ad-hoc brute force")
+    assert filtered_search(store, narrow, data).recall == 1.0
+    store.drop()
+
+
+@needs_redis
+def test_tag_values_match_exactly_whatever_they_hold(store):
+    """Case, commas (the default TAG separator), quotes, spaces, dashes and non-ASCII: one exact tag each."""
+    kinds = np.array(["it's 5%", "a,b", "A", "a", "日本 語", "x-y"] * 4)
+    vectors = np.random.default_rng(3).standard_normal((24, 4)).astype(np.float32)
+    store.create(BuildSpec("flat", "euclidean", 4, {}, count=24, attributes={"kind": "str"}))
+    store.insert(np.arange(24, dtype=np.int64), vectors, {"kind": kinds})
+    store.finish()
+    for value in set(kinds.tolist()):
+        store.set_filter(parse_filter({"kind": value}))
+        assert sorted(store.search(vectors[0], 24).tolist()) == np.flatnonzero(kinds == value).tolist(), value
+        assert sorted(store.search_batch(vectors[:1], 24)[0].tolist()) == np.flatnonzero(kinds == value).tolist()
+    store.set_filter(None)
+    store.drop()
+
+
+@needs_redis
+@pytest.mark.parametrize("family", list(BUILDS))
+def test_delete_and_insert_contract(store, family):
+    build, search = BUILDS[family]
+    out = check_delete_and_insert(store, family, FLOORS[family], build, search)
+    assert out["deleted"] > 100
+    assert store._client.dbsize() == 2000 - out["deleted"] == store.effective_config()["engine"]["num_docs"]
+    store.drop()
+
+
+@needs_redis
+def test_searches_run_beside_writes(store):
+    assert check_searches_beside_writes(store, "hnsw", *BUILDS["hnsw"]) > 0
+    store.drop()

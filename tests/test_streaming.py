@@ -47,10 +47,10 @@ def test_store_process_reads_each_insert_batch_from_the_file(tmp_path):
         spec = BuildSpec("hnsw", "euclidean", 16, {"m": 16, "ef_construction": 100}, count=1300)  # portable names
         Sweep(cfg, tmp_path / "out")._build(worker, ds, spec, cfg.stores[0])
         inserts = [(args, answer) for method, args, answer in sent if method.startswith("timed_insert")]
-        assert [args for args, _ in inserts] == [
-            (str(path), "train", 0, 500),
-            (str(path), "train", 500, 1000),
-            (str(path), "train", 1000, 1300),
+        assert [args for args, _ in inserts] == [  # no attribute values: the dataset has no filters
+            (str(path), "train", 0, 500, None),
+            (str(path), "train", 500, 1000, None),
+            (str(path), "train", 1000, 1300, None),
         ]
         assert [answer[1] for _, answer in inserts] == [500, 500, 300]  # rows read by the store's process
         for i in (0, 777, 1299):  # ids are the file's row numbers

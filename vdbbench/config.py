@@ -392,6 +392,7 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         if key not in cls.options_help:
             valid = "; ".join(f"{k} ({h})" for k, h in cls.options_help.items()) or "none (it takes no options)"
             problems.append(f"{where}.options.{key}: {s.store} has no option {key!r}; valid keys: {valid}")
+    problems += [f"{where}.{problem}" for problem in cls.check_options(s.index, s.options)]
     fam = cls.families[s.index]
     for section, declared in (("build", fam.build), ("search", fam.search)):
         given = getattr(s, section)

@@ -180,6 +180,12 @@ class Store(ABC):
         starts, so a sweep does not fail hours in; [] when the engine would take it."""
         return []
 
+    @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        """Problems with the values of the entry's ``options`` (``"options.x: ...; fix"``), checked before anything
+        starts (the keys are checked against ``options_help`` already); [] when the adapter would take them."""
+        return []
+
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:  # noqa: B027 - optional hook, most embedded stores need nothing
         """Start or connect to the engine. Embedded stores may do nothing here."""

@@ -17,6 +17,11 @@ process attaches to the collection by URL. The embedded ``PersistentClient`` is 
 (Chroma's docs: one client per path; chroma-core/chroma#961, #3792: a second process may not see
 the vectors another wrote, and opening may compact the log into the HNSW files), so embedded mode
 offers no handle and the runner records only single-client figures.
+
+Attributes are each row's metadata; Chroma indexes every metadata key by default (inverted
+indexes per value type, read back from the collection's schema). A filter is a ``where``
+clause: the metadata indexes yield the passing ids and the hnswlib graph search keeps to them.
+Deletes are ``delete(ids=...)``, applied before the call returns.
 """
 
 from __future__ import annotations
@@ -30,12 +35,32 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from vdbbench import filters
+from vdbbench.filters import Filter
 from vdbbench.provenance import redact
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 COLLECTION = "vdbbench"
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 SEARCH_CHUNK = 1000
+# the schema's inverted index for each attribute kind (chromadb.api.types ValueTypes: attribute, index)
+SCHEMA_INDEX = {"str": ("string", "string_inverted_index"), "int": ("int_value", "int_inverted_index"),
+                "float": ("float_value", "float_inverted_index")}  # fmt: skip
+
+
+def engine_filter(flt: Filter) -> dict[str, Any]:
+    """``flt`` as a Chroma ``where``: ``{field: {"$op": value}}``, several under ``$and`` (Chroma takes
+    one condition per clause); an ``in`` list mixing ints and floats becomes all floats, as ``$in``
+    needs values of one type."""
+    clauses = []
+    for c in flt.conditions:
+        value = c.value
+        if c.op == "in":
+            value = list(value)
+            if {type(v) for v in value} == {int, float}:
+                value = [float(v) for v in value]
+        clauses.append({c.field: {f"${c.op}": value}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 class ChromaStore(Store):
@@ -56,6 +81,12 @@ class ChromaStore(Store):
         )
     }
     supports_batch_search = True
+    filter_ops = frozenset(filters.OPS)
+    filter_note = (
+        "pre-filter: the metadata inverted indexes yield the passing ids, the hnswlib graph walk keeps to them"
+    )
+    supports_delete = True  # collection.delete(ids=...): applied before it returns
+    concurrent_writes = False  # not documented as safe for one client searched while another thread writes
     options_help = {
         "url": "Chroma server URL (e.g. http://127.0.0.1:8000); without it the embedded PersistentClient runs",
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
@@ -70,6 +101,7 @@ class ChromaStore(Store):
         self._collection = None
         self._loaded_ef: int | None = None  # the ef_search the in-memory graph was loaded with
         self._attached = False  # searching a collection another instance built: change nothing on it
+        self._where: dict[str, Any] | None = None  # engine_filter(self.filter), None when unfiltered
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -126,14 +158,27 @@ class ChromaStore(Store):
         )
         self._loaded_ef = ef_search
         self._count = 0
+        self.filter, self._where = None, None
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> None:
         step = self._client.get_max_batch_size()
         vectors = np.asarray(vectors, dtype=np.float32)
+        columns = {name: np.asarray(values).tolist() for name, values in (attributes or {}).items()}  # Python types
+        metadatas = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)] or None
         for start in range(0, len(ids), step):
             chunk = ids[start : start + step]
-            self._collection.add(ids=[str(int(i)) for i in chunk], embeddings=vectors[start : start + step])
+            self._collection.add(
+                ids=[str(int(i)) for i in chunk],
+                embeddings=vectors[start : start + step],
+                metadatas=metadatas[start : start + step] if metadatas else None,
+            )
         self._count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        step = self._client.get_max_batch_size()
+        for start in range(0, len(ids), step):
+            self._collection.delete(ids=[str(int(i)) for i in ids[start : start + step]])
+        self._count = self._collection.count()
 
     def finish(self) -> None:
         """Return once Chroma counts every row: local segments add each write to the graph as it is applied."""
@@ -158,8 +203,14 @@ class ChromaStore(Store):
             self._loaded_ef = ef
         self._collection = self._client.get_collection(COLLECTION, embedding_function=None)
 
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._where = engine_filter(flt) if flt is not None else None
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        result = self._collection.query(query_embeddings=[np.asarray(query, dtype=np.float32)], n_results=k, include=[])
+        result = self._collection.query(
+            query_embeddings=[np.asarray(query, dtype=np.float32)], n_results=k, where=self._where, include=[]
+        )
         return np.array(result["ids"][0], dtype=np.int64)
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
@@ -167,7 +218,7 @@ class ChromaStore(Store):
         queries = np.asarray(queries, dtype=np.float32)
         for start in range(0, len(queries), SEARCH_CHUNK):
             result = self._collection.query(
-                query_embeddings=list(queries[start : start + SEARCH_CHUNK]), n_results=k, include=[]
+                query_embeddings=list(queries[start : start + SEARCH_CHUNK]), n_results=k, where=self._where, include=[]
             )
             out.extend(np.array(ids, dtype=np.int64) for ids in result["ids"])
         return out
@@ -198,7 +249,13 @@ class ChromaStore(Store):
         # Server: the graph keeps its load-time ef_search, which no API reports, so ef is left out (sent).
         if not self.url:
             params["ef"] = hnsw.get("ef_search")
+        extra: dict[str, Any] = {}
+        if self.spec is not None and self.spec.attributes:
+            extra["attribute_indexes"] = self._attribute_indexes()
+        if self._where is not None:
+            extra["filter"] = self._where
         return {
+            **extra,
             "family": "hnsw",
             "metric": {v: k for k, v in SPACES.items()}.get(hnsw.get("space"), hnsw.get("space")),
             "params": params,
@@ -208,6 +265,21 @@ class ChromaStore(Store):
                 "serving": "hnswlib graph holding every applied write (no brute-force buffer in chroma 1.x)",
             },
         }
+
+    def _attribute_indexes(self) -> dict[str, str]:
+        """Each attribute → the inverted index the collection's schema enables for its kind (a key's own
+        setting, else the schema default), or "none" where it is disabled."""
+        schema = self._client.get_collection(COLLECTION, embedding_function=None).schema
+        if schema is None:  # a server without schemas (before chroma 1.1): every metadata key is indexed
+            return dict.fromkeys(self.spec.attributes, "metadata index (server reports no schema)")
+        out = {}
+        for name, kind in self.spec.attributes.items():
+            value_type, index_name = SCHEMA_INDEX[kind]
+            own, default = (getattr(getattr(t, value_type, None), index_name, None)
+                            for t in (schema.keys.get(name), schema.defaults))  # fmt: skip
+            index = own if own is not None else default
+            out[name] = index_name if index is not None and index.enabled else "none"
+        return out
 
     def resources(self) -> dict[str, Any]:
         if self.url:

@@ -18,6 +18,15 @@ Index families are queried with ``SET enable_seqscan = off`` in the search sessi
 small tables the planner uses the index that was asked for instead of a cheaper-looking
 sequential scan; EXPLAIN confirms which plan runs and the effective config reports
 ``flat`` whenever it is a sequential scan.
+
+Attributes are columns (bigint, double precision, text) with a btree index each, and a filter is a
+``WHERE`` clause of quoted literals. pgvector's approximate indexes filter *after* the index scan
+(its README): an HNSW scan yields at most ``hnsw.ef_search`` rows (IVFFlat: the probed lists) and
+the rows failing the filter are dropped from those, so a selective filter gives short answers,
+counted as they are. pgvector 0.8 added iterative index scans (option ``iterative_scan``) that
+keep scanning until enough rows pass; older versions refuse the option. The planner may also
+serve a filtered query from a btree index and sort the passing rows exactly: EXPLAIN of the
+filtered query says which, and the effective config reports ``flat`` then.
 """
 
 from __future__ import annotations
@@ -25,18 +34,22 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vdbbench import filters
+from vdbbench.filters import Filter
 from vdbbench.servers import as_user, remove_server_files, shared_memory_of, unreachable
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
@@ -44,6 +57,29 @@ OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "
 METRIC_OF_OPERATOR = {op: metric for metric, (_, op) in OPS.items()}
 ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
 FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
+COLUMN_TYPES = {"int": "bigint", "float": "double precision", "str": "text"}
+COPY_FORMATS = {"int": ">i8", "float": ">f8"}  # binary COPY layout of the fixed-width attribute columns
+SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
+ITERATIVE_SCAN_SINCE = (0, 8, 0)  # pgvector release that added hnsw.iterative_scan / ivfflat.iterative_scan
+
+
+def engine_filter(flt: Filter) -> str:
+    """``flt`` as a SQL boolean expression for ``WHERE``: identifiers and values quoted by psycopg's own
+    rules (``'it''s'``, ``E'a\\\\b'``), so no value can end the literal."""
+    from psycopg import sql
+
+    def literal(value: Any) -> str:
+        return sql.Literal(value).as_string(None).strip()  # psycopg puts a space before E'...'
+
+    parts = []
+    for c in flt.conditions:
+        column = sql.Identifier(c.field).as_string(None)
+        if c.op == "in":
+            parts.append(f"{column} IN ({', '.join(map(literal, c.value))})")
+        else:
+            parts.append(f"{column} {SQL_OPS[c.op]} {literal(c.value)}")
+    return " AND ".join(parts)
 
 
 def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -> dict[str, str]:
@@ -69,7 +105,7 @@ def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -
 
 SHOWN_SETTINGS = (
     "hnsw.ef_search", "ivfflat.probes", "enable_seqscan", "maintenance_work_mem", "max_parallel_maintenance_workers",
-    "shared_buffers", "work_mem", "jit",
+    "shared_buffers", "work_mem", "jit", "plan_cache_mode",
 )  # fmt: skip
 PG_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root; the same user pgserver itself creates
 
@@ -122,10 +158,19 @@ class PgvectorStore(Store):
         ),
     }
     supports_batch_search = True  # pipelined: one round trip for many queries, each still its own SELECT
+    filter_ops = frozenset(filters.OPS)
+    filter_note = (
+        "SQL WHERE on btree-indexed columns; the planner picks a vector index scan post-filtered (only the passing "
+        "share of ef_search rows: short answers) or a btree scan sorted exactly (reported flat)"
+    )
+    supports_delete = True  # DELETE ... WHERE id = ANY(...); MVCC hides the rows from every later statement
+    concurrent_writes = True  # writes use their own connection; PostgreSQL's MVCC isolates them from searches
     options_help = {
         "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
         "table": "table name (default vdbbench_items)",
         "settings": "PostgreSQL settings for the embedded server (e.g. shared_buffers, maintenance_work_mem)",
+        "iterative_scan": "pgvector >= 0.8 iterative index scans under a filter: off (default), relaxed_order or "
+        "strict_order (hnsw only)",
     }
     table = "vdbbench_items"
 
@@ -144,17 +189,46 @@ class PgvectorStore(Store):
         self.server = None
         self._data_root: Path | None = None  # the directory holding pgdata: made for the embedded server
         self._conn = None
+        self._writer = None  # the connection inserts and deletes use, so searches run beside them
         self._password: str | None = None
         self._count = 0
         self._probe_vector: np.ndarray | None = None
         self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
         self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
+        self._where = ""  # the SQL WHERE clause of the filter set, "" when unfiltered
+        self.iterative_scan = str(self.options.get("iterative_scan", "off"))
+        if problems := self.check_options("", self.options):
+            raise StoreError("; ".join(problems))
+
+    @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        scan = str(options.get("iterative_scan", "off"))
+        if scan not in ITERATIVE_SCANS:
+            return [f"options.iterative_scan: {scan!r} is not one of {list(ITERATIVE_SCANS)}"]
+        if scan == "strict_order" and family == "ivf":
+            return ["options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off"]
+        return []
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
         if not self.dsn:
             self._start_embedded()
         self._connect()
+        if self.iterative_scan != "off" and not self._has_iterative_scan():
+            message = (
+                f"options.iterative_scan: {self.iterative_scan} needs pgvector >= "
+                f"{'.'.join(map(str, ITERATIVE_SCAN_SINCE))}, this server has {self._extension_version()}; "
+                "drop the option (filtered index scans then post-filter ef_search rows) or upgrade pgvector"
+            )
+            self.close()  # nothing keeps running for a store that refused to open
+            raise StoreError(message)
+
+    def _extension_version(self) -> str:
+        return self._conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+
+    def _has_iterative_scan(self) -> bool:
+        numbers = tuple(int(x) for x in re.findall(r"\d+", self._extension_version())[:3])
+        return numbers >= ITERATIVE_SCAN_SINCE
 
     def _start_embedded(self) -> None:
         from vdbbench.servers import LocalServer
@@ -267,8 +341,10 @@ class PgvectorStore(Store):
         import psycopg
         from pgvector.psycopg import register_vector
 
-        if self._conn is not None:
-            self._conn.close()
+        for conn in (self._conn, self._writer):
+            if conn is not None:
+                conn.close()
+        self._writer = None
         try:
             self._conn = psycopg.connect(**self._conninfo(), autocommit=True)
         except psycopg.OperationalError as e:
@@ -280,6 +356,14 @@ class PgvectorStore(Store):
         self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(self._conn)
 
+    def _write_conn(self) -> Any:
+        """The connection of inserts and deletes (opened on first use): a search on ``_conn`` may run meanwhile."""
+        import psycopg
+
+        if self._writer is None or self._writer.closed or self._writer.broken:
+            self._writer = psycopg.connect(**self._conninfo(), autocommit=True)
+        return self._writer
+
     def _ensure_connected(self) -> None:
         """Restart an embedded server that died (e.g. killed) and reconnect a broken connection."""
         if self.server is not None and self.server.ensure_running():
@@ -290,8 +374,9 @@ class PgvectorStore(Store):
     def close(self) -> None:
         from vdbbench.servers import close_quietly
 
-        conn, self._conn = self._conn, None
-        close_quietly(conn)
+        for conn in (self._conn, self._writer):
+            close_quietly(conn)
+        self._conn = self._writer = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -309,13 +394,24 @@ class PgvectorStore(Store):
         self.spec = spec
         self._count = 0
         self._probe_vector = None
+        if self.iterative_scan == "strict_order" and spec.family == "ivf":
+            raise StoreError("options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off")
+        clash = sorted({"id", "embedding"} & set(spec.attributes))
+        if clash:
+            raise StoreError(f"pgvector: attribute(s) {clash} clash with the table's own columns; rename them")
         table = sql.Identifier(self.table)
         self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        self._conn.execute(
-            sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL)").format(
-                table, sql.Literal(int(spec.dim))
+        columns = [sql.SQL("id bigint NOT NULL"), sql.SQL("embedding vector({}) NOT NULL").format(int(spec.dim))]
+        columns += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(COLUMN_TYPES[kind]))
+                    for name, kind in spec.attributes.items()]  # fmt: skip
+        self._conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(columns)))
+        for name in spec.attributes:  # pgvector's README: index the filtered columns (btree)
+            self._conn.execute(
+                sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                    sql.Identifier(f"{self.table}_{name}_idx"), table, sql.Identifier(name)
+                )
             )
-        )
+        self.filter, self._where = None, ""
         self._prepare_session()
 
     def _prepare_session(self) -> None:
@@ -324,23 +420,43 @@ class PgvectorStore(Store):
 
         # index families: keep the planner on the index even where a sequential scan looks cheaper
         self._conn.execute("SET enable_seqscan = " + ("on" if self.spec.family == "flat" else "off"))
-        self._search_sql = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %s LIMIT %s").format(
-            sql.Identifier(self.table), sql.SQL(OPS[self.spec.metric][1])
+        # Filtered: plan every execution with its own values, so the plan EXPLAIN shows is the one that runs (a
+        # prepared statement's generic plan, used after five runs, may pick the vector index where EXPLAIN, like
+        # an unprepared query, picks a btree scan of the passing rows, or the other way round).
+        self._conn.execute("SET plan_cache_mode = force_custom_plan" if self._where else "RESET plan_cache_mode")
+        if self.iterative_scan != "off" and self.spec.family in ACCESS_METHOD:
+            self._conn.execute(f"SET {ACCESS_METHOD[self.spec.family]}.iterative_scan = {self.iterative_scan}")
+        # the clause holds only quoted literals; "%" is doubled as the statement also takes parameters
+        where = sql.SQL(" WHERE " + self._where.replace("%", "%%")) if self._where else sql.SQL("")
+        self._search_sql = sql.SQL("SELECT id FROM {}{} ORDER BY embedding {} %s LIMIT %s").format(
+            sql.Identifier(self.table), where, sql.SQL(OPS[self.spec.metric][1])
         )
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> None:
         from psycopg import sql
 
         vectors = np.asarray(vectors, dtype=np.float32)
         if self._probe_vector is None and len(vectors):
             self._probe_vector = vectors[0].copy()
-        with self._conn.cursor() as cur:
-            copy_sql = sql.SQL("COPY {} (id, embedding) FROM STDIN WITH (FORMAT BINARY)").format(
-                sql.Identifier(self.table)
-            )
-            with cur.copy(copy_sql) as copy:
-                copy.write(binary_copy_rows(np.asarray(ids, dtype=np.int64), vectors))
+        columns = copy_columns(self.spec.attributes) if attributes else []
+        names = sql.SQL(", ").join(map(sql.Identifier, ["id", "embedding", *columns]))
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(sql.Identifier(self.table), names)
+        kinds = {name: self.spec.attributes[name] for name in columns}
+        rows = binary_copy_rows(np.asarray(ids, dtype=np.int64), vectors, {n: (kinds[n], attributes[n]) for n in kinds})
+        with self._write_conn().cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.write(rows)
         self._count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """DELETE in autocommit: once it returns, every later statement's snapshot lacks the rows (index
+        entries of dead rows stay until VACUUM, and a scan skips them, which can shorten an answer)."""
+        from psycopg import sql
+
+        done = self._write_conn().execute(
+            sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(sql.Identifier(self.table)),
+            (np.asarray(ids, dtype=np.int64).tolist(),),
+        )
+        self._count -= done.rowcount
 
     def finish(self) -> None:
         from psycopg import sql
@@ -368,6 +484,11 @@ class PgvectorStore(Store):
             self._conn.execute(f"SET hnsw.ef_search = {int(params['ef'])}")
         if "nprobe" in params:
             self._conn.execute(f"SET ivfflat.probes = {int(params['nprobe'])}")
+
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._where = engine_filter(flt) if flt is not None else ""
+        self._prepare_session()
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         rows = self._conn.execute(self._search_sql, (np.asarray(query, dtype=np.float32), k), prepare=True,
@@ -419,7 +540,33 @@ class PgvectorStore(Store):
         if self.spec is not None and self.spec.family != "flat":
             engine["planner_note"] = "enable_seqscan=off in the search session so the planner keeps to the index"
         metric = METRIC_OF_OPERATOR.get(plan["operator"]) if plan["operator"] else None
-        return {"family": family, "metric": metric, "params": params, "engine": engine}
+        out = {"family": family, "metric": metric, "params": params, "engine": engine}
+        engine["iterative_scan"] = self._iterative_scan_setting()
+        if self.spec is not None and self.spec.attributes:
+            out["attribute_indexes"] = self._attribute_indexes()
+        if self._where:
+            out["filter"] = self._where
+        return out
+
+    def _iterative_scan_setting(self) -> str:
+        """Whether a filtered index scan iterates, as the server has it (SHOW), or why it cannot."""
+        if not self._has_iterative_scan():  # the setting does not exist: index scans post-filter ef_search rows
+            return f"off (pgvector {self._extension_version()} has no iterative scans)"
+        method = ACCESS_METHOD.get(self.spec.family) if self.spec is not None else None
+        if method is None:
+            return "off (flat: no index scan)"
+        return self._conn.execute(f"SHOW {method}.iterative_scan").fetchone()[0]
+
+    def _attribute_indexes(self) -> dict[str, str]:
+        """Each attribute column → the access method of the single-column index on it (pg_index), or "none"."""
+        rows = self._conn.execute(
+            "SELECT a.attname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = i.indkey[0] WHERE i.indrelid = %s::regclass AND i.indnatts = 1",
+            (self.table,),
+        ).fetchall()
+        found = dict(rows)
+        return {name: found.get(name, "none") for name in self.spec.attributes}
 
     def _explain(self) -> dict[str, Any]:
         """Which plan serves a search: node types, the index it scans (if any) and the distance operator."""
@@ -430,20 +577,21 @@ class PgvectorStore(Store):
         row = self._conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(self._search_sql),
                                  (self._probe_vector, 10)).fetchone()  # fmt: skip
         tree = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-        nodes, index_used, order_keys = [], None, []
+        nodes, indexes, order_keys = [], [], []
 
         def walk(node: dict[str, Any]) -> None:
-            nonlocal index_used
             nodes.append(node["Node Type"])
             if node.get("Index Name"):
-                index_used = node["Index Name"]
+                indexes.append(node["Index Name"])
             order_keys.extend([node["Order By"]] if node.get("Order By") else node.get("Sort Key", []))
             for child in node.get("Plans", []):
                 walk(child)
 
         walk(tree[0]["Plan"])
         operator = next((op for key in order_keys for op in METRIC_OF_OPERATOR if op in key), None)
-        return {"nodes": nodes, "index_used": index_used, "operator": operator}
+        # under a filter the planner may scan a btree instead of (or beside) the vector index: name the latter
+        index_used = self.index_name if self.index_name in indexes else (indexes[0] if indexes else None)
+        return {"nodes": nodes, "index_used": index_used, "indexes": indexes, "operator": operator}
 
     def client_handle(self) -> dict[str, Any]:
         """Connection details for client processes: each opens its own session on the same server."""
@@ -499,7 +647,7 @@ class PgvectorStore(Store):
     def engine_version(self) -> str | None:
         try:
             server = self._conn.execute("SHOW server_version").fetchone()[0]
-            ext = self._conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            ext = self._extension_version()
         except Exception:  # noqa: BLE001
             return None
         return f"PostgreSQL {server} + pgvector {ext}"
@@ -518,23 +666,49 @@ def others_can_traverse(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
 
 
-def binary_copy_rows(ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """One COPY ... (FORMAT BINARY) stream of (bigint id, vector) rows, built with numpy in one go.
+def copy_columns(kinds: dict[str, str]) -> list[str]:
+    """Attribute columns in the order ``binary_copy_rows`` writes them: fixed-width numbers, then texts."""
+    return [n for n, kind in kinds.items() if kind != "str"] + [n for n, kind in kinds.items() if kind == "str"]
+
+
+def binary_copy_rows(ids: np.ndarray, vectors: np.ndarray,
+                     attributes: dict[str, tuple[str, np.ndarray]] | None = None) -> bytes:  # fmt: skip
+    """One COPY ... (FORMAT BINARY) stream of (bigint id, vector, attribute...) rows, built with numpy.
 
     Layout (PostgreSQL COPY binary format): signature, flags, header extension length; per row
     a field count, then each field's byte length and value in network byte order; the
-    pgvector value is int16 dim, int16 unused, dim float4. A trailer of -1 ends the stream.
+    pgvector value is int16 dim, int16 unused, dim float4; bigint is int8, double precision
+    float8, text its UTF-8 bytes. A trailer of -1 ends the stream. ``attributes`` (name →
+    (kind, values)) must come in ``copy_columns`` order: numbers, which numpy lays out with
+    the fixed part of each row, then texts, appended row by row.
     """
+    attributes = attributes or {}
     n, dim = vectors.shape
-    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
-                    ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))])  # fmt: skip
-    rows = np.empty(n, dtype=row)
-    rows["fields"] = 2
+    numbers = {name: kv for name, kv in attributes.items() if kv[0] != "str"}
+    fields = [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
+              ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))]  # fmt: skip
+    for i, (kind, _) in enumerate(numbers.values()):
+        fields += [(f"a{i}_len", ">i4"), (f"a{i}", COPY_FORMATS[kind])]
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["fields"] = 2 + len(attributes)
     rows["id_len"] = 8
     rows["id"] = ids
     rows["vec_len"] = 4 + 4 * dim
     rows["dim"] = dim
     rows["unused"] = 0
     rows["values"] = vectors
+    for i, (_, values) in enumerate(numbers.values()):
+        rows[f"a{i}_len"] = 8
+        rows[f"a{i}"] = values
     header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    return header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True)
+    texts = [values for kind, values in attributes.values() if kind == "str"]
+    if texts:
+        fixed, size = rows.tobytes(), rows.dtype.itemsize
+        encoded = [[str(v).encode() for v in values] for values in texts]
+        body = b"".join(
+            fixed[r * size : (r + 1) * size] + b"".join(len(col[r]).to_bytes(4, "big") + col[r] for col in encoded)
+            for r in range(n)
+        )
+    else:
+        body = rows.tobytes()
+    return header + body + (-1).to_bytes(2, "big", signed=True)

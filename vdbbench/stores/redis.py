@@ -10,6 +10,12 @@ Each row is a hash ``<prefix>:<row id>`` with one field ``vec``. Queries are KNN
 DIALECT 2 (needed for the KNN syntax), with ``TIMEOUT 0`` (no limit) so RediSearch's default
 500 ms timeout, which answers with partial results, cannot silently shorten an answer, and
 ``LIMIT 0 k`` because FT.SEARCH returns only 10 results by default.
+
+Attributes are hash fields beside ``vec``, indexed as TAG (strings: case-sensitive, one tag per
+value) or NUMERIC (numbers). A filter is the hybrid query's pre-filter, ``(@kind:{a}
+@year:[2010 (2015])=>[KNN ...]``; RediSearch chooses per query between brute force over the
+passing documents and HNSW search in batches filtered until k pass (``HYBRID_POLICY`` auto).
+Deleting a row DELs its hash, which removes it from the index before the command returns.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Any
 import numpy as np
 
 import vdbbench
+from vdbbench import filters
+from vdbbench.filters import Filter
 from vdbbench.servers import remove_server_files, unreachable
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
@@ -36,7 +44,42 @@ DIALECT = 2
 QUERY_TIMEOUT_MS = 0  # 0 = no timeout for this query
 DEFAULT_HOME = Path(vdbbench.__file__).resolve().parent.parent / ".vdbbench" / "redis-stack"
 VECTOR_FIELD = "vec"
+DISTANCE_ALIAS = "__vec_score"  # RediSearch's own default name for the KNN distance; attributes may not take it
 INSERT_CHUNK = 1000  # HSETs per pipeline round trip
+TAG_SEPARATOR = "\x1f"  # ASCII unit separator: a string value stays one tag even when it holds commas
+LOWER = {"gt": "(", "gte": ""}
+UPPER = {"lt": "(", "lte": ""}
+
+
+def escape_tag(text: str) -> str:
+    """``text`` with every ASCII character but letters, digits and _ backslash-escaped, as RediSearch's
+    query syntax asks of TAG values and field names (punctuation and spaces would end them)."""
+    return "".join(f"\\{ch}" if ch.isascii() and not (ch.isalnum() or ch == "_") else ch for ch in text)
+
+
+def _number(value: float) -> str:
+    return ("+inf" if value > 0 else "-inf") if value in (float("inf"), float("-inf")) else repr(value)
+
+
+def engine_filter(flt: Filter) -> str:
+    """``flt`` as the pre-filter of a hybrid query (the part before ``=>``): TAG sets for strings, NUMERIC
+    ranges (``(`` marks an exclusive bound) for numbers, one clause per field, all intersected."""
+    clauses = []
+    for field, conditions in filters.by_field(flt).items():
+        name = "@" + escape_tag(field)
+        c = conditions[0]
+        values = c.value if c.op == "in" else (c.value,)
+        if c.op in ("eq", "in") and isinstance(values[0], str):
+            clauses.append(f"{name}:{{{' | '.join(escape_tag(v) for v in values)}}}")
+        elif c.op in ("eq", "in"):
+            ranges = [f"{name}:[{_number(v)} {_number(v)}]" for v in values]
+            clauses.append(ranges[0] if len(ranges) == 1 else f"({' | '.join(ranges)})")
+        else:
+            bounds = filters.range_bounds(conditions)
+            low = next((LOWER[op] + _number(v) for op, v in bounds.items() if op in LOWER), "-inf")
+            high = next((UPPER[op] + _number(v) for op, v in bounds.items() if op in UPPER), "+inf")
+            clauses.append(f"{name}:[{low} {high}]")
+    return "(" + " ".join(clauses) + ")"
 
 
 def redis_home() -> Path:
@@ -85,6 +128,13 @@ class RedisStore(Store):
         ),
     }
     supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
+    filter_ops = frozenset(filters.OPS)
+    filter_note = (
+        "hybrid query pre-filter on TAG/NUMERIC fields: per query, brute force over the passing documents or "
+        "HNSW searched in batches filtered until k pass (HYBRID_POLICY auto)"
+    )
+    supports_delete = True  # DEL of the hashes: RediSearch drops them from the index before DEL returns
+    concurrent_writes = True  # redis-py's client takes a pooled connection per command; the server serialises
     options_help = {
         "url": "Redis URL (redis://host:6379/0); else VDBBENCH_REDIS_URL; with neither, a private redis-server runs",
         "prefix": "key and index name prefix (default vdbbench)",
@@ -102,6 +152,8 @@ class RedisStore(Store):
         self._count = 0
         self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
         self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
+        self._prefilter = "*"  # the hybrid query's filter part: every document, or engine_filter(self.filter)
+        self._probe_vector: np.ndarray | None = None  # a stored vector, for FT.PROFILE of a filtered query
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -182,19 +234,26 @@ class RedisStore(Store):
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
-        from redis.commands.search.field import VectorField
+        from redis.commands.search.field import NumericField, TagField, VectorField
         from redis.commands.search.index_definition import IndexDefinition, IndexType
 
+        clash = sorted({VECTOR_FIELD, DISTANCE_ALIAS} & set(spec.attributes))
+        if clash:
+            raise StoreError(f"redis: attribute(s) {clash} clash with the index's own fields; rename them")
         self._ensure_connected()
         self.spec = spec
         self._drop_index_and_keys()
         attributes: dict[str, Any] = {"TYPE": "FLOAT32", "DIM": spec.dim, "DISTANCE_METRIC": DISTANCE[spec.metric]}
         attributes |= {p.engine_name: int(spec.params[p.name]) for p in self.families[spec.family].build}
+        fields = [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)]
+        fields += [TagField(name, separator=TAG_SEPARATOR, case_sensitive=True) if kind == "str" else NumericField(name)
+                   for name, kind in spec.attributes.items()]  # fmt: skip
         self._client.ft(self.index_name).create_index(
-            [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)],
-            definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH),
+            fields, definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH)
         )
         self._count = 0
+        self._probe_vector = None
+        self.filter, self._prefilter = None, "*"
         self._query = self._knn_query({})
 
     def _drop_index_and_keys(self) -> None:
@@ -215,15 +274,24 @@ class RedisStore(Store):
         if batch:
             self._client.unlink(*batch)
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        columns = {name: np.asarray(values).tolist() for name, values in (attributes or {}).items()}  # Python types
+        if self._probe_vector is None and len(vectors):
+            self._probe_vector = vectors[0].copy()
         pipe = self._client.pipeline(transaction=False)
         for start in range(0, len(ids), INSERT_CHUNK):
-            chunk = slice(start, start + INSERT_CHUNK)
-            for row_id, vec in zip(ids[chunk], vectors[chunk], strict=True):
-                pipe.hset(f"{self.prefix}:{int(row_id)}", VECTOR_FIELD, vec.tobytes())
+            for row in range(start, min(start + INSERT_CHUNK, len(ids))):
+                fields = {VECTOR_FIELD: vectors[row].tobytes()} | {name: col[row] for name, col in columns.items()}
+                pipe.hset(f"{self.prefix}:{int(ids[row])}", mapping=fields)
             pipe.execute()
         self._count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            pipe.delete(*(f"{self.prefix}:{int(i)}" for i in ids[start : start + INSERT_CHUNK]))
+        self._count -= sum(pipe.execute())
 
     def finish(self) -> None:
         """Poll FT.INFO until RediSearch says every inserted hash is indexed."""
@@ -249,17 +317,23 @@ class RedisStore(Store):
         super().set_search_params(params)
         self._query = self._knn_query(params)
 
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._prefilter = engine_filter(flt) if flt is not None else "*"
+        self._query = self._knn_query(self.search_params)
+
     def _knn_query(self, params: dict[str, Any]) -> str:
-        """The KNN clause; HNSW always names EF_RUNTIME (the default if not given) so FT.EXPLAIN reports it."""
+        """The hybrid query: the pre-filter, then the KNN clause; HNSW always names EF_RUNTIME (the default if
+        not given) so FT.EXPLAIN reports it."""
         ef = ""
         if self.spec.family == "hnsw":
             default = self.families["hnsw"].search_param("ef").default
             ef = f" EF_RUNTIME {int(params.get('ef', default))}"
-        return f"*=>[KNN $K @{VECTOR_FIELD} $BLOB{ef} AS score]"
+        return f"{self._prefilter}=>[KNN $K @{VECTOR_FIELD} $BLOB{ef} AS {DISTANCE_ALIAS}]"
 
     def _search_args(self, query: np.ndarray, k: int) -> list[Any]:
         blob = np.ascontiguousarray(query, dtype="<f4").tobytes()
-        return ["FT.SEARCH", self.index_name, self._query, "PARAMS", 4, "K", k, "BLOB", blob, "SORTBY", "score",
+        return ["FT.SEARCH", self.index_name, self._query, "PARAMS", 4, "K", k, "BLOB", blob, "SORTBY", DISTANCE_ALIAS,
                 "NOCONTENT", "LIMIT", 0, k, "DIALECT", DIALECT, "TIMEOUT", QUERY_TIMEOUT_MS]  # fmt: skip
 
     def _ids(self, reply: list[Any]) -> np.ndarray:
@@ -278,9 +352,11 @@ class RedisStore(Store):
 
     # -- introspection ---------------------------------------------------------------
     def effective_config(self) -> dict[str, Any]:
-        """Index from FT.INFO attributes; EF_RUNTIME as RediSearch parses the query (FT.EXPLAIN)."""
+        """Index from FT.INFO attributes; EF_RUNTIME as RediSearch parses the query (FT.EXPLAIN); under a filter,
+        the hybrid policy RediSearch picked for one query (FT.PROFILE)."""
         info = self._client.ft(self.index_name).info()
-        attrs = _pairs(info["attributes"][0])
+        fields = {_pairs(entry)["identifier"]: entry for entry in info["attributes"]}
+        attrs = _pairs(fields.pop(VECTOR_FIELD))
         family = FAMILY_OF_ALGORITHM.get(str(attrs.get("algorithm")), str(attrs.get("algorithm")))
         params: dict[str, Any] = {}
         if family == "hnsw":
@@ -296,23 +372,37 @@ class RedisStore(Store):
             name: self._client.execute_command("FT.CONFIG", "GET", name)[0][1].decode()
             for name in ("TIMEOUT", "ON_TIMEOUT", "DEFAULT_DIALECT")
         }
-        return {
+        query = {"knn": self._query, "dialect": DIALECT, "timeout_ms": QUERY_TIMEOUT_MS, "limit": "0 k",
+                 "sortby": DISTANCE_ALIAS}  # fmt: skip
+        out = {
             "family": family,
             "metric": METRIC_OF_DISTANCE.get(str(attrs.get("distance_metric"))),
             "params": params,
-            "engine": {
-                "attributes": attrs,
-                "num_docs": int(info["num_docs"]),
-                "query": {
-                    "knn": self._query,
-                    "dialect": DIALECT,
-                    "timeout_ms": QUERY_TIMEOUT_MS,
-                    "limit": "0 k",
-                    "sortby": "score",
-                },  # fmt: skip
-                "search_config": server_config,
-            },
-        }
+            "engine": {"attributes": attrs, "num_docs": int(info["num_docs"]), "query": query,
+                       "search_config": server_config},
+        }  # fmt: skip
+        if fields:  # the attribute fields as FT.INFO has them: type, then its options (e.g. TAG SEPARATOR \\x1f ...)
+            out["attribute_indexes"] = {name: " ".join(_text(x).encode("unicode_escape").decode() for x in entry[5:])
+                                        for name, entry in fields.items()}  # fmt: skip
+        if self.filter is not None:
+            out["filter"] = self._prefilter
+            query["hybrid_policy"] = self._hybrid_policy()
+        return out
+
+    def _hybrid_policy(self) -> str | None:
+        """How RediSearch ran the filtered KNN for one stored vector (FT.PROFILE): HNSW in batches filtered until
+        k pass, or brute force over the passing documents; it chooses per query, so this is one sample."""
+        if self._probe_vector is None:
+            return None
+        if self.spec.family != "hnsw":
+            return "brute force (FLAT index)"
+        args = self._search_args(self._probe_vector, 10)
+        reply = self._client.execute_command("FT.PROFILE", self.index_name, "SEARCH", "QUERY", *args[2:])
+        text = str(reply[1])
+        if "VECTOR" not in text:
+            return "no vector search (nothing passes the filter)"
+        found = re.search(r"b'Batches number', (\d+)", text)
+        return f"batches ({found.group(1)} for one query)" if found else "ad-hoc brute force over the passing documents"
 
     def client_handle(self) -> dict[str, Any]:
         """Connection details for client processes: each opens its own connection to the same server."""
@@ -381,10 +471,10 @@ class RedisStore(Store):
         self._count = 0
 
 
+def _text(x: Any) -> Any:
+    return x.decode() if isinstance(x, bytes) else x
+
+
 def _pairs(flat: list[Any]) -> dict[str, Any]:
-    """RESP2 [name, value, name, value, ...] → {name: value}, bytes decoded."""
-
-    def text(x: Any) -> Any:
-        return x.decode() if isinstance(x, bytes) else x
-
-    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+    """RESP2 [name, value, name, value, ...] → {name: value}, bytes decoded (a trailing lone flag is left out)."""
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
