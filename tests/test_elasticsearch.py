@@ -16,6 +16,7 @@ from storekit import (
     check_baseline,
     check_delete_and_insert,
     check_filters,
+    check_searches_beside_writes,
     open_store,
     small_data,
 )
@@ -242,6 +243,7 @@ def test_server_filters_and_deletes(tmp_path, family, search, floor):
         check_filters(store, family, floor, search=search)
         assert store.effective_config()["attribute_indexes"] == {"kind": "keyword", "year": "long", "score": "double"}
         check_delete_and_insert(store, family, min(floor, 0.9), search=search)
+        assert check_searches_beside_writes(store, family, search=search) >= 1  # concurrent_writes is declared
         store.drop()
     finally:
         store.close()

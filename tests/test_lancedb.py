@@ -17,6 +17,7 @@ from storekit import (
     check_baseline,
     check_delete_and_insert,
     check_filters,
+    check_searches_beside_writes,
     contract_attributes,
     files_left,
     filtered_search,
@@ -310,9 +311,21 @@ def test_numbers_are_sent_as_the_column_types(store):
     assert store.effective_config()["filter"] == "`year` >= 2011 AND `year` <= 2014"
 
 
-def test_unknown_filter_mode_is_refused(tmp_path):
-    with pytest.raises(StoreError, match=r"options.filter: 'after' is not a filter mode; use pre or post"):
+def test_unknown_filter_mode_is_refused_with_the_config(tmp_path):
+    from vdbbench.config import ConfigError, parse_config
+
+    cfg = {"datasets": [{"name": "d", "synthetic": {}}],
+           "stores": [{"store": "lancedb", "index": "hnsw", "options": {"filter": "after"}}]}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stores\[0\].options.filter: 'after' is not a filter mode; use pre or post"):
+        parse_config(cfg)
+    with pytest.raises(StoreError, match=r"options.filter: 'after' is not a filter mode"):
         open_store("lancedb", tmp_path, {"filter": "after"})
+
+
+def test_searches_beside_inserts_and_deletes(store):
+    """concurrent_writes: searches from this thread while another adds and deletes through the adapter."""
+    build, search = GENEROUS["hnsw"]
+    assert check_searches_beside_writes(store, "hnsw", build, search) >= 1
 
 
 def test_batch_search_honours_the_filter(store):

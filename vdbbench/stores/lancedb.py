@@ -174,10 +174,14 @@ class LanceDBStore(Store):
         self._hybrid = False
         self._attached = False  # opened another instance's table to search it: close() must not delete it
         self._where: str | None = None  # the SQL filter sent with every search, translated once in set_filter
-        mode = self.options.get("filter", "pre")
-        if mode not in ("pre", "post"):
-            raise StoreError(f"lancedb options.filter: {mode!r} is not a filter mode; use pre or post")
-        self._prefilter = mode == "pre"
+        if problems := self.check_options("", self.options):
+            raise StoreError("; ".join(problems))
+        self._prefilter = self.options.get("filter", "pre") == "pre"
+
+    @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        mode = options.get("filter", "pre")
+        return [] if mode in ("pre", "post") else [f"options.filter: {mode!r} is not a filter mode; use pre or post"]
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
