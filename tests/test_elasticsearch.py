@@ -9,10 +9,29 @@ import os
 import numpy as np
 import pytest
 from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
-from storekit import BASELINES, assert_answers_valid, build_and_search, check_baseline, open_store, small_data
+from storekit import (
+    BASELINES,
+    assert_answers_valid,
+    build_and_search,
+    check_baseline,
+    check_delete_and_insert,
+    check_filters,
+    check_searches_beside_writes,
+    open_store,
+    small_data,
+)
 
-from vdbbench.stores import BuildSpec, get_store_class
-from vdbbench.stores.elasticsearch import DEFAULT_URL, FAMILIES, effective_from_mapping, index_body, knn_body
+from vdbbench.filters import parse_filter
+from vdbbench.stores import BuildSpec, StoreError, get_store_class
+from vdbbench.stores.elasticsearch import (
+    DEFAULT_URL,
+    FAMILIES,
+    attribute_indexes,
+    effective_from_mapping,
+    engine_filter,
+    index_body,
+    knn_body,
+)
 
 
 def spec(family: str, metric: str = "angular", **params) -> BuildSpec:
@@ -80,6 +99,58 @@ def test_knn_body_matches_documented_shape():
                     "size": 10, "_source": False}  # fmt: skip
     assert "num_candidates" not in knn_body(q, 10, spec("hnsw"), {"ef": 0})["knn"]  # ES default 1.5k
     assert knn_body(q, 50, spec("hnsw"), {"ef": 20})["knn"]["num_candidates"] == 50  # never below k
+
+
+KINDS = {"kind": "str", "year": "int", "score": "float"}
+
+
+def test_attribute_fields_are_keyword_long_double():
+    # https://www.elastic.co/docs/reference/elasticsearch/mapping-reference/keyword and .../number
+    body = index_body(BuildSpec("hnsw", "euclidean", 8, spec("hnsw").params, attributes=KINDS))
+    properties = body["mappings"]["properties"]
+    assert {name: properties[name] for name in KINDS} == {
+        "kind": {"type": "keyword"}, "year": {"type": "long"}, "score": {"type": "double"},
+    }  # fmt: skip
+    assert body["mappings"]["dynamic"] == "strict"  # a document with an unmapped attribute is refused
+    with pytest.raises(StoreError, match="attribute 'vector' clashes with the vector field"):
+        index_body(BuildSpec("flat", "euclidean", 8, {}, attributes={"vector": "int"}))
+
+
+def test_attribute_indexes_read_back_from_mapping():
+    mapping = {"mappings": {"properties": {"vector": {"type": "dense_vector"}, "kind": {"type": "keyword"},
+               "year": {"type": "long"}, "score": {"type": "double", "index": False}}}}  # fmt: skip
+    assert attribute_indexes(mapping, KINDS) == {"kind": "keyword", "year": "long", "score": "none"}
+    dotted = {"mappings": {"properties": {"doc": {"properties": {"dept": {"type": "keyword"}}}}}}  # "doc.dept" as read
+    assert attribute_indexes(dotted, {"doc.dept": "str", "doc.year": "int"}) == {
+        "doc.dept": "keyword",
+        "doc.year": "none",
+    }
+
+
+@pytest.mark.parametrize(
+    "expression,clauses",
+    [  # https://www.elastic.co/docs/reference/query-languages/query-dsl/query-dsl-term-query (terms, range)
+        ({"kind": "a"}, [{"term": {"kind": "a"}}]),
+        ({"kind": "it's"}, [{"term": {"kind": "it's"}}]),  # JSON carries the quote as it is
+        ({"kind": {"in": ["b", "c"]}}, [{"terms": {"kind": ["b", "c"]}}]),
+        ({"year": 2003}, [{"term": {"year": 2003}}]),
+        ({"year": {"gt": 2010}}, [{"range": {"year": {"gt": 2010}}}]),
+        ({"year": {"lte": 2010}}, [{"range": {"year": {"lte": 2010}}}]),
+        ({"score": {"gte": 0.2, "lt": 0.7}}, [{"range": {"score": {"gte": 0.2, "lt": 0.7}}}]),
+        ({"kind": "d", "year": {"gte": 2020}}, [{"term": {"kind": "d"}}, {"range": {"year": {"gte": 2020}}}]),
+    ],
+)
+def test_engine_filter_is_a_bool_filter_of_term_terms_range(expression, clauses):
+    assert engine_filter(parse_filter(expression)) == {"bool": {"filter": clauses}}
+
+
+def test_filter_goes_inside_the_knn_section():
+    """Inside knn it pre-filters; a filter beside knn would post-filter (filtered-knn-search docs)."""
+    flt = engine_filter(parse_filter({"kind": "a"}))
+    body = knn_body(np.array([1.0], dtype=np.float32), 10, spec("hnsw"), {"ef": 100}, flt)
+    assert body == {"knn": {"field": "vector", "query_vector": [1.0], "k": 10, "num_candidates": 100,
+                            "filter": {"bool": {"filter": [{"term": {"kind": "a"}}]}}},
+                    "size": 10, "_source": False}  # fmt: skip
 
 
 def test_read_back_from_mapping():
@@ -158,5 +229,21 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert store._es.indices.exists(index="vdbbench-test")  # the client's close() dropped nothing
         store.drop()
         assert not store._es.indices.exists(index="vdbbench-test")
+    finally:
+        store.close()
+
+
+@needs_server
+@pytest.mark.parametrize("family,search,floor", [("flat", {}, 1.0), ("hnsw", {"num_candidates": 200}, 0.95)])
+def test_server_filters_and_deletes(tmp_path, family, search, floor):
+    """Unmeasured here (no Elasticsearch server): Lucene scores the passing documents exactly when they are no
+    more than num_candidates or the graph walk outgrows them, so 0.95 is a margin under the graph's own floor."""
+    store = open_store("elasticsearch", tmp_path, {"index": "vdbbench-test"})
+    try:
+        check_filters(store, family, floor, search=search)
+        assert store.effective_config()["attribute_indexes"] == {"kind": "keyword", "year": "long", "score": "double"}
+        check_delete_and_insert(store, family, min(floor, 0.9), search=search)
+        assert check_searches_beside_writes(store, family, search=search) >= 1  # concurrent_writes is declared
+        store.drop()
     finally:
         store.close()

@@ -104,3 +104,29 @@ def test_records_of_the_previous_version_are_read_in_this_shape():
     assert upgrade(old) == {"key": "a", "status": "ok", "workload": "concurrent", "filter": None,
                             "selectivity": None, "schema": 2}  # fmt: skip
     assert upgrade({"key": "b"})["workload"] == "knn"
+
+
+def test_typed_casts_values_to_the_column_kinds_passing_the_same_rows():
+    """For engines that refuse a float literal on an int column (LanceDB, Weaviate) or the reverse."""
+    from vdbbench.filters import typed
+
+    kinds = {"year": "int", "score": "float", "dept": "str"}
+    flt = parse_filter({"year": {"gt": 2010.5, "lt": 2014.5}, "score": {"in": [0, 1]}, "dept": "fx"})
+    assert typed(flt, kinds).conditions == (
+        Condition("year", "gte", 2011), Condition("year", "lte", 2014),
+        Condition("score", "in", (0.0, 1.0)), Condition("dept", "eq", "fx"),
+    )  # fmt: skip
+    assert [type(v) for v in typed(flt, kinds).conditions[2].value] == [float, float]  # 0 == 0.0: check the type
+    assert all(
+        type(c.value) is int for c in typed(parse_filter({"year": {"gte": 2010.0, "lte": 2012}}), kinds).conditions
+    )
+    year = np.arange(2000, 2024)
+    for expr in (
+        {"year": {"gt": 2010.5}},
+        {"year": {"gte": 2010.5}},
+        {"year": {"lt": 2010.5}},
+        {"year": {"lte": 2010.5}},
+    ):
+        assert np.array_equal(
+            mask(typed(parse_filter(expr), kinds), {"year": year}), mask(parse_filter(expr), {"year": year})
+        )

@@ -15,6 +15,7 @@ ground truth, the selectivity recorded with each point, and the in-process basel
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -175,3 +176,20 @@ def by_field(flt: Filter) -> dict[str, list[Condition]]:
     for c in flt.conditions:
         out.setdefault(c.field, []).append(c)
     return out
+
+
+def typed(flt: Filter, kinds: Mapping[str, str]) -> Filter:
+    """``flt`` with each value as its column's kind (``kinds``: column → int/float/str), for engines that refuse
+    a float literal on an integer column or the reverse: ints on int columns, where a fractional range bound
+    becomes the integer bound that passes the same rows (gt 2010.5 → gte 2011), floats on float columns."""
+    out = []
+    for c in flt.conditions:
+        kind, value, op = kinds.get(c.field), c.value, c.op
+        if kind == "int" and op in RANGE_OPS and not float(value).is_integer():
+            op = "gte" if op in ("gt", "gte") else "lte"
+            value = math.ceil(value) if op == "gte" else math.floor(value)
+        elif kind in ("int", "float"):
+            cast = int if kind == "int" else float
+            value = tuple(cast(v) for v in value) if op == "in" else cast(value)
+        out.append(Condition(c.field, op, value))
+    return Filter(tuple(out))

@@ -15,6 +15,13 @@ through the ANN index or a flat distance scan.
 Lance files are immutable once written (each write makes a new version), so other processes can
 open the same table and read it while the building process holds it: ``client_handle`` gives the
 path and table name, and each concurrent client opens the files itself (no copy).
+
+Filters are SQL ``where`` clauses over typed attribute columns (``engine_filter``), applied before
+the vector search (LanceDB's default, ``options.filter: pre``) or to its top-k (``post``, which may
+answer short). ``finish()`` puts a scalar index on each attribute column (BITMAP on strings, BTREE
+on numbers), as LanceDB recommends for filtered search. Rows added after the build sit outside
+every index and are searched by a flat scan (``fast_search`` is never set, so they are never
+skipped); ``effective_config`` reads the stage the filter runs at from the query plan.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
 
 # Lance logs a deprecation warning per hybrid query (its sub-queries' _score/_distance columns, which a
@@ -48,6 +57,47 @@ REFINE = Param(
     "refine", int, 0, "re-rank refine × k candidates on full vectors (0: off)", minimum=0, aliases=("refine_factor",)
 )
 NLIST = Param("nlist", int, 256, "IVF partitions (k-means cells)", minimum=1, aliases=("num_partitions",))
+COLUMN_TYPES = {"int": "int64", "float": "float64", "str": "string"}
+# scalar index per attribute kind: BITMAP for labels (few distinct values), BTREE for numbers (ranges)
+SCALAR_INDEXES = {"int": "BTree", "float": "BTree", "str": "Bitmap"}
+SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _sql_value(value: Any) -> str:
+    """A SQL literal: strings single-quoted with quotes doubled, numbers as Python writes them."""
+    return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
+
+
+def engine_filter(flt: Filter) -> str:
+    """The filter as a LanceDB SQL ``where`` clause; column names in backticks (case kept, any name)."""
+    parts = []
+    for c in flt.conditions:
+        column = "`" + c.field.replace("`", "``") + "`"
+        if c.op == "in":
+            parts.append(f"{column} IN ({', '.join(_sql_value(v) for v in c.value)})")
+        else:
+            parts.append(f"{column} {SQL_OPS[c.op]} {_sql_value(c.value)}")
+    return " AND ".join(parts)
+
+
+def _unquote(column: str) -> str:
+    """A column as list_indices names it (in backticks when it is not a plain identifier) → its own name."""
+    return column[1:-1].replace("``", "`") if len(column) > 1 and column[0] == column[-1] == "`" else column
+
+
+def filter_stage(plan: str) -> str | None:
+    """Where a query plan applies the filter: "pre" (under the vector search: a scalar-index query or a
+    filtered scan feeding it) or "post" (a FilterExec over its top-k); None when the plan shows no filter."""
+
+    def depths(match) -> list[int]:
+        return [len(line) - len(line.lstrip()) for line in plan.splitlines() if match(line)]
+
+    vector = depths(lambda line: "ANNSubIndex" in line or "KNNVectorDistance" in line)
+    filters = depths(lambda line: "ScalarIndexQuery" in line or re.search(r"full_filter=(?!--)", line)
+                     or ("FilterExec" in line and "_distance@" not in line))  # fmt: skip
+    if not vector or not filters:
+        return None
+    return "pre" if min(filters) > min(vector) else "post"
 
 
 class LanceDBStore(Store):
@@ -102,7 +152,16 @@ class LanceDBStore(Store):
         ),
     }
     supports_batch_search = True
-    options_help = {"index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)"}
+    options_help = {
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
+        "filter": "pre (default: filter, then search the rows that pass) or post (search, then filter the top-k)",
+    }
+    filter_ops = frozenset(OPS)
+    filter_note = "pre-filter: passing rows (scalar indexes) restrict the search; options.filter: post filters top-k"
+    supports_delete = True
+    # Lance writes commit new table versions (MVCC): a search reads the version it started on, while the
+    # table handle swaps in the new one; searches and adds/deletes from two threads run side by side.
+    concurrent_writes = True
     native_hybrid = "LanceDB full-text (native FTS) + vector search, fused by LanceDB's RRFReranker"
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
@@ -114,6 +173,15 @@ class LanceDBStore(Store):
         self._texts: list[str] | None = None  # passage texts by row id, for native hybrid search
         self._hybrid = False
         self._attached = False  # opened another instance's table to search it: close() must not delete it
+        self._where: str | None = None  # the SQL filter sent with every search, translated once in set_filter
+        if problems := self.check_options("", self.options):
+            raise StoreError("; ".join(problems))
+        self._prefilter = self.options.get("filter", "pre") == "pre"
+
+    @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        mode = options.get("filter", "pre")
+        return [] if mode in ("pre", "post") else [f"options.filter: {mode!r} is not a filter mode; use pre or post"]
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -146,11 +214,15 @@ class LanceDBStore(Store):
         self.spec = spec
         self._partitions = None
         fields = [pa.field("id", pa.int64()), pa.field(VECTOR, pa.list_(pa.float32(), spec.dim))]
+        clash = sorted(set(spec.attributes) & {"id", VECTOR, TEXT})
+        if clash:
+            raise StoreError(f"lancedb: attribute column(s) {clash} clash with the adapter's own columns; rename them")
+        fields += [pa.field(name, pa.type_for_alias(COLUMN_TYPES[kind])) for name, kind in spec.attributes.items()]
         schema = pa.schema(fields + ([pa.field(TEXT, pa.string())] if self._texts is not None else []))
         self._table = self._db.create_table(TABLE, schema=schema, mode="overwrite")
         self._count = 0
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         import pyarrow as pa
 
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
@@ -160,8 +232,16 @@ class LanceDBStore(Store):
         }
         if self._texts is not None:
             columns[TEXT] = [self._texts[i] for i in np.asarray(ids).tolist()]
+        for name, values in (attributes or {}).items():
+            columns[name] = pa.array(values, type=self._table.schema.field(name).type)
         self._table.add(pa.table(columns))
         self._count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Delete by id; the deletion is committed (a new table version) when ``delete`` returns."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size:
+            self._table.delete(f"id IN ({', '.join(map(str, ids.tolist()))})")
 
     def _index_config(self):
         from lancedb.index import IvfFlat, IvfHnswFlat, IvfHnswPq, IvfHnswSq, IvfPq
@@ -185,6 +265,7 @@ class LanceDBStore(Store):
         self._table.optimize()
         if self._texts is not None:
             self._create_fts_index()
+        self._create_scalar_indexes()
         if self.spec.family == "flat":
             return
         self._table.create_index(VECTOR, config=self._index_config(), replace=True)
@@ -197,6 +278,13 @@ class LanceDBStore(Store):
                 raise StoreError(f"lancedb index incomplete after the time limit: {stats}")
             time.sleep(0.2)
         self._partitions = self._count_partitions()
+
+    def _create_scalar_indexes(self) -> None:
+        """A scalar index per attribute column, so a pre-filter reads the passing rows from it, not a scan."""
+        from lancedb import index
+
+        for name, kind in self.spec.attributes.items():
+            self._table.create_index(name, config=getattr(index, SCALAR_INDEXES[kind])(), replace=True)
 
     # -- native hybrid (full-text + vector, LanceDB's own RRF) ---------------------------------
     def set_texts(self, texts: list[str]) -> None:
@@ -257,6 +345,8 @@ class LanceDBStore(Store):
                 .limit(k)
                 .select(["id", "_distance"])  # naming _distance keeps lance from logging a warning per query
             )
+        if self._where is not None:
+            q = q.where(self._where, prefilter=self._prefilter)
         if self.spec.family == "flat":
             return q.bypass_vector_index()
         if params.get("nprobe"):
@@ -271,6 +361,11 @@ class LanceDBStore(Store):
         if params.get("refine"):
             q = q.refine_factor(params["refine"])
         return q
+
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        # typed: Lance refuses a float literal on an int64 column (`year` >= 2010.0)
+        self._where = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         if self._hybrid:
@@ -310,7 +405,9 @@ class LanceDBStore(Store):
         index = self._index()
         plan = self._query(np.zeros(self.spec.dim, dtype=np.float32), 10, self.search_params).explain_plan(True)
         uses_index = "ANNSubIndex" in plan or "ANNIvfPartition" in plan
-        engine: dict[str, Any] = {"plan": plan, "fragments": self._table.stats()["fragment_stats"]["num_fragments"]}
+        # fast_search is never set: rows outside the vector index (added after the build) are scanned, not skipped
+        engine: dict[str, Any] = {"plan": plan, "fragments": self._table.stats()["fragment_stats"]["num_fragments"],
+                                  "fast_search": False}  # fmt: skip
         params: dict[str, Any] = {}
         metric = self.spec.metric
         if index is None or not uses_index:
@@ -348,7 +445,17 @@ class LanceDBStore(Store):
                 params["refine"] = int(candidates.group(1)) // 10 if "KNNVectorDistance" in plan else 0
         if self._texts is not None:
             engine["fts"] = {"column": TEXT, **self._fts}  # the full-text index native hybrid search uses
-        return {"family": family, "metric": metric, "params": params, "engine": engine}
+        out = {"family": family, "metric": metric, "params": params, "engine": engine}
+        if self.spec.attributes:
+            scalar = {
+                _unquote(i.columns[0]): i.index_type for i in self._table.list_indices() if VECTOR not in i.columns
+            }
+            out["attribute_indexes"] = {name: scalar.get(name, "none") for name in self.spec.attributes}
+        if self._where is not None:
+            # the mode asked (options.filter) and the stage the engine's plan applies the filter at
+            out |= {"filter": self._where, "filter_mode": "pre" if self._prefilter else "post",
+                    "filter_stage": filter_stage(plan)}  # fmt: skip
+        return out
 
     def resources(self) -> dict[str, Any]:
         files = [p for p in self._data_dir.rglob("*") if p.is_file()]

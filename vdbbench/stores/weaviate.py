@@ -15,24 +15,38 @@ serves uncompressed vectors, and ``effective_config()`` says so (from the shard'
 
 Concurrent clients attach by host, ports and collection name (``client_handle``). As ``ef`` is a
 collection setting, each client's ``set_search_params`` writes it too: the same value for all.
+
+Attribute columns become properties (int, number, or text with ``field`` tokenization, so equality
+compares the whole value) with Weaviate's filterable index, plus its range index on numbers.
+Filters are v4 client ``Filter`` objects (``engine_filter``) sent with each ``near_vector``;
+Weaviate pre-filters (an allow-list from those indexes restricts the HNSW search).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
 DISTANCES = {"euclidean": "l2-squared", "angular": "cosine", "ip": "dot"}
+PROPERTY_TYPES = {"int": "int", "float": "number", "str": "text"}
+INDEX_FLAGS = ("indexFilterable", "indexRangeFilters", "indexSearchable")
+RANGE_METHODS = {"gt": "greater_than", "gte": "greater_or_equal", "lt": "less_than", "lte": "less_or_equal"}
+PROPERTY_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")  # https://github.com/weaviate/weaviate/releases/tag/v1.7.2
+RESERVED = ("id", "_id", "_additional", "meta")
+DELETE_BATCH = 10000  # objects per delete_many: Weaviate's QUERY_MAXIMUM_RESULTS default
 
 _HNSW_BUILD = (
     Param("m", int, 32, "edges per node in the HNSW graph", minimum=1, aliases=("maxConnections",)),
@@ -75,7 +89,11 @@ def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
     (https://docs.weaviate.io/weaviate/config-refs/indexing/vector-index, .../config-refs/collections)."""
     p = spec.params
     distance = DISTANCES[spec.metric]
-    body: dict[str, Any] = {"class": name, "vectorizer": "none", "properties": []}
+    properties = [property_body(column, kind) for column, kind in spec.attributes.items()]
+    if len({prop["name"] for prop in properties}) < len(properties):
+        raise StoreError(f"weaviate: attributes {sorted(spec.attributes)} differ only in their first letter's case, "
+                         "which Weaviate lowercases; rename one")  # fmt: skip
+    body: dict[str, Any] = {"class": name, "vectorizer": "none", "properties": properties}
     if spec.family == "flat":
         body |= {"vectorIndexType": "flat", "vectorIndexConfig": {"distance": distance}}
         return body
@@ -100,6 +118,60 @@ def class_body(name: str, spec: BuildSpec) -> dict[str, Any]:
     else:
         body |= {"vectorIndexType": "hnsw", "vectorIndexConfig": hnsw}
     return body
+
+
+def property_name(column: str) -> str:
+    """The property an attribute column becomes: Weaviate lowercases a property name's first letter when it
+    creates the class (schema.LowercaseAllPropertyNames), so the adapter does it everywhere it names one."""
+    return column[:1].lower() + column[1:]
+
+
+def property_body(name: str, kind: str) -> dict[str, Any]:
+    """One attribute column as a property (https://docs.weaviate.io/weaviate/config-refs/collections, properties):
+    in the filterable (roaring bitmap) index; numbers also in the range index, text tokenized as one whole
+    value (``field``: Equal matches the value, not a word of it) and kept out of the BM25 index."""
+    if not PROPERTY_NAME.fullmatch(name) or property_name(name) in RESERVED:
+        raise StoreError(
+            f"weaviate: attribute {name!r} cannot be a property name (letters, digits and _, not starting with a "
+            f"digit, none of {list(RESERVED)}); rename the column"
+        )
+    prop: dict[str, Any] = {"name": property_name(name), "dataType": [PROPERTY_TYPES[kind]], "indexFilterable": True}
+    if kind == "str":
+        return prop | {"tokenization": "field", "indexSearchable": False}
+    return prop | {"indexRangeFilters": True}
+
+
+def attribute_indexes(schema: dict[str, Any], attributes: Mapping[str, str]) -> dict[str, str]:
+    """Each attribute's inverted indexes as GET /v1/schema/{class} reports its property: the flags that are on."""
+    props = {p.get("name"): p for p in schema.get("properties") or []}
+    return {name: "+".join(f for f in INDEX_FLAGS if props.get(property_name(name), {}).get(f)) or "none"
+            for name in attributes}  # fmt: skip
+
+
+def engine_filter(flt: Filter) -> Any:
+    """The filter as a v4 client ``Filter`` (https://docs.weaviate.io/weaviate/search/filters): equal,
+    contains_any, greater_than / greater_or_equal / less_than / less_or_equal, all of them combined with And.
+    The Python type of each value picks valueInt / valueNumber / valueText, and Weaviate refuses valueInt on a
+    number property and the reverse: give it a ``filters.typed`` filter."""
+    from weaviate.classes.query import Filter as W
+
+    parts = []
+    for c in flt.conditions:
+        prop = W.by_property(property_name(c.field))
+        if c.op == "eq":
+            parts.append(prop.equal(c.value))
+        elif c.op == "in":
+            parts.append(prop.contains_any(list(c.value)))
+        else:
+            parts.append(getattr(prop, RANGE_METHODS[c.op])(c.value))
+    return parts[0] if len(parts) == 1 else W.all_of(parts)
+
+
+def filter_json(weaviate_filter: Any) -> dict[str, Any]:
+    """The client's filter in Weaviate's REST ``where`` form ({"operator", "path", "valueText"...}), for records."""
+    from weaviate.collections.filters import _FilterToREST  # the client's own converter (private name)
+
+    return _FilterToREST.convert(weaviate_filter)
 
 
 def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[dict[str, Any]]) -> dict[str, Any]:
@@ -161,6 +233,12 @@ class WeaviateStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
+    filter_ops = frozenset(OPS)
+    # the HNSW walk uses ACORN by default from Weaviate 1.34 (else sweeping); allow-lists under flatSearchCutoff
+    # (default 40000 objects) are searched flat
+    filter_note = "pre-filter: an allow-list from the property indexes restricts the HNSW walk, or a flat scan"
+    supports_delete = True
+    concurrent_writes = False  # the sync v4 client does not document thread safety: churn interleaves writes
     options_help = {
         "url": "Weaviate REST URL; else VDBBENCH_WEAVIATE_URL; default http://127.0.0.1:8080",
         "grpc_host": "gRPC host (default: the URL's host)",
@@ -171,6 +249,7 @@ class WeaviateStore(Store):
     }
 
     _client: Any = None
+    _filter: Any = None  # the client Filter sent with each search, built once in set_filter
 
     @property
     def collection_name(self) -> str:
@@ -208,15 +287,30 @@ class WeaviateStore(Store):
         self._collection = self._client.collections.create_from_dict(class_body(self.collection_name, spec))
         self._inserted = 0
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         coll = self._collection
+        columns = {property_name(name): values.tolist() for name, values in (attributes or {}).items()}  # as Python
         with coll.batch.fixed_size(batch_size=int(self.options.get("batch_size", 1000))) as batch:
-            for i, v in zip(ids.tolist(), np.asarray(vectors, np.float32).tolist(), strict=True):
-                batch.add_object(properties={}, uuid=uuid.UUID(int=int(i)), vector=v)
+            for row, (i, v) in enumerate(zip(ids.tolist(), np.asarray(vectors, np.float32).tolist(), strict=True)):
+                properties = {name: values[row] for name, values in columns.items()}
+                batch.add_object(properties=properties, uuid=uuid.UUID(int=int(i)), vector=v)
         failed = coll.batch.failed_objects
         if failed:
             raise StoreError(f"weaviate: {len(failed)} objects failed to import, first: {failed[0].message}")
         self._inserted += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Delete by uuid, at consistency level ALL, so no replica still answers with a deleted object."""
+        from weaviate.classes.config import ConsistencyLevel
+        from weaviate.classes.query import Filter as W
+
+        coll = self._collection.with_consistency_level(ConsistencyLevel.ALL)
+        ids = np.asarray(ids, dtype=np.int64).tolist()
+        for start in range(0, len(ids), DELETE_BATCH):
+            uuids = [uuid.UUID(int=i) for i in ids[start : start + DELETE_BATCH]]
+            result = coll.data.delete_many(where=W.by_id().contains_any(uuids))
+            if result.failed:
+                raise StoreError(f"weaviate: {result.failed} of {len(uuids)} objects failed to delete")
 
     def _rest(self, path: str) -> Any:
         """GET a Weaviate REST path and return its JSON: the engine's raw answer, not the client's model of it."""
@@ -271,9 +365,13 @@ class WeaviateStore(Store):
         else:
             self._collection.config.update(vector_index_config=hnsw)
 
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._filter = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         res = self._collection.query.near_vector(
-            near_vector=np.asarray(query, np.float32).tolist(), limit=k, return_properties=[]
+            near_vector=np.asarray(query, np.float32).tolist(), limit=k, return_properties=[], filters=self._filter
         )
         return np.fromiter((o.uuid.int for o in res.objects), dtype=np.int64, count=len(res.objects))
 
@@ -292,7 +390,12 @@ class WeaviateStore(Store):
 
     def effective_config(self) -> dict[str, Any]:
         schema = self._rest(f"/v1/schema/{self.collection_name}")
-        return effective_from_schema(schema, self.spec, self._shards())
+        out = effective_from_schema(schema, self.spec, self._shards())
+        if self.spec.attributes:
+            out["attribute_indexes"] = attribute_indexes(schema, self.spec.attributes)
+        if self._filter is not None:
+            out["filter"] = filter_json(self._filter)
+        return out
 
     def compose_service(self) -> str:
         return "weaviate"
