@@ -70,8 +70,10 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
     ds = subsample(load_hdf5(path, dc.name), dc.train_size, dc.test_size)
     if dc.filters is not None and not isinstance(dc.filters, list):  # generated: a column whose ranks set the fraction
         if GENERATED_COLUMN in (ds.attributes or {}):
-            raise DatasetError(f"filters: the dataset already has an attribute {GENERATED_COLUMN!r}, which the "
-                               "generated selectivity filters would replace; rename it, or list filter expressions")  # fmt: skip
+            raise DatasetError(
+                f"filters: the dataset already has an attribute {GENERATED_COLUMN!r}, which the generated selectivity "
+                "filters would replace; rename it, or list filter expressions"
+            )
         rank = np.random.default_rng(dc.filters.seed).permutation(ds.train.shape[0]).astype(np.int64)
         ds.attributes = {**(ds.attributes or {}), GENERATED_COLUMN: rank}
     return ds
