@@ -15,6 +15,14 @@ def _data_outside_the_checkout(monkeypatch, tmp_path_factory) -> None:
     monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path_factory.getbasetemp() / "shared-data"))
 
 
+@pytest.fixture
+def failing_store(monkeypatch) -> None:
+    """The exact store made to fail at a chosen step (tests/storekit.FailingStore), registered as "failing"."""
+    from vdbbench.stores import ADAPTERS
+
+    monkeypatch.setitem(ADAPTERS, "failing", "storekit:FailingStore")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from vdbbench.cli import main
 from vdbbench.config import ConfigError, parse_config
 from vdbbench.results import ResultsFile, load_results, read_records
 from vdbbench.runner import Sweep
-from vdbbench.stores import ADAPTERS, BuildSpec
+from vdbbench.stores import BuildSpec
 from vdbbench.worker import StoreWorker, WorkerTimeout
 
 ROOT = Path(__file__).parent.parent
@@ -23,11 +23,6 @@ ROOT = Path(__file__).parent.parent
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture
-def failing_store(monkeypatch):
-    monkeypatch.setitem(ADAPTERS, "failing", "storekit:FailingStore")
 
 
 RAW = {

@@ -16,17 +16,11 @@ from vdbbench.datasets import DatasetError, load_hdf5, save_hdf5, synthetic
 from vdbbench.report import write_report
 from vdbbench.results import load_results
 from vdbbench.runner import Sweep, planned_points
-from vdbbench.stores import ADAPTERS
 
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture
-def failing_store(monkeypatch):
-    monkeypatch.setitem(ADAPTERS, "failing", "storekit:FailingStore")
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))  # filtered ground truth is cached per test
 
 
 N = 4000
