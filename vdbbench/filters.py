@@ -175,3 +175,22 @@ def by_field(flt: Filter) -> dict[str, list[Condition]]:
     for c in flt.conditions:
         out.setdefault(c.field, []).append(c)
     return out
+
+
+def typed(flt: Filter, kinds: Mapping[str, str]) -> Filter:
+    """``flt`` with every value as its column's type (float columns compare floats, integral values on int columns
+    become ints), for engines whose filters compare types strictly (Qdrant's match, Milvus's INT64 fields)."""
+
+    def cast(kind: str | None, v: Any) -> Any:
+        if kind == "float" and not isinstance(v, str):
+            return float(v)
+        if kind == "int" and isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    conditions = []
+    for c in flt.conditions:
+        kind = kinds.get(c.field)
+        value = tuple(cast(kind, v) for v in c.value) if c.op == "in" else cast(kind, c.value)
+        conditions.append(Condition(c.field, c.op, value))
+    return Filter(tuple(conditions))
