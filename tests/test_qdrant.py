@@ -302,6 +302,43 @@ def test_server_read_back_from_collection_info():
     assert effective_from_collection_info(info, spec("pq", metric="ip"), {})["family"] == "flat"
 
 
+def test_server_reads_payload_indexes_back_from_collection_info():
+    # GET /collections/{name} lists payload indexes under payload_schema (qdrant-client models.PayloadIndexInfo)
+    from qdrant_client import models
+
+    info = {
+        "status": "green", "optimizer_status": "ok", "points_count": 2000, "indexed_vectors_count": 2000,
+        "config": {"params": {"vectors": {"size": 32, "distance": "Euclid"}},
+                   "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10},
+                   "optimizer_config": {"indexing_threshold": 1}},
+        "payload_schema": {"kind": {"data_type": "keyword", "points": 2000},
+                           "year": {"data_type": "integer", "params": {"type": "integer", "lookup": True,
+                                                                      "range": True}, "points": 2000}},
+    }  # fmt: skip
+    for entry in info["payload_schema"].values():
+        models.PayloadIndexInfo.model_validate(entry)
+    built = BuildSpec("hnsw", "euclidean", 32, {}, attributes={"kind": "str", "year": "int", "score": "float"})
+    eff = effective_from_collection_info(info, built, {})
+    assert eff["attribute_indexes"] == {"kind": "keyword", "year": "integer", "score": "none"}  # score: not created
+    assert "attribute_indexes" not in effective_from_collection_info(info, spec("hnsw"), {})
+
+
+def test_server_sends_the_translated_filter_as_client_models(tmp_path):
+    """No server needed: the request's filter is qdrant-client's own Filter of FieldConditions."""
+    from qdrant_client import models
+
+    store = get_store_class("qdrant-server")(tmp_path, {})
+    store.spec = BuildSpec("hnsw", "ip", 8, {}, attributes={"kind": "str", "year": "int", "score": "float"})
+    store.set_filter(parse_filter({"kind": {"in": ["b", "c"]}, "year": {"gte": 2010.0, "lt": 2015}, "score": 1}))
+    assert store._filter == models.Filter(must=[
+        models.FieldCondition(key="kind", match=models.MatchAny(any=["b", "c"])),
+        models.FieldCondition(key="year", range=models.Range(gte=2010, lt=2015)),
+        models.FieldCondition(key="score", range=models.Range(gte=1.0, lte=1.0)),
+    ])  # fmt: skip
+    store.set_filter(None)
+    assert store._filter is None
+
+
 def test_server_default_url_matches_compose_port():
     from test_compose import compose_ports
 
@@ -351,6 +388,19 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert store._client.collection_exists("vdbbench_test")  # the client's close() dropped nothing
         store.drop()
         assert not store._client.collection_exists("vdbbench_test")
+    finally:
+        store.close()
+
+
+@needs_server
+def test_server_filters_and_deletes(tmp_path):
+    store = open_store("qdrant-server", tmp_path, {"collection": "vdbbench_test"})
+    try:
+        check_filters(store, "hnsw", 0.95, SMALL, GENEROUS)
+        assert store.effective_config()["attribute_indexes"] == {"kind": "keyword", "year": "integer",
+                                                                 "score": "float"}  # fmt: skip
+        check_delete_and_insert(store, "hnsw", 0.95, SMALL, GENEROUS)
+        store.drop()
     finally:
         store.close()
 
