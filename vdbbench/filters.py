@@ -15,6 +15,7 @@ ground truth, the selectivity recorded with each point, and the in-process basel
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -178,19 +179,21 @@ def by_field(flt: Filter) -> dict[str, list[Condition]]:
 
 
 def typed(flt: Filter, kinds: Mapping[str, str]) -> Filter:
-    """``flt`` with every value as its column's type (float columns compare floats, integral values on int columns
-    become ints), for engines whose filters compare types strictly (Qdrant's match, Milvus's INT64 fields)."""
+    """``flt`` with every value as its column's type, for engines whose filters compare types strictly (Qdrant's
+    match, Milvus's INT64 fields): float columns compare floats, int columns ints; a fractional range bound on an
+    int column becomes the integer bound that keeps the same rows (``gt 2010.5`` is ``gt 2010``, ``gte 2010.5`` is
+    ``gte 2011``)."""
 
-    def cast(kind: str | None, v: Any) -> Any:
+    def cast(kind: str | None, op: str, v: Any) -> Any:
         if kind == "float" and not isinstance(v, str):
             return float(v)
-        if kind == "int" and isinstance(v, float) and v.is_integer():
-            return int(v)
+        if kind == "int" and isinstance(v, float) and (v.is_integer() or op in RANGE_OPS):
+            return int(math.floor(v) if op in ("gt", "lte") else math.ceil(v))
         return v
 
     conditions = []
     for c in flt.conditions:
         kind = kinds.get(c.field)
-        value = tuple(cast(kind, v) for v in c.value) if c.op == "in" else cast(kind, c.value)
+        value = tuple(cast(kind, c.op, v) for v in c.value) if c.op == "in" else cast(kind, c.op, c.value)
         conditions.append(Condition(c.field, c.op, value))
     return Filter(tuple(conditions))
