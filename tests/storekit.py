@@ -134,16 +134,17 @@ class FailingStore(Store):
     name = "failing"
     kind = "in-process"
     families = {"flat": get_store_class("exact").families["flat"]}
+    filter_ops = get_store_class("exact").filter_ops
     options_help = {
         "fail_at": "step that raises", "hang_at": "step that hangs", "crash_at": "step that kills the process",
         "password": "a secret that must never reach results", "url": "a URL whose password must never reach results",
-        "crash_client": "number of the concurrent client process that dies",
+        "crash_client": "number of the concurrent client process that dies", "seed_note": "changes nothing",
     }  # fmt: skip
 
     def __init__(self, workdir, options=None):
         super().__init__(workdir, options)
         self._inner = get_store_class("exact")(workdir, options)
-        self._fail_at = self.options.get("fail_at")
+        self._fail_at = self.options.get("fail_at") or os.environ.get("FAILING_STORE_FAIL_AT")
         self._client_number: int | None = None
         self._searches = 0
 
@@ -162,9 +163,15 @@ class FailingStore(Store):
         self._maybe_fail("create")
         self._inner.create(spec)
 
-    def insert(self, ids, vectors):
+    def insert(self, ids, vectors, attributes=None):
         self._maybe_fail("insert")
-        self._inner.insert(ids, vectors)
+        self._inner.insert(ids, vectors, attributes)
+
+    def set_filter(self, flt):
+        if flt is not None:
+            self._maybe_fail("set_filter")
+        super().set_filter(flt)
+        self._inner.set_filter(flt)
 
     def finish(self):
         self._maybe_fail("finish")

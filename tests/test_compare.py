@@ -98,13 +98,13 @@ def test_status_change_and_dataset_or_engine_change_are_reported():
 
 def test_concurrency_measurements_match_per_build_and_report_qps_per_client_count():
     def load(search, qps):
-        return record(0.9, [1], kind="concurrency", search=search, concurrency={"levels": [
+        return record(0.9, [1], workload="concurrent", search=search, concurrency={"levels": [
             {"clients": 1, "qps": qps}, {"clients": 4, "qps": qps * 3}]})  # fmt: skip
 
     point = record(0.9, [1000, 1100])
     comp = cmp.compare_records([point, load({"ef": 10}, 1000)], [point, load({"ef": 20}, 1500)])
     assert len(comp.changes) == 2 and not comp.only_old and not comp.only_new
-    change = next(c for c in comp.changes if c.new.get("kind") == "concurrency")
+    change = next(c for c in comp.changes if c.new.get("workload") == "concurrent")
     assert change.recall_verdict == UNKNOWN and change.qps_verdict == UNKNOWN
     assert "1 clients: 1,000 → 1,500 QPS (+50.0%)" in change.notes[0] and "4 clients: 3,000 → 4,500" in change.notes[0]
     assert "different search setting" in change.notes[0]

@@ -34,7 +34,7 @@ def config(store, **concurrency):
 
 
 def check_ray_load(out, store):
-    [load] = [r for r in load_results(out) if r.get("kind") == "concurrency"]
+    [load] = [r for r in load_results(out) if r.get("workload") == "concurrent"]
     assert load["status"] == "ok", load["error"]
     assert load["concurrency"]["engine"] == "ray"
     levels = load["concurrency"]["levels"]

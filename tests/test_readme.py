@@ -2,17 +2,18 @@
 
 from pathlib import Path
 
-from vdbbench.capabilities import END, START, capability_markdown
+from vdbbench.capabilities import generated_blocks
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-def test_capability_matrix_matches_the_adapters():
+def test_generated_blocks_match_the_adapters_and_the_record_schema():
     text = README.read_text(encoding="utf-8")
-    block = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert block == capability_markdown(), (
-        "README capability matrix is stale: run 'python -m vdbbench stores --update-readme README.md'"
-    )
+    for (start, end), content in generated_blocks().items():
+        block = text.split(start, 1)[1].split(end, 1)[0].strip()
+        assert block == content, (
+            f"README block {start} is stale: run 'python -m vdbbench stores --update-readme README.md'"
+        )
 
 
 def test_readme_leads_with_the_two_commands():

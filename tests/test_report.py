@@ -294,7 +294,7 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     }  # fmt: skip
     Sweep(parse_config(cfg), tmp_path / "out", raw_config=cfg).run()
     records = load_results(tmp_path / "out")
-    loads = [r for r in records if r.get("kind") == "concurrency"]
+    loads = [r for r in records if r.get("workload") == "concurrent"]
     assert [r["status"] for r in loads] == ["ok", "skipped"]
     html = write_report(tmp_path / "out").read_text(encoding="utf-8")
     table = html[html.index('id="dataset-1-loads"') :]
@@ -355,7 +355,7 @@ def test_results_with_only_failures_or_nothing_still_render(results, tmp_path):
 # -- the first screen: which database ------------------------------------------------------
 def _fastest_database(records: list[dict], target: float) -> dict | None:
     """Independently of the report: the fastest point of a non-baseline store meeting the target."""
-    meeting = [r for r in records if r["status"] == "ok" and r.get("kind") != "concurrency"
+    meeting = [r for r in records if r["status"] == "ok" and r.get("workload") != "concurrent"
                and r["store"] not in ("hnswlib", "exact") and r["recall"] >= target]  # fmt: skip
     return max(meeting, key=lambda r: r["qps"]) if meeting else None
 
@@ -475,7 +475,7 @@ def is_number_ok(r: dict) -> bool:
 # -- export ----------------------------------------------------------------------------------
 def test_export_opens_in_pandas_with_one_row_per_point(results, html):
     pd = pytest.importorskip("pandas")
-    records = [r for r in load_results(results) if r.get("kind") != "concurrency"]
+    records = [r for r in load_results(results) if r.get("workload") != "concurrent"]
     frame = pd.read_csv(results / "points.csv")
     assert len(frame) == len(records) and frame["key"].tolist() == [r["key"] for r in records]
     for column in ("dataset", "store", "engine", "family", "build", "search", "build.m", "search.ef", "recall",

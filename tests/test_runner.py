@@ -111,12 +111,23 @@ def test_failing_store_is_recorded_and_others_still_run(tmp_path, failing_store,
     assert counts["ok"] == 1 and [r["store"] for r in records if r["status"] == "ok"] == ["exact"]
 
 
-def test_failed_point_is_retried_on_resume_and_superseded(tmp_path, failing_store):
+def test_failed_point_is_retried_on_resume_and_superseded(tmp_path, failing_store, monkeypatch):
     out = tmp_path / "out"
-    Sweep(config([{"store": "failing", "index": "flat", "options": {"fail_at": "search"}}]), out).run()
-    Sweep(config([{"store": "failing", "index": "flat", "options": {}}]), out).run()
+    monkeypatch.setenv("FAILING_STORE_FAIL_AT", "search")  # the engine fails this time (options, part of the key, stay)
+    Sweep(config([{"store": "failing", "index": "flat"}]), out).run()
+    monkeypatch.delenv("FAILING_STORE_FAIL_AT")
+    Sweep(config([{"store": "failing", "index": "flat"}]), out).run()
     assert len(read_records(out / "results.jsonl")) == 2  # history kept
     assert [r["status"] for r in load_results(out)] == ["ok"]  # one current record
+
+
+def test_changed_options_are_a_different_point(tmp_path, failing_store):
+    """Options change results (a server's URL, a pre- or post-filter): a sweep with other options measures anew."""
+    out = tmp_path / "out"
+    Sweep(config([{"store": "failing", "index": "flat", "options": {"password": "a"}}]), out).run()
+    counts = Sweep(config([{"store": "failing", "index": "flat", "options": {"seed_note": "b"}}]), out).run()
+    assert counts["ok"] == 1 and counts["resumed"] == 0
+    assert len({r["key"] for r in load_results(out)}) == 2
 
 
 def test_k_beyond_ground_truth_is_rejected_before_any_store_runs(tmp_path):
@@ -276,7 +287,7 @@ def test_finished_concurrency_levels_are_kept_when_a_later_level_fails(tmp_path,
     store = {"store": "failing", "index": "flat", "options": {"crash_client": 2}}
     load_cfg = {"clients": [1, 2], "duration_s": 0.3, "min_recall": 0.5}
     Sweep(config([store], concurrency=load_cfg), tmp_path / "out").run()
-    [load] = [r for r in load_results(tmp_path / "out") if r.get("kind") == "concurrency"]
+    [load] = [r for r in load_results(tmp_path / "out") if r.get("workload") == "concurrent"]
     assert load["status"] == "failed" and load["error"].startswith("load failed at 2 clients: WorkerCrashed")
     assert [lv["clients"] for lv in load["concurrency"]["levels"]] == [1]
     assert load["concurrency"]["levels"][0]["queries"] > 0 and load["concurrency"]["failed_clients"] == 2
@@ -302,7 +313,7 @@ def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
     load_cfg = {"clients": [1, 2], "duration_s": 0.5, "min_recall": 0.99}
     Sweep(config([hnsw], concurrency=load_cfg), tmp_path / "out").run()
     records = load_results(tmp_path / "out")
-    [load] = [r for r in records if r.get("kind") == "concurrency"]
+    [load] = [r for r in records if r.get("workload") == "concurrent"]
     assert load["status"] == "ok" and load["search"] == {"ef": 100}  # ef=10 misses recall 0.99
     assert load["chosen_by"] == "fastest setting with recall >= 0.99"
     levels = load["concurrency"]["levels"]
@@ -310,20 +321,20 @@ def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
     for lv in levels:
         assert lv["queries"] > 0 and lv["qps"] > 0 and lv["p50_ms"] <= lv["p99_ms"]
         assert lv["client_bound"] is None  # the search runs inside the client for in-process stores
-    point = next(r for r in records if r.get("kind") != "concurrency")
+    point = next(r for r in records if r.get("workload") != "concurrent")
     res = point["resources"]
     assert res["rss_peak_build_bytes"] > 10_000_000 and res["rss_peak_query_bytes"] > 10_000_000
     assert res["rss_scope"] == "store process"
     assert point["client"]["harness_floor_us"] > 0 and point["client"]["cpu_share"] > 0
     # resume: neither the points nor the load measurement run again
     counts = Sweep(config([hnsw], concurrency=load_cfg), tmp_path / "out").run()
-    assert counts["ok"] == 0 and counts["resumed"] == 2
+    assert counts["ok"] == 0 and counts["resumed"] == 3  # two points and the load measurement
 
 
 def test_store_without_shared_readers_says_so(tmp_path, failing_store):
     store = {"store": "failing", "index": "flat", "options": {}}
     Sweep(config([store], concurrency={"clients": [1, 2], "duration_s": 0.5}), tmp_path / "out").run()
-    [load] = [r for r in load_results(tmp_path / "out") if r.get("kind") == "concurrency"]
+    [load] = [r for r in load_results(tmp_path / "out") if r.get("workload") == "concurrent"]
     assert load["status"] == "skipped" and "cannot be searched from several processes" in load["error"]
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from vdbbench.config import parse_config
 from vdbbench.results import load_results
-from vdbbench.runner import Sweep, param_sources, query_split, search_ignored, tune_knob
+from vdbbench.runner import Sweep, param_sources, search_ignored
+from vdbbench.workloads.knn import query_split, tune_knob
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,11 @@
-"""The capability matrix (store × family × parameters), generated from the adapters' declarations."""
+"""The capability matrix (store × family × parameters, filters, deletes), generated from the adapters' declarations;
+and the README's generated blocks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from vdbbench.filters import OPS
 from vdbbench.stores import get_store_class, store_names
 
 
@@ -29,18 +31,45 @@ def capability_markdown() -> str:
                 f"| {name} | {cls.kind} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
                 f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
             )
+    return "\n".join(rows) + "\n\n" + workload_markdown()
+
+
+def workload_markdown() -> str:
+    """Per store: which filter operators it translates natively, how it filters, and whether it deletes (churn)."""
+    rows = [
+        "| store | filter operators | how the engine filters | delete (churn) | searched while writing |",
+        "|---|---|---|---|---|",
+    ]
+    for name in store_names():
+        cls = get_store_class(name)
+        ops = ", ".join(op for op in OPS if op in cls.filter_ops) or "none"
+        delete = "yes" if cls.supports_delete else "no: churn can insert only (delete: 0)"
+        writes = "yes" if cls.concurrent_writes else "no: churn interleaves writes and searches"
+        if cls.input != "vectors":
+            delete = writes = "– (searches text; churn is measured on vector stores)"
+        rows.append(f"| {name} | {ops} | {cls.filter_note or '–'} | {delete} | {writes} |")
     return "\n".join(rows)
 
 
 START, END = "<!-- capabilities:start -->", "<!-- capabilities:end -->"
+SCHEMA_START, SCHEMA_END = "<!-- record-schema:start -->", "<!-- record-schema:end -->"
+
+
+def generated_blocks() -> dict[tuple[str, str], str]:
+    """The README's generated blocks (capability tables, results-record fields), by their markers."""
+    from vdbbench.schema import schema_markdown
+
+    return {(START, END): capability_markdown(), (SCHEMA_START, SCHEMA_END): schema_markdown()}
 
 
 def update_readme(path: Path) -> bool:
-    """Rewrite the generated block of the README; True when it changed."""
+    """Rewrite the generated blocks of the README; True when one changed."""
     text = path.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{capability_markdown()}\n{END}{tail}"
+    new = text
+    for (start, end), content in generated_blocks().items():
+        head, rest = new.split(start, 1)
+        _, tail = rest.split(end, 1)
+        new = f"{head}{start}\n{content}\n{end}{tail}"
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

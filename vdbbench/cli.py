@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -40,13 +41,15 @@ def _error(e: BaseException) -> None:
 def summary_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="vdbbench results", show_lines=False)
     labelled = any("ndcg@10" in r for r in records)  # retrieval quality against labels (issue 13)
-    numeric = ("recall", "nDCG@10", "QPS", "p50 ms", "p99 ms")
+    filtered = any(r.get("filter") for r in records)
+    numeric = ("recall", "nDCG@10", "QPS", "p50 ms", "p99 ms", "passes")
     for col in (
         "dataset",
         "store",
         "index",
         "build",
         "search",
+        *(("filter", "passes") if filtered else ()),
         "recall",
         *(("nDCG@10",) if labelled else ()),
         "QPS",
@@ -56,13 +59,15 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     ):
         table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
-        if r.get("kind") == "concurrency":
+        if r.get("workload") in ("concurrent", "churn"):
             continue
         ok = r.get("status") == "ok"
         table.add_row(
             r["dataset"], r["label"], r["index"],
             " ".join(f"{k}={v}" for k, v in r["build"].items()),
             " ".join(f"{k}={v}" for k, v in r["search"].items()),
+            *((markup_escape(json.dumps(r["filter"], ensure_ascii=False)) if r.get("filter") else "",
+               f"{r['selectivity']:.3g}" if r.get("selectivity") is not None else "") if filtered else ()),
             f"{r['recall']:.4f}" if ok and r["recall"] is not None else ("–" if ok else ""),
             *((f"{r['ndcg@10']:.4f}" if ok and "ndcg@10" in r else "",) if labelled else ()),
             f"{r['qps']:,.0f}" if ok else "",
@@ -78,7 +83,7 @@ def concurrency_table(records: list[dict[str, Any]]) -> Table:
     for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
         table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
     for r in records:
-        if r.get("kind") != "concurrency":
+        if r.get("workload") != "concurrent":
             continue
         head = [
             r["dataset"],
@@ -94,6 +99,29 @@ def concurrency_table(records: list[dict[str, Any]]) -> Table:
             table.add_row(
                 *head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}", f"{lv['p99_ms']:.3f}", note
             )
+    return table
+
+
+def churn_table(records: list[dict[str, Any]]) -> Table:
+    """Churn records: QPS and latency during writes, freshness, recall on the live rows, deleted ids returned."""
+    table = Table(title="churn (inserts and deletes while searching)")
+    cols = ("dataset", "store", "index", "build", "search", "mode", "QPS", "p99 ms", "freshness s", "recall_live",
+            "deleted returned", "status")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col in cols[:6] + ("status",) else "right")
+    for r in records:
+        if r.get("workload") != "churn":
+            continue
+        ok, c = r.get("status") == "ok", r.get("churn") or {}
+        table.add_row(
+            r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
+            " ".join(f"{k}={v}" for k, v in r["search"].items()), str(c.get("mode") or ""),
+            f"{r['qps']:,.0f}" if ok and r.get("qps") else "", f"{r['p99_ms']:.3f}" if ok and r.get("p99_ms") else "",
+            f"{r['freshness_s']:.3f}" if ok and r.get("freshness_s") is not None else ("never" if ok else ""),
+            f"{r['recall_live']:.4f}" if ok else "",
+            (f"[red]{r['deleted_returned']}[/]" if r["deleted_returned"] else "0") if ok else "",
+            "ok" if ok else f"[red]{r.get('status')}[/]: {markup_escape(str(r.get('error')))}",
+        )  # fmt: skip
     return table
 
 
@@ -117,8 +145,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return getattr(e, "exit_code", 130)
     records = load_results(args.out)
     console.print(summary_table(records))
-    if any(r.get("kind") == "concurrency" for r in records):
+    if any(r.get("workload") == "concurrent" for r in records):
         console.print(concurrency_table(records))
+    if any(r.get("workload") == "churn" for r in records):
+        console.print(churn_table(records))
     console.print(
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"

@@ -22,9 +22,11 @@ BETTER, WORSE, NOISE, UNKNOWN = "better", "worse", "noise", "n/a"
 
 
 def match_key(record: dict[str, Any]) -> str:
-    """Identity of a point across two sweeps (the dataset's name, not its file path, is matched)."""
-    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k")]
-    if record.get("kind") == "concurrency":
+    """Identity of a point across two sweeps (the dataset's name, not its file path, is matched): workload and
+    filter included, so a filtered point is compared with the same filter's point only."""
+    ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k"),
+             record.get("workload", "knn"), record.get("filter")]  # fmt: skip
+    if record.get("workload") == "concurrent":
         ident.append("concurrency")  # one per build, at whichever search setting it chose
     else:
         ident.append(record.get("search"))
@@ -96,8 +98,11 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
-    if old.get("kind") == "concurrency":
+    if old.get("workload") == "concurrent":
         change.notes.extend(concurrency_notes(old, new))
+        return change
+    if old.get("workload") == "churn":
+        change.notes.extend(churn_notes(old, new))
         return change
     if old.get("recall") is None or new.get("recall") is None:  # bm25 / hybrid points: judged by labels only
         change.notes.append("no recall against exact neighbours (text or hybrid retrieval)")
@@ -142,6 +147,19 @@ def concurrency_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
 
 
+def churn_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Churn measures side by side (one run each: no spread, so no verdict); a deleted id returned is flagged."""
+    notes = []
+    for name, fmt in (("qps", "{:,.0f}"), ("recall_live", "{:.4f}"), ("freshness_s", "{:.3f} s"),
+                      ("deleted_returned", "{}")):  # fmt: skip
+        a, b = old.get(name), new.get(name)
+        if a is not None and b is not None:
+            notes.append(f"{name} {fmt.format(a)} → {fmt.format(b)}")
+    if (new.get("deleted_returned") or 0) > 0:
+        notes.append("deleted ids returned: the engine served deleted rows")
+    return ["churn (single run, no noise estimate): " + "; ".join(notes)] if notes else []
+
+
 def compare_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> Comparison:
     """Match two sets of records; points present on one side only are listed, not dropped."""
     old_by = {match_key(r): r for r in old}
@@ -163,9 +181,13 @@ def params_text(params: dict[str, Any] | None) -> str:
 
 
 def _names(r: dict[str, Any]) -> list[str]:
-    """The identifying cells of a point, escaped so names like ``[red]`` print literally."""
+    """The identifying cells of a point, escaped so names like ``[red]`` print literally; the search cell names
+    the workload and filter where the point is not plain k-NN."""
     cells = [r.get("dataset"), r.get("label"), r.get("index")]
-    return [escape(str(c)) for c in cells] + [escape(params_text(r.get(p))) for p in ("build", "search")]
+    search = params_text(r.get("search"))
+    if r.get("workload", "knn") != "knn":
+        search += f" · {r['workload']}" + (f" {json.dumps(r['filter'], ensure_ascii=False)}" if r.get("filter") else "")
+    return [escape(str(c)) for c in cells] + [escape(params_text(r.get("build"))), escape(search)]
 
 
 def _verdict_style(verdict: str) -> str:

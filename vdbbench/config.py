@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vdbbench.distances import canonical_metric
+from vdbbench.filters import Filter, FilterError, parse_filter
 from vdbbench.portable import SEARCH_KNOB, default_values
 from vdbbench.stores import FAMILIES, get_store_class, store_names
 
@@ -77,6 +78,27 @@ class TextSpec(_Strict):
         return self
 
 
+class GeneratedFilters(_Strict):
+    """A generated attribute column and one filter per fraction: ``{filter_rank: {lt: round(f × n)}}``.
+
+    ``filter_rank`` is a seeded random permutation of 0..n-1, so each filter passes exactly
+    round(f × n) rows, spread uniformly over the data (VectorDBBench's int-filter cases work alike).
+    """
+
+    selectivity: list[float] = Field(min_length=1, description="fractions of train rows that pass, in (0, 1]")
+    seed: int = 0
+
+    @field_validator("selectivity")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in v):
+            raise ValueError("each selectivity must be in (0, 1], e.g. [0.001, 0.01, 0.1, 0.5, 0.99]")
+        return sorted(set(v))
+
+
+GENERATED_COLUMN = "filter_rank"
+
+
 class DatasetConfig(_Strict):
     name: str = Field(min_length=1)
     path: str | None = None
@@ -84,12 +106,35 @@ class DatasetConfig(_Strict):
     text: TextSpec | None = None
     train_size: int | None = Field(None, ge=1)
     test_size: int | None = Field(None, ge=1)
+    filters: list[dict[str, Any]] | GeneratedFilters | None = Field(
+        None,
+        description="metadata filters to measure: a list of expressions ({field: value}, {field: {in: [..]}}, "
+        "{field: {gte: x, lt: y}}), or {selectivity: [0.01, 0.5]} to generate a column and one filter per fraction",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetConfig:
         if sum(x is not None for x in (self.path, self.synthetic, self.text)) > 1:
             raise ValueError("give only one of 'path', 'synthetic' or 'text'")
+        if isinstance(self.filters, list):
+            if not self.filters:
+                raise ValueError("filters: empty list; give at least one expression, or drop 'filters'")
+            for j, expr in enumerate(self.filters):
+                try:
+                    parse_filter(expr, f"filters[{j}]")
+                except FilterError as e:
+                    raise ValueError(str(e)) from None
         return self
+
+    def filter_list(self, n: int | None) -> list[Filter]:
+        """The entry's filters; generated ones need the train size ``n`` (None: not known yet, for a dry run)."""
+        if self.filters is None:
+            return []
+        if isinstance(self.filters, list):
+            return [parse_filter(expr) for expr in self.filters]
+        if n is None:
+            return []
+        return [parse_filter({GENERATED_COLUMN: {"lt": max(1, round(f * n))}}) for f in self.filters.selectivity]
 
 
 class Limits(_Strict):
@@ -152,6 +197,7 @@ class StoreConfig(_Strict):
     settings: Settings | None = Field(None, description="default set for this entry; else the top-level one")
     recall_targets: list[float] | None = Field(None, description="overrides the top-level recall_targets")
     hybrid: HybridSpec | None = None
+    churn: ChurnSpec | None = Field(None, description="also measure inserts and deletes while searching")
     build: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -169,6 +215,17 @@ class StoreConfig(_Strict):
     @classmethod
     def _hybrid_shorthand(cls, v: Any) -> Any:
         return {"fusion": v} if isinstance(v, str) else v
+
+
+class ChurnSpec(_Strict):
+    """Build on the first (1 - insert) of train, then insert the rest and delete ``delete`` of the built rows,
+    in ``batches``, while a client searches (vdbbench.workloads.churn)."""
+
+    insert: float = Field(0.1, gt=0, lt=1, description="fraction of train held back and inserted during churn")
+    delete: float = Field(0.1, ge=0, lt=1, description="fraction of the built rows deleted during churn")
+    batches: int = Field(10, ge=1, description="write batches; recall on the live rows is checked after each")
+    settle_s: float = Field(30.0, gt=0, description="longest wait for an inserted row to become searchable")
+    seed: int = 0
 
 
 class HostConfig(_Strict):
@@ -320,6 +377,11 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
             f"{where}.hybrid.native: {s.store} has no native hybrid search in vdbbench; "
             f"stores that have: {', '.join(offered)}"
         )
+    if s.churn is not None and s.churn.delete > 0 and not cls.supports_delete:
+        problems.append(f"{where}.churn.delete: {s.store} cannot delete rows in vdbbench (see the capability "
+                        "table); set delete: 0 to measure inserts only, or drop churn")  # fmt: skip
+    if s.churn is not None and cls.input != "vectors":
+        problems.append(f"{where}.churn: {s.store} searches text; churn is measured on vector stores")
     if s.index not in cls.families:
         problems.append(
             f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"

@@ -22,13 +22,14 @@ CSV_NAME, PARQUET_NAME = "points.csv", "points.parquet"
 
 LEADING = (
     "dataset", "store", "label", "engine", "engine_product", "engine_version", "engine_mode", "baseline", "family",
-    "build", "search", "k", "status", "error", "recall", "qps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-    "insert_s", "index_s", "build_s", "build_threads", "memory_bytes", "target_recall", "target_reached",
-    "tuning_queries", "evaluation_queries", "settings", "time", "key",
+    "workload", "build", "search", "filter", "selectivity", "k", "status", "error", "recall", "qps", "p50_ms",
+    "p95_ms", "p99_ms", "mean_ms", "insert_s", "index_s", "build_s", "build_threads", "memory_bytes", "target_recall",
+    "target_reached", "tuning_queries", "evaluation_queries", "recall_live", "deleted_returned", "freshness_s",
+    "settings", "time", "key",
 )  # fmt: skip
 
 # Record fields that are nested structures or shown above under another name; not flattened again.
-SKIP = frozenset({"engine", "index", "build", "search", "options", "effective", "resources", "provenance",
+SKIP = frozenset({"engine", "index", "build", "search", "filter", "options", "effective", "resources", "provenance",
                   "dataset_info", "qps_runs", "config_mismatch", "param_source", "settings_note", "host"})  # fmt: skip
 
 
@@ -44,6 +45,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "family": record.get("index"),
         "build": params_text(record.get("build")),
         "search": params_text(record.get("search")),
+        "filter": json.dumps(record["filter"], ensure_ascii=False) if record.get("filter") else None,
         "memory_bytes": memory_bytes(record),
     }
     for name in ("build", "search"):
@@ -67,7 +69,7 @@ def _scalar(value: Any) -> bool:
 
 def point_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names (leading ones first, then the rest sorted) and one row per point record."""
-    rows = [flatten(r) for r in records if r.get("kind") != "concurrency"]
+    rows = [flatten(r) for r in records if r.get("workload") != "concurrent"]
     seen = {c for row in rows for c in row}
     columns = [c for c in LEADING if c in seen] + sorted(seen - set(LEADING))
     return columns, rows

@@ -58,6 +58,11 @@ def dense_scores(ds: Dataset, answers: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def rank_scores(answers: list[np.ndarray]) -> list[np.ndarray]:
+    """Scores that keep each answer's rank order, for retrievals that return ids only (bm25, native hybrid)."""
+    return [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]
+
+
 def to_run(ds: Dataset, answers: list[np.ndarray], scores: list[np.ndarray]) -> dict[str, dict[str, float]]:
     """{query id: {passage id: score}} in answer order; rows outside the dataset are dropped."""
     pids, run = ds.text.passage_ids, {}

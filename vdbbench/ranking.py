@@ -27,8 +27,8 @@ def is_number(value: Any) -> bool:
 
 
 def is_point(record: dict[str, Any]) -> bool:
-    """A successful single-client recall/QPS point (not a concurrency measurement, not a failure)."""
-    return (record.get("kind") != "concurrency" and record.get("status") == "ok"
+    """A successful single-client, unfiltered recall/QPS point (plain k-NN workload, not a failure)."""
+    return (record.get("workload", "knn") == "knn" and record.get("status") == "ok"
             and is_number(record.get("recall")) and is_number(record.get("qps")))  # fmt: skip
 
 
@@ -104,13 +104,18 @@ class Ranking:
         return self.databases[0] if self.databases else None
 
 
+def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
+    """The fastest of ``points`` whose recall reaches ``bar``; None when none does."""
+    meeting = [r for r in points if r["recall"] >= bar]
+    return max(meeting, key=lambda r: r["qps"]) if meeting else None
+
+
 def _entry(label: str, points: list[dict[str, Any]], target: float, host: dict[str, Any] | None) -> Entry:
     tuned = [r for r in points if is_number(r.get("target_recall")) and abs(r["target_recall"] - target) < 1e-9]
     if tuned:
-        meeting = [r for r in tuned if r.get("target_reached") is True]
+        best = best_at([r for r in tuned if r.get("target_reached") is True], 0.0)
     else:
-        meeting = [r for r in points if r.get("target_recall") is None and r["recall"] >= target]
-    best = max(meeting, key=lambda r: r["qps"]) if meeting else None
+        best = best_at([r for r in points if r.get("target_recall") is None], target)
     engine = record_identity(best or points[0])
     cost = cost_per_million(best["qps"], host) if best else None
     return Entry(label, str(points[0].get("store")), engine, best, max(r["recall"] for r in points), bool(tuned), cost)

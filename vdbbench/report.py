@@ -28,7 +28,7 @@ from markupsafe import Markup
 from vdbbench.compare import Comparison, compare_records, params_text, qps_range
 from vdbbench.engines import record_identity, stand_in_warning
 from vdbbench.export import write_points
-from vdbbench.ranking import Ranking, host_price, is_number, memory_bytes, rank, recall_targets
+from vdbbench.ranking import Ranking, best_at, host_price, is_number, memory_bytes, rank, recall_targets
 from vdbbench.results import load_results
 from vdbbench.stores import ADAPTERS, get_store_class
 
@@ -47,10 +47,11 @@ KNOWN_FIELDS = frozenset({
     "status", "error", "recall", "qps", "qps_runs", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "duplicate_answers",
     "short_answers", "invalid_ids", "insert_s", "index_s", "build_s", "effective", "resources", "engine_version",
     "config_mismatch", "dataset_info", "provenance", "engine", "host", "settings", "settings_note", "param_source",
+    "schema", "workload", "filter", "selectivity", "filter_violations",
 })  # fmt: skip
 
 # Fields of a concurrency record, shown in its own table.
-LOAD_FIELDS = frozenset({"kind", "chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
+LOAD_FIELDS = frozenset({"chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
 
 CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic",
              "VL Gothic", "Hiragino Sans", "Yu Gothic", "Meiryo")  # fmt: skip
@@ -176,7 +177,7 @@ def build_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], Series]
 
 def is_load(record: dict[str, Any]) -> bool:
     """A concurrency measurement (several clients at one search setting), not a recall/QPS point."""
-    return record.get("kind") == "concurrency"
+    return record.get("workload") == "concurrent"
 
 
 def is_ok(record: dict[str, Any]) -> bool:
@@ -203,11 +204,6 @@ def setting_text(record: dict[str, Any]) -> str:
 
 def all_params(record: dict[str, Any]) -> str:
     return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
-
-
-def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
-    meeting = [r for r in points if r["recall"] >= bar]
-    return max(meeting, key=lambda r: r["qps"]) if meeting else None
 
 
 def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
@@ -675,8 +671,10 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
 
 def dataset_section(number: int, name: str, records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
                     targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+    from vdbbench.workload_report import workload_sections
+
     loads = [r for r in records if is_load(r)]
-    everything, records = records, [r for r in records if not is_load(r)]
+    everything, records = records, [r for r in records if r.get("workload", "knn") == "knn"]
     ok = [r for r in records if is_ok(r)]
     frontier_ids = set()
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -685,7 +683,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
     for pts in by_series.values():
         frontier_ids |= {id(r) for r in pareto_frontier(pts)}
     extra_keys = sorted({k for r in records for k in extra_measurements(r)})
-    builds = build_rows(everything, series)
+    builds = build_rows([r for r in everything if r.get("workload") != "churn"], series)  # churn builds on part
     info = next((r.get("dataset_info") for r in everything if r.get("dataset_info")), None) or {}
     k = everything[0].get("k")
     used = [s for key, s in series.items() if any(series_key(r) == key for r in everything)]
@@ -709,6 +707,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
         "points": [point_row(r, series[series_key(r)], frontier_ids, extra_keys) for r in _sorted(records)],
         "loads": load_rows(loads, series),
         "load_plot": load_plot(loads, series),
+        **workload_sections(everything, series, targets),
     }
 
 

@@ -13,14 +13,17 @@ from typing import Any
 import numpy as np
 
 from vdbbench.provenance import redact
+from vdbbench.schema import upgrade
 
 log = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.jsonl"
 
 
-def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int) -> str:
-    """Stable identity of a measured point, used to resume a sweep without measuring twice."""
+def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int, *,
+              workload: str = "knn", filter_text: str | None = None, options: dict | None = None) -> str:  # fmt: skip
+    """Stable identity of a measured point, used to resume a sweep without measuring twice: everything that
+    changes its result (the store entry's options and the filter included)."""
     ident = {
         "dataset": [dataset["name"], dataset.get("sha256"), dataset["train"], dataset["test"]],
         "store": label,
@@ -28,6 +31,9 @@ def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, sear
         "build": build,
         "search": search,
         "k": k,
+        "workload": workload,
+        "filter": filter_text,
+        "options": options or {},
     }
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -53,7 +59,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            records.append(redact(json.loads(raw)))
+            records.append(upgrade(redact(json.loads(raw))))
         except json.JSONDecodeError:
             where = "last line" if number >= len(lines) - 1 else f"line {number}"
             log.warning("%s: %s is not a complete record (interrupted write?); ignoring it", path, where)

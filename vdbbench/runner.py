@@ -1,14 +1,12 @@
-"""The sweep: for each dataset × store × build parameters, build once, then measure every search setting.
+"""The sweep: for each dataset × store × build parameters, build once, then run every workload on it.
 
-Each point's record is written the moment it is measured. A store that fails is recorded
-as failed and the sweep moves on; a re-run into the same directory skips measured points.
+Data flows one way: config → plan (``SweepConfig.plan``) → datasets (prepared, filtered views with
+their exact ground truth) → stores (one process each, see vdbbench.worker) → results (one JSON
+record per point, written the moment it is measured; schema in vdbbench.schema) → report.
 
-Recall targets: the test queries are split (seed 0) into a tuning half and an evaluation half
-(``query_split``). For each build and target, the family's main search knob (ef / nprobe) is
-searched on the tuning half, untimed: doubling from its lowest allowed value until the target is
-reached, then bisection down to the cheapest value that reaches it. That value is then measured
-with the normal timed loop on the evaluation half only. A target no value reaches is recorded at
-the value with the best tuning recall, ``target_reached: false``.
+What is measured on a build is up to the workloads (vdbbench.workloads: plain k-NN with its
+recall targets, filtered k-NN, concurrent load, churn on a build of its own). A store that fails
+is recorded as failed and the sweep moves on; a re-run into the same directory skips measured points.
 
 Behavioural check: when every search setting of one build returns the same answers (on the same
 queries) while recall < 1, the engine ignored the search parameter; that build's records are
@@ -20,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,14 +30,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vdbbench import quality
-from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, StorePlan, SweepConfig
+from vdbbench.config import GENERATED_COLUMN, ConfigError, DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.datasets import Dataset, DatasetError, load_hdf5, prepare, save_hdf5, subsample, synthetic
-from vdbbench.load import LoadFailed, client_bound, measure_concurrency
+from vdbbench.filters import check_filter
 from vdbbench.metrics import latency_summary, recall_at_k
 from vdbbench.provenance import collect, redact
-from vdbbench.quality import is_labelled
 from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
 from vdbbench.results import ResultsFile, is_measured, point_key
+from vdbbench.schema import SCHEMA_VERSION, validate_record
 from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
 from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed, WorkerTimeout, describe, timed_passes
 
@@ -69,8 +66,11 @@ def resolve_dataset(dc: DatasetConfig) -> Dataset:
         from vdbbench import downloads, embed  # noqa: F401  (they register the datasets they know by name)
 
         path = Path(dc.path) if dc.path else prepare(dc.name)
-    ds = load_hdf5(path, dc.name)
-    return subsample(ds, dc.train_size, dc.test_size)
+    ds = subsample(load_hdf5(path, dc.name), dc.train_size, dc.test_size)
+    if dc.filters is not None and not isinstance(dc.filters, list):  # generated: a column whose ranks set the fraction
+        rank = np.random.default_rng(dc.filters.seed).permutation(ds.train.shape[0]).astype(np.int64)
+        ds.attributes = {**(ds.attributes or {}), GENERATED_COLUMN: rank}
+    return ds
 
 
 def known_shape(dc: DatasetConfig) -> tuple[int | None, int | None, int | None]:
@@ -95,49 +95,43 @@ def known_shape(dc: DatasetConfig) -> tuple[int | None, int | None, int | None]:
 
 
 def planned_points(cfg: SweepConfig) -> list[str]:
-    """One line per point the sweep would measure (dataset, store, family, settings, build, search or
+    """One line per point the sweep would measure (dataset, store, family, settings, build, workload, search or
     target), worked out from the config alone: no engine starts, nothing is embedded or prepared."""
+    from vdbbench.workloads import workloads
+
     lines = []
     for dc in cfg.datasets:
-        n, dim, queries = known_shape(dc)
+        shape = known_shape(dc)
+        n, dim, queries = shape
         size = f"{n or '?'} vectors" + (f" × {dim}" if dim else "") + (f", {queries} queries" if queries else "")
         lines.append(f"{dc.name} ({size})")
         for s in cfg.stores:
             plan = cfg.plan(s, n, dim)
             head = f"  {dc.name} · {s.display_name} ({s.store}) {s.index} · settings {plan.settings}"
-            fused = []
-            if s.hybrid:
-                fused.append(f"{s.hybrid.fusion} fusion with bm25")
-                fused += ["the store's own hybrid search"] if s.hybrid.native else []
             for build in plan.builds:
-                for sp in plan.searches:
-                    point = f"{head} · build {_params(build) or '-'} · search {_params(sp) or '-'}"
-                    lines += [point, *(f"{point} · {f}" for f in fused)]
-                for t in plan.targets:
-                    split = f"{queries // 2} tune / {queries - queries // 2} evaluate" if queries else "half / half"
-                    base = _params({k: v for k, v in plan.target_base.items() if k != plan.knob})
-                    lines.append(f"{head} · build {_params(build) or '-'} · target recall {t}: tune {plan.knob} "
-                                 f"({split})" + (f", with {base}" if base else ""))  # fmt: skip
-                if cfg.concurrency:
-                    cc = cfg.concurrency
-                    lines.append(
-                        f"{head} · build {_params(build) or '-'} · concurrency {cc.engine}: "
-                        f"{', '.join(map(str, cc.clients))} clients × {cc.duration_s:g} s at the fastest setting "
-                        f"reaching recall {cc.min_recall} (skipped where the store cannot be shared)"
-                    )
+                for w in workloads():
+                    if w.applies(cfg, dc, s):
+                        lines += w.plan_lines(cfg, dc, s, plan, shape, f"{head} · build {params_line(build) or '-'}")
             lines += [f"{head} · note: {note}" for note in plan.notes]
     return lines
 
 
 def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
-    """Reject store × dataset combinations no engine could run (metric, dimension, k, the engine's own rules)."""
-    problems = []
+    """Reject store × dataset combinations no engine could run (metric, dimension, k, filters, the engine's rules)."""
+    from vdbbench.workloads.knn import MIN_SPLIT_QUERIES
+
+    problems: list[str] = []
+    entries = {dc.name: (j, dc) for j, dc in enumerate(cfg.datasets)}
     for ds in datasets.values():
+        j, dc = entries[ds.name]
         if ds.neighbors.shape[1] < min(cfg.k, ds.train.shape[0]):
             problems.append(
                 f"k: {cfg.k} exceeds the {ds.neighbors.shape[1]} true neighbours stored for {ds.name!r}; "
                 f"lower k or re-prepare the dataset"
             )
+        filters = dc.filter_list(ds.train.shape[0])
+        for m, flt in enumerate(filters):
+            problems += check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
             fam = cls.families[s.index]
@@ -147,7 +141,14 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                     f"{ds.name!r} has none; use a text dataset (datasets[].text with a corpus)"
                 )
                 continue
-            if cfg.plan(s).targets and ds.test.shape[0] < 2 * MIN_SPLIT_QUERIES:
+            for m, flt in enumerate(filters):
+                if missing := sorted(flt.ops - cls.filter_ops):
+                    able = [n for n in ADAPTERS if flt.ops <= get_store_class(n).filter_ops]
+                    problems.append(f"stores[{i}]: {s.store} cannot filter with {missing} (datasets[{j}].filters[{m}]"
+                                    f" = {flt.text()}); stores that can: {', '.join(sorted(able))}")  # fmt: skip
+            n = ds.train.shape[0]
+            plan = cfg.plan(s, n, ds.dim)
+            if plan.targets and ds.test.shape[0] < 2 * MIN_SPLIT_QUERIES:
                 problems.append(
                     f"stores[{i}].recall_targets: {ds.name!r} has {ds.test.shape[0]} queries; tuning and evaluation "
                     f"need at least {MIN_SPLIT_QUERIES} each (give more queries, or drop recall_targets)"
@@ -163,8 +164,8 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                     f"stores[{i}]: {s.store} {s.index} takes at most {max_dim} dimensions; "
                     f"dataset {ds.name!r} has {ds.dim}"
                 )
-            n = ds.train.shape[0]
-            for build, search in itertools.product(cfg.build_grid(s, n, ds.dim), cfg.search_grid(s, n, ds.dim)):
+            searches = plan.searches + ([plan.target_base] if plan.targets or s.churn else [])
+            for build, search in itertools.product(plan.builds, searches):
                 for rule in cls.check_point(s.index, build, search, ds.dim, cfg.k):
                     problem = f"stores[{i}].{rule} (dataset {ds.name!r}, dim {ds.dim}, k {cfg.k})"
                     if problem not in problems:
@@ -198,16 +199,19 @@ def score_passes(passes: list[tuple], ds: Dataset, k: int, vectors: bool = True)
     walls = [p[0] for p in passes]
     median = passes[int(np.argsort(walls)[len(walls) // 2])]
     if vectors:
-        report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric)
-        recall, detail = report.recall, (report.duplicate_answers, report.short_answers, report.invalid_ids)
+        report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric, allowed=ds.allowed)
+        recall = report.recall
+        detail = (report.duplicate_answers, report.short_answers, report.invalid_ids, report.filter_violations)
     else:
-        recall, detail = None, (None, None, None)
+        recall, detail = None, (None, None, None, None)
     return PointResult(
         recall=recall,
         qps=len(median[2]) / median[0],
         qps_runs=[len(median[2]) / w for w in walls],
         latency=latency_summary(median[1]),
-        recall_detail=dict(zip(("duplicate_answers", "short_answers", "invalid_ids"), detail, strict=True)),
+        recall_detail=dict(
+            zip(("duplicate_answers", "short_answers", "invalid_ids", "filter_violations"), detail, strict=True)
+        ),  # fmt: skip
         extra={"answers": median[2], "latencies": median[1]},
     )
 
@@ -215,29 +219,6 @@ def score_passes(passes: list[tuple], ds: Dataset, k: int, vectors: bool = True)
 def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> PointResult:
     """In-process measurement of one search setting (the runner does the same inside the store's process)."""
     return score_passes(timed_passes(store, queries, k, runs, warmup), ds, k)
-
-
-SPLIT_SEED = 0
-MIN_SPLIT_QUERIES = 10  # each of the tuning and evaluation sets holds at least this many queries
-KNOB_MAX = {"ef": 2048, "nprobe": 4096}  # upper end of the tuning range where the engine sets none lower
-
-
-def split_id(n: int) -> str:
-    """The name of the tuning/evaluation split of ``n`` queries, part of a target point's key."""
-    return f"seed{SPLIT_SEED}-half-of-{n}"
-
-
-def query_split(n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Disjoint tuning and evaluation query rows (half each, seeded), and an id naming the split."""
-    order = np.random.default_rng(SPLIT_SEED).permutation(n)
-    half = n // 2
-    return np.sort(order[:half]), np.sort(order[half:]), split_id(n)
-
-
-def query_subset(ds: Dataset, rows: np.ndarray) -> Dataset:
-    """``ds`` with only the queries ``rows`` (and their ground truth), to score one query set."""
-    return Dataset(ds.name, ds.train, ds.test[rows], ds.neighbors[rows], ds.distances[rows], ds.metric, ds.path,
-                   ds.sha256, ds.attrs)  # fmt: skip
 
 
 def answers_digest(answers: list) -> str:
@@ -279,6 +260,17 @@ def config_mismatches(family: str, asked: dict[str, Any], effective: dict[str, A
     return out
 
 
+@dataclass
+class PointId:
+    """One point a workload will record: its key, the dataset view it is scored on, its search setting, and
+    the identifying fields a failure record needs too (workload, target)."""
+
+    key: str
+    ds: Dataset
+    search: dict[str, Any]
+    fields: dict[str, Any]
+
+
 class Sweep:
     """Runs one validated config into one output directory."""
 
@@ -298,19 +290,25 @@ class Sweep:
         self.provenance = collect(raw_config if raw_config is not None else cfg.model_dump())
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
+        self.done: set[str] = set()  # keys of points already measured (resume)
         self.previous: dict[str, dict[str, Any]] = {}  # records already in the results file, by key
         self.plan: StorePlan | None = None  # of the store entry being run
+        self.views: dict[str, list[Dataset]] = {}  # dataset name → one view per filter, with its exact ground truth
         self.written: list[dict[str, Any]] = []  # records of the build being run (for the behavioural check)
+        self.observations: dict[str, dict[str, tuple[str, float]]] = {}  # query set → setting → (answers, recall)
         self._bm25_legs: dict[str, quality.Leg] = {}  # per dataset, for hybrid points
 
     # -- records -------------------------------------------------------------------
-    def _record(
+    def record(
         self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, **fields: Any
     ) -> dict[str, Any]:
+        """Write one point's record (``ds`` is the view it was scored on: its filter and selectivity go in)."""
         plan = self.plan
         fields.setdefault("param_source", param_sources({**build, **search}, fields.get("effective")))
+        fields.setdefault("workload", "filtered" if ds.filter is not None else "knn")
         record = {
-            "key": key_override or self._key(ds, s, build, search),
+            "schema": SCHEMA_VERSION,
+            "key": key_override or self.key(ds, s, build, search),
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": ds.name,
             "store": s.store,
@@ -322,6 +320,8 @@ class Sweep:
             "k": self.cfg.k,
             "runs": self.cfg.runs,
             "options": redact(s.options),
+            "filter": ds.filter.expression() if ds.filter is not None else None,
+            "selectivity": ds.selectivity,
             "settings": plan.settings if plan else s.settings or self.cfg.settings,
             "settings_note": plan.notes if plan else [],
             "search_param_ignored": False,
@@ -335,6 +335,7 @@ class Sweep:
             "dataset_info": ds.summary(),
             "provenance": self.provenance,
         }
+        validate_record(record)
         self.results.append(record)
         self.counts[record["status"]] += 1
         self.written.append(record)
@@ -342,25 +343,35 @@ class Sweep:
             self.on_record(record)
         return record
 
-    def _key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict) -> str:
-        return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k)
+    def key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, workload: str | None = None) -> str:
+        """The point's identity: dataset, store entry (label, family, options), build, search, k, workload, filter."""
+        workload = workload or ("filtered" if ds.filter is not None else "knn")
+        return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k, workload=workload,
+                         filter_text=ds.filter.text() if ds.filter is not None else None,
+                         options=redact(s.options))  # fmt: skip
 
-    def _target_key(self, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
-        """Key of a recall-target point: the target and the query split, not the setting it chose."""
-        return self._key(ds, s, build, {"target_recall": target, "split": split_id(ds.test.shape[0])})
+    def fail_points(self, s: StoreConfig, build: dict, points: list[PointId], error: str, **fields: Any) -> None:
+        """Record every point of ``points`` (of build ``build``) not measured yet as failed with ``error``."""
+        for p in points:
+            if p.key not in self.done and not any(r.get("key") == p.key for r in self.written):
+                self.record(p.ds, s, build, p.search, key_override=p.key, status="failed", error=error,
+                            **{**fields, **p.fields})  # fmt: skip
 
-    def _fail_points(self, ds, s, build, searches, done, error: str, **fields) -> None:
-        for sp in searches:
-            if self._key(ds, s, build, sp) not in done:
-                self._record(ds, s, build, sp, status="failed", error=error, **fields)
-        for t in self.plan.targets if self.plan else []:
-            key = self._target_key(ds, s, build, t)
-            if key not in done:
-                self._record(ds, s, build, {}, key_override=key, status="failed", error=error, target_recall=t,
-                             **fields)  # fmt: skip
+    def bm25_leg(self, ds: Dataset) -> quality.Leg:
+        """The bm25 side of hybrid points on ``ds``, measured once per dataset."""
+        if ds.name not in self._bm25_legs:
+            self._bm25_legs[ds.name] = quality.bm25_leg(ds, self.cfg.k, self.cfg.warmup)
+        return self._bm25_legs[ds.name]
+
+    def insert_columns(self, ds: Dataset) -> dict[str, np.ndarray]:
+        """The attribute columns the dataset's filters use: inserted with the vectors, indexed by the store."""
+        fields = sorted({f for view in self.views.get(ds.name, []) for f in view.filter.fields})
+        return {name: ds.attributes[name] for name in fields}
 
     # -- sweep ---------------------------------------------------------------------
     def prepare_datasets(self) -> dict[str, Dataset]:
+        """Load every dataset and each filter's view (exact filtered ground truth, cached), then check them all
+        against the stores: everything is refused before any engine starts or any output is written."""
         datasets = {}
         for i, dc in enumerate(self.cfg.datasets):
             try:
@@ -369,60 +380,77 @@ class Sweep:
             except DatasetError as e:
                 raise ConfigError(f"datasets[{i}] ({dc.name}): {e}") from None
         check_compatibility(self.cfg, datasets)
+        for dc in self.cfg.datasets:
+            ds = datasets[dc.name]
+            with self.console.status(f"dataset {dc.name}: exact neighbours under each filter (cached)"):
+                self.views[dc.name] = [ds.filtered(f) for f in dc.filter_list(ds.train.shape[0])]
+            for view in self.views[dc.name]:
+                self.console.print(f"{dc.name}: filter {view.filter.text()} passes {view.allowed.sum():,} of "
+                                   f"{ds.train.shape[0]:,} rows ({view.selectivity:.3g})")  # fmt: skip
         return datasets
 
     def run(self) -> dict[str, int]:
         datasets = self.prepare_datasets()  # everything is checked before any engine starts or output is written
         self.results = ResultsFile(self.out_dir)
         self.previous = self.results.latest()
-        done = {key for key, record in self.previous.items() if is_measured(record)}
-        for ds in datasets.values():
+        self.done = {key for key, record in self.previous.items() if is_measured(record)}
+        for dc in self.cfg.datasets:
             for s in self.cfg.stores:
-                self._run_store(ds, s, done)
+                self._run_store(dc, datasets[dc.name], s)
         return self.counts
 
-    def _run_store(self, ds: Dataset, s: StoreConfig, done: set[str]) -> None:
+    def _run_store(self, dc: DatasetConfig, ds: Dataset, s: StoreConfig) -> None:
+        """Every build of one store entry on one dataset: the shared build for the workloads measured on it, then
+        a build of its own for each workload that needs one (churn)."""
+        from vdbbench.workloads import workloads
+
         self.plan = plan = self.cfg.plan(s, ds.train.shape[0], ds.dim)
-        builds, searches = plan.builds, plan.searches
-        todo = {i: [sp for sp in searches if self._key(ds, s, b, sp) not in done] for i, b in enumerate(builds)}
-        for i, b in enumerate(builds):
-            todo[i] += [{"target": t} for t in plan.targets if self._target_key(ds, s, b, t) not in done]
-        if self.cfg.concurrency:
-            for i, b in enumerate(builds):
-                if self._load_key(ds, s, b) not in done:
-                    todo[i].append(None)  # the load measurement is still to do for this build
-        pending = [b for i, b in enumerate(builds) if todo[i]]
-        self.counts["resumed"] += len(builds) * (len(searches) + len(plan.targets)) - sum(
-            len([sp for sp in v if sp is not None]) for v in todo.values()
-        )
-        if not pending:
+        active = [w for w in workloads() if w.applies(self.cfg, dc, s)]
+        todo = []  # (build, workloads) that still have points to measure
+        for build in plan.builds:
+            pending = [w for w in active if any(p.key not in self.done for p in w.points(self, ds, s, build))]
+            self.counts["resumed"] += sum(p.key in self.done for w in active for p in w.points(self, ds, s, build))
+            shared = [w for w in pending if not w.own_build]
+            todo += [(build, shared)] if shared else []
+            todo += [(build, [w]) for w in pending if w.own_build]
+        if not todo:
             return
         workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(pending)} build(s)")
+        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(todo)} build(s)")
         engine: Engine | None = None
         try:
-            for build in pending:
+            for build, group in todo:
+                points = [p for w in group for p in w.points(self, ds, s, build)]
                 if engine is None:  # first build, or the last one failed: start the engine afresh
                     try:
                         engine = Engine.start(s, workdir, ds, self.cfg)
                     except Exception as e:  # noqa: BLE001 - any engine failure is recorded, not fatal
-                        self._fail_points(ds, s, build, searches, done, f"open failed: {_describe(e)}")
+                        self.fail_points(s, build, points, f"open failed: {describe_error(e)}")
                         continue
-                if not self._run_build(engine, ds, s, build, searches, done):
+                if not self._run_build(engine, ds, s, build, group, points):
                     engine.close()
                     engine = None
         finally:
             if engine is not None:
                 engine.close()
 
-    def _run_build(self, engine: Engine, ds: Dataset, s: StoreConfig, build, searches, done) -> bool:
-        """Build once and measure every pending search point; False when anything failed."""
+    def _run_build(self, engine: Engine, ds: Dataset, s: StoreConfig, build: dict, group: list,
+                   points: list[PointId]) -> bool:  # fmt: skip
+        """Build once (on the rows the group needs) and run the group's workloads on it; False when anything failed."""
+        from vdbbench.workloads import BuildRun
+        from vdbbench.workloads.churn import Churn, churn_plan
+
         worker = engine.worker
-        spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=ds.train.shape[0])
-        build_fields: dict[str, Any] = {}
+        rows = ds.train.shape[0]
+        if any(isinstance(w, Churn) for w in group):  # churn builds on the rows before the ones it inserts
+            c = s.churn
+            rows = churn_plan(rows, c.insert, c.delete, c.batches, c.seed)[0]
+        spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=rows,
+                         attributes={name: kind for name, kind in ds.attribute_kinds.items()
+                                     if name in self.insert_columns(ds)})  # fmt: skip
         self.written = []
-        observations: dict[str, dict[str, tuple[str, float]]] = {}  # query set → setting → (answers, recall)
+        self.observations = {}
         try:
             with engine.sampler.phase("build"):
                 insert_s, index_s = self._build(worker, ds, spec, s)
@@ -437,60 +465,20 @@ class Sweep:
                 "engine": worker.call("engine_identity", timeout=60),
             }
         except Exception as e:  # noqa: BLE001
-            timed_out = isinstance(e, WorkerTimeout)
-            self._fail_points(ds, s, build, searches, done, f"build failed: {_describe(e)}", timed_out=timed_out)
-            return False
-        healthy = True
-        measured: list[tuple[dict, dict]] = []
-        for sp in searches:
-            if self._key(ds, s, build, sp) in done:
-                previous = self.previous.get(self._key(ds, s, build, sp))
-                if previous:
-                    measured.append((sp, previous))
-                continue
-            if not worker.alive:
-                self._record(
-                    ds,
-                    s,
-                    build,
-                    sp,
-                    status="failed",
-                    **build_fields,
-                    error="not measured: the store's process was stopped at an earlier point",
-                )
-                continue
-            try:
-                with engine.sampler.phase("query"):
-                    fields = self._measure_point(engine, ds, s, build, sp)
-                observations.setdefault("all", {})[repr(sp)] = (fields.pop("answers_digest"), fields["recall"])
-                fields["resources"] = {**build_fields["resources"], **engine.query_resources()}
-            except Exception as e:  # noqa: BLE001
-                healthy = False
-                self._record(
-                    ds,
-                    s,
-                    build,
-                    sp,
-                    status="failed",
-                    error=f"search failed: {_describe(e)}",
-                    timed_out=isinstance(e, WorkerTimeout),
-                    **build_fields,
-                )
-                continue
-            self._record(ds, s, build, sp, status="ok", error=None, **{**build_fields, **fields})
-            measured.append((sp, fields))
-            recall_text = f" recall={fields['recall']:.4f}" if fields["recall"] is not None else ""
-            quality_text = f" ndcg@10={fields['ndcg@10']:.4f}" if "ndcg@10" in fields else ""
-            self.console.print(
-                f"  {_params(build)} {_params(sp)}{recall_text}{quality_text} qps={fields['qps']:,.0f}"
-                + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
+            self.fail_points(
+                s, build, points, f"build failed: {describe_error(e)}", timed_out=isinstance(e, WorkerTimeout)
             )
-        if self.plan.targets and worker.alive:
-            healthy &= self._run_targets(engine, ds, s, build, build_fields, done, measured, observations)
-        if search_ignored(observations):
+            return False
+        run = BuildRun(self, engine, ds, s, build, build_fields, self.done)
+        healthy = True
+        for w in group:
+            if not worker.alive:
+                stopped = "not measured: the store's process was stopped at an earlier point"
+                self.fail_points(s, build, w.points(self, ds, s, build), stopped, **build_fields)
+                continue
+            healthy &= w.run(run)
+        if search_ignored(self.observations):
             self._mark_search_ignored(s)
-        if self.cfg.concurrency and worker.alive and self._load_key(ds, s, build) not in done:
-            healthy &= self._run_load(engine, ds, s, build, measured, build_fields)
         if worker.alive:
             try:
                 worker.call("drop", timeout=120)
@@ -499,319 +487,28 @@ class Sweep:
                 healthy = False
         return healthy and worker.alive
 
-    def _load_key(self, ds: Dataset, s: StoreConfig, build: dict) -> str:
-        return self._key(ds, s, build, {"concurrency": self.cfg.concurrency.clients})
-
-    def _run_load(self, engine: Engine, ds: Dataset, s: StoreConfig, build, measured, build_fields) -> bool:
-        """Concurrent clients at the fastest search setting reaching ``min_recall`` (else the most accurate)."""
-        cc = self.cfg.concurrency
-        ok = [(sp, f) for sp, f in measured if f.get("recall") is not None]
-        if not ok:
-            return True
-        reaching = [m for m in ok if m[1]["recall"] >= cc.min_recall]
-        sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
-        rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
-        key = self._load_key(ds, s, build)
-        base = {
-            "kind": "concurrency",
-            "build": build,
-            "search": sp,
-            "chosen_by": rule,
-            "chosen_recall": chosen["recall"],
-            "chosen_qps": chosen["qps"],
-        }
-        try:
-            handle = engine.worker.call("client_handle", timeout=600)
-            if handle is None:
-                reason = get_store_class(s.store).single_process_reason
-                self._record_load(
-                    ds,
-                    s,
-                    key,
-                    base,
-                    status="skipped",
-                    error=(
-                        f"{s.store} cannot be searched from several processes at once ({reason}), "
-                        "so only single-client figures exist"
-                    ),
-                    **build_fields,
-                )
-                return True
-            levels = measure_concurrency(
-                ADAPTERS[s.store],
-                engine.workdir,
-                s.options,
-                handle,
-                ds.test,
-                sp,
-                self.cfg.k,
-                cc.clients,
-                cc.duration_s,
-                self.cfg.warmup,
-                get_store_class(s.store).kind,
-                cc.engine,
-                cc.address,
-            )
-        except LoadFailed as e:  # the client counts measured before the failure are kept
-            self._record_load(ds, s, key, base, status="failed", **build_fields,
-                              error=f"load failed at {e.clients} clients: {_describe(e.cause)}",
-                              concurrency={"levels": e.levels, "failed_clients": e.clients,
-                                           "duration_s": cc.duration_s, "host_cpus": os.cpu_count(),
-                                           "engine": cc.engine, "address": cc.address})  # fmt: skip
-            return False
-        except Exception as e:  # noqa: BLE001
-            self._record_load(ds, s, key, base, status="failed", error=f"load failed: {_describe(e)}", **build_fields)
-            return False
-        self._record_load(
-            ds,
-            s,
-            key,
-            base,
-            status="ok",
-            error=None,
-            concurrency={
-                "levels": levels,
-                "duration_s": cc.duration_s,
-                "note": handle.get("note"),
-                "host_cpus": os.cpu_count(),
-                "engine": cc.engine,
-                "address": cc.address,
-            },
-            **build_fields,
-        )
-        for lv in levels:
-            bound = " (client-bound)" if lv["client_bound"] else ""
-            self.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
-        return True
-
-    def _record_load(self, ds, s, key, base, **fields) -> None:
-        extra = {k: v for k, v in base.items() if k not in ("build", "search")}
-        self._record(ds, s, base["build"], base["search"], key_override=key, **extra, **fields)
-
-    def _measure_point(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp) -> dict[str, Any]:
-        """Single-query passes (and batch passes where the store has them) for one search setting."""
-        worker = engine.worker
-        deadline = Deadline(self.cfg.limits.search_s)
-        worker.call("set_search_params", sp, timeout=deadline.left())
-        passes, cpu_s = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=deadline.left())
-        point = score_passes(passes, ds, self.cfg.k, vectors=get_store_class(s.store).input == "vectors")
-        cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
-        fields: dict[str, Any] = {
-            "answers_digest": answers_digest(passes[-1][2]),
-            "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
-            **point.recall_detail,
-            "client": {
-                "cpu_share": round(cpu_share, 3),
-                "bound": client_bound(get_store_class(s.store).kind, cpu_share),
-                "harness_floor_us": engine.floor_us,
-            },
-        }  # fmt: skip
-        if self.cfg.batch_size and get_store_class(s.store).supports_batch_search:
-            walls, answers = worker.call(
-                "timed_batch", self.cfg.k, self.cfg.runs, self.cfg.batch_size, timeout=deadline.left()
-            )
-            batch = recall_at_k(answers, ds.test, ds.train, ds.neighbors, self.cfg.k, ds.metric)
-            fields["batch"] = {
-                "batch_size": self.cfg.batch_size,
-                "qps": len(answers) / float(np.median(walls)),
-                "qps_runs": [len(answers) / w for w in walls],
-                "recall": batch.recall,
-            }
-        effective = worker.call("effective_config", timeout=60)
-        fields["effective"] = effective
-        fields["config_mismatch"] = config_mismatches(s.index, {**build, **sp}, effective)
-        if is_labelled(ds):
-            fields.update(self._quality(engine, ds, s, build, sp, point))
-        return fields
-
-    def _run_targets(self, engine: Engine, ds: Dataset, s: StoreConfig, build, build_fields, done, measured,
-                     observations) -> bool:  # fmt: skip
-        """Tune the knob to each recall target on the tuning queries, measure it on the evaluation queries."""
-        plan, worker, k = self.plan, engine.worker, self.cfg.k
-        tune_rows, eval_rows, _ = query_split(ds.test.shape[0])
-        pending = []
-        for t in plan.targets:
-            key = self._target_key(ds, s, build, t)
-            if key in done:
-                if key in self.previous:
-                    measured.append((self.previous[key]["search"], self.previous[key]))
-            else:
-                pending.append((t, key))
-        if not pending:
-            return True
-        tune = query_subset(ds, tune_rows)
-        split_fields = {"tuning_queries": len(tune_rows), "evaluation_queries": len(eval_rows)}
-        tried: dict[int, float] = {}
-
-        def recall_at(value: int) -> float:
-            if value not in tried:
-                sp = {**plan.target_base, plan.knob: value}
-                worker.call("set_search_params", sp, timeout=Deadline(self.cfg.limits.search_s).left())
-                answers = worker.call("answers", k, timeout=Deadline(self.cfg.limits.search_s).left())
-                tried[value] = recall_at_k(answers, tune.test, tune.train, tune.neighbors, k, tune.metric).recall
-                observations.setdefault("tuning", {})[repr(sp)] = (answers_digest(answers), tried[value])
-            return tried[value]
-
-        healthy = True
-        try:
-            worker.call("set_queries", tune.test)
-            lo, hi = self._knob_range(s, build)
-            chosen: dict[float, tuple[int, bool]] = {}
-            start = lo
-            for t, _ in pending:
-                value, reached = tune_knob(recall_at, t, start, hi)
-                chosen[t] = (value, reached)
-                start = value if reached else start
-            worker.call("set_queries", ds.test[eval_rows])
-            evaluation = query_subset(ds, eval_rows)
-            for t, key in pending:
-                value, reached = chosen[t]
-                sp = {**plan.target_base, plan.knob: value}
-                target_fields = {"target_recall": t, "target_reached": reached, "tuning_recall": tried[value],
-                                 **split_fields}  # fmt: skip
-                try:
-                    with engine.sampler.phase("query"):
-                        fields = self._measure_point(engine, evaluation, s, build, sp)
-                    fields.pop("answers_digest")
-                    fields["resources"] = {**build_fields["resources"], **engine.query_resources()}
-                except Exception as e:  # noqa: BLE001
-                    healthy = False
-                    self._record(ds, s, build, sp, key_override=key, status="failed",
-                                 error=f"search failed: {_describe(e)}", timed_out=isinstance(e, WorkerTimeout),
-                                 **build_fields, **target_fields)  # fmt: skip
-                    continue
-                self._record(ds, s, build, sp, key_override=key, status="ok", error=None,
-                             **{**build_fields, **fields, **target_fields})  # fmt: skip
-                measured.append((sp, fields))
-                self.console.print(
-                    f"  {_params(build)} target {t}: {plan.knob}={value} "
-                    + ("" if reached else "[yellow](not reached: best found)[/] ")
-                    + f"recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
-                )
-        except Exception as e:  # noqa: BLE001
-            for t, key in pending:
-                if not any(r.get("key") == key for r in self.written):
-                    self._record(ds, s, build, {}, key_override=key, status="failed", target_recall=t,
-                                 error=f"tuning failed: {_describe(e)}", **build_fields, **split_fields)  # fmt: skip
-            return False
-        finally:
-            if worker.alive:
-                worker.call("set_queries", ds.test)
-        return healthy
-
-    def _knob_range(self, s: StoreConfig, build: dict) -> tuple[int, int]:
-        """Lowest and highest value tuning may give the knob: ef from k, nprobe up to the build's nlist."""
-        knob = self.plan.knob
-        p = get_store_class(s.store).families[s.index].search_param(knob)
-        lo = max(int(p.minimum or 1), 1, self.cfg.k if knob == "ef" else 1)
-        hi = int(min(p.maximum or KNOB_MAX[knob], KNOB_MAX[knob]))
-        if knob == "nprobe" and isinstance(build.get("nlist"), int):
-            hi = min(hi, build["nlist"])
-        return lo, max(lo, hi)
-
     def _mark_search_ignored(self, s: StoreConfig) -> None:
-        """Write this build's records again, flagged: its search settings all gave the same answers."""
+        """Write this build's plain k-NN records again, flagged: its search settings all gave the same answers."""
         self.console.print(f"  [red]{s.display_name}: every search setting gave identical answers (recall < 1): "
                            "the engine ignores the search parameter[/]")  # fmt: skip
-        for record in [r for r in self.written if r.get("status") == "ok"]:
+        for record in [r for r in self.written if r.get("status") == "ok" and r.get("workload") == "knn"]:
             self.results.append({**record, "search_param_ignored": True})
 
-    # -- retrieval quality (labelled datasets) ------------------------------------------------
-    def _quality(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp, point: PointResult) -> dict[str, Any]:
-        """nDCG@10 & co. of the point against the dataset's labels; with ``hybrid``, the fused point is
-        scored and recorded here too (it reuses this point's answers and latencies)."""
-        answers = point.extra["answers"]
-        if get_store_class(s.store).input == "text":
-            ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
-            run, retrieval = quality.to_run(ds, answers, ranks), "bm25"
-        else:
-            run, retrieval = quality.to_run(ds, answers, quality.dense_scores(ds, answers)), "dense"
-        key = self._key(ds, s, build, sp)
-        fields = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, retrieval)
-        if s.hybrid is not None:
-            self._record_hybrid(ds, s, build, sp, run, point.extra["latencies"])
-        if s.hybrid is not None and s.hybrid.native:
-            self._record_native_hybrid(engine, ds, s, build, sp)
-        return fields
-
-    def _record_native_hybrid(self, engine: Engine, ds: Dataset, s: StoreConfig, build, sp) -> None:
-        """The store's own full-text + vector search at this setting, timed like any point (one timed loop
-        of (vector, text) queries), recorded with ``retrieval: native-hybrid``."""
-        search = {**sp, "hybrid": "native"}
-        key = self._key(ds, s, build, search)
-        worker = engine.worker
-        try:
-            worker.call("set_queries", list(zip(ds.test, ds.text.queries, strict=True)))
-            worker.call("set_hybrid", True)
-            try:
-                passes, _ = worker.call("timed_passes", self.cfg.k, self.cfg.runs, self.cfg.warmup, timeout=3600)
-            finally:  # the dense points that follow must not run in hybrid mode, even after a failure
-                if worker.alive:
-                    worker.call("set_hybrid", False)
-                    worker.call("set_queries", ds.test)
-            point = score_passes(passes, ds, self.cfg.k, vectors=False)
-            answers = point.extra["answers"]
-            ranks = [np.arange(len(a), 0, -1, dtype=np.float64) for a in answers]  # ids only: rank order
-            run = quality.to_run(ds, answers, ranks)
-            scored = quality.score_point(self.out_dir, ds, key, run, self.cfg.k, s.display_name, "native-hybrid")
-        except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
-            self._record_fused_failure(ds, s, build, search, key, "native-hybrid", e)
-            return
-        self._record(
-            ds,
-            s,
-            build,
-            search,
-            key_override=key,
-            status="ok",
-            error=None,
-            recall=None,
-            qps=point.qps,
-            qps_runs=point.qps_runs,
-            **point.latency,
-            **scored,
-            native_hybrid=get_store_class(s.store).native_hybrid,
-            effective=worker.call("effective_config", timeout=60),
-        )
-        self.console.print(f"  {_params(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
-
-    def _record_fused_failure(self, ds: Dataset, s: StoreConfig, build, search, key: str, retrieval: str, e) -> None:
-        """A hybrid or native-hybrid point that failed; the dense point it builds on stands."""
-        self._record(ds, s, build, search, key_override=key, status="failed", retrieval=retrieval,
-                     error=f"{retrieval} failed: {_describe(e)}")  # fmt: skip
-
-    def _record_hybrid(self, ds: Dataset, s: StoreConfig, build, sp, dense_run, latencies) -> None:
-        """The dense point fused with bm25 (ranx), recorded as its own point with ``retrieval: hybrid``."""
-        search = {**sp, "hybrid": s.hybrid.fusion}
-        key = self._key(ds, s, build, search)
-        try:
-            if ds.name not in self._bm25_legs:
-                self._bm25_legs[ds.name] = quality.bm25_leg(ds, self.cfg.k, self.cfg.warmup)
-            leg = self._bm25_legs[ds.name]
-            fused, timing = quality.hybrid_fields(dense_run, latencies, leg, s.hybrid, self.cfg.k)
-            tag = f"{s.display_name}+bm25"
-            scored = quality.score_point(self.out_dir, ds, key, fused, self.cfg.k, tag, "hybrid")
-        except Exception as e:  # noqa: BLE001 - the dense point stands; the hybrid one is recorded as failed
-            self._record_fused_failure(ds, s, build, search, key, "hybrid", e)
-            return
-        legs = [{"store": s.display_name, "retrieval": "dense", "key": self._key(ds, s, build, sp)}, leg.describe]
-        self._record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
-        self.console.print(
-            f"  {_params(sp)} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} qps={timing['qps']:,.0f}"
-        )
-
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert in batches (timed in the store's process), then finish (timed until searchable).
+        """Create, insert ``spec.count`` rows in batches (timed in the store's process), then finish (timed until
+        searchable).
 
-        The store's process reads each batch from the dataset file; only the row range is sent.
+        The store's process reads each batch from the dataset file; only the row range (and the rows'
+        attribute values, when filters use them) is sent.
         """
         deadline = Deadline(self.cfg.limits.build_s)
         worker.call("create", spec, timeout=deadline.left())
-        n, batch = ds.train.shape[0], self.cfg.insert_batch
+        n, batch = spec.count, self.cfg.insert_batch
         texts = store_inputs(s, ds)[0] if get_store_class(s.store).input == "text" else None
+        columns = self.insert_columns(ds)
         insert_s = 0.0
         with Progress(
-            TextColumn(f"  insert {s.display_name} {_params(spec.params)}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"  insert {s.display_name} {params_line(spec.params)}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=self.console, transient=True,
         ) as progress:  # fmt: skip
             task = progress.add_task("insert", total=n)
@@ -822,8 +519,9 @@ class Sweep:
                     insert_s += worker.call("timed_insert", ids, texts[start:stop], timeout=deadline.left())
                     progress.update(task, advance=len(ids))
                     continue
+                attrs = {name: col[start:stop] for name, col in columns.items()} or None
                 seconds, rows = worker.call(
-                    "timed_insert_rows", str(ds.path), "train", start, stop, timeout=deadline.left()
+                    "timed_insert_rows", str(ds.path), "train", start, stop, attrs, timeout=deadline.left()
                 )
                 if rows != stop - start:
                     raise RuntimeError(f"the store's process read {rows} rows of {ds.path} for rows {start}:{stop}")
@@ -831,32 +529,6 @@ class Sweep:
                 progress.update(task, advance=rows)
         index_s = worker.call("timed_finish", timeout=deadline.left())
         return insert_s, index_s
-
-
-def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int) -> tuple[int, bool]:
-    """The cheapest integer in [lo, hi] whose recall reaches ``target`` (recall assumed to rise with it).
-
-    Doubling from ``lo`` until reached (or ``hi``), then bisection between the last miss and the
-    first hit. Unreached: the value with the best recall seen (the smallest among equals), False.
-    """
-    seen: dict[int, float] = {}
-
-    def recall(v: int) -> float:
-        seen[v] = seen[v] if v in seen else recall_at(v)
-        return seen[v]
-
-    value, miss = lo, None
-    while recall(value) < target and value < hi:
-        miss, value = value, min(value * 2, hi)
-    if recall(value) < target:
-        return max(sorted(seen), key=lambda v: seen[v]), False
-    while miss is not None and value - miss > 1:
-        mid = (value + miss) // 2
-        if recall(mid) >= target:
-            value = mid
-        else:
-            miss = mid
-    return value, True
 
 
 class Engine:
@@ -930,11 +602,13 @@ class Deadline:
         return None if self.end is None else max(0.001, self.end - time.monotonic())
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """What went wrong, for a failed record: the worker's own text, else ``Type: message (at file:line)``."""
     if isinstance(e, RemoteError | WorkerTimeout | WorkerCrashed):
         return str(e) if isinstance(e, RemoteError) else f"{type(e).__name__}: {e}"
     return describe(e)
 
 
-def _params(p: dict[str, Any]) -> str:
+def params_line(p: dict[str, Any]) -> str:
+    """``m=16 ef=64``: parameters as the console and the dry run print them ("" when none)."""
     return " ".join(f"{k}={v}" for k, v in p.items())

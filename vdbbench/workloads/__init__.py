@@ -1,0 +1,84 @@
+"""Workloads: what is measured on a built index, one module each.
+
+- ``knn``: plain k-nearest-neighbour search: the explicit search grid and the recall targets.
+- ``filtered``: the same under each metadata filter of the dataset, scored on exact filtered neighbours.
+- ``concurrent``: several clients at once at one chosen setting (the sweep's ``concurrency``).
+- ``churn``: inserts and deletes while a client searches, on a build of its own (a store's ``churn``).
+
+The runner builds each store's index once per build setting and hands it to every workload that
+applies (``applies``), in the order of ``WORKLOADS``; a workload with ``own_build`` builds its own.
+A new workload is one module here plus, where it needs one, a Store method or two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
+
+if TYPE_CHECKING:
+    from vdbbench.datasets import Dataset
+    from vdbbench.runner import Engine, Sweep
+    from vdbbench.worker import StoreWorker
+
+
+@dataclass
+class BuildRun:
+    """One built index of one store entry on one dataset, as the workloads measure it."""
+
+    sweep: Sweep
+    engine: Engine
+    ds: Dataset
+    s: StoreConfig
+    build: dict[str, Any]
+    build_fields: dict[str, Any]
+    done: set[str]
+    # (search setting, fields) of the plain k-NN points of this build: the concurrent workload picks from them
+    measured: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def worker(self) -> StoreWorker:
+        return self.engine.worker
+
+    @property
+    def cfg(self) -> SweepConfig:
+        return self.sweep.cfg
+
+    @property
+    def plan(self) -> StorePlan:
+        return self.sweep.plan
+
+
+class Workload:
+    """One kind of measurement on a built index."""
+
+    name: ClassVar[str]
+    own_build: ClassVar[bool] = False  # builds its own index rather than measuring the shared one
+
+    def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
+        """Whether this workload runs for store entry ``s`` on dataset entry ``dc``."""
+        raise NotImplementedError
+
+    def keys(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict[str, Any]) -> list[str]:
+        """Point keys this workload records for one build (a resumed sweep skips those already measured)."""
+        raise NotImplementedError
+
+    def run(self, run: BuildRun) -> bool:
+        """Measure and record every pending point; False when something failed (the engine restarts)."""
+        raise NotImplementedError
+
+    def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
+                   shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
+        """What a dry run lists for this workload on one build (``head`` names dataset, store and build)."""
+        raise NotImplementedError
+
+
+def workloads() -> list[Workload]:
+    """Every workload, in the order they run on a build (plain k-NN first: the concurrent one uses its points)."""
+    from vdbbench.workloads.churn import Churn
+    from vdbbench.workloads.concurrent import Concurrent
+    from vdbbench.workloads.filtered import Filtered
+    from vdbbench.workloads.knn import Knn
+
+    return [Knn(), Filtered(), Concurrent(), Churn()]

@@ -1,0 +1,138 @@
+"""Churn: inserts and deletes while a client searches, on a build of its own.
+
+With ``churn: {insert: 0.1, delete: 0.1, batches: 10}`` on a store entry: build on the first 90%
+of train, then in 10 batches insert the held-back rows and delete 10% of the built rows (drawn
+with ``seed``), while the store's process searches the queries back to back. Measured:
+
+- QPS and latency of the searches that ran during the writes (from a second thread where the
+  adapter allows concurrent writes, ``mode: concurrent``; else right after each batch's writes,
+  ``mode: interleaved``, and the record says so);
+- ``freshness_s``: per batch, from the insert's return until a search for the last inserted vector
+  returns it (median and max over batches; None where it never did within ``settle_s``);
+- after each batch (untimed): recall against exact neighbours of the live rows (``recall_live``
+  at the end, every checkpoint in ``checkpoints``), and ``deleted_returned``: answers holding an id
+  whose delete had returned. A correct engine returns 0.
+
+Searches run at the entry's search setting (its listed value, the last one where it lists several).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
+from vdbbench.datasets import Dataset
+from vdbbench.metrics import latency_summary, recall_at_k
+from vdbbench.runner import PointId, Sweep, describe_error, params_line
+from vdbbench.worker import WorkerTimeout
+from vdbbench.workloads import BuildRun, Workload
+
+
+def churn_plan(n: int, insert: float, delete: float, batches: int, seed: int) -> tuple[int, list[tuple[int, int]],
+                                                                                       list[np.ndarray]]:  # fmt: skip
+    """Rows built first (0..built), each batch's inserted row range and deleted ids (among the built rows)."""
+    built = n - max(1, round(insert * n))
+    doomed = np.sort(np.random.default_rng(seed).choice(built, size=round(delete * built), replace=False))
+    edges = np.linspace(built, n, batches + 1).round().astype(int)
+    return built, list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)), np.array_split(doomed, batches)
+
+
+class Churn(Workload):
+    name = "churn"
+    own_build = True
+
+    def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
+        return s.churn is not None
+
+    def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+        return sweep.key(ds, s, build, {**sweep.plan.target_base, "churn": s.churn.model_dump()}, workload=self.name)
+
+    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+        return [PointId(self.key(sweep, ds, s, build), ds, sweep.plan.target_base, {"workload": self.name})]
+
+    def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
+                   shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
+        c = s.churn
+        return [f"{head} · churn: build on {1 - c.insert:.0%} of train, then {c.batches} batches inserting the "
+                f"other {c.insert:.0%} and deleting {c.delete:.0%} of the built rows while searching at "
+                f"{params_line(plan.target_base) or 'the defaults'}"]  # fmt: skip
+
+    def run(self, run: BuildRun) -> bool:
+        """Measure churn on the index ``run`` built on the first rows (the runner built it for this workload)."""
+        sweep, ds, s, build, worker, k = run.sweep, run.ds, run.s, run.build, run.worker, run.cfg.k
+        c = s.churn
+        n = ds.train.shape[0]
+        built, ranges, deletes = churn_plan(n, c.insert, c.delete, c.batches, c.seed)
+        sp = sweep.plan.target_base
+        key = self.key(sweep, ds, s, build)
+        live = np.zeros(n, dtype=bool)
+        live[:built] = True
+        gone = np.zeros(n, dtype=bool)
+        batches: list[dict[str, Any]] = []
+        latencies: list[np.ndarray] = []
+        columns = sweep.insert_columns(ds)
+        try:
+            worker.call("set_search_params", sp, timeout=600)
+            worker.call("set_queries", ds.test, timeout=600)
+            for b, ((lo, hi), doomed) in enumerate(zip(ranges, deletes, strict=True)):
+                attrs = {name: col[lo:hi] for name, col in columns.items()} or None
+                out = worker.call("timed_churn", str(ds.path), lo, hi, doomed, attrs, k, c.settle_s,
+                                  timeout=sweep.cfg.limits.build_s)  # fmt: skip
+                live[lo:hi] = True
+                live[doomed] = False
+                gone[doomed] = True
+                latencies.append(out.pop("latencies"))
+                batches.append({**out, **self.checkpoint(run, live, gone, b + 1)})
+        except Exception as e:  # noqa: BLE001
+            sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="failed",
+                         error=f"churn failed at batch {len(batches) + 1}: {describe_error(e)}",
+                         timed_out=isinstance(e, WorkerTimeout), churn={**c.model_dump(), "batches_done": batches},
+                         **run.build_fields)  # fmt: skip
+            return False
+        sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="ok", error=None,
+                     **run.build_fields, **summarize(batches, latencies, c.model_dump(), built, n))  # fmt: skip
+        last = batches[-1]
+        sweep.console.print(f"  {params_line(build)} churn ({last['mode']}): recall_live={last['recall_live']:.4f} "
+                            f"deleted_returned={sum(b['deleted_returned'] for b in batches)}")  # fmt: skip
+        return True
+
+    @staticmethod
+    def checkpoint(run: BuildRun, live: np.ndarray, gone: np.ndarray, batch: int) -> dict[str, Any]:
+        """Untimed answers after a batch: recall on the live rows, and answers holding a deleted id."""
+        ds, k = run.ds, run.cfg.k
+        t0 = time.monotonic()
+        answers = run.worker.call("answers", k, timeout=run.cfg.limits.search_s)
+        view = ds.restricted(live.copy())
+        report = recall_at_k(answers, view.test, view.train, view.neighbors, k, ds.metric, allowed=view.allowed)
+        returned = sum(bool(gone[np.asarray(a, dtype=np.int64)].any()) for a in answers)
+        return {"batch": batch, "live_rows": int(live.sum()), "recall_live": report.recall,
+                "deleted_returned": returned, "short_answers": report.short_answers,
+                "checkpoint_s": time.monotonic() - t0}  # fmt: skip
+
+
+def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: dict[str, Any], built: int,
+              n: int) -> dict[str, Any]:  # fmt: skip
+    """The churn record's measures from its batches."""
+    lat = np.concatenate(latencies) if latencies else np.empty(0)
+    wall = sum(b["search_wall_s"] for b in batches)
+    fresh = [b["freshness_s"] for b in batches if b.get("freshness_s") is not None]
+    never = sum(b.get("freshness_s") is None and b["inserted"] > 0 for b in batches)
+    return {
+        "recall": None,
+        "qps": len(lat) / wall if wall > 0 and len(lat) else None,
+        **(latency_summary(lat) if len(lat) else {}),
+        "recall_live": batches[-1]["recall_live"],
+        "deleted_returned": sum(b["deleted_returned"] for b in batches),
+        "freshness_s": float(np.median(fresh)) if fresh else None,
+        "freshness_max_s": max(fresh) if fresh else None,
+        "churn": {**spec, "mode": batches[0]["mode"], "built_rows": built, "final_rows": batches[-1]["live_rows"],
+                  "inserted": sum(b["inserted"] for b in batches), "deleted": sum(b["deleted"] for b in batches),
+                  "insert_s": sum(b.get("insert_s", 0.0) for b in batches),
+                  "delete_s": sum(b.get("delete_s", 0.0) for b in batches), "searches": int(len(lat)),
+                  "never_fresh_batches": never,
+                  "checkpoints": [{k: b[k] for k in ("batch", "live_rows", "recall_live", "deleted_returned",
+                                                     "short_answers", "freshness_s")} for b in batches]},
+    }  # fmt: skip

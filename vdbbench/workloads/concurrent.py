@@ -1,0 +1,80 @@
+"""Concurrent load: several client processes at once, at the fastest setting that reaches ``min_recall``.
+
+Each client count runs a closed loop for ``duration_s`` (vdbbench.load, locally or on Ray actors);
+one record per build holds every level. A store that cannot be searched from a second process is
+recorded as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
+from vdbbench.datasets import Dataset
+from vdbbench.load import LoadFailed, measure_concurrency
+from vdbbench.runner import PointId, Sweep, describe_error
+from vdbbench.stores import ADAPTERS, get_store_class
+from vdbbench.workloads import BuildRun, Workload
+
+
+class Concurrent(Workload):
+    name = "concurrent"
+
+    def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
+        return cfg.concurrency is not None
+
+    def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+        return sweep.key(ds, s, build, {"concurrency": sweep.cfg.concurrency.clients}, workload=self.name)
+
+    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+        return [PointId(self.key(sweep, ds, s, build), ds, {}, {"workload": self.name})]
+
+    def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
+                   shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
+        cc = cfg.concurrency
+        clients = ", ".join(map(str, cc.clients))
+        return [f"{head} · concurrency {cc.engine}: {clients} clients × {cc.duration_s:g} s at the fastest setting "
+                f"reaching recall {cc.min_recall} (skipped where the store cannot be shared)"]  # fmt: skip
+
+    def run(self, run: BuildRun) -> bool:
+        """Concurrent clients at the fastest search setting reaching ``min_recall`` (else the most accurate)."""
+        sweep, ds, s, build, cc = run.sweep, run.ds, run.s, run.build, run.cfg.concurrency
+        key = self.key(sweep, ds, s, build)
+        if key in run.done or not run.worker.alive:
+            return True
+        ok = [(sp, f) for sp, f in run.measured if f.get("recall") is not None]
+        if not ok:
+            return True
+        reaching = [m for m in ok if m[1]["recall"] >= cc.min_recall]
+        sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
+        rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
+        base = {"chosen_by": rule, "chosen_recall": chosen["recall"], "chosen_qps": chosen["qps"]}
+
+        def record(**fields: Any) -> None:
+            sweep.record(ds, s, build, sp, key_override=key, workload=self.name, **base, **run.build_fields, **fields)
+
+        context = {"duration_s": cc.duration_s, "host_cpus": os.cpu_count(), "engine": cc.engine,
+                   "address": cc.address}  # fmt: skip
+        try:
+            handle = run.worker.call("client_handle", timeout=600)
+            if handle is None:
+                reason = get_store_class(s.store).single_process_reason
+                record(status="skipped", error=f"{s.store} cannot be searched from several processes at once "
+                                               f"({reason}), so only single-client figures exist")  # fmt: skip
+                return True
+            levels = measure_concurrency(ADAPTERS[s.store], run.engine.workdir, s.options, handle, ds.test, sp,
+                                         run.cfg.k, cc.clients, cc.duration_s, run.cfg.warmup,
+                                         get_store_class(s.store).kind, cc.engine, cc.address)  # fmt: skip
+        except LoadFailed as e:  # the client counts measured before the failure are kept
+            record(status="failed", error=f"load failed at {e.clients} clients: {describe_error(e.cause)}",
+                   concurrency={"levels": e.levels, "failed_clients": e.clients, **context})  # fmt: skip
+            return False
+        except Exception as e:  # noqa: BLE001
+            record(status="failed", error=f"load failed: {describe_error(e)}")
+            return False
+        record(status="ok", error=None, concurrency={"levels": levels, "note": handle.get("note"), **context})
+        for lv in levels:
+            bound = " (client-bound)" if lv["client_bound"] else ""
+            sweep.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
+        return True
