@@ -104,3 +104,21 @@ def test_records_of_the_previous_version_are_read_in_this_shape():
     assert upgrade(old) == {"key": "a", "status": "ok", "workload": "concurrent", "filter": None,
                             "selectivity": None, "schema": 2}  # fmt: skip
     assert upgrade({"key": "b"})["workload"] == "knn"
+
+
+def test_typed_gives_values_their_columns_type_keeping_the_same_rows():
+    """Engines that compare types strictly (Qdrant's match, Milvus's INT64) get float columns' values as floats and
+    int columns' as ints; a fractional range bound on an int column becomes the integer bound passing the same rows."""
+    from vdbbench.filters import typed
+
+    kinds = {"year": "int", "score": "float", "kind": "str"}
+    flt = parse_filter({"year": {"gt": 2010.5, "lte": 2014.5}, "score": {"in": [1, 0.5]}, "kind": "a"})
+    got = typed(flt, kinds)
+    assert [(c.field, c.op, c.value) for c in got.conditions] == [
+        ("year", "gt", 2010), ("year", "lte", 2014), ("score", "in", (1.0, 0.5)), ("kind", "eq", "a")]  # fmt: skip
+    assert isinstance(got.conditions[2].value[0], float)
+    years = {"year": np.arange(2000, 2030)}
+    for expression in ({"year": {"gte": 2010.5, "lt": 2014.5}}, {"year": {"gt": 2010.5, "lte": 2014.5}},
+                       {"year": {"in": [2003.0]}}):  # fmt: skip
+        assert (mask(typed(parse_filter(expression), kinds), years) == mask(parse_filter(expression), years)).all()
+    assert typed(parse_filter({"year": 2003.5}), kinds).conditions[0].value == 2003.5  # check_filter refuses it
