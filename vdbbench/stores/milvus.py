@@ -189,10 +189,7 @@ class MilvusStore(Store):
     supports_batch_search = True
     max_dim = MAX_DIM
     filter_ops = frozenset(OPS)
-    filter_note = (
-        "pre-filter: the expression gives a bitset of passing rows (through the scalar indexes) and the vector "
-        "index search skips every other row"
-    )
+    filter_note = "pre-filter: a bitset of the passing rows (from the scalar indexes) that the vector search keeps to"
     supports_delete = True
     concurrent_writes = False  # milvus-lite's engine runs in this process; its thread safety is not documented
     options_help = {

@@ -131,8 +131,8 @@ def search_params_body(spec: BuildSpec, params: dict[str, Any]) -> dict[str, Any
 # payload index schema per attribute kind (https://qdrant.tech/documentation/concepts/indexing/#payload-index)
 PAYLOAD_SCHEMAS = {"str": "keyword", "int": "integer", "float": "float"}
 FILTER_NOTE = (
-    "filterable HNSW: Qdrant's planner scores the payload index's matches exactly when they are fewer than "
-    "full_scan_threshold, else walks the graph checking the filter (extra links per payload index)"
+    "filterable HNSW: the payload index's matches scored exactly when fewer than full_scan_threshold, else a graph "
+    "walk checking the filter"
 )
 
 
