@@ -130,3 +130,4 @@ def test_typed_casts_values_to_the_column_kinds_passing_the_same_rows():
         assert np.array_equal(
             mask(typed(parse_filter(expr), kinds), {"year": year}), mask(parse_filter(expr), {"year": year})
         )
+    assert typed(parse_filter({"year": 2003.5}), kinds).conditions[0].value == 2003.5  # check_filter refuses it

@@ -14,13 +14,16 @@ from storekit import (
     assert_answers_valid,
     build_and_search,
     check_baseline,
+    check_delete_and_insert,
+    check_filters,
     files_left,
     open_store,
     small_data,
 )
 
+from vdbbench.filters import parse_filter
 from vdbbench.stores import BuildSpec, get_store_class
-from vdbbench.stores.qdrant import FAMILIES, collection_body, search_params_body
+from vdbbench.stores.qdrant import FAMILIES, collection_body, engine_filter, payload_index_body, search_params_body
 from vdbbench.stores.qdrant_server import DEFAULT_URL, effective_from_collection_info
 
 SMALL = {"full_scan_threshold": 10}  # KB: below the 250 KB contract data, so the graph is searched, not scanned
@@ -58,6 +61,35 @@ def test_embedded_contract(tmp_path, family, build, search, key, floor, metric):
     store.drop()
     store.close()
     assert files_left(tmp_path) == []
+
+
+@pytest.mark.parametrize("family,build,floor", [("flat", {}, 1.0), ("hnsw", SMALL, 0.95)])
+def test_embedded_filters_natively(tmp_path, family, build, floor):
+    """Every contract filter through the payload filter: hnsw floor 0.95, the unfiltered floor, measured 1.0 at
+    ef 200 on every filter (Qdrant's planner scores the payload index's matches exactly below full_scan_threshold,
+    and walks the graph with payload-aware links above it)."""
+    store = open_store("qdrant", tmp_path)
+    try:
+        out = check_filters(store, family, floor, build, GENEROUS)
+        effective = store.effective_config()
+        # read back from the shard's own payload_schema
+        assert effective["attribute_indexes"] == {"kind": "keyword", "year": "integer", "score": "float"}
+        assert out["none-pass"].selectivity == 0.0 and out["range-int"].short == 0
+        store.set_filter(parse_filter({"kind": "a"}))
+        assert store.effective_config()["filter"] == {"must": [{"key": "kind", "match": {"value": "a"}}]}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("family,build,floor", [("flat", {}, 1.0), ("hnsw", SMALL, 0.95)])
+def test_embedded_deletes_and_inserts_after_the_build(tmp_path, family, build, floor):
+    store = open_store("qdrant", tmp_path)
+    try:
+        out = check_delete_and_insert(store, family, floor, build, GENEROUS)
+        assert out["deleted"] > 100  # the queries' nearest rows, each of which a lingering copy would return
+        assert store.effective_config()["engine"]["points_count"] == 2000 - out["deleted"]  # 1800 built + 200 new
+    finally:
+        store.close()
 
 
 def test_rescoring_recovers_binary_quantization_loss(tmp_path):
@@ -199,6 +231,59 @@ def test_search_params_match_documented_shape():
     assert "quantization" not in search_params_body(spec("hnsw"), {"ef": 64})
 
 
+# https://qdrant.tech/documentation/concepts/filtering/#match, #match-any and #range
+@pytest.mark.parametrize(
+    "expression,expected",
+    [
+        ({"kind": "a"}, [{"key": "kind", "match": {"value": "a"}}]),
+        ({"kind": 'say "hi"'}, [{"key": "kind", "match": {"value": 'say "hi"'}}]),  # JSON: no escaping needed
+        ({"year": 2003}, [{"key": "year", "match": {"value": 2003}}]),
+        ({"kind": {"in": ["b", "c"]}}, [{"key": "kind", "match": {"any": ["b", "c"]}}]),
+        ({"year": {"in": [2001, 2002]}}, [{"key": "year", "match": {"any": [2001, 2002]}}]),
+        ({"year": {"gt": 2010}}, [{"key": "year", "range": {"gt": 2010}}]),
+        ({"year": {"gte": 2010, "lt": 2015}}, [{"key": "year", "range": {"gte": 2010, "lt": 2015}}]),
+        ({"score": {"lte": 0.7}}, [{"key": "score", "range": {"lte": 0.7}}]),
+        # a float has no match in Qdrant: equality is the closed range, several values any of those
+        ({"score": 0.5}, [{"key": "score", "range": {"gte": 0.5, "lte": 0.5}}]),
+        ({"score": {"in": [0.25, 0.5]}}, [{"should": [{"key": "score", "range": {"gte": 0.25, "lte": 0.25}},
+                                                      {"key": "score", "range": {"gte": 0.5, "lte": 0.5}}]}]),
+        ({"kind": "d", "year": {"gte": 2020}},
+         [{"key": "kind", "match": {"value": "d"}}, {"key": "year", "range": {"gte": 2020}}]),
+    ],
+)  # fmt: skip
+def test_filter_translation_matches_documented_shape(expression, expected):
+    from qdrant_client import models
+
+    body = engine_filter(parse_filter(expression))
+    assert body == {"must": expected}
+    models.Filter.model_validate(body)  # the official client's schema accepts it as is
+
+
+def test_payload_indexes_match_documented_schemas():
+    # https://qdrant.tech/documentation/concepts/indexing/#payload-index : keyword, integer, float
+    built = BuildSpec("hnsw", "ip", 8, {}, attributes={"kind": "str", "year": "int", "score": "float"})
+    assert payload_index_body(built) == {"kind": "keyword", "year": "integer", "score": "float"}
+
+
+def test_embedded_filter_values_take_the_column_type(tmp_path):
+    """An integer bound on a float column (score: 1) and an integral float on an int one (year: 2003.0) still
+    match: Qdrant compares types strictly, so values are cast to the column's kind before translating."""
+    from storekit import build_with_attributes, contract_attributes
+
+    store = open_store("qdrant", tmp_path)
+    try:
+        data = build_with_attributes(store, "flat")
+        year = contract_attributes()["year"]
+        store.set_filter(parse_filter({"year": {"in": [2003.0]}}))
+        assert store.effective_config()["filter"] == {"must": [{"key": "year", "match": {"any": [2003]}}]}
+        got = store.search(data.test[0], 2000)
+        assert sorted(got.tolist()) == np.flatnonzero(year == 2003).tolist()
+        store.set_filter(parse_filter({"score": 1}))  # an int on a float column: a float range, never an int match
+        assert store.effective_config()["filter"]["must"][0] == {"key": "score", "range": {"gte": 1.0, "lte": 1.0}}
+    finally:
+        store.close()
+
+
 def test_server_read_back_from_collection_info():
     # abridged GET /collections/{name} answer (https://api.qdrant.tech/api-reference/collections/get-collection)
     info = {
@@ -215,6 +300,43 @@ def test_server_read_back_from_collection_info():
     assert eff["params"] == {"m": 24, "ef_construction": 128, "full_scan_threshold": 10000, "compression": "x16"}
     info["indexed_vectors_count"] = 50000  # optimizer not done: what serves is a scan
     assert effective_from_collection_info(info, spec("pq", metric="ip"), {})["family"] == "flat"
+
+
+def test_server_reads_payload_indexes_back_from_collection_info():
+    # GET /collections/{name} lists payload indexes under payload_schema (qdrant-client models.PayloadIndexInfo)
+    from qdrant_client import models
+
+    info = {
+        "status": "green", "optimizer_status": "ok", "points_count": 2000, "indexed_vectors_count": 2000,
+        "config": {"params": {"vectors": {"size": 32, "distance": "Euclid"}},
+                   "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10},
+                   "optimizer_config": {"indexing_threshold": 1}},
+        "payload_schema": {"kind": {"data_type": "keyword", "points": 2000},
+                           "year": {"data_type": "integer", "params": {"type": "integer", "lookup": True,
+                                                                      "range": True}, "points": 2000}},
+    }  # fmt: skip
+    for entry in info["payload_schema"].values():
+        models.PayloadIndexInfo.model_validate(entry)
+    built = BuildSpec("hnsw", "euclidean", 32, {}, attributes={"kind": "str", "year": "int", "score": "float"})
+    eff = effective_from_collection_info(info, built, {})
+    assert eff["attribute_indexes"] == {"kind": "keyword", "year": "integer", "score": "none"}  # score: not created
+    assert "attribute_indexes" not in effective_from_collection_info(info, spec("hnsw"), {})
+
+
+def test_server_sends_the_translated_filter_as_client_models(tmp_path):
+    """No server needed: the request's filter is qdrant-client's own Filter of FieldConditions."""
+    from qdrant_client import models
+
+    store = get_store_class("qdrant-server")(tmp_path, {})
+    store.spec = BuildSpec("hnsw", "ip", 8, {}, attributes={"kind": "str", "year": "int", "score": "float"})
+    store.set_filter(parse_filter({"kind": {"in": ["b", "c"]}, "year": {"gte": 2010.0, "lt": 2015}, "score": 1}))
+    assert store._filter == models.Filter(must=[
+        models.FieldCondition(key="kind", match=models.MatchAny(any=["b", "c"])),
+        models.FieldCondition(key="year", range=models.Range(gte=2010, lt=2015)),
+        models.FieldCondition(key="score", range=models.Range(gte=1.0, lte=1.0)),
+    ])  # fmt: skip
+    store.set_filter(None)
+    assert store._filter is None
 
 
 def test_server_default_url_matches_compose_port():
@@ -266,6 +388,19 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         assert store._client.collection_exists("vdbbench_test")  # the client's close() dropped nothing
         store.drop()
         assert not store._client.collection_exists("vdbbench_test")
+    finally:
+        store.close()
+
+
+@needs_server
+def test_server_filters_and_deletes(tmp_path):
+    store = open_store("qdrant-server", tmp_path, {"collection": "vdbbench_test"})
+    try:
+        check_filters(store, "hnsw", 0.95, SMALL, GENEROUS)
+        assert store.effective_config()["attribute_indexes"] == {"kind": "keyword", "year": "integer",
+                                                                 "score": "float"}  # fmt: skip
+        check_delete_and_insert(store, "hnsw", 0.95, SMALL, GENEROUS)
+        store.drop()
     finally:
         store.close()
 

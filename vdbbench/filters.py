@@ -178,6 +178,10 @@ def by_field(flt: Filter) -> dict[str, list[Condition]]:
     return out
 
 
+def _as_kind(kind: str, value: Any) -> Any:
+    return float(value) if kind == "float" else int(value) if float(value).is_integer() else value
+
+
 def typed(flt: Filter, kinds: Mapping[str, str]) -> Filter:
     """``flt`` with each value as its column's kind (``kinds``: column → int/float/str), for engines that refuse
     a float literal on an integer column or the reverse: ints on int columns, where a fractional range bound
@@ -188,8 +192,7 @@ def typed(flt: Filter, kinds: Mapping[str, str]) -> Filter:
         if kind == "int" and op in RANGE_OPS and not float(value).is_integer():
             op = "gte" if op in ("gt", "gte") else "lte"
             value = math.ceil(value) if op == "gte" else math.floor(value)
-        elif kind in ("int", "float"):
-            cast = int if kind == "int" else float
-            value = tuple(cast(v) for v in value) if op == "in" else cast(value)
+        elif kind in ("int", "float"):  # a fractional value on an int column (refused by check_filter) stays as given
+            value = tuple(_as_kind(kind, v) for v in value) if op == "in" else _as_kind(kind, value)
         out.append(Condition(c.field, op, value))
     return Filter(tuple(out))

@@ -21,12 +21,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.provenance import redact
 from vdbbench.stores.base import (
     BuildSpec,
@@ -51,6 +53,19 @@ LITE_INDEX_TYPES = frozenset({"FLAT", "IVF_FLAT", "HNSW"})
 LITE_INDEX_CLASSES = {"BruteForceIndex": "flat", "FaissIvfFlatIndex": "ivf", "FaissHnswIndex": "hnsw"}
 SEARCH_CHUNK = 1000  # queries per multi-vector search request
 MAX_DIM = 32768  # Milvus's largest FLOAT_VECTOR dimension
+# attribute columns: the scalar field type, and the scalar index built on it. Milvus 2.3 servers build Trie (VARCHAR)
+# and STL_SORT (numbers) and refuse INVERTED (2.4+); milvus-lite implements INVERTED only and refuses the others.
+FIELD_TYPES = {"str": "VARCHAR", "int": "INT64", "float": "DOUBLE"}
+SERVER_SCALAR_INDEXES = {"str": "Trie", "int": "STL_SORT", "float": "STL_SORT"}
+LITE_SCALAR_INDEX = "INVERTED"
+MAX_VARCHAR = 65535  # Milvus's largest VARCHAR max_length
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+COMPARISONS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# Searches run at the collection's consistency level; a write the next search must see (a delete) is confirmed by a
+# Strong read before delete() returns. Strong on every search would wait out the time tick each time (Milvus 2.3.5:
+# 218 ms per search against 1.3 ms, measured here), and Session does not cover deletes there: 2.3.5 returns no
+# timestamp for a delete, so pymilvus's session timestamp stays at the last insert.
+CONSISTENCY = "Bounded"
 # Milvus servers pymilvus 3 cannot drive (its RPCs need 2.3+); tested pairs are in docker/README.md.
 MIN_SERVER = (2, 3)
 
@@ -82,6 +97,30 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _literal(value: Any) -> str:
+    """A value in Milvus's expression syntax: strings double-quoted with backslash escapes (the ones both the server's
+    parser and milvus-lite's read), floats positional (lite reads no "1." and no exponent-only form)."""
+    if isinstance(value, str):
+        for char, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+            value = value.replace(char, escaped)
+        return f'"{value}"'
+    if isinstance(value, float):
+        return np.format_float_positional(value, trim="0")
+    return str(int(value))
+
+
+def engine_filter(flt: Filter) -> str:
+    """The filter as a Milvus boolean expression (https://milvus.io/docs/boolean.md): ``kind == "a" and year >= 2010``,
+    ``kind in ["b", "c"]``."""
+    terms = []
+    for c in flt.conditions:
+        if c.op == "in":
+            terms.append(f"{c.field} in [{', '.join(_literal(v) for v in c.value)}]")
+        else:
+            terms.append(f"{c.field} {COMPARISONS[c.op]} {_literal(c.value)}")
+    return " and ".join(terms)
 
 
 def _unimplemented_probe(record: logging.LogRecord) -> bool:
@@ -149,6 +188,10 @@ class MilvusStore(Store):
     }
     supports_batch_search = True
     max_dim = MAX_DIM
+    filter_ops = frozenset(OPS)
+    filter_note = "pre-filter: a bitset of the passing rows (from the scalar indexes) that the vector search keeps to"
+    supports_delete = True
+    concurrent_writes = False  # milvus-lite's engine runs in this process; its thread safety is not documented
     options_help = {
         "uri": "Milvus server URI, pymilvus's name (e.g. http://127.0.0.1:19530); same as url",
         "url": "Milvus server URL; else VDBBENCH_MILVUS_URL; with neither, embedded milvus-lite runs",
@@ -163,6 +206,7 @@ class MilvusStore(Store):
         self._client = None
         self._db_path = self.workdir / "milvus.db"
         self.lite_port: int | None = None
+        self._expr = ""  # the boolean expression sent with every search ("" = unfiltered)
 
     @classmethod
     def check_point(cls, family, build, search, dim, k) -> list[str]:
@@ -232,6 +276,12 @@ class MilvusStore(Store):
             )
         if spec.family == "pq" and spec.dim % spec.params["pq_m"]:
             raise StoreError(f"milvus IVF_PQ: pq_m (m)={spec.params['pq_m']} must divide the dimension {spec.dim}")
+        for name in spec.attributes:
+            if not FIELD_NAME.fullmatch(name) or name in ("id", VECTOR):
+                raise StoreError(
+                    f"milvus: attribute {name!r} cannot be a Milvus field name; rename the dataset's attribute to "
+                    f"letters, digits and underscores, starting with a letter (and not id or {VECTOR})"
+                )
         self.spec = spec
         self.set_search_params(self.search_params)  # the request for searches made before any setting
         if self._client.has_collection(COLLECTION):
@@ -239,11 +289,26 @@ class MilvusStore(Store):
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=spec.dim)
+        for name, kind in spec.attributes.items():
+            extra = {"max_length": MAX_VARCHAR} if kind == "str" else {}
+            schema.add_field(name, getattr(DataType, FIELD_TYPES[kind]), **extra)
         self._client.create_collection(COLLECTION, schema=schema)
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         rows = [{"id": int(i), VECTOR: v} for i, v in zip(ids, np.asarray(vectors, dtype=np.float32), strict=True)]
+        for name, values in (attributes or {}).items():
+            for row, value in zip(rows, np.asarray(values).tolist(), strict=True):  # Python values for the client
+                row[name] = value
         self._client.insert(COLLECTION, rows)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Delete by primary key, and return once a Strong read (which waits until the query nodes have applied every
+        write before it) finds none of the rows: only then can no later search answer them."""
+        expr = f"id in [{', '.join(str(int(i)) for i in np.asarray(ids).tolist())}]"
+        self._client.delete(COLLECTION, filter=expr)
+        left = self._client.query(COLLECTION, filter=expr, output_fields=["id"], consistency_level="Strong")
+        if left:
+            raise StoreError(f"milvus: {len(left)} deleted rows still found by a Strong read, e.g. {left[0]}")
 
     def finish(self) -> None:
         """Seal the data, build the index, load it; return once the engine says every row is indexed."""
@@ -258,6 +323,9 @@ class MilvusStore(Store):
         index_params.add_index(
             field_name=VECTOR, index_type=INDEX_TYPES[spec.family], metric_type=METRICS[spec.metric], params=params
         )
+        for name, kind in spec.attributes.items():  # one scalar index per attribute, named after its field
+            scalar = LITE_SCALAR_INDEX if self.lite else SERVER_SCALAR_INDEXES[kind]
+            index_params.add_index(field_name=name, index_type=scalar, index_name=name)
         self._client.create_index(COLLECTION, index_params)
         timeout = float(self.options.get("index_timeout_s", 24 * 3600))
         self._wait(self._index_complete, timeout, "index build")
@@ -272,14 +340,18 @@ class MilvusStore(Store):
             time.sleep(0.2)
 
     def _index_complete(self) -> bool:
-        desc = self._client.describe_index(COLLECTION, VECTOR) or {}
-        if desc.get("state") == "Failed":
-            raise StoreError(f"milvus index build failed: {desc.get('index_state_fail_reason', desc)}")
-        return (
-            desc.get("state") == "Finished"
-            and desc.get("pending_index_rows", 0) == 0
-            and desc.get("indexed_rows", 0) >= self.spec.count
-        )
+        """Every index (the vector one and each attribute's) reports all rows indexed."""
+        for name in (VECTOR, *self.spec.attributes):
+            desc = self._client.describe_index(COLLECTION, name) or {}
+            if desc.get("state") == "Failed":
+                raise StoreError(f"milvus index build failed on {name}: {desc.get('index_state_fail_reason', desc)}")
+            if not (
+                desc.get("state") == "Finished"
+                and desc.get("pending_index_rows", 0) == 0
+                and desc.get("indexed_rows", 0) >= self.spec.count
+            ):
+                return False
+        return True
 
     def _loaded(self) -> bool:
         state = str(self._client.get_load_state(COLLECTION).get("state"))
@@ -297,10 +369,15 @@ class MilvusStore(Store):
         fam = self.families[self.spec.family]
         self._request = {"metric_type": METRICS[self.spec.metric], "params": fam.engine_params(params, "search")}
 
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._expr = "" if flt is None else engine_filter(typed(flt, self.spec.attributes))
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         hits = self._client.search(
-            COLLECTION, data=[query], limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"]
-        )[0]
+            COLLECTION, data=[query], limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"],
+            filter=self._expr, consistency_level=CONSISTENCY,
+        )[0]  # fmt: skip
         return np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits))
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
@@ -308,8 +385,9 @@ class MilvusStore(Store):
         for start in range(0, len(queries), SEARCH_CHUNK):
             chunk = list(np.asarray(queries[start : start + SEARCH_CHUNK], dtype=np.float32))
             results = self._client.search(
-                COLLECTION, data=chunk, limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"]
-            )
+                COLLECTION, data=chunk, limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"],
+                filter=self._expr, consistency_level=CONSISTENCY,
+            )  # fmt: skip
             out.extend(np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits)) for hits in results)
         return out
 
@@ -339,7 +417,8 @@ class MilvusStore(Store):
             if seg.num_rows == 0:
                 continue
             index = seg.indexes.get(VECTOR)
-            entry: dict[str, Any] = {"rows": int(seg.num_rows), "index": type(index).__name__ if index else None}
+            entry: dict[str, Any] = {"rows": int(seg.num_rows), "index": type(index).__name__ if index else None,
+                                     "scalar_indexes": sorted(seg.scalar_indexes)}  # fmt: skip
             faiss_index = getattr(index, "_index", None)
             if hasattr(faiss_index, "nlist"):
                 entry["nlist"] = int(faiss_index.nlist)
@@ -382,6 +461,7 @@ class MilvusStore(Store):
             indexed_rows = sum(g.num_rows for g in indexed)
             cover = coverage(len(segments), len(indexed), rows, indexed_rows, "list_loaded_segments")
             family = served_family(family, rows, cover["indexed_rows"])
+        engine["consistency_level"] = CONSISTENCY
         # Milvus keeps no search-time parameters: they travel with each request and no API reports them,
         # so they are left out here (the runner records them as sent).
         return {
@@ -390,7 +470,22 @@ class MilvusStore(Store):
             "params": params,
             "engine": engine,
             "coverage": cover,
+            **({"attribute_indexes": self._attribute_indexes(engine)} if self.spec.attributes else {}),
+            **({"filter": self._expr} if self.filter else {}),
         }
+
+    def _attribute_indexes(self, engine: dict[str, Any]) -> dict[str, str]:
+        """Scalar index type per attribute from describe_index; on lite only where every loaded segment carries it
+        (its memtable rows are scanned), "none" where no index serves the column."""
+        out = {}
+        for name in self.spec.attributes:
+            kind = str((self._client.describe_index(COLLECTION, name) or {}).get("index_type") or "none")
+            if self.lite and kind != "none":
+                segments = engine["served"]["segments"]
+                carrying = sum(name in s["scalar_indexes"] for s in segments)
+                kind = kind if segments and carrying == len(segments) else ("none" if not carrying else f"{kind}+none")
+            out[name] = kind
+        return out
 
     def resources(self) -> dict[str, Any]:
         if not self.lite:

@@ -27,12 +27,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vdbbench.filters import OPS, Condition, Filter, by_field, range_bounds, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
 
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
@@ -126,6 +128,46 @@ def search_params_body(spec: BuildSpec, params: dict[str, Any]) -> dict[str, Any
     return body
 
 
+# payload index schema per attribute kind (https://qdrant.tech/documentation/concepts/indexing/#payload-index)
+PAYLOAD_SCHEMAS = {"str": "keyword", "int": "integer", "float": "float"}
+FILTER_NOTE = (
+    "filterable HNSW: the payload index's matches scored exactly when fewer than full_scan_threshold, else a graph "
+    "walk checking the filter"
+)
+
+
+def payload_index_body(spec: BuildSpec) -> dict[str, str]:
+    """``field_schema`` of ``PUT /collections/{name}/index`` per attribute column, created before any insert so
+    the HNSW build adds its payload-aware links."""
+    return {name: PAYLOAD_SCHEMAS[kind] for name, kind in spec.attributes.items()}
+
+
+def _equal(c: Condition) -> dict[str, Any]:
+    """An eq / in condition: ``match`` for strings and integers (a keyword or integer index lookup). A float has no
+    match in Qdrant (MatchValue takes str, int, bool), so it is the closed range [v, v], and ``in`` any of those."""
+    values = c.value if c.op == "in" else (c.value,)
+    if all(isinstance(v, str) for v in values) or all(isinstance(v, int) for v in values):
+        return {"key": c.field, "match": {"any": list(values)} if c.op == "in" else {"value": c.value}}
+    ranges = [{"key": c.field, "range": {"gte": v, "lte": v}} for v in values]
+    return {"should": ranges} if c.op == "in" else ranges[0]
+
+
+def engine_filter(flt: Filter) -> dict[str, Any]:
+    """The filter as Qdrant's REST body (https://qdrant.tech/documentation/concepts/filtering/): a ``must`` of field
+    conditions, one ``range`` per field holding all its bounds. Shared by both Qdrant stores: the server validates it
+    into qdrant-client's ``models.Filter``, the embedded store converts it with ``edge_filter``. JSON carries string
+    values as they are, so quotes need no escaping."""
+    must: list[dict[str, Any]] = []
+    for field, conditions in by_field(flt).items():
+        for c in conditions:
+            if c.op in ("eq", "in"):
+                must.append(_equal(c))
+        bounds = range_bounds(conditions)
+        if bounds:
+            must.append({"key": field, "range": bounds})
+    return {"must": must}
+
+
 def served_family(graph_built: bool, below_full_scan: bool, quantization: dict[str, Any] | None) -> str:
     """The harness family Qdrant actually serves, from what it reports about its segments."""
     if not graph_built or below_full_scan:
@@ -170,8 +212,13 @@ class QdrantStore(Store):
     families = FAMILIES
     supports_batch_search = True
     single_process_reason = "qdrant-edge locks its shard's WAL to one process; use qdrant-server for concurrent clients"
+    filter_ops = frozenset(OPS)
+    filter_note = FILTER_NOTE
+    supports_delete = True
+    concurrent_writes = False  # qdrant-edge-py documents no thread safety for one EdgeShard: writes interleave
 
     _shard: Any = None
+    _filter: Any = None  # the qdrant_edge.Filter sent with every query, or None
 
     @property
     def _path(self) -> Path:
@@ -183,12 +230,23 @@ class QdrantStore(Store):
         self.drop()
         self.spec = spec
         self._shard = qe.EdgeShard.create(str(self._path), edge_config(collection_body(spec)))
+        for name, schema in payload_index_body(spec).items():
+            self._shard.update(qe.UpdateOperation.create_field_index(name, getattr(qe.PayloadSchemaType,
+                                                                                   schema.capitalize())))  # fmt: skip
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         import qdrant_edge as qe
 
-        points = [qe.Point(int(i), v) for i, v in zip(ids.tolist(), np.asarray(vectors, np.float32), strict=True)]
+        payloads = payload_rows(attributes, len(ids))
+        points = [qe.Point(int(i), v, p) for i, v, p in zip(ids.tolist(), np.asarray(vectors, np.float32), payloads,
+                                                              strict=True)]  # fmt: skip
         self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def delete(self, ids: np.ndarray) -> None:
+        import qdrant_edge as qe
+
+        # applied in process before update() returns: the next query no longer sees the points
+        self._shard.update(qe.UpdateOperation.delete_points([int(i) for i in np.asarray(ids).tolist()]))
 
     def finish(self) -> None:
         # optimize() blocks until the optimizer has nothing left to plan: every segment above the
@@ -214,7 +272,13 @@ class QdrantStore(Store):
 
         if not hasattr(self, "_params"):
             self.set_search_params(self.search_params)
-        return qe.QueryRequest(limit=k, query=qe.Query.Nearest(np.asarray(query, np.float32)), params=self._params)
+        return qe.QueryRequest(limit=k, query=qe.Query.Nearest(np.asarray(query, np.float32)), params=self._params,
+                               filter=self._filter)  # fmt: skip
+
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._filter_body = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
+        self._filter = None if flt is None else edge_filter(self._filter_body)
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         hits = self._shard.query(self._request(query, k))
@@ -266,6 +330,10 @@ class QdrantStore(Store):
                 "segments": segments,
                 "search_params": search_params_body(self.spec, self.search_params),
             },
+            **(
+                {"attribute_indexes": attribute_indexes(info.payload_schema, self.spec)} if self.spec.attributes else {}
+            ),
+            **({"filter": self._filter_body} if self.filter else {}),
         }
 
     def resources(self) -> dict[str, Any]:
@@ -287,6 +355,37 @@ class QdrantStore(Store):
         if self._shard is not None:
             self._shard.close()
             self._shard = None
+
+
+def payload_rows(attributes: Mapping[str, np.ndarray] | None, n: int) -> list[dict[str, Any] | None]:
+    """One payload per row from the batch's attribute columns (numpy scalars as Python values); None without."""
+    if not attributes:
+        return [None] * n
+    columns = {name: np.asarray(col).tolist() for name, col in attributes.items()}
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def attribute_indexes(schema: Mapping[str, Any], spec: BuildSpec) -> dict[str, str]:
+    """Payload index type per attribute column as the engine reports it (``payload_schema``); "none" where absent."""
+    reported = {name: str(getattr(info, "data_type", None) or info.get("data_type")).split(".")[-1].lower()
+                for name, info in schema.items()}  # fmt: skip
+    return {name: reported.get(name, "none") for name in spec.attributes}
+
+
+def edge_filter(body: dict[str, Any]) -> Any:
+    """A qdrant-edge ``Filter`` from the REST-shaped filter body of ``engine_filter`` (same mapping as the server)."""
+    import qdrant_edge as qe
+
+    def condition(c: dict[str, Any]) -> Any:
+        if "should" in c:
+            return qe.Filter(should=[condition(x) for x in c["should"]])
+        if "range" in c:
+            return qe.FieldCondition(c["key"], range=qe.RangeFloat(**c["range"]))
+        match = c["match"]
+        return qe.FieldCondition(c["key"], match=qe.MatchValue(match["value"]) if "value" in match
+                                 else qe.MatchAny(match["any"]))  # fmt: skip
+
+    return qe.Filter(must=[condition(c) for c in body["must"]])
 
 
 def edge_config(body: dict[str, Any]) -> Any:

@@ -18,18 +18,25 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
+from vdbbench.filters import OPS, Filter, typed
 from vdbbench.stores.base import BuildSpec, Store, StoreError, coverage
 from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant import (
     FAMILIES,
+    FILTER_NOTE,
     _metric_of,
+    attribute_indexes,
     collection_body,
+    engine_filter,
     graph_params,
+    payload_index_body,
+    payload_rows,
     quantization_params,
     search_params_body,
     served_family,
@@ -50,6 +57,10 @@ class QdrantServerStore(Store):
     kind = "server"
     families = FAMILIES
     supports_batch_search = True
+    filter_ops = frozenset(OPS)
+    filter_note = FILTER_NOTE
+    supports_delete = True
+    concurrent_writes = False  # not tried against a server here: writes interleave with searches
     options_help = {
         "url": "Qdrant server URL; else VDBBENCH_QDRANT_URL; default http://127.0.0.1:6333",
         "api_key": "Qdrant API key (qdrant-client's name); else QDRANT__SERVICE__API_KEY / VDBBENCH_QDRANT_API_KEY",
@@ -60,6 +71,7 @@ class QdrantServerStore(Store):
     }
 
     _client: Any = None
+    _filter: Any = None  # the models.Filter sent with every query, or None
     server_version: str | None = None
 
     @property
@@ -112,13 +124,25 @@ class QdrantServerStore(Store):
             self.collection, vectors_config=cc.vectors, hnsw_config=cc.hnsw_config,
             optimizers_config=cc.optimizers_config, quantization_config=cc.quantization_config,
         )  # fmt: skip
+        for name, schema in payload_index_body(spec).items():  # before the points, so the HNSW build links them
+            self._client.create_payload_index(self.collection, name, field_schema=schema, wait=True)
         self._body = body
 
-    def insert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         from qdrant_client import models
 
-        batch = models.Batch(ids=[int(i) for i in ids], vectors=np.asarray(vectors, np.float32).tolist())
+        batch = models.Batch(
+            ids=[int(i) for i in ids], vectors=np.asarray(vectors, np.float32).tolist(),
+            payloads=payload_rows(attributes, len(ids)) if attributes else None,
+        )  # fmt: skip
         self._client.upsert(self.collection, points=batch, wait=True)
+
+    def delete(self, ids: np.ndarray) -> None:
+        from qdrant_client import models
+
+        # wait=True: the call returns once the deletion is applied, so the next query no longer sees the points
+        selector = models.PointIdsList(points=[int(i) for i in np.asarray(ids).tolist()])
+        self._client.delete(self.collection, points_selector=selector, wait=True)
 
     def finish(self) -> None:
         from qdrant_client import models
@@ -153,10 +177,17 @@ class QdrantServerStore(Store):
         super().set_search_params(params)
         self._params = models.SearchParams.model_validate(search_params_body(self.spec, self.search_params))
 
+    def set_filter(self, flt: Filter | None) -> None:
+        from qdrant_client import models
+
+        super().set_filter(flt)
+        self._filter_body = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
+        self._filter = None if flt is None else models.Filter.model_validate(self._filter_body)
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         res = self._client.query_points(
             self.collection, query=np.asarray(query, np.float32).tolist(), search_params=self._params, limit=k,
-            with_payload=False,
+            with_payload=False, query_filter=self._filter,
         )  # fmt: skip
         return np.fromiter((p.id for p in res.points), dtype=np.int64, count=len(res.points))
 
@@ -165,7 +196,7 @@ class QdrantServerStore(Store):
 
         requests = [
             models.QueryRequest(query=np.asarray(q, np.float32).tolist(), params=self._params, limit=k,
-                                with_payload=False)
+                                with_payload=False, filter=self._filter)
             for q in queries
         ]  # fmt: skip
         answers = self._client.query_batch_points(self.collection, requests=requests)
@@ -186,9 +217,12 @@ class QdrantServerStore(Store):
 
     def effective_config(self) -> dict[str, Any]:
         info = self._client.get_collection(self.collection)
-        return effective_from_collection_info(
+        effective = effective_from_collection_info(
             info.model_dump(mode="json"), self.spec, self.search_params, self._segments(), self.server_version
         )
+        if self._filter is not None:
+            effective["filter"] = self._filter_body
+        return effective
 
     def _segments(self) -> list[dict[str, Any]] | None:
         """This collection's segments from ``GET /telemetry`` (https://api.qdrant.tech/api-reference/service/telemetry):
@@ -292,4 +326,5 @@ def effective_from_collection_info(
         "params": params,
         "engine": engine,
         "coverage": cover,
+        **({"attribute_indexes": attribute_indexes(info.get("payload_schema") or {}, spec)} if spec.attributes else {}),
     }
