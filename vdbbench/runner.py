@@ -456,13 +456,9 @@ class Sweep:
                    points: list[PointId]) -> bool:  # fmt: skip
         """Build once (on the rows the group needs) and run the group's workloads on it; False when anything failed."""
         from vdbbench.workloads import BuildRun
-        from vdbbench.workloads.churn import Churn, churn_plan
 
         worker = engine.worker
-        rows = ds.train.shape[0]
-        if any(isinstance(w, Churn) for w in group):  # churn builds on the rows before the ones it inserts
-            c = s.churn
-            rows = churn_plan(rows, c.insert, c.delete, c.batches, c.seed)[0]
+        rows = min(w.build_rows(s, ds.train.shape[0]) for w in group)  # churn builds on the rows it does not insert
         spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=rows,
                          attributes={name: kind for name, kind in ds.attribute_kinds.items()
                                      if name in self.insert_columns(ds)})  # fmt: skip

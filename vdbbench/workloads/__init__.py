@@ -19,7 +19,7 @@ from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 
 if TYPE_CHECKING:
     from vdbbench.datasets import Dataset
-    from vdbbench.runner import Engine, Sweep
+    from vdbbench.runner import Engine, PointId, Sweep
     from vdbbench.worker import StoreWorker
 
 
@@ -60,9 +60,15 @@ class Workload:
         """Whether this workload runs for store entry ``s`` on dataset entry ``dc``."""
         raise NotImplementedError
 
-    def keys(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict[str, Any]) -> list[str]:
-        """Point keys this workload records for one build (a resumed sweep skips those already measured)."""
+    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict[str, Any]) -> list[PointId]:
+        """The points this workload records for one build: their keys (a resumed sweep skips those measured
+        already) and what a failure record of each needs."""
         raise NotImplementedError
+
+    def build_rows(self, s: StoreConfig, n: int) -> int:
+        """How many of the ``n`` train rows the index is built on (the first ones): all, unless the workload
+        inserts the rest itself."""
+        return n
 
     def run(self, run: BuildRun) -> bool:
         """Measure and record every pending point; False when something failed (the engine restarts)."""

@@ -47,6 +47,10 @@ class Churn(Workload):
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return s.churn is not None
 
+    def build_rows(self, s: StoreConfig, n: int) -> int:
+        c = s.churn
+        return churn_plan(n, c.insert, c.delete, c.batches, c.seed)[0]
+
     def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
         return sweep.key(ds, s, build, {**sweep.plan.target_base, "churn": s.churn.model_dump()}, workload=self.name)
 
@@ -93,7 +97,7 @@ class Churn(Workload):
                          **run.build_fields)  # fmt: skip
             return False
         sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="ok", error=None,
-                     **run.build_fields, **summarize(batches, latencies, c.model_dump(), built, n))  # fmt: skip
+                     **run.build_fields, **summarize(batches, latencies, c.model_dump(), built))  # fmt: skip
         last = batches[-1]
         sweep.console.print(f"  {params_line(build)} churn ({last['mode']}): recall_live={last['recall_live']:.4f} "
                             f"deleted_returned={sum(b['deleted_returned'] for b in batches)}")  # fmt: skip
@@ -113,8 +117,8 @@ class Churn(Workload):
                 "checkpoint_s": time.monotonic() - t0}  # fmt: skip
 
 
-def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: dict[str, Any], built: int,
-              n: int) -> dict[str, Any]:  # fmt: skip
+def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: dict[str, Any],
+              built: int) -> dict[str, Any]:  # fmt: skip
     """The churn record's measures from its batches."""
     lat = np.concatenate(latencies) if latencies else np.empty(0)
     wall = sum(b["search_wall_s"] for b in batches)
