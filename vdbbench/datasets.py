@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,12 @@ class Texts:
     @property
     def labelled(self) -> bool:
         return self.qrels is not None
+
+    @cached_property
+    def judged(self) -> dict[str, dict[str, int]]:
+        """The qrels of the queries asked (a cut keeps fewer), computed once: every labelled point scores on them."""
+        asked = set(self.query_ids or ())
+        return {q: rel for q, rel in (self.qrels or {}).items() if q in asked}
 
     def cut(self, train: int | None, test: int | None) -> Texts:
         """The first ``train`` passages and ``test`` queries, as ``subsample`` cuts the vectors."""

@@ -43,9 +43,26 @@ def is_labelled(ds: Dataset) -> bool:
 
 
 def judged(ds: Dataset) -> dict[str, dict[str, int]]:
-    """The qrels of the queries this (possibly cut) dataset asks."""
-    asked = set(ds.text.query_ids)
-    return {q: rel for q, rel in ds.text.qrels.items() if q in asked}
+    """The qrels of the queries this (possibly cut) dataset asks (worked out once per dataset: ``Texts.judged``)."""
+    return ds.text.judged
+
+
+_EVALUATORS: dict[tuple[int, str], Any] = {}  # (id(qrels), measures) → pytrec_eval evaluator, per dataset
+_FUSION_WARM: set[str] = set()  # ranx fusion methods compiled already in this process
+
+
+def _evaluator(qrels: dict[str, dict[str, int]], measures: tuple[str, ...]) -> Any:
+    """A pytrec_eval evaluator for these qrels, built once (it indexes the qrels on construction)."""
+    import pytrec_eval
+
+    key = (id(qrels), ",".join(measures))
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = (qrels, pytrec_eval.RelevanceEvaluator(qrels, set(measures)))
+    held, evaluator = _EVALUATORS[key]
+    if held is not qrels:  # the id was reused by another object: build afresh
+        evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(measures))
+        _EVALUATORS[key] = (qrels, evaluator)
+    return evaluator
 
 
 def dense_scores(ds: Dataset, answers: list[np.ndarray]) -> list[np.ndarray]:
@@ -75,13 +92,11 @@ def to_run(ds: Dataset, answers: list[np.ndarray], scores: list[np.ndarray]) -> 
 
 def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], k: int) -> dict[str, float]:
     """nDCG@10, Recall@10, Recall@100 (k >= 100), MRR@10 by pytrec_eval, mean over judged queries (-c)."""
-    import pytrec_eval
-
     names = {m: f for m, f in MEASURES.items() if m != "recall_100" or k >= 100}
     run = {q: docs for q, docs in run.items() if docs and q in qrels}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10", "recall.100"}).evaluate(run)
+    per_query = _evaluator(qrels, ("ndcg_cut.10", "recall.10", "recall.100")).evaluate(run)
     top10 = {q: dict(sorted(docs.items(), key=lambda d: (-d[1], d[0]))[:10]) for q, docs in run.items()}
-    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    rr = _evaluator(qrels, ("recip_rank",)).evaluate(top10)
     n = len(qrels)
     out = {field: sum(s[m] for s in per_query.values()) / n for m, field in names.items()}
     out["mrr@10"] = sum(s["recip_rank"] for s in rr.values()) / n
@@ -196,9 +211,12 @@ def fuse(
 
 
 def _warm_up_fusion(spec: Any) -> None:
-    """ranx compiles its fusion code (numba) on first use; do that outside the timed fusion."""
+    """ranx compiles its fusion code (numba) on first use; do that once, outside the timed fusion."""
+    if spec.fusion in _FUSION_WARM:
+        return
     tiny = {"q": {"a": 2.0, "b": 1.0}}
     fuse(tiny, {"q": {"b": 2.0, "c": 1.0}}, spec, 2)
+    _FUSION_WARM.add(spec.fusion)
 
 
 def hybrid_fields(
