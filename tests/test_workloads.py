@@ -104,6 +104,13 @@ def test_churn_recall_on_live_rows_and_no_deleted_id_returned(tmp_path, attribut
     assert records["exact"]["recall_live"] == 1.0
     assert records["hnswlib"]["recall_live"] >= 0.9
     assert records["hnswlib"]["build_s"] > 0  # its own build, on the first 90%
+    html = write_report(tmp_path / "out").read_text(encoding="utf-8")
+    table = html.split('id="dataset-1-churn-table"')[1].split("</table>")[0]
+    assert table.count("<tr class") == 2 and table.count(">concurrent<") == 2  # one row per store, mode shown
+    assert 'href="#dataset-1-churn"' in html  # linked from the contents
+    csv = (tmp_path / "out" / "points.csv").read_text(encoding="utf-8").splitlines()
+    header = csv[0].split(",")
+    assert {"workload", "filter", "selectivity", "recall_live", "deleted_returned"} <= set(header)
 
 
 def test_a_store_failing_one_filter_keeps_the_rest(tmp_path, attributed, failing_store, monkeypatch):
