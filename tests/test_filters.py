@@ -90,7 +90,7 @@ def test_records_follow_the_written_schema(tmp_path):
     record = {name: None for name in (f.alias or n for n, f in Record.model_fields.items())}
     record.update(schema=2, key="k", time="t", workload="knn", dataset="d", store="exact", label="exact",
                   index="flat", metric="euclidean", build={}, search={}, k=10, runs=1, options={}, status="ok",
-                  settings="portable", settings_note=[], param_source={}, search_param_ignored=False,
+                  settings="portable", settings_note=[], param_source={}, search_param_ignored=False, attributes={},
                   dataset_info={}, provenance={})  # fmt: skip
     validate_record(record)
     with pytest.raises(SchemaError, match="recal: Extra inputs are not permitted"):
@@ -102,7 +102,7 @@ def test_records_follow_the_written_schema(tmp_path):
 def test_records_of_the_previous_version_are_read_in_this_shape():
     old = {"key": "a", "kind": "concurrency", "status": "ok"}
     assert upgrade(old) == {"key": "a", "status": "ok", "workload": "concurrent", "filter": None,
-                            "selectivity": None, "schema": 2}  # fmt: skip
+                            "selectivity": None, "attributes": {}, "schema": 2}  # fmt: skip
     assert upgrade({"key": "b"})["workload"] == "knn"
 
 
@@ -131,3 +131,18 @@ def test_typed_casts_values_to_the_column_kinds_passing_the_same_rows():
             mask(typed(parse_filter(expr), kinds), {"year": year}), mask(parse_filter(expr), {"year": year})
         )
     assert typed(parse_filter({"year": 2003.5}), kinds).conditions[0].value == 2003.5  # check_filter refuses it
+
+
+def test_membership_compares_whole_values_longer_than_the_column_holds():
+    """A value longer than every value of a string column must not be cut to the column's width and match."""
+    col = {"dept": np.array(["loans", "営業", "cards"])}
+    assert mask(parse_filter({"dept": {"in": ["loansX", "営業部"]}}), col).tolist() == [False, False, False]
+    assert mask(parse_filter({"dept": {"in": ["営業", "cards"]}}), col).tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_values_are_refused(value):
+    with pytest.raises(FilterError, match="finite"):
+        parse_filter({"year": {"gte": value}})
+    with pytest.raises(FilterError, match="is not a condition"):
+        parse_filter({"year": value})

@@ -25,7 +25,10 @@ def match_key(record: dict[str, Any]) -> str:
     """Identity of a point across two sweeps (the dataset's name, not its file path, is matched): workload and
     filter included, so a filtered point is compared with the same filter's point only."""
     ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k"),
-             record.get("workload", "knn"), record.get("filter")]  # fmt: skip
+             record.get("workload", "knn"), record.get("filter"), record.get("attributes") or {}]  # fmt: skip
+    if record.get("workload") == "churn":  # the churn spec, not what it measured
+        ident.append({k: v for k, v in (record.get("churn") or {}).items() if k in ("insert", "delete", "batches",
+                                                                                     "seed", "settle_s")})  # fmt: skip
     if record.get("workload") == "concurrent":
         ident.append("concurrency")  # one per build, at whichever search setting it chose
     else:

@@ -434,7 +434,7 @@ def _format_pydantic(e: ValidationError) -> list[str]:
         loc = ""
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix to a validator's own message
         if err["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling (see README: Sweep config)"
         elif err["type"] == "missing":

@@ -131,6 +131,7 @@ class Dataset:
     # a view scored on part of train (a filter, or the live rows of a churn run): which rows may be returned
     allowed: np.ndarray | None = None
     filter: Filter | None = None
+    rows_digest: str | None = None  # sha1 of ``allowed``: which rows the view admits (keys and caches name it)
 
     @property
     def dim(self) -> int:
@@ -166,13 +167,17 @@ class Dataset:
         """This dataset scored on the train rows ``allowed`` (a boolean mask) only: exact ground truth over those
         rows (cached in ``cache`` when given), and ``allowed`` kept so answers outside it are counted as misses."""
         neighbors, distances = restricted_truth(self, allowed, cache)
+        rows = hashlib.sha1(np.packbits(allowed).tobytes()).hexdigest()[:16]
         return Dataset(self.name, self.train, self.test, neighbors, distances, self.metric, self.path, self.sha256,
-                       self.attrs, self.text, self.attributes, allowed, flt)  # fmt: skip
+                       self.attrs, self.text, self.attributes, allowed, flt, rows)  # fmt: skip
 
     def filtered(self, flt: Filter) -> Dataset:
-        """The view under metadata filter ``flt``: its exact filtered ground truth, computed once and cached."""
+        """The view under metadata filter ``flt``: its exact filtered ground truth, computed once and cached under
+        the data, the queries and the rows that pass (not the filter's text: a generated column's seed changes
+        which rows a same-looking filter passes)."""
         allowed = mask(flt, self.attributes or {})
-        digest = hashlib.sha1(f"{self.sha256}|{self.train.shape[0]}|{self.test.shape[0]}|{flt.text()}".encode())
+        rows = hashlib.sha1(np.packbits(allowed).tobytes()).hexdigest()
+        digest = hashlib.sha1(f"{self.sha256}|{self.train.shape[0]}|{self.test.shape[0]}|{rows}".encode())
         cache = data_dir() / "filtered" / f"{self.name}-{digest.hexdigest()[:16]}.npz"
         return self.restricted(allowed, cache, flt)
 

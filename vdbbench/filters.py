@@ -71,6 +71,9 @@ class Filter:
 
 
 def _scalar(value: Any) -> bool:
+    """A string or a finite number (no bool: YAML's true is not a value of any attribute kind)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
@@ -105,8 +108,8 @@ def parse_filter(expr: Any, where: str = "filter") -> Filter:
         for op in RANGE_OPS:
             if op in cond:
                 bound = cond[op]
-                if isinstance(bound, bool) or not isinstance(bound, int | float):
-                    raise FilterError(f"{at}.{op}: a range bound must be a number, got {bound!r}")
+                if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
+                    raise FilterError(f"{at}.{op}: a range bound must be a finite number, got {bound!r}")
                 conditions.append(Condition(name, op, bound))
     return Filter(tuple(conditions))
 
@@ -153,7 +156,7 @@ def mask(flt: Filter, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         if c.op == "eq":
             keep &= col == c.value
         elif c.op == "in":
-            keep &= np.isin(col, np.asarray(c.value, dtype=col.dtype if col.dtype.kind in "US" else None))
+            keep &= np.isin(col, np.asarray(c.value))  # the values' own width: a longer value must not be cut to fit
         elif c.op == "gt":
             keep &= col > c.value
         elif c.op == "gte":

@@ -65,6 +65,8 @@ def recall_at_k(
         ans = np.asarray(ans, dtype=np.int64).ravel()[:asked]
         valid = ans[(ans >= 0) & (ans < n)]
         invalid += int(ans.size - valid.size)
+        if np.unique(valid).size < k:  # short: fewer ids than asked, whether or not they pass (violations apart)
+            short += 1
         if allowed is not None:
             admitted = valid[allowed[valid]]
             violations += int(valid.size - admitted.size)
@@ -72,8 +74,6 @@ def recall_at_k(
         distinct = np.unique(valid)
         if distinct.size < valid.size:
             duplicates += 1
-        if distinct.size < k:
-            short += 1
         if distinct.size == 0:
             continue
         kth = exact_distances(test[i], train[true_ids[i, :k]], metric).max()

@@ -47,7 +47,7 @@ KNOWN_FIELDS = frozenset({
     "status", "error", "recall", "qps", "qps_runs", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "duplicate_answers",
     "short_answers", "invalid_ids", "insert_s", "index_s", "build_s", "effective", "resources", "engine_version",
     "config_mismatch", "dataset_info", "provenance", "engine", "host", "settings", "settings_note", "param_source",
-    "schema", "workload", "filter", "selectivity", "filter_violations",
+    "schema", "workload", "filter", "selectivity", "filter_violations", "attributes",
 })  # fmt: skip
 
 # Fields of a concurrency record, shown in its own table.

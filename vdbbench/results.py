@@ -21,7 +21,8 @@ RESULTS_NAME = "results.jsonl"
 
 
 def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int, *,
-              workload: str = "knn", filter_text: str | None = None, options: dict | None = None) -> str:  # fmt: skip
+              workload: str = "knn", filter_text: str | None = None, options: dict | None = None,
+              attributes: dict | None = None) -> str:  # fmt: skip
     """Stable identity of a measured point, used to resume a sweep without measuring twice: everything that
     changes its result (the store entry's options and the filter included)."""
     ident = {
@@ -34,6 +35,7 @@ def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, sear
         "workload": workload,
         "filter": filter_text,
         "options": options or {},
+        "attributes": attributes or {},  # the attribute columns the build inserted and indexed
     }
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -339,6 +339,7 @@ class Sweep:
             "options": redact(s.options),
             "filter": ds.filter.expression() if ds.filter is not None else None,
             "selectivity": ds.selectivity,
+            "attributes": self.inserted_kinds(ds),
             "settings": plan.settings if plan else s.settings or self.cfg.settings,
             "settings_note": plan.notes if plan else [],
             "search_param_ignored": False,
@@ -363,9 +364,9 @@ class Sweep:
     def key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, workload: str | None = None) -> str:
         """The point's identity: dataset, store entry (label, family, options), build, search, k, workload, filter."""
         workload = workload or ("filtered" if ds.filter is not None else "knn")
+        flt = f"{ds.filter.text()} rows {ds.rows_digest}" if ds.filter is not None else None  # same text, other rows
         return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k, workload=workload,
-                         filter_text=ds.filter.text() if ds.filter is not None else None,
-                         options=redact(s.options))  # fmt: skip
+                         filter_text=flt, options=redact(s.options), attributes=self.inserted_kinds(ds))  # fmt: skip
 
     def fail_points(self, s: StoreConfig, build: dict, points: list[PointId], error: str, **fields: Any) -> None:
         """Record every point of ``points`` (of build ``build``) not measured yet as failed with ``error``."""
@@ -384,6 +385,11 @@ class Sweep:
         """The attribute columns the dataset's filters use: inserted with the vectors, indexed by the store."""
         fields = sorted({f for view in self.views.get(ds.name, []) for f in view.filter.fields})
         return {name: ds.attributes[name] for name in fields}
+
+    def inserted_kinds(self, ds: Dataset) -> dict[str, str]:
+        """Name → kind of the attribute columns every build of ``ds`` inserts and indexes (part of the build)."""
+        kinds = ds.attribute_kinds
+        return {name: kinds[name] for name in self.insert_columns(ds)}
 
     # -- sweep ---------------------------------------------------------------------
     def prepare_datasets(self) -> dict[str, Dataset]:
@@ -460,8 +466,7 @@ class Sweep:
         worker = engine.worker
         rows = min(w.build_rows(s, ds.train.shape[0]) for w in group)  # churn builds on the rows it does not insert
         spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=rows,
-                         attributes={name: kind for name, kind in ds.attribute_kinds.items()
-                                     if name in self.insert_columns(ds)})  # fmt: skip
+                         attributes=self.inserted_kinds(ds))  # fmt: skip
         self.written = []
         self.observations = {}
         try:

@@ -43,6 +43,9 @@ class Record(BaseModel):
     options: dict[str, Any] = Field(description="the store entry's options, secrets removed")
     filter: dict[str, Any] | None = Field(description="the metadata filter of a filtered point, as in the config")
     selectivity: float | None = Field(description="fraction of train rows that pass the filter")
+    attributes: dict[str, str] = Field(
+        description="attribute columns the build inserted and indexed (name → kind), for the dataset's filters"
+    )
     status: Literal["ok", "failed", "skipped"]
     error: str | None = None
     timed_out: bool | None = Field(None, description="the step ran past its limits: time limit")
@@ -130,6 +133,7 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("workload", "concurrent" if kind == "concurrency" else "knn")
     out.setdefault("filter", None)
     out.setdefault("selectivity", None)
+    out.setdefault("attributes", {})
     out["schema"] = SCHEMA_VERSION
     return out
 

@@ -173,16 +173,19 @@ class _Host:
         else:
             write()
         t0, i = clock(), 0
-        while (writer.is_alive() or i == 0) if concurrent else i < len(queries):
-            q0 = clock()
-            search(queries[i % len(queries)], k)
-            latencies.append(clock() - q0)
-            i += 1
+        try:
+            while (writer.is_alive() or i == 0) if concurrent else i < len(queries):
+                q0 = clock()
+                search(queries[i % len(queries)], k)
+                latencies.append(clock() - q0)
+                i += 1
+                if concurrent:
+                    fresh()
+        finally:  # a failed search must not leave the writer working on a store that is about to be dropped
             if concurrent:
-                fresh()
+                writer.join()
         wall = clock() - t0 - (out.get("probe_s", 0.0) if concurrent else 0.0)  # probes are not timed searches
         if concurrent:
-            writer.join()
             while "error" not in out and not fresh():
                 time.sleep(0.002)
         if "error" in out:

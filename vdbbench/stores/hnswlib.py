@@ -34,7 +34,8 @@ class HnswlibStore(Store):
     filter_ops = frozenset(OPS)
     filter_note = "filter function checked on every graph candidate (hnswlib's filtered search)"
     supports_delete = True  # mark_deleted: the node stays in the graph but is never returned
-    concurrent_writes = True  # hnswlib locks per node: add_items / mark_deleted run beside knn_query
+    # hnswlib's README: add_items is not thread-safe with knn_query, resize_index with neither: churn interleaves
+    concurrent_writes = False
     options_help = {
         "seed": "random seed of the graph build (default 100)",
         "build_threads": "threads used to build (default: all CPUs)",
@@ -91,14 +92,18 @@ class HnswlibStore(Store):
     def set_filter(self, flt: Filter | None) -> None:
         super().set_filter(flt)
         self._allowed = None if flt is None else mask(flt, self._attrs)
+        if self._allowed is not None:  # rows that pass and are in the index: no answer can hold more
+            live = np.setdiff1d(np.asarray(self._index.get_ids_list(), dtype=np.int64), list(self._deleted))
+            self._passing = int(self._allowed[live[live < len(self._allowed)]].sum())
 
     def _query(self, queries: np.ndarray, k: int, **kw: Any) -> np.ndarray:
-        """knn_query, with the filter function when filtered; fewer than k hits under a filter make hnswlib
-        raise, so k is lowered until it answers: the short answer is returned (and counted), never padded."""
+        """knn_query, with the filter function when filtered; k is first capped at the rows that pass. When the
+        graph walk still finds fewer, hnswlib raises, and k is lowered until it answers: that short answer is
+        returned (and counted), never padded (those retries are part of the filtered search's measured time)."""
         k = min(k, self._count)
         if self._allowed is None:
             return self._index.knn_query(queries, k=k, **kw)[0]
-        allowed = self._allowed
+        allowed, k = self._allowed, min(k, self._passing)
         keep = lambda label: bool(label < len(allowed) and allowed[label])  # noqa: E731 - hnswlib takes a callable
         while k > 0:
             try:

@@ -40,6 +40,12 @@ def churn_plan(n: int, insert: float, delete: float, batches: int, seed: int) ->
     return built, list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)), np.array_split(doomed, batches)
 
 
+def valid_ids(answer: np.ndarray, n: int) -> np.ndarray:
+    """The ids of an answer that are row numbers of the dataset (others are counted by recall as invalid)."""
+    ids = np.asarray(answer, dtype=np.int64).ravel()
+    return ids[(ids >= 0) & (ids < n)]
+
+
 class Churn(Workload):
     name = "churn"
     own_build = True
@@ -90,11 +96,11 @@ class Churn(Workload):
                 gone[doomed] = True
                 latencies.append(out.pop("latencies"))
                 batches.append({**out, **self.checkpoint(run, live, gone, b + 1)})
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - the batches measured before the failure are kept in the record
+            done = summarize(batches, latencies, c.model_dump(), built) if batches else {"churn": c.model_dump()}
             sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="failed",
                          error=f"churn failed at batch {len(batches) + 1}: {describe_error(e)}",
-                         timed_out=isinstance(e, WorkerTimeout), churn={**c.model_dump(), "batches_done": batches},
-                         **run.build_fields)  # fmt: skip
+                         timed_out=isinstance(e, WorkerTimeout), **run.build_fields, **done)  # fmt: skip
             return False
         sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="ok", error=None,
                      **run.build_fields, **summarize(batches, latencies, c.model_dump(), built))  # fmt: skip
@@ -111,7 +117,7 @@ class Churn(Workload):
         answers = run.worker.call("answers", k, timeout=run.cfg.limits.search_s)
         view = ds.restricted(live.copy())
         report = recall_at_k(answers, view.test, view.train, view.neighbors, k, ds.metric, allowed=view.allowed)
-        returned = sum(bool(gone[np.asarray(a, dtype=np.int64)].any()) for a in answers)
+        returned = sum(bool(gone[valid].any()) for a in answers if (valid := valid_ids(a, len(gone))).size)
         return {"batch": batch, "live_rows": int(live.sum()), "recall_live": report.recall,
                 "deleted_returned": returned, "short_answers": report.short_answers,
                 "checkpoint_s": time.monotonic() - t0}  # fmt: skip

@@ -30,21 +30,25 @@ class Filtered(Workload):
         healthy = True
         for view in run.sweep.views[run.ds.name]:
             pending = [p for p in view_points(run.sweep, view, run.s, run.build) if p.key not in run.done]
-            if not pending or not run.worker.alive:
+            if not pending:
+                continue
+            if not run.worker.alive:
+                stopped = "not measured: the store's process was stopped at an earlier point"
+                run.sweep.fail_points(run.s, run.build, pending, stopped, **run.build_fields)
                 continue
             try:
                 run.worker.call("set_filter", view.filter, timeout=600)
             except Exception as e:  # noqa: BLE001 - the engine refused this filter: its points fail, the rest go on
-                run.sweep.fail_points(
-                    run.s, run.build, pending, f"filter refused: {describe_error(e)}", **run.build_fields
-                )
+                error = f"filter refused: {describe_error(e)}"
+                run.sweep.fail_points(run.s, run.build, pending, error, **run.build_fields)
                 healthy = False
                 continue
-            try:
-                healthy &= measure_view(run, view)
-            finally:
+            healthy &= measure_view(run, view)
+            try:  # the next filter's points, and the next build's plain points, must not run under this filter
                 if run.worker.alive:
                     run.worker.call("set_filter", None, timeout=600)
+            except Exception:  # noqa: BLE001 - the engine is unusable: the runner restarts it for the next build
+                healthy = False
         return healthy
 
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
