@@ -112,7 +112,7 @@ def test_attribute_fields_are_keyword_long_double():
         "kind": {"type": "keyword"}, "year": {"type": "long"}, "score": {"type": "double"},
     }  # fmt: skip
     assert body["mappings"]["dynamic"] == "strict"  # a document with an unmapped attribute is refused
-    with pytest.raises(StoreError, match="attribute 'vector' clashes with the vector field"):
+    with pytest.raises(StoreError, match="attribute 'vector' is one of elasticsearch's own fields"):
         index_body(BuildSpec("flat", "euclidean", 8, {}, attributes={"vector": "int"}))
 
 

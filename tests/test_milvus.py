@@ -123,7 +123,7 @@ def test_lite_filters_and_deletes(store, family):
 
 
 def test_lite_refuses_an_attribute_milvus_cannot_name(store):
-    with pytest.raises(StoreError, match="attribute 'dept-name' cannot be a Milvus field name"):
+    with pytest.raises(StoreError, match="attribute 'dept-name': a column name in every store is letters"):
         store.create(BuildSpec("flat", "euclidean", 8, {}, attributes={"dept-name": "str"}))
 
 

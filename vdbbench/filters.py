@@ -24,6 +24,7 @@ import numpy as np
 
 OPS = ("eq", "in", "gt", "gte", "lt", "lte")
 RANGE_OPS = ("gt", "gte", "lt", "lte")
+RANGE_SYMBOLS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}  # the range ops as SQL and Milvus write them
 KINDS = ("int", "float", "str")
 
 

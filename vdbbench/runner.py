@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from vdbbench.resources import PeakSampler, dir_bytes, tree_rss
 from vdbbench.results import ResultsFile, is_measured, point_key
 from vdbbench.schema import SCHEMA_VERSION, validate_record
 from vdbbench.stores import ADAPTERS, BuildSpec, Store, get_store_class
+from vdbbench.stores.base import unnamable
 from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed, WorkerTimeout, describe, timed_passes
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,6 @@ def planned_points(cfg: SweepConfig) -> list[str]:
     return lines
 
 
-# Attribute names every store can take as a column or field name: identifiers, none of the names adapters use.
-ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RESERVED_ATTRIBUTES = frozenset({"id", "vector", "embedding", "text", "score", "distance", "_distance", "_rowid",
-                                 "__vec_score"})  # fmt: skip
-
-
 def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
     """Reject store × dataset combinations no engine could run (metric, dimension, k, filters, the engine's rules)."""
     from vdbbench.workloads.knn import MIN_SPLIT_QUERIES
@@ -144,11 +138,8 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
         filters = dc.filter_list(ds.train.shape[0])
         for m, flt in enumerate(filters):
             problems += check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
-        for name in sorted({f for flt in filters for f in flt.fields}):
-            if not ATTRIBUTE_NAME.fullmatch(name) or name.lower() in RESERVED_ATTRIBUTES:
-                problems.append(f"datasets[{j}].filters: attribute {name!r} cannot be a column in every store; names "
-                                "must be letters, digits and _ (not starting with a digit) and not one of "
-                                f"{sorted(RESERVED_ATTRIBUTES)}: rename it in the dataset")  # fmt: skip
+        fields = sorted({f for flt in filters for f in flt.fields})
+        problems += [f"datasets[{j}].filters: {problem}" for problem in unnamable(fields)]
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
             fam = cls.families[s.index]
@@ -158,6 +149,7 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                     f"{ds.name!r} has none; use a text dataset (datasets[].text with a corpus)"
                 )
                 continue
+            problems += [f"stores[{i}]: {problem} (datasets[{j}].filters)" for problem in cls.reserved_clashes(fields)]
             for m, flt in enumerate(filters):
                 if missing := sorted(flt.ops - cls.filter_ops):
                     able = [n for n in ADAPTERS if flt.ops <= get_store_class(n).filter_ops]

@@ -8,8 +8,9 @@ imported only inside methods that run it.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ import numpy as np
 from vdbbench.filters import Filter
 
 FAMILIES = ("flat", "hnsw", "ivf", "pq")
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an attribute name every engine takes as a column name
 METRICS = ("euclidean", "angular", "ip")
 
 
@@ -162,6 +164,8 @@ class Store(ABC):
     # how the engine applies a filter during the search (pre-filter, filtered graph walk, ...), for the report
     filter_note: ClassVar[str] = ""
     supports_delete: ClassVar[bool] = False
+    # names of the adapter's own fields (id, vector, ...): a dataset attribute by one of these names is refused
+    reserved_attributes: ClassVar[frozenset[str]] = frozenset()
     # searches may run in one thread while another inserts or deletes (churn measures them concurrently)
     concurrent_writes: ClassVar[bool] = False
 
@@ -185,6 +189,20 @@ class Store(ABC):
         """Problems with the values of the entry's ``options`` (``"options.x: ...; fix"``), checked before anything
         starts (the keys are checked against ``options_help`` already); [] when the adapter would take them."""
         return []
+
+    @classmethod
+    def reserved_clashes(cls, names: Iterable[str]) -> list[str]:
+        """Attribute names that are this store's own fields (checked before start, and again in ``create``)."""
+        reserved = {r.lower() for r in cls.reserved_attributes}
+        return [f"attribute {name!r} is one of {cls.name}'s own fields ({', '.join(sorted(reserved))}); rename it "
+                "in the dataset" for name in names if name.lower() in reserved]  # fmt: skip
+
+    def refuse_attributes(self, spec: BuildSpec, identifiers: bool = False) -> None:
+        """Raise StoreError when ``spec`` carries an attribute that is one of this store's own fields, or (for
+        engines that quote no names) one that is not an identifier."""
+        problems = self.reserved_clashes(spec.attributes)
+        if problems := (unnamable(spec.attributes) if identifiers else []) + problems:
+            raise StoreError(f"{self.name}: " + "; ".join(problems))
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:  # noqa: B027 - optional hook, most embedded stores need nothing
@@ -330,3 +348,9 @@ def sub_vector_problem(field: str, value: int, dim: int) -> list[str]:
         return []
     fits = [m for m in range(1, min(dim, 96) + 1) if dim % m == 0]
     return [f"{field}: {value} does not divide the dimension {dim}; use one of {fits}"]
+
+
+def unnamable(names: Iterable[str]) -> list[str]:
+    """Attribute names no store can take as a column name: every engine takes letters, digits and _."""
+    return [f"attribute {name!r}: a column name in every store is letters, digits and _, not starting with a digit; "
+            "rename it in the dataset" for name in names if not ATTRIBUTE_NAME.fullmatch(name)]  # fmt: skip

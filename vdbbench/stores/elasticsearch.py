@@ -77,8 +77,8 @@ def index_body(spec: BuildSpec) -> dict[str, Any]:
     options: dict[str, Any] = {"type": spec.params.get("type", "flat")}
     if spec.family == "hnsw":
         options |= {"m": spec.params["m"], "ef_construction": spec.params["ef_construction"]}
-    if FIELD in spec.attributes:
-        raise StoreError(f"elasticsearch: attribute {FIELD!r} clashes with the vector field; rename the column")
+    if problems := ElasticsearchStore.reserved_clashes(spec.attributes):
+        raise StoreError("elasticsearch: " + "; ".join(problems))
     attributes = {name: {"type": FIELD_TYPES[kind]} for name, kind in spec.attributes.items()}
     return {
         "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}},
@@ -182,6 +182,7 @@ class ElasticsearchStore(Store):
     # visits more nodes than pass (https://www.elastic.co/docs/solutions/search/vector/knn/filtered-knn-search)
     filter_note = "pre-filter inside knn: the HNSW walk accepts only passing documents, exact when few pass"
     supports_delete = True
+    reserved_attributes = frozenset({FIELD})
     concurrent_writes = True  # elasticsearch-py documents its client as thread safe; writes go over HTTP
     options_help = {
         "url": "Elasticsearch URL; else VDBBENCH_ELASTICSEARCH_URL; default http://127.0.0.1:9200",

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.filters import OPS, Filter, typed
+from vdbbench.filters import OPS, RANGE_SYMBOLS, Filter, typed
 from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
 
 # Lance logs a deprecation warning per hybrid query (its sub-queries' _score/_distance columns, which a
@@ -60,7 +60,7 @@ NLIST = Param("nlist", int, 256, "IVF partitions (k-means cells)", minimum=1, al
 COLUMN_TYPES = {"int": "int64", "float": "float64", "str": "string"}
 # scalar index per attribute kind: BITMAP for labels (few distinct values), BTREE for numbers (ranges)
 SCALAR_INDEXES = {"int": "BTree", "float": "BTree", "str": "Bitmap"}
-SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+SQL_OPS = {"eq": "=", **RANGE_SYMBOLS}
 
 
 def _sql_value(value: Any) -> str:
@@ -159,6 +159,7 @@ class LanceDBStore(Store):
     filter_ops = frozenset(OPS)
     filter_note = "pre-filter: passing rows (scalar indexes) restrict the search; options.filter: post filters top-k"
     supports_delete = True
+    reserved_attributes = frozenset({"id", VECTOR, TEXT, "_distance", "_rowid", "_score"})
     # Lance writes commit new table versions (MVCC): a search reads the version it started on, while the
     # table handle swaps in the new one; searches and adds/deletes from two threads run side by side.
     concurrent_writes = True
@@ -214,9 +215,7 @@ class LanceDBStore(Store):
         self.spec = spec
         self._partitions = None
         fields = [pa.field("id", pa.int64()), pa.field(VECTOR, pa.list_(pa.float32(), spec.dim))]
-        clash = sorted(set(spec.attributes) & {"id", VECTOR, TEXT})
-        if clash:
-            raise StoreError(f"lancedb: attribute column(s) {clash} clash with the adapter's own columns; rename them")
+        self.refuse_attributes(spec)
         fields += [pa.field(name, pa.type_for_alias(COLUMN_TYPES[kind])) for name, kind in spec.attributes.items()]
         schema = pa.schema(fields + ([pa.field(TEXT, pa.string())] if self._texts is not None else []))
         self._table = self._db.create_table(TABLE, schema=schema, mode="overwrite")

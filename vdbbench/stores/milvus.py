@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.filters import OPS, Filter, typed
+from vdbbench.filters import OPS, RANGE_SYMBOLS, Filter, typed
 from vdbbench.provenance import redact
 from vdbbench.stores.base import (
     BuildSpec,
@@ -59,8 +59,7 @@ FIELD_TYPES = {"str": "VARCHAR", "int": "INT64", "float": "DOUBLE"}
 SERVER_SCALAR_INDEXES = {"str": "Trie", "int": "STL_SORT", "float": "STL_SORT"}
 LITE_SCALAR_INDEX = "INVERTED"
 MAX_VARCHAR = 65535  # Milvus's largest VARCHAR max_length
-FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-COMPARISONS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+COMPARISONS = {"eq": "==", **RANGE_SYMBOLS}
 # Searches run at the collection's consistency level; a write the next search must see (a delete) is confirmed by a
 # Strong read before delete() returns. Strong on every search would wait out the time tick each time (Milvus 2.3.5:
 # 218 ms per search against 1.3 ms, measured here), and Session does not cover deletes there: 2.3.5 returns no
@@ -191,6 +190,7 @@ class MilvusStore(Store):
     filter_ops = frozenset(OPS)
     filter_note = "pre-filter: a bitset of the passing rows (from the scalar indexes) that the vector search keeps to"
     supports_delete = True
+    reserved_attributes = frozenset({"id", VECTOR})
     concurrent_writes = False  # milvus-lite's engine runs in this process; its thread safety is not documented
     options_help = {
         "uri": "Milvus server URI, pymilvus's name (e.g. http://127.0.0.1:19530); same as url",
@@ -276,12 +276,7 @@ class MilvusStore(Store):
             )
         if spec.family == "pq" and spec.dim % spec.params["pq_m"]:
             raise StoreError(f"milvus IVF_PQ: pq_m (m)={spec.params['pq_m']} must divide the dimension {spec.dim}")
-        for name in spec.attributes:
-            if not FIELD_NAME.fullmatch(name) or name in ("id", VECTOR):
-                raise StoreError(
-                    f"milvus: attribute {name!r} cannot be a Milvus field name; rename the dataset's attribute to "
-                    f"letters, digits and underscores, starting with a letter (and not id or {VECTOR})"
-                )
+        self.refuse_attributes(spec, identifiers=True)  # Milvus field names are identifiers
         self.spec = spec
         self.set_search_params(self.search_params)  # the request for searches made before any setting
         if self._client.has_collection(COLLECTION):

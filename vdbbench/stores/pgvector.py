@@ -59,7 +59,7 @@ ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
 FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
 COLUMN_TYPES = {"int": "bigint", "float": "double precision", "str": "text"}
 COPY_FORMATS = {"int": ">i8", "float": ">f8"}  # binary COPY layout of the fixed-width attribute columns
-SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+SQL_OPS = {"eq": "=", **filters.RANGE_SYMBOLS}
 ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
 ITERATIVE_SCAN_SINCE = (0, 8, 0)  # pgvector release that added hnsw.iterative_scan / ivfflat.iterative_scan
 
@@ -164,6 +164,7 @@ class PgvectorStore(Store):
         "share of ef_search rows: short answers) or a btree scan sorted exactly (reported flat)"
     )
     supports_delete = True  # DELETE ... WHERE id = ANY(...); MVCC hides the rows from every later statement
+    reserved_attributes = frozenset({"id", "embedding"})
     concurrent_writes = True  # writes use their own connection; PostgreSQL's MVCC isolates them from searches
     options_help = {
         "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
@@ -396,9 +397,7 @@ class PgvectorStore(Store):
         self._probe_vector = None
         if self.iterative_scan == "strict_order" and spec.family == "ivf":
             raise StoreError("options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off")
-        clash = sorted({"id", "embedding"} & set(spec.attributes))
-        if clash:
-            raise StoreError(f"pgvector: attribute(s) {clash} clash with the table's own columns; rename them")
+        self.refuse_attributes(spec)
         table = sql.Identifier(self.table)
         self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         columns = [sql.SQL("id bigint NOT NULL"), sql.SQL("embedding vector({}) NOT NULL").format(int(spec.dim))]

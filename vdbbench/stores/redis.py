@@ -134,6 +134,7 @@ class RedisStore(Store):
         "HNSW searched in batches filtered until k pass (HYBRID_POLICY auto)"
     )
     supports_delete = True  # DEL of the hashes: RediSearch drops them from the index before DEL returns
+    reserved_attributes = frozenset({VECTOR_FIELD, DISTANCE_ALIAS})
     concurrent_writes = True  # redis-py's client takes a pooled connection per command; the server serialises
     options_help = {
         "url": "Redis URL (redis://host:6379/0); else VDBBENCH_REDIS_URL; with neither, a private redis-server runs",
@@ -237,9 +238,7 @@ class RedisStore(Store):
         from redis.commands.search.field import NumericField, TagField, VectorField
         from redis.commands.search.index_definition import IndexDefinition, IndexType
 
-        clash = sorted({VECTOR_FIELD, DISTANCE_ALIAS} & set(spec.attributes))
-        if clash:
-            raise StoreError(f"redis: attribute(s) {clash} clash with the index's own fields; rename them")
+        self.refuse_attributes(spec)
         self._ensure_connected()
         self.spec = spec
         self._drop_index_and_keys()

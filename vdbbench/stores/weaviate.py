@@ -238,6 +238,7 @@ class WeaviateStore(Store):
     # (default 40000 objects) are searched flat
     filter_note = "pre-filter: an allow-list from the property indexes restricts the HNSW walk, or a flat scan"
     supports_delete = True
+    reserved_attributes = frozenset(RESERVED)
     concurrent_writes = False  # the sync v4 client does not document thread safety: churn interleaves writes
     options_help = {
         "url": "Weaviate REST URL; else VDBBENCH_WEAVIATE_URL; default http://127.0.0.1:8080",
