@@ -320,7 +320,7 @@ def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
     import vdbbench.report as report
 
     figures = []
-    monkeypatch.setattr(report, "_png_data_uri", lambda fig: figures.append(fig) or "data:")
+    monkeypatch.setattr(report, "png_data_uri", lambda fig: figures.append(fig) or "data:")
     levels = [{"clients": c, "qps": q} for c, q in ((1, 90.0), (2, 170.0), (4, 300.0), (8, 310.0))]
     load = {"status": "ok", "label": "redis", "store": "redis", "index": "hnsw", "build": {"M": 16},
             "concurrency": {"levels": levels}}  # fmt: skip

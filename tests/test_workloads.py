@@ -260,3 +260,13 @@ def test_attribute_names_no_store_can_take_are_refused(tmp_path):
     clash = r"datasets\[0\] \(attributed\): filters: the dataset already has an attribute 'filter_rank'"
     with pytest.raises(ConfigError, match=clash):
         Sweep(sweep_config(path, [{"store": "exact"}], filters={"selectivity": [0.5]}), tmp_path / "out").run()
+
+
+def test_every_workload_has_one_module_and_one_name_in_the_written_schema():
+    from vdbbench.schema import WORKLOADS
+    from vdbbench.workloads import workloads
+
+    assert [w.name for w in workloads()] == list(WORKLOADS)
+    assert {type(w).__module__ for w in workloads()} == {
+        f"vdbbench.workloads.{n}" for n in ("knn", "filtered", "concurrent", "churn")
+    }

@@ -49,10 +49,12 @@ class Filter:
 
     @property
     def fields(self) -> list[str]:
+        """The attributes the filter reads: the columns a build must insert and index."""
         return sorted({c.field for c in self.conditions})
 
     @property
     def ops(self) -> set[str]:
+        """The operators used: a store must translate them all (``Store.filter_ops``)."""
         return {c.op for c in self.conditions}
 
     def expression(self) -> dict[str, Any]:

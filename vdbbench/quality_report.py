@@ -132,15 +132,15 @@ def _point_name(r: dict[str, Any]) -> str:
 
 def ndcg_qps_plot(records: list[dict[str, Any]]) -> str | None:
     """nDCG@10 against QPS (log), one marker style per retrieval kind, one colour per store label."""
-    from vdbbench.report import COLORS, _figure, _plot_style, _png_data_uri, _qps_tick, plot_text
+    from vdbbench.report import COLORS, new_figure, plot_style, plot_text, png_data_uri, qps_tick
 
     points = [r for r in records if isinstance(r.get("qps"), float | int) and r["qps"] > 0]
     if not points:
         return None
     from matplotlib.ticker import FuncFormatter
 
-    with _plot_style():
-        fig = _figure(8, 4.6)
+    with plot_style():
+        fig = new_figure(8, 4.6)
         ax = fig.add_subplot()
         labels = sorted({str(r["label"]) for r in points})
         markers = {"dense": "o", "bm25": "s", "hybrid": "^", "native-hybrid": "D"}
@@ -151,9 +151,9 @@ def ndcg_qps_plot(records: list[dict[str, Any]]) -> str | None:
                     ax.scatter([r["ndcg@10"] for r in pts], [r["qps"] for r in pts], color=COLORS[i % len(COLORS)],
                                marker=marker, s=40, label=plot_text(f"{label} ({kind})"))  # fmt: skip
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(_qps_tick))
+        ax.yaxis.set_major_formatter(FuncFormatter(qps_tick))
         ax.set_xlabel("nDCG@10 against the relevance labels")
         ax.set_ylabel("queries per second (log scale)")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-        return _png_data_uri(fig)
+        return png_data_uri(fig)

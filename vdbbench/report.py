@@ -212,7 +212,7 @@ def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
 
 
 # -- plots -------------------------------------------------------------------------------
-def _plot_style():
+def plot_style() -> Any:
     """Matplotlib settings for one plot, not leaking into the caller's: CJK glyph fallback where available."""
     import matplotlib
 
@@ -220,13 +220,14 @@ def _plot_style():
     return matplotlib.rc_context({"font.family": ["DejaVu Sans", font]} if font else {})
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure of ``width`` × ``height`` inches at the report's resolution."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
-def _qps_tick(value: float, _pos: Any = None) -> str:
+def qps_tick(value: float, _pos: Any = None) -> str:
     """Axis label such as 500, 2k, 50k, 1.2M instead of matplotlib's 5×10^4."""
     for div, suffix in ((1e6, "M"), (1e3, "k")):
         if value >= div:
@@ -241,7 +242,8 @@ def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False
     return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
 
-def _png_data_uri(fig) -> str:
+def png_data_uri(fig: Any) -> str:
+    """The figure as an inline PNG (``data:`` URI), so the report stays one self-contained file."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -250,7 +252,7 @@ def _png_data_uri(fig) -> str:
 def recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any,
                     targets: tuple[float, ...]) -> str:  # fmt: skip
     """Recall@k vs QPS (log) per series: frontier joined by a line, dominated points faint."""
-    with _plot_style():
+    with plot_style():
         return _recall_qps_plot(points, series, k, targets)
 
 
@@ -258,7 +260,7 @@ def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str],
                      targets: tuple[float, ...]) -> str:  # fmt: skip
     from matplotlib.ticker import FuncFormatter
 
-    fig = _figure(9, 5.4 + 0.16 * len({series_key(r) for r in points}))
+    fig = new_figure(9, 5.4 + 0.16 * len({series_key(r) for r in points}))
     ax = fig.add_subplot()
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in points:
@@ -276,8 +278,8 @@ def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str],
     for bar in targets:
         ax.axvline(bar, color="#999999", linestyle=":", linewidth=0.9)
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(_qps_tick))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _qps_tick(v, _) if str(v)[0] in "25" else ""))
+    ax.yaxis.set_major_formatter(FuncFormatter(qps_tick))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: qps_tick(v, _) if str(v)[0] in "25" else ""))
     low = min(r["recall"] for r in points)
     ax.set_xlim(max(0.0, min(low, 0.9) - 0.02), 1.01)
     ax.set_xlabel(f"recall@{k}")
@@ -285,7 +287,7 @@ def _recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str],
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)  # below: never hides a point
-    return _png_data_uri(fig)
+    return png_data_uri(fig)
 
 
 def build_time_plot(builds: list[dict[str, Any]]) -> str | None:
@@ -293,14 +295,14 @@ def build_time_plot(builds: list[dict[str, Any]]) -> str | None:
     timed = [b for b in builds if is_number(b.get("insert_s")) or is_number(b.get("index_s"))]
     if not timed:
         return None
-    with _plot_style():
+    with plot_style():
         return _build_time_plot(timed)
 
 
 def _build_time_plot(timed: list[dict[str, Any]]) -> str:
     from matplotlib.patches import Patch
 
-    fig = _figure(9, 1.2 + 0.32 * len(timed))
+    fig = new_figure(9, 1.2 + 0.32 * len(timed))
     ax = fig.add_subplot()
     labels = [build_label(b["series"], b["build"]) for b in timed]  # tag + parameters; names in the HTML legend
     insert = [b.get("insert_s") or 0.0 for b in timed]
@@ -315,7 +317,7 @@ def _build_time_plot(timed: list[dict[str, Any]]) -> str:
               Patch(facecolor="#bbbbbb", hatch="//", label="index (until searchable)")]  # fmt: skip
     ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
-    return _png_data_uri(fig)
+    return png_data_uri(fig)
 
 
 def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> str | None:
@@ -325,8 +327,8 @@ def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]
         return None
     from matplotlib.ticker import FuncFormatter
 
-    with _plot_style():
-        fig = _figure(9, 4.2 + 0.16 * len(measured))
+    with plot_style():
+        fig = new_figure(9, 4.2 + 0.16 * len(measured))
         ax = fig.add_subplot()
         seen: dict[str, int] = defaultdict(int)
         for r in measured:
@@ -343,17 +345,17 @@ def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]
         ax.set_ylabel("queries per second, all clients (log scale)")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_tick_formatter())
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _qps_tick(v, _) if str(v)[0] in "25" else ""))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: qps_tick(v, _) if str(v)[0] in "25" else ""))
         ax.grid(True, which="major", alpha=0.3)
         ax.grid(True, which="minor", alpha=0.1)
         fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-        return _png_data_uri(fig)
+        return png_data_uri(fig)
 
 
 def _tick_formatter() -> Any:
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(_qps_tick)
+    return FuncFormatter(qps_tick)
 
 
 # -- sections ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 2
-WORKLOADS = ("knn", "filtered", "concurrent", "churn")
+WORKLOADS = ("knn", "filtered", "concurrent", "churn")  # vdbbench.workloads registers one module per name
 
 
 class SchemaError(ValueError):
@@ -30,7 +30,7 @@ class Record(BaseModel):
     key: str = Field(description="point identity: dataset, store label, family, options, build, search, k, "
                      "workload, filter; a resumed sweep skips keys already measured")  # fmt: skip
     time: str = Field(description="when the record was written (UTC, ISO 8601)")
-    workload: Literal["knn", "filtered", "concurrent", "churn"] = Field(description="what was measured (see Workloads)")
+    workload: Literal[WORKLOADS] = Field(description="what was measured (see Workloads)")
     dataset: str
     store: str = Field(description="adapter name")
     label: str = Field(description="the config's label for the store entry (default: the store name)")

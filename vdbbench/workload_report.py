@@ -16,10 +16,11 @@ from typing import Any
 
 from vdbbench.compare import params_text
 from vdbbench.ranking import best_at, is_number
-from vdbbench.report import Series, _figure, _plot_style, _png_data_uri, _qps_tick, plot_text, series_key
+from vdbbench.report import Series, new_figure, plot_style, plot_text, png_data_uri, qps_tick, series_key
 
 
 def filtered_points(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The successful filtered points, with recall and QPS."""
     return [r for r in records if r.get("workload") == "filtered" and r.get("status") == "ok"
             and is_number(r.get("recall")) and is_number(r.get("qps"))]  # fmt: skip
 
@@ -49,8 +50,8 @@ def selectivity_plot(rows: list[dict[str, Any]], bar: float, k: Any) -> str | No
         return None
     from matplotlib.ticker import FuncFormatter
 
-    with _plot_style():
-        fig = _figure(9, 4.4 + 0.16 * len({r["series"].tag for r in rows}))
+    with plot_style():
+        fig = new_figure(9, 4.4 + 0.16 * len({r["series"].tag for r in rows}))
         recall_ax, qps_ax = fig.subplots(1, 2)
         lines: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
@@ -71,13 +72,14 @@ def selectivity_plot(rows: list[dict[str, Any]], bar: float, k: Any) -> str | No
         recall_ax.set_ylabel(f"recall@{k}, most accurate setting")
         recall_ax.axhline(bar, color="#999999", linestyle=":", linewidth=0.9)
         qps_ax.set_yscale("log")
-        qps_ax.yaxis.set_major_formatter(FuncFormatter(_qps_tick))
+        qps_ax.yaxis.set_major_formatter(FuncFormatter(qps_tick))
         qps_ax.set_ylabel(f"QPS, fastest setting with recall ≥ {bar:.2f}")
         fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-        return _png_data_uri(fig)
+        return png_data_uri(fig)
 
 
 def churn_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
+    """One row per churn record, with its writes per second (inserted + deleted rows over write seconds)."""
     out = []
     for r in records:
         if r.get("workload") != "churn":

@@ -6,7 +6,7 @@
 - ``churn``: inserts and deletes while a client searches, on a build of its own (a store's ``churn``).
 
 The runner builds each store's index once per build setting and hands it to every workload that
-applies (``applies``), in the order of ``WORKLOADS``; a workload with ``own_build`` builds its own.
+applies (``applies``), in the order ``workloads()`` lists them; a workload with ``own_build`` builds its own.
 A new workload is one module here plus, where it needs one, a Store method or two.
 """
 

@@ -58,6 +58,7 @@ class Churn(Workload):
         return churn_plan(n, c.insert, c.delete, c.batches, c.seed)[0]
 
     def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+        """One churn point per build: its search setting and churn spec name it."""
         return sweep.key(ds, s, build, {**sweep.plan.target_base, "churn": s.churn.model_dump()}, workload=self.name)
 
     def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:

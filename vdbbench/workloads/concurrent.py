@@ -25,6 +25,7 @@ class Concurrent(Workload):
         return cfg.concurrency is not None
 
     def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+        """One concurrency point per build: the client counts name it (the setting is chosen when it runs)."""
         return sweep.key(ds, s, build, {"concurrency": sweep.cfg.concurrency.clients}, workload=self.name)
 
     def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
@@ -44,7 +45,9 @@ class Concurrent(Workload):
         if key in run.done or not run.worker.alive:
             return True
         ok = [(sp, f) for sp, f in run.measured if f.get("recall") is not None]
-        if not ok:
+        if not ok:  # nothing to choose a setting from: say so rather than leave the point out
+            sweep.record(ds, s, build, {}, key_override=key, workload=self.name, status="skipped", **run.build_fields,
+                         error="no single-client point of this build was measured, so no setting to load")  # fmt: skip
             return True
         reaching = [m for m in ok if m[1]["recall"] >= cc.min_recall]
         sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
