@@ -78,55 +78,9 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
-def concurrency_table(records: list[dict[str, Any]]) -> Table:
-    table = Table(title="concurrent clients (closed loop)")
-    for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
-        table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
-    for r in records:
-        if r.get("workload") != "concurrent":
-            continue
-        head = [
-            r["dataset"],
-            r["label"],
-            r["index"],
-            " ".join(f"{k}={v}" for k, v in r["build"].items()),
-            " ".join(f"{k}={v}" for k, v in r["search"].items()),
-        ]
-        if r.get("status") != "ok":
-            table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
-        for lv in (r.get("concurrency") or {}).get("levels", []):  # a failed record keeps the counts measured
-            note = "client-bound" if lv.get("client_bound") else ""
-            table.add_row(
-                *head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}", f"{lv['p99_ms']:.3f}", note
-            )
-    return table
-
-
-def churn_table(records: list[dict[str, Any]]) -> Table:
-    """Churn records: QPS and latency during writes, freshness, recall on the live rows, deleted ids returned."""
-    table = Table(title="churn (inserts and deletes while searching)")
-    cols = ("dataset", "store", "index", "build", "search", "mode", "QPS", "p99 ms", "freshness s", "recall_live",
-            "deleted returned", "status")  # fmt: skip
-    for col in cols:
-        table.add_column(col, justify="left" if col in cols[:6] + ("status",) else "right")
-    for r in records:
-        if r.get("workload") != "churn":
-            continue
-        ok, c = r.get("status") == "ok", r.get("churn") or {}
-        table.add_row(
-            r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
-            " ".join(f"{k}={v}" for k, v in r["search"].items()), str(c.get("mode") or ""),
-            f"{r['qps']:,.0f}" if ok and r.get("qps") else "", f"{r['p99_ms']:.3f}" if ok and r.get("p99_ms") else "",
-            f"{r['freshness_s']:.3f}" if ok and r.get("freshness_s") is not None else ("never" if ok else ""),
-            f"{r['recall_live']:.4f}" if ok else "",
-            (f"[red]{r['deleted_returned']}[/]" if r["deleted_returned"] else "0") if ok else "",
-            "ok" if ok else f"[red]{r.get('status')}[/]: {markup_escape(str(r.get('error')))}",
-        )  # fmt: skip
-    return table
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from vdbbench.runner import Sweep
+    from vdbbench.workloads import workloads
 
     config_path = Path(args.config) if args.config else DEFAULT_CONFIG
     if args.dry_run:
@@ -145,10 +99,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return getattr(e, "exit_code", 130)
     records = load_results(args.out)
     console.print(summary_table(records))
-    if any(r.get("workload") == "concurrent" for r in records):
-        console.print(concurrency_table(records))
-    if any(r.get("workload") == "churn" for r in records):
-        console.print(churn_table(records))
+    for workload in workloads():  # each workload's own table, where it has one and measured something
+        table = workload.console_table(records)
+        if table is not None and any(r.get("workload") == workload.name for r in records):
+            console.print(table)
     console.print(
         f"{counts['ok']} point(s) measured, {counts['failed']} failed, {counts['resumed']} already measured "
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"
@@ -440,8 +394,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     if not n["matched"]:
         console.print(
-            "[red]no point matched[/]: the two sweeps share no dataset, store label, index, build and search "
-            "setting and k, so nothing was compared"
+            "[red]no point matched[/]: the two sweeps share no point with the same dataset, store label, index, "
+            "build and search setting, k, workload, filter and inserted attribute columns, so nothing was compared"
         )
         return 1 if args.fail_on_regression else 0
     return 1 if args.fail_on_regression and n["regressions"] else 0

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vdbbench.results import load_results
+from vdbbench.workloads import workload_named
 
 BETTER, WORSE, NOISE, UNKNOWN = "better", "worse", "noise", "n/a"
 
@@ -101,11 +102,9 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
-    if old.get("workload") == "concurrent":
-        change.notes.extend(concurrency_notes(old, new))
-        return change
-    if old.get("workload") == "churn":
-        change.notes.extend(churn_notes(old, new))
+    notes = workload_named(old.get("workload", "knn")).compare_notes(old, new)
+    if notes is not None:  # a workload judged by its own measures, not recall and QPS verdicts
+        change.notes.extend(notes)
         return change
     if old.get("recall") is None or new.get("recall") is None:  # bm25 / hybrid points: judged by labels only
         change.notes.append("no recall against exact neighbours (text or hybrid retrieval)")
@@ -134,33 +133,6 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("engine_version") != new.get("engine_version"):
         change.notes.append(f"engine {old.get('engine_version')} → {new.get('engine_version')}")
     return change
-
-
-def concurrency_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """QPS at each client count measured in both (one closed-loop run each: no spread, so no verdict)."""
-    before = {lv.get("clients"): lv for lv in (old.get("concurrency") or {}).get("levels") or []}
-    notes = []
-    for lv in (new.get("concurrency") or {}).get("levels") or []:
-        was = before.get(lv.get("clients"))
-        if was and was.get("qps") and lv.get("qps") is not None:
-            notes.append(f"{lv['clients']} clients: {was['qps']:,.0f} → {lv['qps']:,.0f} QPS "
-                         f"({(lv['qps'] / was['qps'] - 1) * 100:+.1f}%)")  # fmt: skip
-    if old.get("search") != new.get("search"):
-        notes.append("measured at a different search setting")
-    return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
-
-
-def churn_notes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Churn measures side by side (one run each: no spread, so no verdict); a deleted id returned is flagged."""
-    notes = []
-    for name, fmt in (("qps", "{:,.0f}"), ("recall_live", "{:.4f}"), ("freshness_s", "{:.3f} s"),
-                      ("deleted_returned", "{}")):  # fmt: skip
-        a, b = old.get(name), new.get(name)
-        if a is not None and b is not None:
-            notes.append(f"{name} {fmt.format(a)} → {fmt.format(b)}")
-    if (new.get("deleted_returned") or 0) > 0:
-        notes.append("deleted ids returned: the engine served deleted rows")
-    return ["churn (single run, no noise estimate): " + "; ".join(notes)] if notes else []
 
 
 def compare_records(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> Comparison:

@@ -673,7 +673,7 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
 
 def dataset_section(number: int, name: str, records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
                     targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
-    from vdbbench.workload_report import workload_sections
+    from vdbbench.workloads import workloads
 
     loads = [r for r in records if is_load(r)]
     everything, records = records, [r for r in records if r.get("workload", "knn") == "knn"]
@@ -709,7 +709,11 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
         "points": [point_row(r, series[series_key(r)], frontier_ids, extra_keys) for r in _sorted(records)],
         "loads": load_rows(loads, series),
         "load_plot": load_plot(loads, series),
-        **workload_sections(everything, series, targets),
+        "workload_sections": [
+            {"workload": w.name, **section}
+            for w in workloads()
+            if (section := w.report_section(everything, series, targets))
+        ],  # fmt: skip
     }
 
 

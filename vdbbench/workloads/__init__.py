@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from vdbbench.datasets import Dataset
     from vdbbench.runner import Engine, PointId, Sweep
     from vdbbench.worker import StoreWorker
@@ -74,10 +76,28 @@ class Workload:
         """Measure and record every pending point; False when something failed (the engine restarts)."""
         raise NotImplementedError
 
+    def console_table(self, records: list[dict[str, Any]]) -> Table | None:
+        """The sweep's closing console table of this workload's records; None when the summary table shows them."""
+        return None
+
+    def compare_notes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str] | None:
+        """How one point changed between two sweeps, where recall/QPS verdicts do not apply; None: they do."""
+        return None
+
+    def report_section(self, records: list[dict[str, Any]], series: dict, targets: tuple[float, ...]) -> dict | None:
+        """The context of this workload's part of a dataset's report section (its template is
+        ``templates/workloads/<name>.html.j2``); None when the workload has none or nothing to show."""
+        return None
+
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
                    shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
         """What a dry run lists for this workload on one build (``head`` names dataset, store and build)."""
         raise NotImplementedError
+
+
+def workload_named(name: str) -> Workload:
+    """The workload of that name (a record's ``workload``)."""
+    return next(w for w in workloads() if w.name == name)
 
 
 def workloads() -> list[Workload]:

@@ -19,16 +19,21 @@ Searches run at the entry's search setting (its listed value, the last one where
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vdbbench.compare import params_text
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.datasets import Dataset
 from vdbbench.metrics import latency_summary, recall_at_k
+from vdbbench.report import Series, series_key
 from vdbbench.runner import PointId, Sweep, describe_error, params_line
 from vdbbench.worker import WorkerTimeout
 from vdbbench.workloads import BuildRun, Workload
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def churn_plan(n: int, insert: float, delete: float, batches: int, seed: int) -> tuple[int, list[tuple[int, int]],
@@ -123,6 +128,49 @@ class Churn(Workload):
                 "deleted_returned": returned, "short_answers": report.short_answers,
                 "checkpoint_s": time.monotonic() - t0}  # fmt: skip
 
+    def report_section(self, records: list[dict[str, Any]], series: dict, targets: tuple[float, ...]) -> dict | None:
+        """One table row per churn record (see the template)."""
+        rows = churn_rows(records, series)
+        return {"rows": rows} if rows else None
+
+    def console_table(self, records: list[dict[str, Any]]) -> Table:
+        """Churn records: QPS and latency during writes, freshness, recall on the live rows, deleted ids returned."""
+        from rich.markup import escape as markup_escape
+        from rich.table import Table
+
+        table = Table(title="churn (inserts and deletes while searching)")
+        cols = ("dataset", "store", "index", "build", "search", "mode", "QPS", "p99 ms", "freshness s", "recall_live",
+                "deleted returned", "status")  # fmt: skip
+        for col in cols:
+            table.add_column(col, justify="left" if col in cols[:6] + ("status",) else "right")
+        for r in records:
+            if r.get("workload") != "churn":
+                continue
+            ok, c = r.get("status") == "ok", r.get("churn") or {}
+            table.add_row(
+                r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
+                " ".join(f"{k}={v}" for k, v in r["search"].items()), str(c.get("mode") or ""),
+                f"{r['qps']:,.0f}" if ok and r.get("qps") else "",
+                f"{r['p99_ms']:.3f}" if ok and r.get("p99_ms") else "",
+                f"{r['freshness_s']:.3f}" if ok and r.get("freshness_s") is not None else ("never" if ok else ""),
+                f"{r['recall_live']:.4f}" if ok else "",
+                (f"[red]{r['deleted_returned']}[/]" if r["deleted_returned"] else "0") if ok else "",
+                "ok" if ok else f"[red]{r.get('status')}[/]: {markup_escape(str(r.get('error')))}",
+            )  # fmt: skip
+        return table
+
+    def compare_notes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+        """Churn measures side by side (one run each: no spread, so no verdict); a deleted id returned is flagged."""
+        notes = []
+        for name, fmt in (("qps", "{:,.0f}"), ("recall_live", "{:.4f}"), ("freshness_s", "{:.3f} s"),
+                          ("deleted_returned", "{}")):  # fmt: skip
+            a, b = old.get(name), new.get(name)
+            if a is not None and b is not None:
+                notes.append(f"{name} {fmt.format(a)} → {fmt.format(b)}")
+        if (new.get("deleted_returned") or 0) > 0:
+            notes.append("deleted ids returned: the engine served deleted rows")
+        return ["churn (single run, no noise estimate): " + "; ".join(notes)] if notes else []
+
 
 def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: dict[str, Any],
               built: int) -> dict[str, Any]:  # fmt: skip
@@ -147,3 +195,17 @@ def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: 
                   "checkpoints": [{k: b[k] for k in ("batch", "live_rows", "recall_live", "deleted_returned",
                                                      "short_answers", "freshness_s")} for b in batches]},
     }  # fmt: skip
+
+
+def churn_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
+    """One row per churn record, with its writes per second (inserted + deleted rows over write seconds)."""
+    out = []
+    for r in records:
+        if r.get("workload") != "churn":
+            continue
+        c = r.get("churn") or {}
+        writes = (c.get("insert_s") or 0) + (c.get("delete_s") or 0)
+        rate = ((c.get("inserted") or 0) + (c.get("deleted") or 0)) / writes if writes > 0 else None
+        out.append({"r": r, "series": series[series_key(r)], "c": c, "write_rate": rate,
+                    "build": params_text(r.get("build")), "search": params_text(r.get("search"))})  # fmt: skip
+    return out

@@ -8,7 +8,7 @@ recorded as skipped, with the reason.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.datasets import Dataset
@@ -16,6 +16,9 @@ from vdbbench.load import LoadFailed, measure_concurrency
 from vdbbench.runner import PointId, Sweep, describe_error
 from vdbbench.stores import ADAPTERS, get_store_class
 from vdbbench.workloads import BuildRun, Workload
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 class Concurrent(Workload):
@@ -81,3 +84,42 @@ class Concurrent(Workload):
             bound = " (client-bound)" if lv["client_bound"] else ""
             sweep.console.print(f"  {lv['clients']:>3} clients: {lv['qps']:,.0f} QPS, p99 {lv['p99_ms']:.2f} ms{bound}")
         return True
+
+    def console_table(self, records: list[dict[str, Any]]) -> Table:
+        """Per client count of each concurrency record: QPS, latency, client-bound."""
+        from rich.table import Table
+
+        table = Table(title="concurrent clients (closed loop)")
+        for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
+            table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
+        for r in records:
+            if r.get("workload") != "concurrent":
+                continue
+            head = [
+                r["dataset"],
+                r["label"],
+                r["index"],
+                " ".join(f"{k}={v}" for k, v in r["build"].items()),
+                " ".join(f"{k}={v}" for k, v in r["search"].items()),
+            ]
+            if r.get("status") != "ok":
+                table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
+            for lv in (r.get("concurrency") or {}).get("levels", []):  # a failed record keeps the counts measured
+                note = "client-bound" if lv.get("client_bound") else ""
+                table.add_row(
+                    *head, str(lv["clients"]), f"{lv['qps']:,.0f}", f"{lv['p50_ms']:.3f}", f"{lv['p99_ms']:.3f}", note
+                )
+        return table
+
+    def compare_notes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+        """QPS at each client count measured in both (one closed-loop run each: no spread, so no verdict)."""
+        before = {lv.get("clients"): lv for lv in (old.get("concurrency") or {}).get("levels") or []}
+        notes = []
+        for lv in (new.get("concurrency") or {}).get("levels") or []:
+            was = before.get(lv.get("clients"))
+            if was and was.get("qps") and lv.get("qps") is not None:
+                notes.append(f"{lv['clients']} clients: {was['qps']:,.0f} → {lv['qps']:,.0f} QPS "
+                             f"({(lv['qps'] / was['qps'] - 1) * 100:+.1f}%)")  # fmt: skip
+        if old.get("search") != new.get("search"):
+            notes.append("measured at a different search setting")
+        return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
