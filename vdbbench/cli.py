@@ -39,6 +39,10 @@ def _error(e: BaseException) -> None:
 
 
 def summary_table(records: list[dict[str, Any]]) -> Table:
+    """One row per plain or filtered point; workloads with a console table of their own are left to it."""
+    from vdbbench.workloads import workloads
+
+    own_tables = {w.name for w in workloads() if w.console_table([]) is not None}
     table = Table(title="vdbbench results", show_lines=False)
     labelled = any("ndcg@10" in r for r in records)  # retrieval quality against labels (issue 13)
     filtered = any(r.get("filter") for r in records)
@@ -59,7 +63,7 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
     ):
         table.add_column(col, justify="right" if col in numeric else "left")
     for r in records:
-        if r.get("workload") in ("concurrent", "churn"):
+        if r.get("workload") in own_tables:  # shown in their workload's own table
             continue
         ok = r.get("status") == "ok"
         table.add_row(

@@ -163,11 +163,13 @@ class Dataset:
             **({"attributes": self.attribute_kinds} if self.attributes else {}),
         }
 
-    def restricted(self, allowed: np.ndarray, cache: Path | None = None, flt: Filter | None = None) -> Dataset:
+    def restricted(self, allowed: np.ndarray, cache: Path | None = None, flt: Filter | None = None,
+                   rows: str | None = None) -> Dataset:  # fmt: skip
         """This dataset scored on the train rows ``allowed`` (a boolean mask) only: exact ground truth over those
-        rows (cached in ``cache`` when given), and ``allowed`` kept so answers outside it are counted as misses."""
+        rows (cached in ``cache`` when given), and ``allowed`` kept so answers outside it are counted as misses.
+        ``rows`` is the mask's digest (``rows_digest``) where the caller has it already."""
         neighbors, distances = restricted_truth(self, allowed, cache)
-        rows = hashlib.sha1(np.packbits(allowed).tobytes()).hexdigest()[:16]
+        rows = (rows or hashlib.sha1(np.packbits(allowed).tobytes()).hexdigest())[:16]
         return Dataset(self.name, self.train, self.test, neighbors, distances, self.metric, self.path, self.sha256,
                        self.attrs, self.text, self.attributes, allowed, flt, rows)  # fmt: skip
 
@@ -179,7 +181,7 @@ class Dataset:
         rows = hashlib.sha1(np.packbits(allowed).tobytes()).hexdigest()
         digest = hashlib.sha1(f"{self.sha256}|{self.train.shape[0]}|{self.test.shape[0]}|{rows}".encode())
         cache = data_dir() / "filtered" / f"{self.name}-{digest.hexdigest()[:16]}.npz"
-        return self.restricted(allowed, cache, flt)
+        return self.restricted(allowed, cache, flt, rows)
 
 
 class RowSubset:

@@ -32,6 +32,12 @@ def threshold(true_kth: float, epsilon: float = DEFAULT_EPSILON) -> float:
     return true_kth + epsilon * max(abs(true_kth), 1.0)
 
 
+def valid_ids(answer: np.ndarray, n: int) -> np.ndarray:
+    """The ids of an answer that are row numbers of a dataset of ``n`` rows (recall counts the others invalid)."""
+    ids = np.asarray(answer, dtype=np.int64).ravel()
+    return ids[(ids >= 0) & (ids < n)]
+
+
 def recall_at_k(
     answers: list[np.ndarray],
     test: np.ndarray,
@@ -63,15 +69,16 @@ def recall_at_k(
     duplicates = short = invalid = violations = 0
     for i, ans in enumerate(answers):
         ans = np.asarray(ans, dtype=np.int64).ravel()[:asked]
-        valid = ans[(ans >= 0) & (ans < n)]
+        valid = valid_ids(ans, n)
         invalid += int(ans.size - valid.size)
-        if np.unique(valid).size < k:  # short: fewer ids than asked, whether or not they pass (violations apart)
+        distinct = np.unique(valid)
+        if distinct.size < k:  # short: fewer ids than asked, whether or not they pass (violations apart)
             short += 1
         if allowed is not None:
             admitted = valid[allowed[valid]]
             violations += int(valid.size - admitted.size)
             valid = admitted
-        distinct = np.unique(valid)
+            distinct = np.unique(valid)
         if distinct.size < valid.size:
             duplicates += 1
         if distinct.size == 0:

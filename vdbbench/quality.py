@@ -32,7 +32,7 @@ import numpy as np
 from vdbbench.datasets import Dataset
 from vdbbench.distances import exact_distances
 from vdbbench.labels import qrels_tsv
-from vdbbench.metrics import latency_summary
+from vdbbench.metrics import latency_summary, valid_ids
 
 # pytrec_eval measure → record field; recall@100 only where k allows it.
 MEASURES = {"ndcg_cut_10": "ndcg@10", "recall_10": "recall@10", "recall_100": "recall@100"}
@@ -69,8 +69,7 @@ def dense_scores(ds: Dataset, answers: list[np.ndarray]) -> list[np.ndarray]:
     """Similarity (-distance, computed by the harness from the dataset's vectors) of each returned row."""
     out = []
     for q, ans in zip(ds.test, answers, strict=True):
-        ids = np.asarray(ans, dtype=np.int64).ravel()
-        ids = ids[(ids >= 0) & (ids < ds.train.shape[0])]
+        ids = valid_ids(ans, ds.train.shape[0])
         out.append(-exact_distances(q, ds.train[ids], ds.metric) if ids.size else np.empty(0))
     return out
 
@@ -84,8 +83,7 @@ def to_run(ds: Dataset, answers: list[np.ndarray], scores: list[np.ndarray]) -> 
     """{query id: {passage id: score}} in answer order; rows outside the dataset are dropped."""
     pids, run = ds.text.passage_ids, {}
     for qid, ans, sc in zip(ds.text.query_ids, answers, scores, strict=True):
-        ids = np.asarray(ans, dtype=np.int64).ravel()
-        ids = ids[(ids >= 0) & (ids < len(pids))]
+        ids = valid_ids(ans, len(pids))
         run[qid] = {pids[i]: float(s) for i, s in zip(ids.tolist(), np.asarray(sc).tolist(), strict=False)}
     return run
 

@@ -303,6 +303,8 @@ class Sweep:
         self.previous: dict[str, dict[str, Any]] = {}  # records already in the results file, by key
         self.plan: StorePlan | None = None  # of the store entry being run
         self.views: dict[str, list[Dataset]] = {}  # dataset name → one view per filter, with its exact ground truth
+        # dataset name → (columns, kinds) of the attributes its filters use, inserted and indexed with every build
+        self._inserted: dict[str, tuple[dict[str, np.ndarray], dict[str, str]]] = {}
         self.written: list[dict[str, Any]] = []  # records of the build being run (for the behavioural check)
         self.observations: dict[str, dict[str, tuple[str, float]]] = {}  # query set → setting → (answers, recall)
         self._bm25_legs: dict[str, quality.Leg] = {}  # per dataset, for hybrid points
@@ -375,13 +377,11 @@ class Sweep:
 
     def insert_columns(self, ds: Dataset) -> dict[str, np.ndarray]:
         """The attribute columns the dataset's filters use: inserted with the vectors, indexed by the store."""
-        fields = sorted({f for view in self.views.get(ds.name, []) for f in view.filter.fields})
-        return {name: ds.attributes[name] for name in fields}
+        return self._inserted.get(ds.name, ({}, {}))[0]
 
     def inserted_kinds(self, ds: Dataset) -> dict[str, str]:
         """Name → kind of the attribute columns every build of ``ds`` inserts and indexes (part of the build)."""
-        kinds = ds.attribute_kinds
-        return {name: kinds[name] for name in self.insert_columns(ds)}
+        return self._inserted.get(ds.name, ({}, {}))[1]
 
     # -- sweep ---------------------------------------------------------------------
     def prepare_datasets(self) -> dict[str, Dataset]:
@@ -399,6 +399,9 @@ class Sweep:
             ds = datasets[dc.name]
             with self.console.status(f"dataset {dc.name}: exact neighbours under each filter (cached)"):
                 self.views[dc.name] = [ds.filtered(f) for f in dc.filter_list(ds.train.shape[0])]
+            fields = sorted({f for view in self.views[dc.name] for f in view.filter.fields})
+            kinds = ds.attribute_kinds
+            self._inserted[dc.name] = ({f: ds.attributes[f] for f in fields}, {f: kinds[f] for f in fields})
             for view in self.views[dc.name]:
                 self.console.print(f"{dc.name}: filter {view.filter.text()} passes {view.allowed.sum():,} of "
                                    f"{ds.train.shape[0]:,} rows ({view.selectivity:.3g})")  # fmt: skip
@@ -423,8 +426,9 @@ class Sweep:
         active = [w for w in workloads() if w.applies(self.cfg, dc, s)]
         todo = []  # (build, workloads) that still have points to measure
         for build in plan.builds:
-            pending = [w for w in active if any(p.key not in self.done for p in w.points(self, ds, s, build))]
-            self.counts["resumed"] += sum(p.key in self.done for w in active for p in w.points(self, ds, s, build))
+            keys = {w.name: [p.key for p in w.points(self, ds, s, build)] for w in active}
+            pending = [w for w in active if any(key not in self.done for key in keys[w.name])]
+            self.counts["resumed"] += sum(key in self.done for listed in keys.values() for key in listed)
             shared = [w for w in pending if not w.own_build]
             todo += [(build, shared)] if shared else []
             todo += [(build, [w]) for w in pending if w.own_build]

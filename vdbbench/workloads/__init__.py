@@ -13,6 +13,7 @@ A new workload is one module here plus, where it needs one, a Store method or tw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
@@ -100,11 +101,12 @@ def workload_named(name: str) -> Workload:
     return next(w for w in workloads() if w.name == name)
 
 
-def workloads() -> list[Workload]:
+@cache
+def workloads() -> tuple[Workload, ...]:
     """Every workload, in the order they run on a build (plain k-NN first: the concurrent one uses its points)."""
     from vdbbench.workloads.churn import Churn
     from vdbbench.workloads.concurrent import Concurrent
     from vdbbench.workloads.filtered import Filtered
     from vdbbench.workloads.knn import Knn
 
-    return [Knn(), Filtered(), Concurrent(), Churn()]
+    return (Knn(), Filtered(), Concurrent(), Churn())  # stateless: made once per process

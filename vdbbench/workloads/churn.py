@@ -26,7 +26,7 @@ import numpy as np
 from vdbbench.compare import params_text
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.datasets import Dataset
-from vdbbench.metrics import latency_summary, recall_at_k
+from vdbbench.metrics import latency_summary, recall_at_k, valid_ids
 from vdbbench.report import Series, series_key
 from vdbbench.runner import PointId, Sweep, describe_error, params_line
 from vdbbench.worker import WorkerTimeout
@@ -43,12 +43,6 @@ def churn_plan(n: int, insert: float, delete: float, batches: int, seed: int) ->
     doomed = np.sort(np.random.default_rng(seed).choice(built, size=round(delete * built), replace=False))
     edges = np.linspace(built, n, batches + 1).round().astype(int)
     return built, list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)), np.array_split(doomed, batches)
-
-
-def valid_ids(answer: np.ndarray, n: int) -> np.ndarray:
-    """The ids of an answer that are row numbers of the dataset (others are counted by recall as invalid)."""
-    ids = np.asarray(answer, dtype=np.int64).ravel()
-    return ids[(ids >= 0) & (ids < n)]
 
 
 class Churn(Workload):
