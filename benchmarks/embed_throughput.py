@@ -1,4 +1,4 @@
-"""Passages per second through the harness (vdbbench.embed) vs a bare ``model.encode`` on the same passages.
+"""Passages per second through the harness (vdbbench.data.embed) vs a bare ``model.encode`` on the same passages.
 
 The harness adds prompt handling, length sorting, chunked progress updates, the text hash and the
 cache write; this measures what that costs. Target: ratio >= 0.95. Runs on the CPU, and on CUDA
@@ -20,7 +20,7 @@ import time
 
 
 def measure(device: str, texts: list[str], model: str, batch_size: int | None, repeats: int) -> dict:
-    from vdbbench import embed
+    from vdbbench.data import embed
 
     embedder = embed.Embedder(model, device=device, batch_size=batch_size, progress=True)
     lm = embedder.model()
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
 
-    from vdbbench.corpora import load_corpus
-    from vdbbench.embed import resolve_device
+    from vdbbench.data.corpora import load_corpus
+    from vdbbench.data.embed import resolve_device
 
     texts = load_corpus(args.corpus, max_passages=args.n).passages
     devices = ["cpu"] + (["cuda"] if resolve_device("auto") == "cuda" else [])

@@ -15,8 +15,8 @@ import faiss
 import numpy as np
 
 from vdbbench.config import DatasetConfig
-from vdbbench.groundtruth import device_name, exact_knn
-from vdbbench.runner import resolve_dataset
+from vdbbench.data.groundtruth import device_name, exact_knn
+from vdbbench.sweep.plan import resolve_dataset
 
 
 def main() -> None:

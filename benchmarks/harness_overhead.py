@@ -19,8 +19,9 @@ import time
 import numpy as np
 
 from vdbbench.config import DatasetConfig
-from vdbbench.runner import measure_search, resolve_dataset
+from vdbbench.execution.points import measure_search
 from vdbbench.stores import BuildSpec, get_store_class
+from vdbbench.sweep.plan import resolve_dataset
 
 BUILDS = {
     "hnswlib": ("hnsw", {"M": 16, "ef_construction": 200}, "ef"),

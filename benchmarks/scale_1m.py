@@ -2,7 +2,7 @@
 
 Steps, each timed, with the harness process's own peak RSS sampled separately from the engines':
 1. generate the train rows chunk by chunk into an ann-benchmarks HDF5 file (never whole in memory);
-2. exact ground truth of the queries with ``vdbbench.datasets.add_ground_truth`` (faiss + float64);
+2. exact ground truth of the queries with ``vdbbench.data.datasets.add_ground_truth`` (faiss + float64);
 3. one sweep per store through the normal runner (the store's process reads its insert batches
    from the file), recording insert/index time and the engine's peak RSS during the build.
 
@@ -29,9 +29,9 @@ import h5py
 import numpy as np
 
 from vdbbench.config import parse_config
-from vdbbench.datasets import add_ground_truth
-from vdbbench.results import load_results
-from vdbbench.runner import Sweep
+from vdbbench.core.results import load_results
+from vdbbench.data.datasets import add_ground_truth
+from vdbbench.sweep.runner import Sweep
 
 STORES = {
     "hnswlib": {"store": "hnswlib", "index": "hnsw", "build": {"M": 16, "ef_construction": 64},

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vdbbench.datasets import data_dir
+from vdbbench.data.datasets import data_dir
 
 source, target = data_dir() / "wordnet-en-minilm-20k.hdf5", data_dir() / "mydocs.hdf5"
 if not source.exists():

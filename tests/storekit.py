@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.datasets import synthetic
-from vdbbench.groundtruth import exact_knn
-from vdbbench.metrics import recall_at_k
-from vdbbench.runner import config_mismatches
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.data.datasets import synthetic
+from vdbbench.data.groundtruth import exact_knn
+from vdbbench.execution.points import config_mismatches
 from vdbbench.stores import BuildSpec, Store, get_store_class
 
 BASELINES = Path(__file__).with_name("recall_baselines.json")
@@ -257,7 +257,7 @@ def build_with_attributes(store: Store, family: str, build=None, search=None, da
 
 def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10) -> FilterOutcome:
     """Search every contract query under ``expression``; score against exact filtered neighbours."""
-    from vdbbench.filters import mask, parse_filter
+    from vdbbench.core.filters import mask, parse_filter
 
     flt = parse_filter(expression)
     allowed = mask(flt, contract_attributes(data.train.shape[0]))

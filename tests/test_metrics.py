@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vdbbench.metrics import latency_summary, recall_at_k
+from vdbbench.core.metrics import latency_summary, recall_at_k
 
 # Train points on a line: distances from the query at 0 are 1, 2, 2, 3, 4 (rows 1 and 2 tie).
 TRAIN = np.array([[1.0], [2.0], [-2.0], [3.0], [4.0]], dtype=np.float32)

@@ -21,9 +21,9 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
+from vdbbench.core.filters import parse_filter
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
-from vdbbench.stores.milvus import engine_filter
+from vdbbench.stores.milvus.adapter import engine_filter
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -403,7 +403,7 @@ def test_env_url_and_uri_both_select_the_server(tmp_path, monkeypatch):
 
 
 def test_old_server_versions_are_refused():
-    from vdbbench.stores.milvus import version_problem
+    from vdbbench.stores.milvus.adapter import version_problem
 
     assert version_problem("v2.3.5-lite") is None and version_problem("2.6.11") is None
     assert "older than 2.3" in version_problem("v2.2.16")

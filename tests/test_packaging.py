@@ -55,7 +55,7 @@ def installed(tmp_path_factory):
 def test_wheel_holds_the_report_templates_and_the_built_in_configs(installed):
     wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    templates = [p for p in (ROOT / "vdbbench" / "templates").rglob("*") if p.is_file()]  # workloads' too
+    templates = [p for p in (ROOT / "vdbbench" / "report" / "templates").rglob("*") if p.is_file()]  # workloads' too
     in_tree = {f"vdbbench/{p.relative_to(ROOT / 'vdbbench')}" for p in templates}
     in_tree |= {f"vdbbench/configs/{p.name}" for p in (ROOT / "vdbbench" / "configs").glob("*.yaml")}
     assert in_tree and in_tree <= set(names), sorted(in_tree - set(names))

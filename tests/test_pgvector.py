@@ -25,10 +25,10 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
-from vdbbench.runner import config_mismatches
+from vdbbench.core.filters import parse_filter
+from vdbbench.execution.points import config_mismatches
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.pgvector import PgvectorStore, binary_copy_rows, engine_filter
+from vdbbench.stores.pgvector.adapter import PgvectorStore, binary_copy_rows, engine_filter
 
 METRICS = ["euclidean", "angular", "ip"]
 BUILDS = {
@@ -88,7 +88,7 @@ def test_recall_rises_with_probes_and_search_batch_matches_search(store):
     wide = [store.search(q, 10) for q in data.test]
     batch = store.search_batch(data.test, 10)
     assert all(np.array_equal(a, b) for a, b in zip(wide, batch, strict=True))
-    from vdbbench.metrics import recall_at_k
+    from vdbbench.core.metrics import recall_at_k
 
     assert narrow.recall < 0.95 < recall_at_k(wide, data.test, data.train, data.neighbors, 10, "euclidean").recall
     store.drop()
@@ -279,7 +279,7 @@ def test_server_mode_with_dsn(tmp_path):
 
 def test_second_process_style_client_attaches_to_the_same_server(store):
     """What concurrency clients do: attach with client_handle(); closing a client leaves the server running."""
-    from vdbbench.stores.pgvector import PgvectorStore
+    from vdbbench.stores.pgvector.adapter import PgvectorStore
 
     data = small_data("angular")
     build_and_search(store, "hnsw", "angular", {"m": 8, "ef_construction": 32}, {"ef": 100})
@@ -360,7 +360,7 @@ def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_direc
 def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
     """shared_buffers (25% of memory, 128 MB…4 GB) and maintenance_work_mem (12.5%, 256 MB…4 GB) as the
     server itself reports them, so a reader sees what the engine ran with, not what was sent."""
-    from vdbbench.stores.pgvector import default_settings
+    from vdbbench.stores.pgvector.adapter import default_settings
 
     gib = 1024**3
     assert default_settings(16 * gib, 4)["shared_buffers"] == "4096MB"  # the users' 16 GiB host: the cap

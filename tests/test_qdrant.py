@@ -21,10 +21,16 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
+from vdbbench.core.filters import parse_filter
 from vdbbench.stores import BuildSpec, get_store_class
-from vdbbench.stores.qdrant import FAMILIES, collection_body, engine_filter, payload_index_body, search_params_body
-from vdbbench.stores.qdrant_server import DEFAULT_URL, effective_from_collection_info
+from vdbbench.stores.qdrant.adapter import (
+    FAMILIES,
+    collection_body,
+    engine_filter,
+    payload_index_body,
+    search_params_body,
+)
+from vdbbench.stores.qdrant_server.adapter import DEFAULT_URL, effective_from_collection_info
 
 SMALL = {"full_scan_threshold": 10}  # KB: below the 250 KB contract data, so the graph is searched, not scanned
 GENEROUS = {"ef": 200}
@@ -98,7 +104,7 @@ def test_rescoring_recovers_binary_quantization_loss(tmp_path):
     bare = build_and_search(store, "hnsw", "angular", SMALL | {"quantization": "binary"},
                             GENEROUS | {"rescore": False, "oversampling": 1.0})  # fmt: skip
     store.set_search_params(GENEROUS | {"rescore": True, "oversampling": 4.0})
-    from vdbbench.metrics import recall_at_k
+    from vdbbench.core.metrics import recall_at_k
 
     answers = store.search_batch(data.test, 10)
     rescored = recall_at_k(answers, data.test, data.train, data.neighbors, 10, "angular").recall
@@ -452,7 +458,7 @@ def test_per_segment_coverage_catches_a_scan_the_collection_totals_call_hnsw():
     assert eff["family"] == "hnsw+flat"
     assert eff["coverage"] == {"segments": 2, "indexed_segments": 1, "rows": 100000, "indexed_rows": 95000,
                                "source": "telemetry segments"}  # fmt: skip
-    from vdbbench.runner import config_mismatches
+    from vdbbench.execution.points import config_mismatches
 
     assert config_mismatches("hnsw", {}, eff) == ["family: asked hnsw, engine serves hnsw+flat"]
     plain = _segment("plain", "plain", 100000, 0)  # an appendable segment not yet optimized: all scanned
@@ -463,7 +469,7 @@ def test_per_segment_coverage_catches_a_scan_the_collection_totals_call_hnsw():
 
 
 def test_server_version_drift_is_recorded():
-    from vdbbench.stores.qdrant_server import version_problem
+    from vdbbench.stores.qdrant_server.adapter import version_problem
 
     assert version_problem("1.17.0", "1.17.1") is None and version_problem("1.18.2", "v1.17.1") is None
     assert "more than one minor" in version_problem("1.20.0", "1.17.1")

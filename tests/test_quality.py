@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from vdbbench.config import ConfigError, parse_config
-from vdbbench.corpora import WORDNET_DIR, CorpusError
-from vdbbench.labels import load_beir, load_mteb, manpages_ja_task, wordnet_task, write_beir
+from vdbbench.data.corpora import WORDNET_DIR, CorpusError
+from vdbbench.data.labels import load_beir, load_mteb, manpages_ja_task, wordnet_task, write_beir
 from vdbbench.stores.base import BuildSpec
-from vdbbench.stores.bm25 import BM25Store
+from vdbbench.stores.bm25.adapter import BM25Store
 
 pytest.importorskip("pytrec_eval")
 pytest.importorskip("bm25s")
@@ -172,7 +172,7 @@ def test_model_list_makes_one_dataset_per_model():
 
 
 def test_bm25_on_a_vector_dataset_is_refused_before_anything_starts(tmp_path):
-    from vdbbench.runner import Sweep
+    from vdbbench.sweep.runner import Sweep
 
     cfg = parse_config({"datasets": [{"name": "d", "synthetic": {"n": 50}}], "stores": [{"store": "bm25"}]})
     with pytest.raises(ConfigError, match=r"stores\[0\]: bm25 needs the passages' text, and dataset 'd' has none"):
@@ -186,9 +186,9 @@ def test_bm25_on_a_vector_dataset_is_refused_before_anything_starts(tmp_path):
 def english_sweep(tmp_path_factory):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("ranx")
-    from vdbbench import embed
-    from vdbbench.results import load_results
-    from vdbbench.runner import Sweep
+    from vdbbench.core.results import load_results
+    from vdbbench.data import embed
+    from vdbbench.sweep.runner import Sweep
 
     if embed.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
         pytest.skip("needs the packaged MiniLM and wordnet-base")
@@ -263,7 +263,7 @@ def test_exact_run_file_rescored_by_pytrec_eval_gives_the_reported_ndcg(english_
 
 def test_labels_survive_in_the_dataset_file(english_sweep):
     _, records, _ = english_sweep
-    from vdbbench.datasets import load_hdf5
+    from vdbbench.data.datasets import load_hdf5
 
     ds = load_hdf5(records[0]["dataset_info"]["path"])
     assert ds.text.labelled and len(ds.text.passage_ids) == ds.train.shape[0] == 600
@@ -273,7 +273,7 @@ def test_labels_survive_in_the_dataset_file(english_sweep):
 
 
 def test_report_has_the_quality_section_with_significance(english_sweep):
-    from vdbbench.report import write_report
+    from vdbbench.report.page import write_report
 
     _, records, out = english_sweep
     html = write_report(out).read_text(encoding="utf-8")
@@ -299,11 +299,11 @@ JA_QRELS = [("q1", "d2", 1), ("q2", "d4", 1), ("q3", "d6", 1)]
 
 def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
     pytest.importorskip("sentence_transformers")
-    from vdbbench import embed
     from vdbbench.cli import main
-    from vdbbench.datasets import load_hdf5
-    from vdbbench.results import load_results
-    from vdbbench.runner import Sweep
+    from vdbbench.core.results import load_results
+    from vdbbench.data import embed
+    from vdbbench.data.datasets import load_hdf5
+    from vdbbench.sweep.runner import Sweep
 
     folder = embed.packaged_model_dir()
     if folder is None:
@@ -333,7 +333,7 @@ def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
 
 
 def test_compare_skips_recall_of_text_and_hybrid_points():
-    from vdbbench.compare import compare_points
+    from vdbbench.report.compare import compare_points
 
     old = {"status": "ok", "recall": None, "qps": 100.0, "qps_runs": [100.0], "retrieval": "bm25"}
     change = compare_points(old, {**old, "qps": 50.0})

@@ -5,11 +5,11 @@ import pytest
 import ray
 
 from vdbbench.config import ConfigError, parse_config
-from vdbbench.load import merge_level
-from vdbbench.results import load_results
-from vdbbench.runner import Sweep
+from vdbbench.core.results import load_results
+from vdbbench.execution.load import merge_level
 from vdbbench.stores import StoreError
-from vdbbench.stores.redis import redis_home
+from vdbbench.stores.redis.adapter import redis_home
+from vdbbench.sweep.runner import Sweep
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def check_ray_load(out, store):
 
 
 def test_ray_actors_load_hnswlib(tmp_path, ray_cluster, monkeypatch):
-    from vdbbench import load as load_module
+    from vdbbench.execution import load as load_module
 
     started = []
     real_init = load_module.RayClient.__init__

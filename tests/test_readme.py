@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vdbbench.capabilities import generated_blocks
+from vdbbench.report.capabilities import generated_blocks
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -27,7 +27,7 @@ def test_readme_leads_with_the_two_commands():
 def test_every_example_config_is_valid_and_plans(monkeypatch, tmp_path):
     """The examples are what a new user runs first: each must pass the config check and plan its points."""
     from vdbbench.config import load_config
-    from vdbbench.runner import planned_points
+    from vdbbench.sweep.plan import planned_points
 
     monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path))  # nothing prepared: plans come from the configs alone
     for path in sorted((README.parent / "examples").glob("*.yaml")):

@@ -21,10 +21,10 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter
-from vdbbench.metrics import recall_at_k
+from vdbbench.core.filters import parse_filter
+from vdbbench.core.metrics import recall_at_k
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.redis import engine_filter, redis_home
+from vdbbench.stores.redis.adapter import engine_filter, redis_home
 
 try:
     redis_home()
@@ -132,7 +132,7 @@ def test_server_mode_with_url(tmp_path):
 @needs_redis
 def test_second_process_style_client_attaches_to_the_same_server(store):
     """What concurrency clients do: attach with client_handle(); closing a client leaves the server running."""
-    from vdbbench.stores.redis import RedisStore
+    from vdbbench.stores.redis.adapter import RedisStore
 
     data = small_data("ip")
     build_and_search(store, "hnsw", "ip", {"m": 8, "ef_construction": 50}, {"ef": 50})
@@ -169,8 +169,8 @@ def test_server_mode_code_path_against_a_local_server(store, monkeypatch, tmp_pa
 def test_sweep_against_a_server_records_its_container_figures_or_why_not(store, monkeypatch, tmp_path):
     """In server mode the runner reads the compose container's memory and disk; with no Docker it says why."""
     from vdbbench.config import parse_config
-    from vdbbench.results import load_results
-    from vdbbench.runner import Sweep
+    from vdbbench.core.results import load_results
+    from vdbbench.sweep.runner import Sweep
 
     monkeypatch.setenv("REDIS_PASSWORD", store._password)
     monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
+from vdbbench.charts.plots import plot_text
 from vdbbench.cli import main
 from vdbbench.config import parse_config
-from vdbbench.report import build_context, pareto_frontier, plot_text, render_report, write_report
-from vdbbench.results import ResultsFile, load_results
-from vdbbench.runner import Sweep
+from vdbbench.core.results import ResultsFile, load_results
+from vdbbench.report.page import build_context, pareto_frontier, render_report, write_report
 from vdbbench.stores import ADAPTERS
+from vdbbench.sweep.runner import Sweep
 
 EVIL = "<script>alert(1)</script>"
 JAPANESE = "金融FAQ-ruri"
@@ -317,7 +318,7 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
 
 
 def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
-    import vdbbench.report as report
+    import vdbbench.report.page as report
 
     figures = []
     monkeypatch.setattr(report, "png_data_uri", lambda fig: figures.append(fig) or "data:")
@@ -331,7 +332,7 @@ def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
 
 
 def test_plots_fall_back_to_tags_when_no_cjk_font_exists(results, monkeypatch):
-    import vdbbench.report as report
+    import vdbbench.report.page as report
 
     monkeypatch.setattr(report, "cjk_font", lambda: None)
     assert plot_text(JAPANESE_LABEL) is None and plot_text("hnswlib · hnsw") == "hnswlib · hnsw"
@@ -415,7 +416,7 @@ def test_engine_identity_is_recorded_and_labels_every_store(results, html):
 
 
 def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(results):
-    from vdbbench.ranking import rank
+    from vdbbench.charts.ranking import rank
 
     records = [r for r in load_results(results) if r["dataset"] == "syn" and r["status"] == "ok"]
     chroma = max((r for r in records if r["store"] == "chroma"), key=lambda r: r["recall"])

@@ -12,10 +12,10 @@ import yaml
 
 from vdbbench.cli import main
 from vdbbench.config import ConfigError, parse_config
-from vdbbench.results import ResultsFile, load_results, read_records
-from vdbbench.runner import Sweep
+from vdbbench.core.results import ResultsFile, load_results, read_records
+from vdbbench.execution.worker import StoreWorker, WorkerTimeout
 from vdbbench.stores import BuildSpec
-from vdbbench.worker import StoreWorker, WorkerTimeout
+from vdbbench.sweep.runner import Sweep
 
 ROOT = Path(__file__).parent.parent
 
@@ -213,7 +213,7 @@ def test_log_messages_and_error_texts_lose_their_secrets():
     import io
     import logging
 
-    from vdbbench.provenance import RedactingFilter, redact_text
+    from vdbbench.core.provenance import RedactingFilter, redact_text
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -334,7 +334,7 @@ def test_store_without_shared_readers_says_so(tmp_path, failing_store):
 
 
 def test_client_bound_only_judged_for_servers():
-    from vdbbench.load import client_bound
+    from vdbbench.execution.load import client_bound
 
     assert client_bound("server", 0.97) is True
     assert client_bound("server", 0.4) is False

@@ -13,9 +13,9 @@ from functools import cache
 import pytest
 from storekit import SmallData, build_and_search, check_baseline, open_store
 
-from vdbbench.datasets import synthetic
-from vdbbench.groundtruth import exact_knn
-from vdbbench.metrics import recall_at_k
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.data.datasets import synthetic
+from vdbbench.data.groundtruth import exact_knn
 from vdbbench.stores import StoreError
 
 HNSW_BUILD = {"m": 16, "ef_construction": 200}

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from storekit import build_and_search, files_left, open_store
 
-from vdbbench.servers import LocalServer, ServerError, free_port
+from vdbbench.stores.servers import LocalServer, ServerError, free_port
 
 # -- LocalServer on its own, with a tiny Python TCP server standing in for an engine -------
 
@@ -90,7 +90,7 @@ HARNESS = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from vdbbench.servers import LocalServer
+    from vdbbench.stores.servers import LocalServer
     import socket
     def ready(s):
         with socket.create_connection(("127.0.0.1", s.port), timeout=1):
@@ -151,7 +151,7 @@ def test_engine_server_loopback_only_restarted_after_kill_and_stopped(tmp_path, 
     if store_name == "pgvector":
         tmp_path = server_workdir
     if store_name == "redis":
-        from vdbbench.stores.redis import redis_home
+        from vdbbench.stores.redis.adapter import redis_home
 
         try:
             redis_home()

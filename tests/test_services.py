@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from vdbbench import services
 from vdbbench.cli import main
-from vdbbench.services import ServicesError, compose_command, container_resources, services_for
+from vdbbench.stores import services
+from vdbbench.stores.services import ServicesError, compose_command, container_resources, services_for
 
 no_engine = pytest.mark.skipif(
     os.path.exists("/var/run/docker.sock") or bool(os.environ.get("DOCKER_HOST")),
@@ -94,8 +94,8 @@ SERVER_MODES = [
 
 @pytest.mark.parametrize("name,options", SERVER_MODES, ids=[n for n, _ in SERVER_MODES])
 def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path, name, options, monkeypatch):
-    from vdbbench.services import STORE_SERVICES
     from vdbbench.stores import get_store_class
+    from vdbbench.stores.services import STORE_SERVICES
 
     for var in ("VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
         monkeypatch.delenv(var, raising=False)

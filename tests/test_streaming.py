@@ -3,10 +3,10 @@
 import numpy as np
 
 from vdbbench.config import parse_config
-from vdbbench.datasets import load_hdf5, save_hdf5, synthetic
-from vdbbench.runner import Sweep
+from vdbbench.data.datasets import load_hdf5, save_hdf5, synthetic
+from vdbbench.execution.worker import StoreWorker
 from vdbbench.stores import ADAPTERS, BuildSpec
-from vdbbench.worker import StoreWorker
+from vdbbench.sweep.runner import Sweep
 
 
 class Untouchable:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from vdbbench.config import parse_config
-from vdbbench.results import load_results
-from vdbbench.runner import Sweep, param_sources, search_ignored
+from vdbbench.core.results import load_results
+from vdbbench.execution.points import param_sources, search_ignored
+from vdbbench.sweep.runner import Sweep
 from vdbbench.workloads.knn import query_split, tune_knob
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vdbbench.config import ConfigError, parse_config
-from vdbbench.datasets import DatasetError, load_hdf5
-from vdbbench.runner import Sweep
+from vdbbench.data.datasets import DatasetError, load_hdf5
+from vdbbench.sweep.runner import Sweep
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True), st.text(max_size=8))
 VALUES = st.recursive(

@@ -19,9 +19,9 @@ from storekit import (
     small_data,
 )
 
-from vdbbench.filters import parse_filter, typed
+from vdbbench.core.filters import parse_filter, typed
 from vdbbench.stores import BuildSpec, StoreError, get_store_class
-from vdbbench.stores.weaviate import (
+from vdbbench.stores.weaviate.adapter import (
     DEFAULT_URL,
     FAMILIES,
     attribute_indexes,
@@ -198,7 +198,7 @@ def test_untrained_sq_is_reported_uncompressed():
 
 def test_rq_a_server_applies_by_default_is_read_back_as_a_mismatch():
     """DEFAULT_QUANTIZATION (Weaviate 1.33+) can turn on 8-bit RQ unasked: the point must not pass as uncompressed."""
-    from vdbbench.runner import config_mismatches
+    from vdbbench.execution.points import config_mismatches
 
     schema = server_schema(rq={"enabled": True, "bits": 8, "rescoreLimit": 20})
     eff = effective_from_schema(schema, spec("hnsw"), [{"objectCount": 2000, "compressed": True}])

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from vdbbench.config import ConfigError, parse_config
-from vdbbench.datasets import DatasetError, load_hdf5, save_hdf5, synthetic
-from vdbbench.report import write_report
-from vdbbench.results import load_results
-from vdbbench.runner import Sweep, planned_points
+from vdbbench.core.results import load_results
+from vdbbench.data.datasets import DatasetError, load_hdf5, save_hdf5, synthetic
+from vdbbench.report.page import write_report
+from vdbbench.sweep.plan import planned_points
+from vdbbench.sweep.runner import Sweep
 
 
 @pytest.fixture(autouse=True)
@@ -263,7 +264,7 @@ def test_attribute_names_no_store_can_take_are_refused(tmp_path):
 
 
 def test_every_workload_has_one_module_and_one_name_in_the_written_schema():
-    from vdbbench.schema import WORKLOADS
+    from vdbbench.core.schema import WORKLOADS
     from vdbbench.workloads import workloads
 
     assert [w.name for w in workloads()] == list(WORKLOADS)

@@ -15,10 +15,23 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from vdbbench.config import DEFAULT_CONFIG, ConfigError, load_config
-from vdbbench.datasets import KNOWN, DatasetError, data_dir
-from vdbbench.provenance import redact_logs, redact_text
-from vdbbench.results import load_results
+from vdbbench.config import DEFAULT_CONFIG, ConfigError, load_config, model_dataset_name
+from vdbbench.core.provenance import redact_logs, redact_text
+from vdbbench.core.results import load_results
+from vdbbench.data import downloads, embed  # noqa: F401  (they register the datasets they know by name)
+from vdbbench.data.corpora import prepare_corpus
+from vdbbench.data.datasets import KNOWN, DatasetError, add_ground_truth, data_dir, load_hdf5, prepare
+from vdbbench.data.embed import CALLS, DEFAULT_MODEL, build_text_dataset, default_dataset_name
+from vdbbench.data.groundtruth import device_name
+from vdbbench.report.capabilities import capability_markdown, update_readme
+from vdbbench.report.compare import compare_dirs, comparison_table, one_sided_table
+from vdbbench.report.export import write_points
+from vdbbench.report.page import write_report
+from vdbbench.stores import services, store_names
+from vdbbench.sweep.plan import planned_points
+from vdbbench.sweep.runner import Sweep
+from vdbbench.sweep.selfcheck import check_store
+from vdbbench.workloads import workloads
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
@@ -40,7 +53,6 @@ def _error(e: BaseException) -> None:
 
 def summary_table(records: list[dict[str, Any]]) -> Table:
     """One row per plain or filtered point; workloads with a console table of their own are left to it."""
-    from vdbbench.workloads import workloads
 
     own_tables = {w.name for w in workloads() if w.console_table([]) is not None}
     table = Table(title="vdbbench results", show_lines=False)
@@ -83,8 +95,6 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from vdbbench.runner import Sweep
-    from vdbbench.workloads import workloads
 
     config_path = Path(args.config) if args.config else DEFAULT_CONFIG
     if args.dry_run:
@@ -112,8 +122,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"(resumed) · {Path(args.out) / 'results.jsonl'}"
     )
     if args.no_report or not _write_report(Path(args.out), args.report):
-        from vdbbench.export import write_points
-
         paths = write_points(records, Path(args.out))  # the report writes them next to itself otherwise
         console.print(f"points: {', '.join(map(str, paths))}")
     return 1 if counts["failed"] and args.strict else 0
@@ -121,7 +129,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _dry_run(config_path: Path) -> int:
     """Print every planned point of a config; starts no engine and embeds or prepares nothing."""
-    from vdbbench.runner import planned_points
 
     try:
         cfg = load_config(config_path)
@@ -135,18 +142,13 @@ def _dry_run(config_path: Path) -> int:
 
 
 def _write_report(out_dir: Path, target: str | None) -> bool:
-    """Write the HTML report (and the points export next to it); False when the report's libraries are missing."""
-    try:
-        from vdbbench.report import write_report
-    except ImportError:
-        return False
+    """Write the HTML report (and the points export next to it)."""
     path = write_report(out_dir, Path(target) if target else None)
     console.print(f"report: {path} (all points: points.csv next to it)")
     return True
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from vdbbench import downloads, embed  # noqa: F401  (they register the datasets they know by name)
 
     table = Table(title=f"datasets (data folder {data_dir()})")
     table.add_column("name")
@@ -161,8 +163,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         table.add_row(name, "yes" if path.exists() else "no", known.description if known else "user file")
     Console().print(table)
     if args.prepare:
-        from vdbbench.datasets import prepare
-
         for name in args.prepare:
             try:
                 console.print(f"{name}: {prepare(name)}")
@@ -174,9 +174,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed a text corpus into an ann-benchmarks dataset usable by name in a sweep."""
-    from vdbbench.config import model_dataset_name
-    from vdbbench.corpora import prepare_corpus
-    from vdbbench.embed import CALLS, DEFAULT_MODEL, build_text_dataset, default_dataset_name
 
     models = args.model or [DEFAULT_MODEL]
     if args.corpus_only:
@@ -217,7 +214,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _print_embedded(name: str, path: Path, embedded_now: bool) -> None:
-    from vdbbench.datasets import load_hdf5
 
     ds = load_hdf5(path, name)
     a = ds.attrs
@@ -247,9 +243,6 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from vdbbench.datasets import add_ground_truth
-    from vdbbench.groundtruth import device_name
-
     try:
         with Progress(
             TextColumn(f"ground truth of {args.file} on {device_name(args.device)}"), BarColumn(), TaskProgressColumn(),
@@ -268,7 +261,6 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
 
 
 def cmd_stores(args: argparse.Namespace) -> int:
-    from vdbbench.capabilities import capability_markdown, update_readme
 
     if args.update_readme:
         changed = update_readme(Path(args.update_readme))
@@ -280,7 +272,6 @@ def cmd_stores(args: argparse.Namespace) -> int:
 
 def cmd_services(args: argparse.Namespace) -> int:
     """Start, stop or inspect the docker compose services of server stores."""
-    from vdbbench import services
 
     if args.action == "check":
         return _services_check(args)
@@ -314,10 +305,6 @@ def _services_check(args: argparse.Namespace) -> int:
     it, one store at a time (several stores at once do not fit a 16 GiB host); without Docker, or with
     ``--no-up``, what answers at the configured addresses is checked.
     """
-    from vdbbench import services
-    from vdbbench.provenance import redact_text
-    from vdbbench.selfcheck import check_store
-    from vdbbench.stores import store_names
 
     names = args.stores or list(services.STORE_SERVICES)
     unknown = [n for n in names if n not in store_names()]
@@ -365,7 +352,6 @@ def _mib(n: int | None) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from vdbbench.report import write_report
 
     try:
         path = write_report(Path(args.results), Path(args.output) if args.output else None,
@@ -378,7 +364,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from vdbbench.compare import compare_dirs, comparison_table, one_sided_table
 
     try:
         comp = compare_dirs(args.old, args.new)

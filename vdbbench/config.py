@@ -16,10 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vdbbench.distances import canonical_metric
-from vdbbench.filters import Filter, FilterError, parse_filter
-from vdbbench.portable import SEARCH_KNOB, default_values
+from vdbbench.core.distances import canonical_metric
+from vdbbench.core.filters import Filter, FilterError, parse_filter
 from vdbbench.stores import FAMILIES, get_store_class, store_names
+from vdbbench.stores.portable import SEARCH_KNOB, default_values
 
 
 class ConfigError(ValueError):
@@ -46,7 +46,7 @@ class SyntheticSpec(_Strict):
 
 
 class TextSpec(_Strict):
-    """A dataset embedded from text (see vdbbench.embed): corpus file or built-in name, queries, model."""
+    """A dataset embedded from text (see vdbbench.data.embed): corpus file or built-in name, queries, model."""
 
     corpus: str = Field(
         min_length=1,
@@ -308,7 +308,7 @@ class SweepConfig(_Strict):
     def plan(self, store: StoreConfig, n: int | None = None, dim: int | None = None) -> StorePlan:
         """Builds, search grid and targets of ``store`` on data of ``n`` vectors × ``dim``.
 
-        Values the entry gives win; the rest come from its settings (vdbbench.portable). With
+        Values the entry gives win; the rest come from its settings (vdbbench.stores.portable). With
         recall targets, the search grid is measured only where the entry lists ``search`` values.
         """
         fam = store_families(store)[store.index]

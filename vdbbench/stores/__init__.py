@@ -8,18 +8,18 @@ from vdbbench.stores.base import FAMILIES, METRICS, BuildSpec, FamilySpec, Param
 
 # store name → "module:Class"; each module imports its engine client only when used.
 ADAPTERS: dict[str, str] = {
-    "bm25": "vdbbench.stores.bm25:BM25Store",
-    "exact": "vdbbench.stores.exact:ExactStore",
-    "hnswlib": "vdbbench.stores.hnswlib:HnswlibStore",
-    "pgvector": "vdbbench.stores.pgvector:PgvectorStore",
-    "redis": "vdbbench.stores.redis:RedisStore",
-    "milvus": "vdbbench.stores.milvus:MilvusStore",
-    "chroma": "vdbbench.stores.chroma:ChromaStore",
-    "lancedb": "vdbbench.stores.lancedb:LanceDBStore",
-    "qdrant": "vdbbench.stores.qdrant:QdrantStore",
-    "qdrant-server": "vdbbench.stores.qdrant_server:QdrantServerStore",
-    "weaviate": "vdbbench.stores.weaviate:WeaviateStore",
-    "elasticsearch": "vdbbench.stores.elasticsearch:ElasticsearchStore",
+    "bm25": "vdbbench.stores.bm25.adapter:BM25Store",
+    "exact": "vdbbench.stores.exact.adapter:ExactStore",
+    "hnswlib": "vdbbench.stores.hnswlib.adapter:HnswlibStore",
+    "pgvector": "vdbbench.stores.pgvector.adapter:PgvectorStore",
+    "redis": "vdbbench.stores.redis.adapter:RedisStore",
+    "milvus": "vdbbench.stores.milvus.adapter:MilvusStore",
+    "chroma": "vdbbench.stores.chroma.adapter:ChromaStore",
+    "lancedb": "vdbbench.stores.lancedb.adapter:LanceDBStore",
+    "qdrant": "vdbbench.stores.qdrant.adapter:QdrantStore",
+    "qdrant-server": "vdbbench.stores.qdrant_server.adapter:QdrantServerStore",
+    "weaviate": "vdbbench.stores.weaviate.adapter:WeaviateStore",
+    "elasticsearch": "vdbbench.stores.elasticsearch.adapter:ElasticsearchStore",
 }
 
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vdbbench.filters import Filter
+from vdbbench.core.filters import Filter
+from vdbbench.stores.identity import identify
 
 FAMILIES = ("flat", "hnsw", "ivf", "pq")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an attribute name every engine takes as a column name
@@ -32,7 +33,7 @@ class StoreError(RuntimeError):
 class Param:
     """One build- or search-time parameter.
 
-    ``name`` is the harness's portable name where the family has one (see vdbbench.portable), else
+    ``name`` is the harness's portable name where the family has one (see vdbbench.stores.portable), else
     the engine's. ``aliases`` are the engine's own spellings, accepted in configs and normalised to
     ``name``; the first one is what the adapter sends to the engine. ``default`` is the engine's
     own out-of-the-box value (``settings: engine``).
@@ -159,7 +160,7 @@ class Store(ABC):
     # The engine's own full-text + vector search, where the adapter offers it (``set_texts`` before the build,
     # then ``set_hybrid(True)`` makes each query a (vector, text) pair); None elsewhere.
     native_hybrid: ClassVar[str | None] = None
-    # filter operators (vdbbench.filters.OPS) the adapter translates into the engine's own filter; empty: none
+    # filter operators (vdbbench.core.filters.OPS) the adapter translates into the engine's own filter; empty: none
     filter_ops: ClassVar[frozenset[str]] = frozenset()
     # how the engine applies a filter during the search (pre-filter, filtered graph walk, ...), for the report
     filter_note: ClassVar[str] = ""
@@ -308,9 +309,8 @@ class Store(ABC):
     def engine_identity(self) -> dict[str, Any]:
         """The engine actually measured and how it ran (the record's ``engine`` field), from ``engine_version``.
 
-        Rules live in ``vdbbench.engines``; "local server" when this adapter started the server process itself.
+        Rules live in ``vdbbench.stores.identity``; "local server" when this adapter started the server process itself.
         """
-        from vdbbench.engines import identify
 
         return identify(self.name, self.engine_version(), self.options, local=bool(self.owned_processes()))
 

@@ -23,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vdbbench.compare import params_text
+from vdbbench.charts.fields import params_text
+from vdbbench.charts.plots import Series, series_key
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.datasets import Dataset
-from vdbbench.metrics import latency_summary, recall_at_k, valid_ids
-from vdbbench.report import Series, series_key
-from vdbbench.runner import PointId, Sweep, describe_error, params_line
-from vdbbench.worker import WorkerTimeout
+from vdbbench.core.metrics import latency_summary, recall_at_k, valid_ids
+from vdbbench.data.datasets import Dataset
+from vdbbench.execution.points import PointId, describe_error
+from vdbbench.execution.worker import WorkerTimeout
 from vdbbench.workloads import BuildRun, Workload
+from vdbbench.workloads.base import SweepContext
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,6 +48,7 @@ def churn_plan(n: int, insert: float, delete: float, batches: int, seed: int) ->
 
 class Churn(Workload):
     name = "churn"
+    order = 40
     own_build = True
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
@@ -56,11 +58,11 @@ class Churn(Workload):
         c = s.churn
         return churn_plan(n, c.insert, c.delete, c.batches, c.seed)[0]
 
-    def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+    def key(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> str:
         """One churn point per build: its search setting and churn spec name it."""
         return sweep.key(ds, s, build, {**sweep.plan.target_base, "churn": s.churn.model_dump()}, workload=self.name)
 
-    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+    def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
         return [PointId(self.key(sweep, ds, s, build), ds, sweep.plan.target_base, {"workload": self.name})]
 
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
@@ -68,7 +70,7 @@ class Churn(Workload):
         c = s.churn
         return [f"{head} · churn: build on {1 - c.insert:.0%} of train, then {c.batches} batches inserting the "
                 f"other {c.insert:.0%} and deleting {c.delete:.0%} of the built rows while searching at "
-                f"{params_line(plan.target_base) or 'the defaults'}"]  # fmt: skip
+                f"{params_text(plan.target_base, 'the defaults')}"]  # fmt: skip
 
     def run(self, run: BuildRun) -> bool:
         """Measure churn on the index ``run`` built on the first rows (the runner built it for this workload)."""
@@ -105,7 +107,7 @@ class Churn(Workload):
         sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="ok", error=None,
                      **run.build_fields, **summarize(batches, latencies, c.model_dump(), built))  # fmt: skip
         last = batches[-1]
-        sweep.console.print(f"  {params_line(build)} churn ({last['mode']}): recall_live={last['recall_live']:.4f} "
+        sweep.console.print(f"  {params_text(build, '')} churn ({last['mode']}): recall_live={last['recall_live']:.4f} "
                             f"deleted_returned={sum(b['deleted_returned'] for b in batches)}")  # fmt: skip
         return True
 

@@ -1,6 +1,6 @@
 """Concurrent load: several client processes at once, at the fastest setting that reaches ``min_recall``.
 
-Each client count runs a closed loop for ``duration_s`` (vdbbench.load, locally or on Ray actors);
+Each client count runs a closed loop for ``duration_s`` (vdbbench.execution.load, locally or on Ray actors);
 one record per build holds every level. A store that cannot be searched from a second process is
 recorded as skipped, with the reason.
 """
@@ -11,11 +11,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.datasets import Dataset
-from vdbbench.load import LoadFailed, measure_concurrency
-from vdbbench.runner import PointId, Sweep, describe_error
+from vdbbench.data.datasets import Dataset
+from vdbbench.execution.load import LoadFailed, measure_concurrency
+from vdbbench.execution.points import PointId, describe_error
 from vdbbench.stores import ADAPTERS, get_store_class
 from vdbbench.workloads import BuildRun, Workload
+from vdbbench.workloads.base import SweepContext
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -23,15 +24,16 @@ if TYPE_CHECKING:
 
 class Concurrent(Workload):
     name = "concurrent"
+    order = 30
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return cfg.concurrency is not None
 
-    def key(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> str:
+    def key(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> str:
         """One concurrency point per build: the client counts name it (the setting is chosen when it runs)."""
         return sweep.key(ds, s, build, {"concurrency": sweep.cfg.concurrency.clients}, workload=self.name)
 
-    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+    def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
         return [PointId(self.key(sweep, ds, s, build), ds, {}, {"workload": self.name})]
 
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,

@@ -13,23 +13,25 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from vdbbench.compare import params_text
+from vdbbench.charts.fields import is_number, params_text
+from vdbbench.charts.plots import Series, new_figure, plot_style, plot_text, png_data_uri, qps_tick, series_key
+from vdbbench.charts.ranking import best_at
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.datasets import Dataset
-from vdbbench.ranking import best_at, is_number
-from vdbbench.report import Series, new_figure, plot_style, plot_text, png_data_uri, qps_tick, series_key
-from vdbbench.runner import PointId, Sweep, describe_error
+from vdbbench.data.datasets import Dataset
+from vdbbench.execution.points import PointId, describe_error
 from vdbbench.workloads import BuildRun, Workload
+from vdbbench.workloads.base import SweepContext
 from vdbbench.workloads.knn import measure_view, view_lines, view_points
 
 
 class Filtered(Workload):
     name = "filtered"
+    order = 20
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return dc.filters is not None
 
-    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+    def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
         return [p for view in sweep.views[ds.name] for p in view_points(sweep, view, s, build)]
 
     def run(self, run: BuildRun) -> bool:

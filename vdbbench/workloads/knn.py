@@ -19,25 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench import quality
+from vdbbench.charts.fields import params_text
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.datasets import Dataset
-from vdbbench.load import client_bound
-from vdbbench.metrics import recall_at_k
-from vdbbench.quality import is_labelled
-from vdbbench.runner import (
-    Deadline,
-    PointId,
-    Sweep,
-    answers_digest,
-    config_mismatches,
-    describe_error,
-    params_line,
-    score_passes,
-)
+from vdbbench.core.metrics import recall_at_k
+from vdbbench.data.datasets import Dataset
+from vdbbench.execution import quality
+from vdbbench.execution.load import client_bound
+from vdbbench.execution.points import Deadline, PointId, answers_digest, config_mismatches, describe_error, score_passes
+from vdbbench.execution.quality import is_labelled
+from vdbbench.execution.worker import WorkerTimeout
 from vdbbench.stores import get_store_class
-from vdbbench.worker import WorkerTimeout
 from vdbbench.workloads import BuildRun, Workload
+from vdbbench.workloads.base import SweepContext
 
 SPLIT_SEED = 0
 MIN_SPLIT_QUERIES = 10  # each of the tuning and evaluation sets holds at least this many queries
@@ -90,12 +83,12 @@ def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int
     return value, True
 
 
-def target_key(sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
+def target_key(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
     """Key of a recall-target point: the target and the query split, not the setting it chose."""
     return sweep.key(ds, s, build, {"target_recall": target, "split": split_id(ds.test.shape[0])})
 
 
-def view_points(sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+def view_points(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
     """The explicit settings and the recall targets of one build on one view (unfiltered or one filter)."""
     plan = sweep.plan
     points = [PointId(sweep.key(ds, s, build, sp), ds, sp, {}) for sp in plan.searches]
@@ -104,11 +97,12 @@ def view_points(sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[
 
 class Knn(Workload):
     name = "knn"
+    order = 10
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return True
 
-    def points(self, sweep: Sweep, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
+    def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
         return view_points(sweep, ds, s, build)
 
     def run(self, run: BuildRun) -> bool:
@@ -127,11 +121,11 @@ def view_lines(s: StoreConfig, plan: StorePlan, queries: int | None, head: str) 
         fused.append(f"{s.hybrid.fusion} fusion with bm25")
         fused += ["the store's own hybrid search"] if s.hybrid.native else []
     for sp in plan.searches:
-        point = f"{head} · search {params_line(sp) or '-'}"
+        point = f"{head} · search {params_text(sp, '-')}"
         lines += [point, *(f"{point} · {f}" for f in fused)]
     for t in plan.targets:
         split = f"{queries // 2} tune / {queries - queries // 2} evaluate" if queries else "half / half"
-        base = params_line({k: v for k, v in plan.target_base.items() if k != plan.knob})
+        base = params_text({k: v for k, v in plan.target_base.items() if k != plan.knob}, "")
         lines.append(f"{head} · target recall {t}: tune {plan.knob} ({split})" + (f", with {base}" if base else ""))
     return lines
 
@@ -173,7 +167,8 @@ def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> 
         quality_text = f" ndcg@10={fields['ndcg@10']:.4f}" if "ndcg@10" in fields else ""
         where = f" filter {view.filter.text()} ({view.selectivity:.3g} pass)" if view.filter else ""
         sweep.console.print(
-            f"  {params_line(build)} {params_line(sp)}{where}{recall_text}{quality_text} qps={fields['qps']:,.0f}"
+            f"  {params_text(build, '')} {params_text(sp, '')}{where}{recall_text}{quality_text} "
+            f"qps={fields['qps']:,.0f}"
             + (f" [red]MISMATCH {fields['config_mismatch']}[/]" if fields["config_mismatch"] else "")
         )
     if sweep.plan.targets and worker.alive:
@@ -279,7 +274,7 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
             if measured is not None:
                 measured.append((sp, fields))
             sweep.console.print(
-                f"  {params_line(build)} target {t}: {plan.knob}={value} "
+                f"  {params_text(build, '')} target {t}: {plan.knob}={value} "
                 + ("" if reached else "[yellow](not reached: best found)[/] ")
                 + (f"filter {ds.filter.text()} " if ds.filter else "")
                 + f"recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
@@ -353,7 +348,7 @@ def record_native_hybrid(run: BuildRun, ds: Dataset, sp: dict) -> None:
                  qps_runs=point.qps_runs, **point.latency, **scored,
                  native_hybrid=get_store_class(s.store).native_hybrid,
                  effective=worker.call("effective_config", timeout=60))  # fmt: skip
-    sweep.console.print(f"  {params_line(sp)} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
+    sweep.console.print(f"  {params_text(sp, '')} native hybrid: ndcg@10={scored['ndcg@10']:.4f} qps={point.qps:,.0f}")
 
 
 def record_fused_failure(run: BuildRun, ds: Dataset, search: dict, key: str, retrieval: str, e: Exception) -> None:
@@ -377,7 +372,7 @@ def record_hybrid(run: BuildRun, ds: Dataset, sp: dict, dense_run, latencies) ->
     legs = [{"store": s.display_name, "retrieval": "dense", "key": sweep.key(ds, s, build, sp)}, leg.describe]
     sweep.record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
     sweep.console.print(
-        f"  {params_line(sp)} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} qps={timing['qps']:,.0f}"
+        f"  {params_text(sp, '')} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} qps={timing['qps']:,.0f}"
     )
 
 

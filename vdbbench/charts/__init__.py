@@ -1,0 +1,1 @@
+"""Plot and format helpers and the ranking that the report and the workloads' sections share."""

@@ -1,0 +1,1 @@
+"""Shared foundations every layer may use: filters, metrics, distances, schema, results, provenance."""

@@ -1,0 +1,1 @@
+"""Running points on a store: the store's process, timed passes, scoring, keys, load."""

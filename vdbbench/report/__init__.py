@@ -1,0 +1,1 @@
+"""Presentation: the HTML report, compare, export and the capability tables. Reads records only."""

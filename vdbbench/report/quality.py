@@ -1,0 +1,158 @@
+"""The report's retrieval-quality section: nDCG@10 against QPS, the cost of each ANN setting against exact
+search with a paired significance test, bm25 and hybrid rows, the models side by side, where the labels came from.
+
+Significance: ranx's ``compare`` (paired Student's t-test over the judged queries' nDCG@10) between each
+point and its reference, read from the points' TREC run files and the qrels file beside results.jsonl.
+The reference is the exact (flat) dense point on the same dataset; without one, the best dense point.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from vdbbench.charts.fields import params_text
+from vdbbench.charts.plots import COLORS, new_figure, plot_style, plot_text, png_data_uri, qps_tick
+from vdbbench.data.labels import read_qrels
+from vdbbench.execution.quality import read_run
+
+SIGNIFICANCE = 0.05
+
+
+def quality_sections(records: list[dict[str, Any]], results_dir: Path | None) -> list[dict[str, Any]]:
+    """One section per labelled dataset; [] when no record carries nDCG@10."""
+    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r.get("status") == "ok" and isinstance(r.get("ndcg@10"), float | int):
+            by_dataset[str(r["dataset"])].append(r)
+    return [_section(name, recs, results_dir) for name, recs in by_dataset.items()]
+
+
+def _reference(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    dense = [r for r in records if r.get("retrieval") == "dense"]
+    exact = [r for r in dense if r.get("store") == "exact"]
+    return (exact or sorted(dense, key=lambda r: -r["ndcg@10"]) or [None])[0]
+
+
+def p_values(records: list[dict[str, Any]], reference: dict[str, Any], results_dir: Path) -> dict[str, float]:
+    """Paired t-test p-value of nDCG@10 (ranx compare) of each point against ``reference``, by record key."""
+    from ranx import Qrels, Run, compare
+
+    qrels = Qrels(read_qrels(results_dir / reference["qrels_file"]))
+    runs, keys = [], []
+    for r in records:
+        path = results_dir / r.get("run_file", "")
+        if r.get("run_file") and path.exists():
+            docs = {q: d for q, d in read_run(path).items() if d}
+            runs.append(Run(docs, name=r["key"]))
+            keys.append(r["key"])
+    if reference["key"] not in keys or len(runs) < 2:
+        return {}
+    table = compare(qrels, runs, ["ndcg@10"], stat_test="student", max_p=SIGNIFICANCE, make_comparable=True)
+    comparisons = table.to_dict()[reference["key"]]["comparisons"]
+    return {key: float(comparisons[key]["ndcg@10"]) for key in keys if key in comparisons}
+
+
+def _section(name: str, records: list[dict[str, Any]], results_dir: Path | None) -> dict[str, Any]:
+    ref = _reference(records)
+    pvals: dict[str, float] = {}
+    note = None
+    if ref is not None and results_dir is not None:
+        try:
+            pvals = p_values(records, ref, results_dir)
+        except Exception as e:  # noqa: BLE001 - the rest of the section stands without the test
+            note = f"significance not computed: {type(e).__name__}: {e}"
+    rows = []
+    for r in sorted(records, key=lambda r: (-r["ndcg@10"], -r.get("qps", 0))):
+        delta = r["ndcg@10"] - ref["ndcg@10"] if ref is not None and r is not ref else None
+        p = pvals.get(r["key"]) if r is not ref else None
+        rows.append({
+            "label": r.get("label"),
+            "retrieval": r.get("retrieval", "dense"),
+            "params": params_text({**(r.get("build") or {}), **(r.get("search") or {})}),
+            "ndcg": r["ndcg@10"],
+            "recall10": r.get("recall@10"),
+            "recall100": r.get("recall@100"),
+            "mrr": r.get("mrr@10"),
+            "recall": r.get("recall"),
+            "qps": r.get("qps"),
+            "p99": r.get("p99_ms"),
+            "delta": delta,
+            "p": p,
+            "mark": None if p is None else ("significant" if p < SIGNIFICANCE else "within noise"),
+            "is_reference": r is ref,
+            "run_file": r.get("run_file"),
+        })  # fmt: skip
+    first = records[0]
+    attrs = (first.get("dataset_info") or {}).get("attrs", {})
+    return {
+        "name": name,
+        "label_source": first.get("label_source") or (first.get("dataset_info") or {}).get("label_source"),
+        "judged_queries": first.get("judged_queries"),
+        "model": attrs.get("model"),
+        "reference": _point_name(ref) if ref else None,
+        "rows": rows,
+        "has_recall100": any(r["recall100"] is not None for r in rows),
+        "note": note,
+        "plot": ndcg_qps_plot(records),
+        "model_row": model_row(name, records),
+    }
+
+
+def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One line of the models table: the embedding model behind a labelled dataset and what it achieves."""
+    info = records[0].get("dataset_info") or {}
+    attrs = info.get("attrs", {})
+    dense = [r for r in records if r.get("retrieval") == "dense"]
+    exact = next((r for r in dense if r.get("store") == "exact"), None)
+    best = max(dense, key=lambda r: r["ndcg@10"], default=None)
+    index_bytes = ((exact or best or {}).get("resources") or {}).get("index_bytes")
+    return {
+        "dataset": name,
+        "corpus": attrs.get("corpus"),
+        "model": attrs.get("model"),
+        "revision": attrs.get("model_revision"),
+        "dim": info.get("dim"),
+        "max_tokens": attrs.get("max_seq_length"),
+        "passages_per_s": attrs.get("passages_per_second"),
+        "device": attrs.get("embed_device"),
+        "device_memory": attrs.get("embed_device_memory_bytes"),
+        "exact_ndcg": exact["ndcg@10"] if exact else None,
+        "best_ndcg": best["ndcg@10"] if best else None,
+        "best_label": _point_name(best) if best else None,
+        "index_bytes": index_bytes,
+    }
+
+
+def _point_name(r: dict[str, Any]) -> str:
+    params = {**(r.get("build") or {}), **(r.get("search") or {})}
+    return f"{r['label']} {params_text(params)}" if params else str(r["label"])
+
+
+def ndcg_qps_plot(records: list[dict[str, Any]]) -> str | None:
+    """nDCG@10 against QPS (log), one marker style per retrieval kind, one colour per store label."""
+
+    points = [r for r in records if isinstance(r.get("qps"), float | int) and r["qps"] > 0]
+    if not points:
+        return None
+    from matplotlib.ticker import FuncFormatter
+
+    with plot_style():
+        fig = new_figure(8, 4.6)
+        ax = fig.add_subplot()
+        labels = sorted({str(r["label"]) for r in points})
+        markers = {"dense": "o", "bm25": "s", "hybrid": "^", "native-hybrid": "D"}
+        for kind, marker in markers.items():
+            for i, label in enumerate(labels):
+                pts = [r for r in points if str(r["label"]) == label and r.get("retrieval", "dense") == kind]
+                if pts:
+                    ax.scatter([r["ndcg@10"] for r in pts], [r["qps"] for r in pts], color=COLORS[i % len(COLORS)],
+                               marker=marker, s=40, label=plot_text(f"{label} ({kind})"))  # fmt: skip
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(qps_tick))
+        ax.set_xlabel("nDCG@10 against the relevance labels")
+        ax.set_ylabel("queries per second (log scale)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        return png_data_uri(fig)

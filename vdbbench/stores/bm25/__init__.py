@@ -1,0 +1,1 @@
+"""The bm25 store: its adapter and the facts about it."""

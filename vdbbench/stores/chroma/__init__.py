@@ -1,0 +1,1 @@
+"""The chroma store: its adapter and the facts about it."""

@@ -1,0 +1,1 @@
+"""The elasticsearch store: its adapter and the facts about it."""

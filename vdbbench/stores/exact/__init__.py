@@ -1,0 +1,1 @@
+"""The exact store: its adapter and the facts about it."""

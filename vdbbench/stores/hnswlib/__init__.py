@@ -1,0 +1,1 @@
+"""The hnswlib store: its adapter and the facts about it."""

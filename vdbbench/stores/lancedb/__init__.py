@@ -1,0 +1,1 @@
+"""The lancedb store: its adapter and the facts about it."""

@@ -1,0 +1,1 @@
+"""The milvus store: its adapter and the facts about it."""

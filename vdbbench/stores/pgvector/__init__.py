@@ -1,0 +1,1 @@
+"""The pgvector store: its adapter and the facts about it."""

@@ -1,0 +1,1 @@
+"""The qdrant store: its adapter and the facts about it."""

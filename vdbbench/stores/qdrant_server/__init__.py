@@ -1,0 +1,1 @@
+"""The qdrant-server store: its adapter and the facts about it."""

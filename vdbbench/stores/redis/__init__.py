@@ -1,0 +1,1 @@
+"""The redis store: its adapter and the facts about it."""

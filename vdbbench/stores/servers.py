@@ -1,0 +1,370 @@
+"""Server processes the harness starts itself (PostgreSQL, redis-server, ...).
+
+A ``LocalServer`` runs one engine binary on 127.0.0.1 and a free port, with its data under
+a directory the caller gives, waits until the engine answers (polling, no fixed sleeps) and
+stops it again. Nothing it starts may outlive the harness: every running server is stopped
+by ``stop()`` (idempotent), at interpreter exit (``atexit``), on SIGTERM (turned into a
+normal exit) and on Ctrl-C (``KeyboardInterrupt`` unwinds into the same ``atexit``).
+Servers run in their own process group, so stopping also sweeps any worker processes a
+killed server left behind, and, when started from the main thread, they get SIGTERM from
+the kernel if the harness itself is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from vdbbench.core.resources import dir_bytes
+from vdbbench.stores.base import StoreError
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+_RUNNING: set[LocalServer] = set()  # started and not yet stopped; stopped at exit
+_PR_SET_PDEATHSIG = 1
+SHM = Path("/dev/shm")
+PG_DSM_CONTROL_MAGIC = 0x9A503D32  # PostgreSQL's dynamic shared memory control segment (dsm.c)
+PG_DSM_ITEM = struct.Struct("<I36x")  # dsm_control_item: handle, refcnt, first_page, npages, pm handle, pinned
+PG_DSM_ITEMS_AT = 16  # the items follow magic, nitems, maxitems (uint32 each), aligned to 8 bytes
+
+
+class ServerError(StoreError):
+    """A local server failed to start, or died; the message carries the end of its log."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def close_quietly(client: object | None) -> None:
+    """Close a client connection whose server may already be gone (killed, stopped): nothing to report."""
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+class LocalServer:
+    """One engine server process on loopback, owned by this harness.
+
+    ``command(port)`` returns the argv that starts the server in the foreground on ``port``;
+    ``ready(server)`` returns True once it answers requests. ``stop_signal`` is the engine's
+    orderly-shutdown signal. ``user`` runs it as another OS user (PostgreSQL refuses root).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: Callable[[int], Sequence[str]],
+        data_dir: Path,
+        ready: Callable[[LocalServer], bool],
+        *,
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        start_timeout_s: float = 60.0,
+        stop_timeout_s: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.data_dir = Path(data_dir)
+        self.ready = ready
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{name}.log"
+        self.env = dict(env) if env is not None else None
+        self.user = user
+        self.stop_signal = stop_signal
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.port: int | None = None
+        self.pid: int | None = None  # the current, or last, server process
+        self.restarts = 0
+        self._proc: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalServer({self.name!r}, pid={self.pid}, port={self.port}, running={self.is_running()})"
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        """Start the server on a fresh free port and return once it answers. No-op if running."""
+        if self.is_running():
+            return
+        _install_sigterm_exit()
+        self.port = free_port()
+        argv = [str(a) for a in self.command(self.port)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                **as_user(self.user),
+                start_new_session=True,  # own process group: Ctrl-C reaches us, not it; stop() sweeps the group
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+        self.pid = self._proc.pid
+        _RUNNING.add(self)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        delay = 0.005
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                self.stop()
+                raise ServerError(f"{self.name} exited with code {code} while starting:\n{self.log_tail()}")
+            try:
+                if self.ready(self):
+                    return
+            except Exception as e:  # noqa: BLE001 - a probe error only means "not yet"
+                last_error = e
+            else:
+                last_error = None
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(
+                    f"{self.name} did not answer within {self.start_timeout_s:.0f} s"
+                    f"{f' ({last_error})' if last_error else ''}:\n{self.log_tail()}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def is_running(self) -> bool:
+        """True while the server process is alive (False once it exited or was killed)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the server (orderly first, then SIGKILL) and any process it left. Idempotent."""
+        proc, self._proc = self._proc, None
+        _RUNNING.discard(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored signal %d; killing it", self.name, proc.pid, self.stop_signal)
+                proc.kill()
+                proc.wait()
+        _kill_group(proc.pid)
+
+    def restart(self) -> None:
+        """Stop whatever is left of the server and start a fresh process (new port)."""
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def ensure_running(self) -> bool:
+        """Start the server again if it died (e.g. killed from outside); True when it had to."""
+        if self.is_running():
+            return False
+        if self.pid is not None:
+            log.warning("%s (pid %s) is not running any more; starting a fresh one", self.name, self.pid)
+        self.restart()
+        return True
+
+    # -- measurements --------------------------------------------------------------
+    def processes(self) -> list[psutil.Process]:
+        """The server process and all its children, while running."""
+        if not self.is_running():
+            return []
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and its children.
+
+        On Linux this is the proportional set size (PSS), so memory the processes share
+        (PostgreSQL's shared buffers) is counted once, not once per process; plain RSS
+        where PSS is not available.
+        """
+        total = 0
+        for proc in self.processes():
+            try:
+                try:
+                    total += proc.memory_full_info().pss
+                except (AttributeError, psutil.AccessDenied):
+                    total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def data_bytes(self) -> int:
+        """On-disk size of the server's data directory."""
+        return dir_bytes(self.data_dir)
+
+    def listening_addresses(self) -> list[tuple[str, int]]:
+        """(address, port) of every TCP socket the server's processes listen on."""
+        found = []
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                found += [c.laddr[:2] for c in proc.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        return found
+
+    def log_tail(self, lines: int = 20) -> str:
+        return log_tail(self.log_path, lines)
+
+    def handle(self) -> dict[str, object]:
+        """What a process attached to this server needs to tell, later, whether it died (and why)."""
+        return {"name": self.name, "pid": self.pid, "log": str(self.log_path)}
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def unreachable(server: LocalServer | Mapping[str, object] | None, error: object, fallback: str) -> str:
+    """Why a server cannot be reached: 'the embedded X died' with its log tail when its process is gone,
+    else ``fallback`` (where the connection settings came from) and the client's ``error``."""
+    if isinstance(server, LocalServer):
+        server = server.handle()
+    if server and server.get("pid") and not _alive(int(server["pid"])):
+        return (f"the embedded {server['name']} (pid {server['pid']}) has died: {error}; "
+                f"end of its log:\n{log_tail(Path(str(server['log'])), 10)}")  # fmt: skip
+    return f"cannot reach {fallback}: {error}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def shared_memory_of(pid: int) -> list[str]:
+    """The POSIX shared memory segments (files under /dev/shm) process ``pid`` has mapped."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            found = {line.split(maxsplit=5)[5].strip() for line in maps if f" {SHM}/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in found if not p.endswith("(deleted)"))
+
+
+def remove_server_files(path: Path) -> None:
+    """Remove what a stopped or killed server left: a data directory, a file, or a shared memory segment.
+
+    A PostgreSQL control segment lists the other segments its postmaster created (parallel
+    workers' memory, statistics); those go with it, as PostgreSQL itself would clean them up
+    on its next start in the same data directory.
+    """
+    path = Path(path)
+    if path.parent == SHM and path.name.startswith("PostgreSQL."):
+        for handle in _pg_dsm_handles(path):
+            (SHM / f"PostgreSQL.{handle}").unlink(missing_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _pg_dsm_handles(control: Path) -> list[int]:
+    """Handles listed in a PostgreSQL DSM control segment; [] when it is not one (or is gone)."""
+    try:
+        data = control.read_bytes()
+    except OSError:
+        return []
+    if len(data) < PG_DSM_ITEMS_AT:
+        return []
+    magic, nitems, _ = struct.unpack_from("<III", data)
+    if magic != PG_DSM_CONTROL_MAGIC or PG_DSM_ITEMS_AT + nitems * PG_DSM_ITEM.size > len(data):
+        return []
+    return [PG_DSM_ITEM.unpack_from(data, PG_DSM_ITEMS_AT + i * PG_DSM_ITEM.size)[0] for i in range(nitems)]
+
+
+def as_user(user: str | None) -> dict[str, object]:
+    """Popen arguments that run a child as ``user`` with that user's own group and no others (not root's)."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def stop_all() -> None:
+    """Stop every server this process started and has not stopped yet (runs at exit)."""
+    for server in list(_RUNNING):
+        try:
+            server.stop()
+        except Exception as e:  # noqa: BLE001 - keep stopping the others
+            log.warning("stopping %s failed: %s", server.name, e)
+
+
+atexit.register(stop_all)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a stopped server's process group (workers of a killed server)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return  # the group is already empty
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        alive = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+        if not alive:
+            return
+        time.sleep(0.02)
+
+
+try:  # resolved here, not in the forked child
+    _prctl = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to send SIGTERM to the server if the harness dies without cleaning up (SIGKILL)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_sigterm_installed = False
+
+
+def _install_sigterm_exit() -> None:
+    """Turn SIGTERM into SystemExit so finally-blocks and atexit stop the servers (main thread only)."""
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    _sigterm_installed = True
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -1,0 +1,1 @@
+"""The weaviate store: its adapter and the facts about it."""
