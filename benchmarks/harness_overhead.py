@@ -83,7 +83,7 @@ def main() -> None:
         store.create(BuildSpec(family, ds.metric, ds.dim, build, count=len(ds.train)))
         for start in range(0, len(ds.train), 5000):
             store.insert(np.arange(start, min(start + 5000, len(ds.train))), ds.train[start : start + 5000])
-        store.finish()
+        store.build_index()
         queries = [np.ascontiguousarray(q) for q in ds.test]
         print(
             f"{args.store} on {ds.name}: {len(ds.train)} train, {len(queries)} queries, k={args.k}, "

@@ -75,7 +75,7 @@ def build_and_search(
     for start in range(0, data.train.shape[0], batch):
         ids = np.arange(start, min(start + batch, data.train.shape[0]), dtype=np.int64)
         store.insert(ids, data.train[start : start + batch])
-    store.finish()
+    store.build_index()
     store.set_search_params(search_params)
     answers = [np.asarray(store.search(q, k)) for q in data.test]
     effective = store.effective_config()
@@ -132,7 +132,7 @@ class FailingStore(Store):
     """
 
     name = "failing"
-    kind = "in-process"
+    mode = "in-process"
     families = {"flat": get_store_class("exact").families["flat"]}
     filter_ops = get_store_class("exact").filter_ops
     options_help = {
@@ -173,9 +173,9 @@ class FailingStore(Store):
         super().set_filter(flt)
         self._inner.set_filter(flt)
 
-    def finish(self):
-        self._maybe_fail("finish")
-        self._inner.finish()
+    def build_index(self):
+        self._maybe_fail("build_index")
+        self._inner.build_index()
 
     def search(self, query, k):
         self._maybe_fail("search")
@@ -250,7 +250,7 @@ def build_with_attributes(store: Store, family: str, build=None, search=None, da
     for start in range(0, len(rows), batch):
         ids = rows[start : start + batch].astype(np.int64)
         store.insert(ids, data.train[ids], {name: col[ids] for name, col in attrs.items()})
-    store.finish()
+    store.build_index()
     store.set_search_params(search_params)
     return data
 

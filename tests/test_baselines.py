@@ -37,7 +37,7 @@ def test_exact_with_duplicate_vectors_scores_full_recall(tmp_path):
     store.create(BuildSpec("flat", "euclidean", 16, {}, count=1000))
     order = np.random.default_rng(0).permutation(1000)  # insertion order differs from id order
     store.insert(order, train[order])
-    store.finish()
+    store.build_index()
     answers = [store.search(q, 10) for q in test]
     assert recall_at_k(answers, test, train, neighbors, 10, "euclidean").recall == 1.0
 

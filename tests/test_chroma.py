@@ -141,7 +141,7 @@ def test_embedded_metadata_values_filter_exactly(store):
     store.create(BuildSpec("hnsw", "euclidean", 4, GENEROUS_BUILD, count=20,
                            attributes={"kind": "str", "year": "int"}))  # fmt: skip
     store.insert(np.arange(20, dtype=np.int64), vectors, {"kind": kinds, "year": np.arange(20, dtype=np.int64)})
-    store.finish()
+    store.build_index()
     for value in ("it's", "$eq", "日本"):
         store.set_filter(parse_filter({"kind": value}))
         assert sorted(store.search(vectors[0], 20).tolist()) == np.flatnonzero(kinds == value).tolist()

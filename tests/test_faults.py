@@ -265,7 +265,7 @@ def test_client_of_a_dead_embedded_server_says_it_died(out_dir, store, marker):
         family = "flat"
         owner.create(BuildSpec(family, "euclidean", 8, {}, 10))
         owner.insert(np.arange(10), np.random.default_rng(0).random((10, 8), dtype=np.float32))
-        owner.finish()
+        owner.build_index()
         handle = owner.client_handle()
         pid = owner.server.pid
         os.kill(pid, signal.SIGKILL)

@@ -130,7 +130,7 @@ def test_hnsw_is_over_full_vectors_unless_quantization_is_asked(store):
     assert full.recall >= 0.99 and full.mismatches == []
     assert full.effective["engine"]["index"]["type"] == "IvfHnswFlat"
     assert full.effective["params"]["quantization"] == "none"
-    assert full.effective["engine"]["fragments"] == 1  # the 40 insert batches were compacted in finish()
+    assert full.effective["engine"]["fragments"] == 1  # the 40 insert batches were compacted in build_index()
     store.set_search_params({"ef": 10, "nprobe": 1})
     low = recall_of(store, data)
     assert low < 0.95 and low < full.recall  # ef is applied, though no LanceDB API reports it
@@ -198,7 +198,7 @@ store.open()
 store.set_texts([f"ledger entry {i % 9} account {i}" for i in range(300)])
 store.create(BuildSpec("flat", "euclidean", 8, {}, 300))
 store.insert(np.arange(300), vectors)
-store.finish()
+store.build_index()
 store.set_hybrid(True)
 found = [store.search((vectors[i], f"account {i}"), 5) for i in range(20)]
 print(sum(int(i in f) for i, f in enumerate(found)))
@@ -293,7 +293,7 @@ def test_any_column_name_filters_and_reads_back_its_index(store):
     store.create(BuildSpec("flat", "euclidean", 32, {}, 300, attributes={"Dept": "str", "my year": "int"}))
     store.insert(np.arange(300), vectors, {"Dept": np.array(["o'k", "b", "c"])[np.arange(300) % 3],
                                            "my year": np.arange(300)})  # fmt: skip
-    store.finish()
+    store.build_index()
     store.set_filter(parse_filter({"Dept": "o'k", "my year": {"lt": 100}}))
     found = store.search(vectors[3], 50)
     assert sorted(found.tolist()) == list(range(0, 100, 3))  # all 34 passing rows, and only them

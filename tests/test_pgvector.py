@@ -208,7 +208,7 @@ def test_quotes_percent_and_non_ascii_values_filter_exactly(store):
     vectors = np.random.default_rng(3).standard_normal((20, 4)).astype(np.float32)
     store.create(BuildSpec("flat", "euclidean", 4, {}, count=20, attributes={"kind": "str", "year": "int"}))
     store.insert(np.arange(20, dtype=np.int64), vectors, {"kind": kinds, "year": np.arange(20, dtype=np.int64)})
-    store.finish()
+    store.build_index()
     store.set_search_params({})
     for value in ("it's 5%", "日本", "a\\b"):
         store.set_filter(parse_filter({"kind": value}))

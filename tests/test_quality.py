@@ -111,7 +111,7 @@ def bm25(texts: list[str], language: str = "auto") -> BM25Store:
     store = BM25Store(Path("."), {})
     store.create(BuildSpec("bm25", "angular", 1, {"k1": 1.5, "b": 0.75, "method": "lucene", "language": language}))
     store.insert(np.arange(len(texts), dtype=np.int64), texts)
-    store.finish()
+    store.build_index()
     return store
 
 

@@ -251,7 +251,7 @@ def test_tag_values_match_exactly_whatever_they_hold(store):
     vectors = np.random.default_rng(3).standard_normal((24, 4)).astype(np.float32)
     store.create(BuildSpec("flat", "euclidean", 4, {}, count=24, attributes={"kind": "str"}))
     store.insert(np.arange(24, dtype=np.int64), vectors, {"kind": kinds})
-    store.finish()
+    store.build_index()
     for value in set(kinds.tolist()):
         store.set_filter(parse_filter({"kind": value}))
         assert sorted(store.search(vectors[0], 24).tolist()) == np.flatnonzero(kinds == value).tolist(), value

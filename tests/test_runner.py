@@ -247,7 +247,7 @@ def test_secrets_in_options_never_reach_results(tmp_path, failing_store):
 
 
 def test_build_past_its_time_limit_is_stopped_and_recorded(tmp_path, failing_store):
-    hung = {"store": "failing", "index": "flat", "options": {"hang_at": "finish"}}
+    hung = {"store": "failing", "index": "flat", "options": {"hang_at": "build_index"}}
     counts = Sweep(config([hung, EXACT], limits={"build_s": 3}), tmp_path / "out").run()
     records = {r["store"]: r for r in load_results(tmp_path / "out")}
     assert records["failing"]["status"] == "failed" and records["failing"]["timed_out"] is True

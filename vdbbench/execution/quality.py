@@ -160,7 +160,7 @@ def bm25_leg(ds: Dataset, k: int, warmup: int) -> Leg:
     fam = BM25Store.families["bm25"]
     store.create(BuildSpec("bm25", ds.metric, ds.dim, {p.name: p.default for p in fam.build}, len(ds.text.passages)))
     store.insert(np.arange(len(ds.text.passages), dtype=np.int64), ds.text.passages)
-    store.finish()
+    store.build_index()
     for q in ds.text.queries[:warmup]:
         store.search_scored(q, k)
     answers, scores, latencies = [], [], np.empty(len(ds.text.queries))

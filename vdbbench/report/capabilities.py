@@ -29,7 +29,7 @@ def capability_markdown() -> str:
         cls = get_store_class(name)
         for fam in cls.families.values():
             rows.append(
-                f"| {name} | {cls.kind} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
+                f"| {name} | {cls.mode} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
                 f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
             )
     return "\n".join(rows) + "\n\n" + workload_markdown()

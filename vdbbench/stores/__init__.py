@@ -1,26 +1,44 @@
-"""Registry of store adapters: name → class, imported lazily so a missing client breaks only its store."""
+"""Registry of store adapters: every folder ``stores/<name>/`` with an ``adapter.py`` is a store.
+
+A store's folder holds its adapter and the facts about it; nothing else lists it. The adapter
+modules import their engine clients only inside methods, so finding the stores imports no client
+and a missing client breaks only its own store.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from functools import cache
 
 from vdbbench.stores.base import FAMILIES, METRICS, BuildSpec, FamilySpec, Param, Store, StoreError
 
-# store name → "module:Class"; each module imports its engine client only when used.
-ADAPTERS: dict[str, str] = {
-    "bm25": "vdbbench.stores.bm25.adapter:BM25Store",
-    "exact": "vdbbench.stores.exact.adapter:ExactStore",
-    "hnswlib": "vdbbench.stores.hnswlib.adapter:HnswlibStore",
-    "pgvector": "vdbbench.stores.pgvector.adapter:PgvectorStore",
-    "redis": "vdbbench.stores.redis.adapter:RedisStore",
-    "milvus": "vdbbench.stores.milvus.adapter:MilvusStore",
-    "chroma": "vdbbench.stores.chroma.adapter:ChromaStore",
-    "lancedb": "vdbbench.stores.lancedb.adapter:LanceDBStore",
-    "qdrant": "vdbbench.stores.qdrant.adapter:QdrantStore",
-    "qdrant-server": "vdbbench.stores.qdrant_server.adapter:QdrantServerStore",
-    "weaviate": "vdbbench.stores.weaviate.adapter:WeaviateStore",
-    "elasticsearch": "vdbbench.stores.elasticsearch.adapter:ElasticsearchStore",
-}
+
+@cache
+def _found() -> dict[str, str]:
+    """store name → ``"module:Class"`` of every adapter folder."""
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.ispkg:
+            continue
+        module_name = f"{__name__}.{info.name}.adapter"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:
+                continue  # a folder without an adapter (a helper package), not a store
+            raise
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Store) and obj.__module__ == module_name
+                    and getattr(obj, "name", None)):  # fmt: skip
+                if obj.name in found:
+                    raise RuntimeError(f"two store folders declare the store name {obj.name!r}: rename one")
+                found[obj.name] = f"{module_name}:{obj.__qualname__}"
+    return dict(sorted(found.items()))
+
+
+# store name → "module:Class"; the worker process imports the class from this string. Tests may add an entry.
+ADAPTERS: dict[str, str] = _found()
 
 
 def store_names() -> list[str]:

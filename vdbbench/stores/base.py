@@ -134,20 +134,20 @@ class Store(ABC):
     """Base class of every adapter.
 
     Lifecycle: ``open()`` (start or connect to the engine), then for each build
-    ``create() → insert()… → finish()``, then for each search setting
+    ``create() → insert()… → build_index()``, then for each search setting
     ``set_search_params() → search()…``, then ``drop()``; finally ``close()``.
     ``close()`` must be safe to call twice and after a failure.
 
     Workloads beyond plain k-NN use three more calls, each behind a capability flag:
     ``set_filter(f)`` makes the following searches filtered (``filter_ops``), ``delete(ids)``
-    removes rows (``supports_delete``), and inserts after ``finish()`` must become searchable
+    removes rows (``supports_delete``), and inserts after ``build_index()`` must become searchable
     (churn). With ``concurrent_writes`` the adapter may be searched from one thread while
     another inserts or deletes.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    kind: ClassVar[str] = "embedded"  # "in-process", "embedded" or "server"
+    mode: ClassVar[str] = "embedded"  # how the engine runs: "in-process", "embedded" or "server"
     families: ClassVar[Mapping[str, FamilySpec]] = {}
     supports_batch_search: ClassVar[bool] = False
     single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
@@ -234,7 +234,7 @@ class Store(ABC):
         raise StoreError(f"{self.name} cannot delete rows in vdbbench")
 
     @abstractmethod
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Build the index if needed and return only once the engine reports it searchable."""
 
     # -- search --------------------------------------------------------------------

@@ -269,7 +269,7 @@ class Sweep:
             self.results.append({**record, "search_param_ignored": True})
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert ``spec.count`` rows in batches (timed in the store's process), then finish (timed until
+        """Create, insert ``spec.count`` rows in batches (timed in the store's process), then build the index (timed until
         searchable).
 
         The store's process reads each batch from the dataset file; only the row range (and the rows'
@@ -301,5 +301,5 @@ class Sweep:
                     raise RuntimeError(f"the store's process read {rows} rows of {ds.path} for rows {start}:{stop}")
                 insert_s += seconds
                 progress.update(task, advance=rows)
-        index_s = worker.call("timed_finish", timeout=deadline.left())
+        index_s = worker.call("timed_build_index", timeout=deadline.left())
         return insert_s, index_s

@@ -71,7 +71,7 @@ def _check_family(store, family: str, fam, train: np.ndarray, test: np.ndarray, 
     try:
         store.create(BuildSpec(family, "euclidean", train.shape[1], build, count=len(train)))
         store.insert(np.arange(len(train), dtype=np.int64), train)
-        store.finish()
+        store.build_index()
         store.set_search_params(search)
         answers = [np.asarray(store.search(q, K)) for q in test]
         effective = store.effective_config()

@@ -73,7 +73,7 @@ class Concurrent(Workload):
                 return True
             levels = measure_concurrency(ADAPTERS[s.store], run.engine.workdir, s.options, handle, ds.test, sp,
                                          run.cfg.k, cc.clients, cc.duration_s, run.cfg.warmup,
-                                         get_store_class(s.store).kind, cc.engine, cc.address)  # fmt: skip
+                                         get_store_class(s.store).mode, cc.engine, cc.address)  # fmt: skip
         except LoadFailed as e:  # the client counts measured before the failure are kept
             record(status="failed", error=f"load failed at {e.clients} clients: {describe_error(e.cause)}",
                    concurrency={"levels": e.levels, "failed_clients": e.clients, **context})  # fmt: skip

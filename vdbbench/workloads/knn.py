@@ -191,7 +191,7 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
         **point.recall_detail,
         "client": {
             "cpu_share": round(cpu_share, 3),
-            "bound": client_bound(cls.kind, cpu_share),
+            "bound": client_bound(cls.mode, cpu_share),
             "harness_floor_us": run.engine.floor_us,
         },
     }  # fmt: skip

@@ -65,7 +65,7 @@ def detect_language(texts: list[str]) -> str:
 class BM25Store(Store):
     name = "bm25"
     description = "BM25 with bm25s in process, on the passages' text (language-aware tokenisation)."
-    kind = "in-process"
+    mode = "in-process"
     input = "text"
     families = {
         "bm25": FamilySpec(
@@ -96,7 +96,7 @@ class BM25Store(Store):
         self._texts.extend(texts)
         self._ids.append(np.asarray(ids, dtype=np.int64))
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         import bm25s
 
         params = self.spec.params

@@ -68,7 +68,7 @@ class ChromaStore(Store):
     description = (
         "Chroma (hnswlib inside): embedded PersistentClient (one process at a time); a Chroma server with option url."
     )
-    kind = "embedded"
+    mode = "embedded"
     families = {
         "hnsw": FamilySpec(
             "hnsw",
@@ -180,7 +180,7 @@ class ChromaStore(Store):
             self._collection.delete(ids=[str(int(i)) for i in ids[start : start + step]])
         self._count = self._collection.count()
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Return once Chroma counts every row: local segments add each write to the graph as it is applied."""
         deadline = time.monotonic() + float(self.options.get("index_timeout_s", 24 * 3600))
         while (count := self._collection.count()) < self._count:

@@ -11,7 +11,7 @@ int8_flat / int4_flat / bbq_flat, which are brute force over quantized vectors a
 The harness always sends an explicit type: Elasticsearch's own default depends on its version
 and the dimension (int8_hnsw, or bbq_hnsw from 384 dimensions in 9.x).
 
-The index has one shard, no replica and no refresh while loading; ``finish()`` refreshes and
+The index has one shard, no replica and no refresh while loading; ``build_index()`` refreshes and
 force-merges to one segment (one HNSW graph, as a static benchmark corpus would be served),
 and that is the build's index time. It then restores Elasticsearch's default refresh interval (1 s),
 so documents indexed after the build become searchable as they would in service (churn's freshness).
@@ -173,7 +173,7 @@ def version_problem(client: str, server: str) -> str | None:
 class ElasticsearchStore(Store):
     name = "elasticsearch"
     description = "Elasticsearch dense_vector + knn search; one shard, force-merged to one segment."
-    kind = "server"
+    mode = "server"
     families = FAMILIES
     supports_batch_search = True
     max_dim = 4096  # dense_vector's largest indexed dimension
@@ -253,7 +253,7 @@ class ElasticsearchStore(Store):
         if errors:
             raise StoreError(f"elasticsearch: {len(errors)} documents failed to {what}, first: {errors[0]}")
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         es = self._es
         es.indices.refresh(index=self.index)
         es.indices.forcemerge(index=self.index, max_num_segments=1, wait_for_completion=True)

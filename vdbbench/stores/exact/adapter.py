@@ -22,7 +22,7 @@ def _one_blas_thread() -> None:
 class ExactStore(Store):
     name = "exact"
     description = "In-process brute force with numpy/BLAS (flat, exact), one BLAS thread per client."
-    kind = "in-process"
+    mode = "in-process"
     families = {"flat": FamilySpec("flat", "numpy brute force", exact=True)}
     supports_batch_search = True
     filter_ops = frozenset(OPS)
@@ -65,7 +65,7 @@ class ExactStore(Store):
         self._data = data
         self._view = self._filtered()
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         _one_blas_thread()
         self._finished = True
         if self._chunks:

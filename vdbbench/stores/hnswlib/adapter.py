@@ -18,7 +18,7 @@ SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 class HnswlibStore(Store):
     name = "hnswlib"
     description = "hnswlib (nmslib) HNSW graph, in process; queries single-threaded like one client."
-    kind = "in-process"
+    mode = "in-process"
     families = {
         "hnsw": FamilySpec(
             "hnsw",
@@ -84,7 +84,7 @@ class HnswlibStore(Store):
         self._deleted.update(np.asarray(ids, dtype=np.int64).tolist())
         self._count = self._index.element_count - len(self._deleted)
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         # hnswlib builds the graph during add_items; it is searchable once they return.
         self._index.set_num_threads(1)
         self._count = self._index.element_count - len(self._deleted)

@@ -2,7 +2,7 @@
 
 ``hnsw`` is HNSW over full vectors (``IvfHnswFlat``, one partition) unless the build asks for
 ``quantization: sq`` (IVF_HNSW_SQ, what LanceDB's ``settings: engine`` default gives) or ``pq``
-(IVF_HNSW_PQ). After the inserts, ``finish()`` compacts the table's fragments (``optimize``)
+(IVF_HNSW_PQ). After the inserts, ``build_index()`` compacts the table's fragments (``optimize``)
 before it builds the index, so every store is searched over one compacted dataset; that step
 counts in ``index_s``.
 
@@ -18,7 +18,7 @@ path and table name, and each concurrent client opens the files itself (no copy)
 
 Filters are SQL ``where`` clauses over typed attribute columns (``engine_filter``), applied before
 the vector search (LanceDB's default, ``options.filter: pre``) or to its top-k (``post``, which may
-answer short). ``finish()`` puts a scalar index on each attribute column (BITMAP on strings, BTREE
+answer short). ``build_index()`` puts a scalar index on each attribute column (BITMAP on strings, BTREE
 on numbers), as LanceDB recommends for filtered search. Rows added after the build sit outside
 every index and are searched by a flat scan (``fast_search`` is never set, so they are never
 skipped); ``effective_config`` reads the stage the filter runs at from the query plan.
@@ -104,7 +104,7 @@ def filter_stage(plan: str) -> str | None:
 class LanceDBStore(Store):
     name = "lancedb"
     description = "LanceDB embedded (Lance columnar files under the workdir)."
-    kind = "embedded"
+    mode = "embedded"
     families = {
         "flat": FamilySpec("flat", "no index (exact scan)", exact=True),
         "ivf": FamilySpec(
@@ -257,7 +257,7 @@ class LanceDBStore(Store):
                  "ef_construction": p["ef_construction"]}  # fmt: skip
         return {"none": IvfHnswFlat, "sq": IvfHnswSq, "pq": IvfHnswPq}[p["quantization"]](**graph)
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Build the index and return once the engine's index statistics show no unindexed row."""
         if self._table.count_rows() != self._count:
             raise StoreError(f"lancedb table holds {self._table.count_rows()} rows, {self._count} were inserted")
@@ -288,7 +288,7 @@ class LanceDBStore(Store):
 
     # -- native hybrid (full-text + vector, LanceDB's own RRF) ---------------------------------
     def set_texts(self, texts: list[str]) -> None:
-        """Passage texts by row id; the next ``create`` adds a text column and ``finish`` a full-text index."""
+        """Passage texts by row id; the next ``create`` adds a text column and ``build_index`` a full-text index."""
         self._texts = list(texts)
 
     def _create_fts_index(self) -> None:

@@ -132,7 +132,7 @@ def _unimplemented_probe(record: logging.LogRecord) -> bool:
 class MilvusStore(Store):
     name = "milvus"
     description = "Milvus: embedded milvus-lite here; a Milvus standalone server with option url."
-    kind = "embedded"
+    mode = "embedded"
     families = {
         "flat": FamilySpec("flat", "FLAT", exact=True),
         "ivf": FamilySpec(
@@ -305,7 +305,7 @@ class MilvusStore(Store):
         if left:
             raise StoreError(f"milvus: {len(left)} deleted rows still found by a Strong read, e.g. {left[0]}")
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Seal the data, build the index, load it; return once the engine says every row is indexed."""
         spec = self.spec
         self._client.flush(COLLECTION)

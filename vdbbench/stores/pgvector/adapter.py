@@ -120,7 +120,7 @@ PG_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root; the same us
 class PgvectorStore(Store):
     name = "pgvector"
     description = "PostgreSQL 16 + pgvector 0.6 (pgserver build, or your server via VDBBENCH_PG_DSN), over SQL."
-    kind = "server"
+    mode = "server"
     families = {
         "flat": FamilySpec(
             "flat", "no index (sequential scan)", exact=True, note="ORDER BY distance LIMIT k over the whole table"
@@ -462,7 +462,7 @@ class PgvectorStore(Store):
         )
         self._count -= done.rowcount
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         from psycopg import sql
 
         spec = self.spec

@@ -208,7 +208,7 @@ class QdrantStore(Store):
         "Qdrant engine embedded in process (qdrant-edge-py EdgeShard, one process at a time); optimizer run to "
         "completion."
     )
-    kind = "embedded"
+    mode = "embedded"
     families = FAMILIES
     supports_batch_search = True
     single_process_reason = "qdrant-edge locks its shard's WAL to one process; use qdrant-server for concurrent clients"
@@ -248,7 +248,7 @@ class QdrantStore(Store):
         # applied in process before update() returns: the next query no longer sees the points
         self._shard.update(qe.UpdateOperation.delete_points([int(i) for i in np.asarray(ids).tolist()]))
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         # optimize() blocks until the optimizer has nothing left to plan: every segment above the
         # indexing threshold then holds its HNSW graph (and quantized vectors).
         self._shard.optimize()

@@ -5,7 +5,7 @@ Connects to ``options.url``, else ``$VDBBENCH_QDRANT_URL``, else the docker comp
 ``$VDBBENCH_QDRANT_API_KEY``.
 
 Bulk loading follows Qdrant's own recipe: the collection is created with indexing off, and
-``finish()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
+``build_index()`` switches on the configured ``indexing_threshold`` (1 KB, so even small data is
 indexed) and waits until the collection is green, the optimizer idle and
 ``indexed_vectors_count`` covers every point. That wait is the build's index time.
 
@@ -54,7 +54,7 @@ def server_url(options: dict[str, Any]) -> str:
 class QdrantServerStore(Store):
     name = "qdrant-server"
     description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
-    kind = "server"
+    mode = "server"
     families = FAMILIES
     supports_batch_search = True
     filter_ops = frozenset(OPS)
@@ -115,7 +115,7 @@ class QdrantServerStore(Store):
 
         self.spec = spec
         body = collection_body(spec)
-        # load with indexing off; finish() switches on the threshold from the body
+        # load with indexing off; build_index() switches on the threshold from the body
         body_at_load = {**body, "optimizers_config": {**body["optimizers_config"], "indexing_threshold": 0}}
         cc = models.CreateCollection.model_validate(body_at_load)
         if self._client.collection_exists(self.collection):
@@ -144,7 +144,7 @@ class QdrantServerStore(Store):
         selector = models.PointIdsList(points=[int(i) for i in np.asarray(ids).tolist()])
         self._client.delete(self.collection, points_selector=selector, wait=True)
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         from qdrant_client import models
 
         threshold = self._body["optimizers_config"]["indexing_threshold"]

@@ -98,7 +98,7 @@ def redis_home() -> Path:
 class RedisStore(Store):
     name = "redis"
     description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
-    kind = "server"
+    mode = "server"
     families = {
         "flat": FamilySpec("flat", "RediSearch FLAT", exact=True),
         "hnsw": FamilySpec(
@@ -290,7 +290,7 @@ class RedisStore(Store):
             pipe.delete(*(f"{self.prefix}:{int(i)}" for i in ids[start : start + INSERT_CHUNK]))
         self._count -= sum(pipe.execute())
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Poll FT.INFO until RediSearch says every inserted hash is indexed."""
         deadline = time.monotonic() + float(self.options.get("index_timeout_s", 3600))
         delay = 0.005

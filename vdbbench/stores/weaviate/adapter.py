@@ -230,7 +230,7 @@ def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
 class WeaviateStore(Store):
     name = "weaviate"
     description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
-    kind = "server"
+    mode = "server"
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
     filter_ops = frozenset(OPS)
@@ -331,7 +331,7 @@ class WeaviateStore(Store):
         return [dict(s, node=n.get("name")) for n in nodes for s in (n.get("shards") or [])
                 if s.get("class") == self.collection_name]  # fmt: skip
 
-    def finish(self) -> None:
+    def build_index(self) -> None:
         """Wait until every shard holds all objects, its async indexing queue is empty and it is READY;
         and, where SQ/PQ was asked and enough objects exist to train it, until it is compressed."""
         p = self.spec.params
