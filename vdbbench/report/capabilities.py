@@ -21,7 +21,7 @@ def capability_markdown() -> str:
     Parameters show the portable name first and the engine's own spelling in brackets; both are accepted.
     """
     rows = [
-        "| store | kind | family | engine index | build parameters (engine name) = engine default "
+        "| store | mode | family | engine index | build parameters (engine name) = engine default "
         "| search parameters (engine name) = engine default | metrics |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -269,8 +269,8 @@ class Sweep:
             self.results.append({**record, "search_param_ignored": True})
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:
-        """Create, insert ``spec.count`` rows in batches (timed in the store's process), then build the index (timed until
-        searchable).
+        """Create, insert ``spec.count`` rows in batches (timed in the store's process), then build the index
+        (timed until searchable).
 
         The store's process reads each batch from the dataset file; only the row range (and the rows'
         attribute values, when filters use them) is sent.
