@@ -116,7 +116,9 @@ def test_elasticsearch_heap_and_security_settings():
 
 
 def test_server_adapters_default_urls_match_compose_ports():
-    from vdbbench.stores import elasticsearch, qdrant_server, weaviate
+    from vdbbench.stores.elasticsearch import adapter as elasticsearch
+    from vdbbench.stores.qdrant_server import adapter as qdrant_server
+    from vdbbench.stores.weaviate import adapter as weaviate
 
     def host_port(url: str) -> str:
         return url.split("//", 1)[1]

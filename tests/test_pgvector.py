@@ -339,7 +339,7 @@ def test_run_as_root_never_changes_the_permissions_of_the_users_folders():
 @pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
 def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_directory(monkeypatch):
     """A venv under a 0700 home: the server user gets its own copy of the install instead of o+x on the home."""
-    from vdbbench.stores import pgvector
+    from vdbbench.stores.pgvector import adapter as pgvector
 
     reachable = pgvector.others_can_traverse
     monkeypatch.setattr(pgvector, "others_can_traverse", lambda p: "site-packages" not in str(p) and reachable(p))

@@ -332,9 +332,9 @@ def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
 
 
 def test_plots_fall_back_to_tags_when_no_cjk_font_exists(results, monkeypatch):
-    import vdbbench.report.page as report
+    import vdbbench.charts.plots as plots
 
-    monkeypatch.setattr(report, "cjk_font", lambda: None)
+    monkeypatch.setattr(plots, "cjk_font", lambda: None)
     assert plot_text(JAPANESE_LABEL) is None and plot_text("hnswlib · hnsw") == "hnswlib · hnsw"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
