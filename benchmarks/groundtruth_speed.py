@@ -20,7 +20,6 @@ from vdbbench.config import DatasetConfig
 from vdbbench.data.groundtruth import device_name, exact_knn
 from vdbbench.sweep.plan import resolve_dataset
 
-
 SMOKE_DATA = {"name": "groundtruth-speed-smoke", "synthetic": {"n": 5000, "dim": 32, "queries": 200}}
 
 
