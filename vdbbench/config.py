@@ -11,10 +11,10 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from vdbbench.core.distances import canonical_metric
 from vdbbench.core.filters import Filter, FilterError, parse_filter
@@ -27,7 +27,12 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and NaN are refused everywhere: they pass range checks unnoticed and are not JSON
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# a number in a config: true/false is refused (YAML's `true` is no price or fraction), integers are taken
+Number = Annotated[float, Strict()]
 
 
 class SyntheticSpec(_Strict):
@@ -37,7 +42,7 @@ class SyntheticSpec(_Strict):
     metric: str = "euclidean"
     clusters: int = Field(20, ge=1)
     seed: int = 0
-    duplicates: float = Field(0.0, ge=0.0, lt=1.0)
+    duplicates: Number = Field(0.0, ge=0.0, lt=1.0)
 
     @field_validator("metric")
     @classmethod
@@ -97,7 +102,7 @@ class GeneratedFilters(_Strict):
     round(f × n) rows, spread uniformly over the data (VectorDBBench's int-filter cases work alike).
     """
 
-    selectivity: list[float] = Field(min_length=1, description="fractions of train rows that pass, in (0, 1]")
+    selectivity: list[Number] = Field(min_length=1, description="fractions of train rows that pass, in (0, 1]")
     seed: int = 0
 
     @field_validator("selectivity")
@@ -150,14 +155,14 @@ class DatasetConfig(_Strict):
 
 
 class Limits(_Strict):
-    build_s: float | None = Field(None, gt=0, description="seconds one build may take")
-    search_s: float | None = Field(None, gt=0, description="seconds one search point may take")
+    build_s: Number | None = Field(None, gt=0, description="seconds one build may take")
+    search_s: Number | None = Field(None, gt=0, description="seconds one search point may take")
 
 
 class ConcurrencyConfig(_Strict):
     clients: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
-    duration_s: float = Field(10.0, gt=0, description="seconds each client count runs")
-    min_recall: float = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
+    duration_s: Number = Field(10.0, gt=0, description="seconds each client count runs")
+    min_recall: Number = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
     engine: Literal["local", "ray"] = Field("local", description="local: client processes here; ray: Ray actors")
     address: str | None = Field(None, description="engine ray: cluster address (auto, local, ray://host:10001)")
 
@@ -193,12 +198,20 @@ class HybridSpec(_Strict):
 
     fusion: str = Field("rrf", pattern="^(rrf|weighted)$", description="rrf (reciprocal rank) or weighted")
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of 1 / (rrf_k + rank)")
-    weights: list[float] = Field(
+    weights: list[Number] = Field(
         default_factory=lambda: [0.5, 0.5],
         min_length=2,
         max_length=2,
         description="weighted: [dense, bm25] weights of min-max normalised scores",
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if any(w < 0 for w in v) or sum(v) <= 0:
+            raise ValueError(f"weights must be >= 0 and not all 0, e.g. [0.5, 0.5]; got {v}")
+        return v
+
     native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
 
 
@@ -207,7 +220,7 @@ class StoreConfig(_Strict):
     index: str | None = Field(None, description="index family; may be left out when the store has only one")
     label: str | None = None
     settings: Settings | None = Field(None, description="default set for this entry; else the top-level one")
-    recall_targets: list[float] | None = Field(None, description="overrides the top-level recall_targets")
+    recall_targets: list[Number] | None = Field(None, description="overrides the top-level recall_targets")
     hybrid: HybridSpec | None = None
     churn: ChurnSpec | None = Field(None, description="also measure inserts and deletes while searching")
     build: dict[str, Any] = Field(default_factory=dict)
@@ -233,17 +246,17 @@ class ChurnSpec(_Strict):
     """Build on the first (1 - insert) of train, then insert the rest and delete ``delete`` of the built rows,
     in ``batches``, while a client searches (vdbbench.workloads.churn)."""
 
-    insert: float = Field(0.1, gt=0, lt=1, description="fraction of train held back and inserted during churn")
-    delete: float = Field(0.1, ge=0, lt=1, description="fraction of the built rows deleted during churn")
+    insert: Number = Field(0.1, gt=0, lt=1, description="fraction of train held back and inserted during churn")
+    delete: Number = Field(0.1, ge=0, lt=1, description="fraction of the built rows deleted during churn")
     batches: int = Field(10, ge=1, description="write batches; recall on the live rows is checked after each")
-    settle_s: float = Field(30.0, gt=0, description="longest wait for an inserted row to become searchable")
+    settle_s: Number = Field(30.0, gt=0, description="longest wait for an inserted row to become searchable")
     seed: int = 0
 
 
 class HostConfig(_Strict):
     """What the host costs, so the report can show cost per million queries."""
 
-    price_per_hour: float = Field(gt=0)
+    price_per_hour: Number = Field(gt=0)
     currency: str = Field(min_length=1)
 
 
@@ -269,7 +282,7 @@ class SweepConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     concurrency: ConcurrencyConfig | None = None
     settings: Settings = Field("portable", description="portable: equal documented values; engine: each default")
-    recall_targets: list[float] | None = Field(None, description="tune each build to these recalls, e.g. [0.9]")
+    recall_targets: list[Number] | None = Field(None, description="tune each build to these recalls, e.g. [0.9]")
     host: HostConfig | None = None
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)
@@ -403,7 +416,8 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
     for key in s.options:
         if key not in cls.options_help:
             valid = "; ".join(f"{k} ({h})" for k, h in cls.options_help.items()) or "none (it takes no options)"
-            problems.append(f"{where}.options.{key}: {s.store} has no option {key!r}; valid keys: {valid}")
+            # no colon after the key: "options.password: <store>" reads as a secret's value and would be masked
+            problems.append(f"{where}.options.{key} - {s.store} has no option {key!r}; valid keys: {valid}")
     problems += [f"{where}.{problem}" for problem in cls.check_options(s.index, s.options)]
     fam = cls.families[s.index]
     for section, declared in (("build", fam.build), ("search", fam.search)):

@@ -123,10 +123,18 @@ def validate_record(record: dict[str, Any]) -> None:
         raise SchemaError("record does not match vdbbench.core.schema.Record: " + "; ".join(problems)) from None
 
 
+def unknown_fields(record: dict[str, Any]) -> set[str]:
+    """Fields of ``record`` this version's schema does not declare (a newer harness's, or a hand edit)."""
+    declared = {f.alias or name for name, f in Record.model_fields.items()}
+    return set(record) - declared
+
+
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     """A record in this version's shape, from any version the harness wrote (version 1 had no ``workload``,
-    ``filter`` or ``selectivity``, and marked concurrency records with ``kind: concurrency``)."""
-    if record.get("schema") == SCHEMA_VERSION:
+    ``filter`` or ``selectivity``, and marked concurrency records with ``kind: concurrency``). A record of a
+    newer version is returned as it is: its readers warn (vdbbench.core.results), never relabel it."""
+    version = record.get("schema")
+    if version == SCHEMA_VERSION or (isinstance(version, int) and version > SCHEMA_VERSION):
         return record
     out = dict(record)
     kind = out.pop("kind", None)

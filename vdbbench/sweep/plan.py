@@ -9,7 +9,7 @@ import numpy as np
 
 from vdbbench.charts.fields import params_text
 from vdbbench.config import GENERATED_COLUMN, ConfigError, DatasetConfig, SweepConfig
-from vdbbench.core.filters import check_filter
+from vdbbench.core.filters import check_filter, mask
 from vdbbench.data import downloads, embed  # noqa: F401  (they register the datasets they know by name)
 from vdbbench.data.datasets import (
     Dataset,
@@ -113,7 +113,12 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
             )
         filters = dc.filter_list(ds.train.shape[0])
         for m, flt in enumerate(filters):
-            problems += check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
+            found = check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
+            if not found and not (passing := int(mask(flt, ds.attributes or {}).sum())):
+                found = [f"datasets[{j}].filters[{m}]: {flt.text()} passes {passing} of {ds.train.shape[0]:,} rows "
+                         f"of {ds.name!r}; a filter must pass at least one row (check its values against the "
+                         "column's)"]  # fmt: skip
+            problems += found
         fields = sorted({f for flt in filters for f in flt.fields})
         problems += [f"datasets[{j}].filters: {problem}" for problem in unnamable(fields)]
         for i, s in enumerate(cfg.stores):
@@ -133,6 +138,9 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                                     f" = {flt.text()}); stores that can: {', '.join(sorted(able))}")  # fmt: skip
             n = ds.train.shape[0]
             plan = cfg.plan(s, n, ds.dim)
+            for w in workloads():
+                if w.applies(cfg, dc, s):
+                    problems += [f"stores[{i}].{problem} (dataset {ds.name!r})" for problem in w.problems(s, n)]
             if plan.targets and ds.test.shape[0] < 2 * MIN_SPLIT_QUERIES:
                 problems.append(
                     f"stores[{i}].recall_targets: {ds.name!r} has {ds.test.shape[0]} queries; tuning and evaluation "

@@ -92,6 +92,11 @@ class Workload:
         already) and what a failure record of each needs."""
         raise NotImplementedError
 
+    def problems(self, s: StoreConfig, n: int) -> list[str]:
+        """What makes this workload impossible for store entry ``s`` on ``n`` train rows (``"field: why; fix"``),
+        checked before anything starts; [] when it can run."""
+        return []
+
     def build_rows(self, s: StoreConfig, n: int) -> int:
         """How many of the ``n`` train rows the index is built on (the first ones): all, unless the workload
         inserts the rest itself."""

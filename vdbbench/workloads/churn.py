@@ -54,6 +54,16 @@ class Churn(Workload):
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return s.churn is not None
 
+    def problems(self, s: StoreConfig, n: int) -> list[str]:
+        c = s.churn
+        built, ranges, deletes = churn_plan(n, c.insert, c.delete, c.batches, c.seed)
+        held = n - built
+        if held < c.batches:
+            return [f"churn: insert {c.insert:g} of {n:,} rows holds back {held} row(s), fewer than batches "
+                    f"{c.batches}; every batch must insert a row: raise insert to at least {c.batches / n:.3g} or "
+                    f"lower batches to at most {held}"]  # fmt: skip
+        return []
+
     def build_rows(self, s: StoreConfig, n: int) -> int:
         c = s.churn
         return churn_plan(n, c.insert, c.delete, c.batches, c.seed)[0]
