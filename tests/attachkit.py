@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.execution.load import start_client
+from vdbbench.execution.concurrent import start_client
 from vdbbench.stores import ADAPTERS
 
 

@@ -6,7 +6,7 @@ import ray
 
 from vdbbench.config import ConfigError, parse_config
 from vdbbench.core.results import load_results
-from vdbbench.execution.load import merge_level
+from vdbbench.execution.concurrent import merge_level
 from vdbbench.stores import StoreError
 from vdbbench.stores.redis.adapter import redis_home
 from vdbbench.sweep.runner import Sweep
@@ -45,16 +45,16 @@ def check_ray_load(out, store):
 
 
 def test_ray_actors_load_hnswlib(tmp_path, ray_cluster, monkeypatch):
-    from vdbbench.execution import load as load_module
+    from vdbbench.execution import concurrent
 
     started = []
-    real_init = load_module.RayClient.__init__
+    real_init = concurrent.RayClient.__init__
 
     def counting_init(self, *args):
         real_init(self, *args)
         started.append(self.actor)
 
-    monkeypatch.setattr(load_module.RayClient, "__init__", counting_init)
+    monkeypatch.setattr(concurrent.RayClient, "__init__", counting_init)
     hnsw = {"store": "hnswlib", "index": "hnsw", "build": {"M": 8, "ef_construction": 32}, "search": {"ef": [10, 64]}}
     Sweep(config(hnsw, engine="ray"), tmp_path / "out").run()
     load = check_ray_load(tmp_path / "out", hnsw)

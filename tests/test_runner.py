@@ -334,7 +334,7 @@ def test_store_without_shared_readers_says_so(tmp_path, failing_store):
 
 
 def test_client_bound_only_judged_for_servers():
-    from vdbbench.execution.load import client_bound
+    from vdbbench.execution.concurrent import client_bound
 
     assert client_bound("server", 0.97) is True
     assert client_bound("server", 0.4) is False

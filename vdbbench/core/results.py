@@ -21,15 +21,15 @@ log = logging.getLogger(__name__)
 RESULTS_NAME = "results.jsonl"
 
 
-def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int, *,
-              workload: str = "knn", filter_text: str | None = None, options: dict | None = None,
+def point_key(dataset: dict[str, Any], label: str, family: str, build: dict, search: dict, k: int, *,
+              workload: str, filter_text: str | None = None, options: dict | None = None,
               attributes: dict | None = None) -> str:  # fmt: skip
     """Stable identity of a measured point, used to resume a sweep without measuring twice: everything that
     changes its result (the store entry's options and the filter included)."""
     ident = {
         "dataset": [dataset["name"], dataset.get("sha256"), dataset["train"], dataset["test"]],
         "store": label,
-        "index": index,
+        "index": family,  # the record's word for it
         "build": build,
         "search": search,
         "k": k,

@@ -105,13 +105,14 @@ def config_mismatches(family: str, asked: dict[str, Any], effective: dict[str, A
 
 @dataclass
 class PointId:
-    """One point a workload will record: its key, the dataset view it is scored on, its search setting, and
-    the identifying fields a failure record needs too (workload, target)."""
+    """One point a workload will record: its key, the dataset view it is scored on, its search setting, the
+    workload recording it, and the other identifying fields a failure record needs too (target)."""
 
     key: str
     ds: Dataset
     search: dict[str, Any]
-    fields: dict[str, Any]
+    workload: str
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Deadline:

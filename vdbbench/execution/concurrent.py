@@ -1,4 +1,4 @@
-"""Concurrent load: N clients, each with its own connection, in a closed loop.
+"""Concurrent clients: N clients, each with its own connection, in a closed loop (the concurrent workload).
 
 All clients warm up first, then start at one instant and query back to back for a fixed
 duration. Throughput is the sum of each client's completed queries over its own elapsed
@@ -24,7 +24,7 @@ from vdbbench.execution.worker import StoreWorker, _Host
 CLIENT_BOUND_SHARE = 0.9  # a client process busy this share of the wall time limits QPS itself
 
 
-class LoadFailed(RuntimeError):
+class ConcurrentFailed(RuntimeError):
     """One client count failed; ``levels`` keeps the client counts measured before it."""
 
     def __init__(self, clients: int, cause: BaseException, levels: list[dict[str, Any]]) -> None:
@@ -117,7 +117,7 @@ def merge_level(answers: list[tuple[np.ndarray, float, float]], kind: str) -> di
     }
 
 
-def measure_concurrency(
+def measure_concurrent(
     target: str,
     workdir: Path,
     options: dict[str, Any],
@@ -151,7 +151,7 @@ def measure_concurrency(
                     w.send("timed_closed_loop", k, start_at, duration_s)
                 answers = [w.receive(timeout=duration_s + 120) for w in workers[:n]]
             except Exception as e:
-                raise LoadFailed(n, e, levels) from e
+                raise ConcurrentFailed(n, e, levels) from e
             levels.append(merge_level(answers, kind))
         return levels
     finally:
