@@ -194,9 +194,9 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
     worker.call("set_search_params", sp, timeout=deadline.left())
     passes, cpu_s = worker.call("timed_passes", cfg.k, cfg.runs, cfg.warmup, timeout=deadline.left())
     point = score_passes(passes, ds, cfg.k, vectors=cls.input == "vectors")
-    cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
+    cpu_share = cpu_s / max(sum(p.wall_s for p in passes), 1e-9)
     fields: dict[str, Any] = {
-        "answers_digest": answers_digest(passes[-1][2]),
+        "answers_digest": answers_digest(passes[-1].answers),
         "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
         **point.recall_detail,
         "client": {
