@@ -97,7 +97,7 @@ def main() -> None:
     store.open()
     figures: dict[str, dict[str, float]] = {}
     try:
-        store.create(BuildSpec(entry.index, ds.metric, ds.dim, plan.builds[0], count=len(ds.train)))
+        store.create(BuildSpec(entry.family, ds.metric, ds.dim, plan.builds[0], count=len(ds.train)))
         for start in range(0, len(ds.train), 5000):
             store.insert(np.arange(start, min(start + 5000, len(ds.train))), ds.train[start : start + 5000])
         store.build_index()

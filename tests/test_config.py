@@ -186,7 +186,7 @@ def test_default_config_is_valid():
     assert cfg.datasets[0].text.corpus == "wordnet-en" and cfg.settings == "portable"
     assert cfg.recall_targets == [0.9, 0.95, 0.99]
     databases = {"milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"}
-    assert {(s.store, s.index) for s in cfg.stores} == {(d, "hnsw") for d in databases} | {
+    assert {(s.store, s.family) for s in cfg.stores} == {(d, "hnsw") for d in databases} | {
         ("hnswlib", "hnsw"), ("exact", "flat")}  # fmt: skip
 
 

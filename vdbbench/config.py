@@ -216,8 +216,14 @@ class HybridSpec(_Strict):
 
 
 class StoreConfig(_Strict):
+    # The family is read from and written as the config key ``index`` (the user's word for it); the code says family.
+    # (merged with _Strict's: extra keys and inf/NaN stay refused)
+    model_config = ConfigDict(validate_by_alias=True, validate_by_name=False, serialize_by_alias=True)
+
     store: str
-    index: str | None = Field(None, description="index family; may be left out when the store has only one")
+    family: str | None = Field(
+        None, alias="index", description="index family; may be left out when the store has only one"
+    )
     label: str | None = None
     settings: Settings | None = Field(None, description="default set for this entry; else the top-level one")
     recall_targets: list[Number] | None = Field(None, description="overrides the top-level recall_targets")
@@ -324,7 +330,7 @@ class SweepConfig(_Strict):
         Values the entry gives win; the rest come from its settings (vdbbench.stores.portable). With
         recall targets, the search grid is measured only where the entry lists ``search`` values.
         """
-        fam = store_families(store)[store.index]
+        fam = store_families(store)[store.family]
         settings = store.settings or self.settings
         build, search, notes = default_values(store.store, fam, settings, n, dim)
         targets = store.recall_targets if store.recall_targets is not None else (self.recall_targets or [])
@@ -389,11 +395,11 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         problems.append(f"{where}.store: unknown store {s.store!r}; use one of {', '.join(store_names())}")
         return
     cls = get_store_class(s.store)
-    if s.index is None:
+    if s.family is None:
         if len(cls.families) != 1:
             problems.append(f"{where}.index: required: store {s.store!r} offers {', '.join(cls.families)}")
             return
-        s.index = next(iter(cls.families))
+        s.family = next(iter(cls.families))
     if s.hybrid is not None and cls.input != "vectors":
         problems.append(f"{where}.hybrid: {s.store} is not a dense store; put 'hybrid' on a vector store entry")
     if s.hybrid is not None and s.hybrid.native and cls.native_hybrid is None:
@@ -407,10 +413,10 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
                         "table); set delete: 0 to measure inserts only, or drop churn")  # fmt: skip
     if s.churn is not None and cls.input != "vectors":
         problems.append(f"{where}.churn: {s.store} searches text; churn is measured on vector stores")
-    if s.index not in cls.families:
+    if s.family not in cls.families:
         problems.append(
-            f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"
-            + ("" if s.index in FAMILIES else f" (harness families are {', '.join(FAMILIES)})")
+            f"{where}.index: store {s.store!r} has no {s.family!r} index; it offers {', '.join(cls.families)}"
+            + ("" if s.family in FAMILIES else f" (harness families are {', '.join(FAMILIES)})")
         )
         return
     for key in s.options:
@@ -418,8 +424,8 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
             valid = "; ".join(f"{k} ({h})" for k, h in cls.options_help.items()) or "none (it takes no options)"
             # no colon after the key: "options.password: <store>" reads as a secret's value and would be masked
             problems.append(f"{where}.options.{key} - {s.store} has no option {key!r}; valid keys: {valid}")
-    problems += [f"{where}.{problem}" for problem in cls.check_options(s.index, s.options)]
-    fam = cls.families[s.index]
+    problems += [f"{where}.{problem}" for problem in cls.check_options(s.family, s.options)]
+    fam = cls.families[s.family]
     for section, declared in (("build", fam.build), ("search", fam.search)):
         given = getattr(s, section)
         setattr(s, section, normalise_names(given, declared, f"{where}.{section}", problems))
@@ -428,7 +434,7 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
             if p is None:
                 offered = ", ".join(p.spellings for p in declared) or "none"
                 problems.append(
-                    f"{where}.{section}.{key}: {s.store} {s.index} has no {section} parameter {key!r}; "
+                    f"{where}.{section}.{key}: {s.store} {s.family} has no {section} parameter {key!r}; "
                     f"it takes: {offered}"
                 )
                 continue
@@ -471,7 +477,7 @@ def parse_config(data: Any, source: str = "config") -> SweepConfig:
     labels = [s.display_name for s in cfg.stores]
     for label in {x for x in labels if labels.count(x) > 1}:
         same = [s for s in cfg.stores if s.display_name == label]
-        if len({s.index for s in same}) < len(same):
+        if len({s.family for s in same}) < len(same):
             problems.append(f"stores: {label!r} appears twice with the same index; give one of them a distinct 'label'")
     names = [d.name for d in cfg.datasets]
     for name in {x for x in names if names.count(x) > 1}:

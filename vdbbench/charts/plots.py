@@ -70,7 +70,7 @@ class Series:
     tag: str
     label: str
     store: str
-    index: str
+    family: str  # the records' ``index``
     color: str
     marker: str
     engine: dict[str, Any]
@@ -82,7 +82,7 @@ class Series:
 
     @property
     def name(self) -> str:
-        return f"{self.who} · {self.index}"
+        return f"{self.who} · {self.family}"
 
     @property
     def baseline(self) -> bool:

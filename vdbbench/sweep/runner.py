@@ -85,7 +85,7 @@ class Sweep:
             "dataset": ds.name,
             "store": s.store,
             "label": s.display_name,
-            "index": s.index,
+            "index": s.family,
             "metric": ds.metric,
             "build": build,
             "search": search,
@@ -120,7 +120,7 @@ class Sweep:
     def key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, workload: str) -> str:
         """The point's identity: dataset, store entry (label, family, options), build, search, k, workload, filter."""
         flt = f"{ds.filter.text()} rows {ds.rows_digest}" if ds.filter is not None else None  # same text, other rows
-        return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k, workload=workload,
+        return point_key(ds.summary(), s.display_name, s.family, build, search, self.cfg.k, workload=workload,
                          filter_text=flt, options=redact(s.options), attributes=self.inserted_kinds(ds))  # fmt: skip
 
     def fail_points(self, s: StoreConfig, build: dict, points: list[PointId], error: str, **fields: Any) -> None:
@@ -194,9 +194,9 @@ class Sweep:
             todo += [(build, [w]) for w in pending if w.own_build]
         if not todo:
             return
-        workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
+        workdir = self.out_dir / "work" / f"{s.display_name}-{s.family}"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(todo)} build(s)")
+        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.family}: {len(todo)} build(s)")
         engine: StoreProcess | None = None
         try:
             for build, group in todo:
@@ -220,7 +220,7 @@ class Sweep:
 
         worker = engine.worker
         rows = min(w.build_rows(s, ds.train.shape[0]) for w in group)  # churn builds on the rows it does not insert
-        spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=rows,
+        spec = BuildSpec(family=s.family, metric=ds.metric, dim=ds.dim, params=build, count=rows,
                          attributes=self.inserted_kinds(ds))  # fmt: skip
         self.written = []
         self.observations = {}

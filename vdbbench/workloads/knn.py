@@ -216,7 +216,7 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
         }
     effective = worker.call("effective_config", timeout=60)
     fields["effective"] = effective
-    fields["config_mismatch"] = config_mismatches(s.index, {**run.build, **sp}, effective)
+    fields["config_mismatch"] = config_mismatches(s.family, {**run.build, **sp}, effective)
     if is_labelled(ds) and ds.filter is None:
         fields.update(score_quality(run, ds, sp, point))
     return fields
@@ -306,7 +306,7 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
 def knob_range(run: BuildRun) -> tuple[int, int]:
     """Lowest and highest value tuning may give the knob: ef from k, nprobe up to the build's nlist."""
     knob = run.plan.knob
-    p = get_store_class(run.s.store).families[run.s.index].search_param(knob)
+    p = get_store_class(run.s.store).families[run.s.family].search_param(knob)
     lo = max(int(p.minimum or 1), 1, run.cfg.k if knob == "ef" else 1)
     hi = int(min(p.maximum or KNOB_MAX[knob], KNOB_MAX[knob]))
     if knob == "nprobe" and isinstance(run.build.get("nlist"), int):
