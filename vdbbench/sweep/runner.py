@@ -5,7 +5,7 @@ their exact ground truth) → stores (one process each, see vdbbench.execution.w
 record per point, written the moment it is measured; schema in vdbbench.core.schema) → report.
 
 What is measured on a build is up to the workloads (vdbbench.workloads: plain k-NN with its
-recall targets, filtered k-NN, concurrent load, churn on a build of its own). A store that fails
+recall targets, filtered k-NN, concurrent clients, churn on a build of its own). A store that fails
 is recorded as failed and the sweep moves on; a re-run into the same directory skips measured points.
 
 Behavioural check: when every search setting of one build returns the same answers (on the same
