@@ -11,7 +11,7 @@ from attachkit import assert_same_answers, search_from_second_process
 from storekit import assert_answers_valid, build_and_search, small_data
 
 from vdbbench.core.metrics import recall_at_k
-from vdbbench.execution.points import param_sources
+from vdbbench.execution.points import config_mismatches, param_sources
 from vdbbench.stores import StoreError, get_store_class
 
 from . import kit
@@ -70,7 +70,9 @@ def test_second_process_searches_the_builders_index(pool, store):
 
 @pytest.mark.parametrize("store,case", kit.params(lambda cls: [((kit.k_beyond_case(cls),), "")]))
 def test_k_above_the_row_count_answers_every_row(pool, store, case):
-    """30 rows, k 50: every row, once, and no id of the earlier (larger) build, so create() replaced it."""
+    """30 rows, k 50: every row, once; built over a 2000-row build, so no id of that one may come back (create()
+    replaces an earlier build)."""
+    kit.any_contract_build(pool, store)
     tiny = small_data("euclidean", n=30, dim=8, queries=5)
     out = pool.build(
         store,
@@ -89,7 +91,7 @@ def _knobs(cls):
 def test_search_knob_takes_effect(pool, store, knob):
     """On data hard enough that the lowest setting misses neighbours, recall at the lowest setting is below 0.95 and
     below recall at the highest: an adapter that ignored its search parameter would score the same at both. The
-    build parameters read back as asked."""
+    build parameters read back as asked, and so does the lowest setting where the engine reports it."""
     cls = get_store_class(store)
     data = kit.hard_data()
     high = pool.build(
@@ -97,9 +99,11 @@ def test_search_knob_takes_effect(pool, store, knob):
     )
     s = pool.get(store)
     fam = cls.families[knob.family]
+    lowest = {p.name: p.default for p in fam.search} | fam.portable_params(knob.low, "search")
     try:
-        s.set_search_params({p.name: p.default for p in fam.search} | fam.portable_params(knob.low, "search"))
+        s.set_search_params(lowest)
         answers = [s.search(q, kit.K) for q in data.test]
+        lowered = s.effective_config()
     finally:
         pool.spoil()  # the build now searches with the lowest setting
     low = recall_at_k(answers, data.test, data.train, data.neighbors, kit.K, data.metric).recall
@@ -109,3 +113,4 @@ def test_search_knob_takes_effect(pool, store, knob):
     build = fam.portable_params(knob.build)
     assert {k: high.effective["params"].get(k) for k in build} == build, f"read back {high.effective['params']}"
     assert high.mismatches == [] and high.effective["family"] == knob.family
+    assert config_mismatches(knob.family, lowest, lowered) == [], "the lowest setting reads back otherwise"

@@ -199,6 +199,10 @@ class LanceDBStore(Store):
         filters=(FLAT_CASE, IVF_CASE, HNSW_CASE),
         deletes=(FLAT_CASE, IVF_CASE, HNSW_CASE),
         writes=HNSW_CASE,
+        # 30 rows, k 50: ef must be >= k × refine
+        k_beyond=Case(
+            "hnsw", {"num_partitions": 1, "m": 8, "ef_construction": 50}, {"ef": 300, "nprobe": 1, "refine": 5}
+        ),
         attribute_indexes={"str": "Bitmap", "int": "BTree", "float": "BTree"},  # as list_indices reports them
         resources=("data_bytes",),
     )

@@ -211,6 +211,7 @@ class MilvusStore(Store):
             Case("ivf", {"nlist": 16}, {"nprobe": 16}, floor=0.99),
             Case("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 500}, floor=0.95),
         ),
+        k_beyond=Case("hnsw"),
         attribute_indexes={"str": "INVERTED", "int": "INVERTED", "float": "INVERTED"},
         resources=("data_bytes",),
         unset_env=("VDBBENCH_MILVUS_URL", "VDBBENCH_MILVUS_TOKEN"),
