@@ -130,7 +130,7 @@ def chroma_server(tmp_path_factory):
         log.close()
 
 
-def test_server_filters_and_deletes(chroma_server, tmp_path):
+def test_chroma_run_filters_and_deletes(chroma_server, tmp_path):
     url, _ = chroma_server
     store = open_store("chroma", tmp_path / "client", {"url": url})
     try:

@@ -12,7 +12,7 @@ import pytest
 from attachkit import assert_no_secret
 from storekit import build_and_search, files_left, small_data
 
-from vdbbench.stores import BuildSpec, get_store_class
+from vdbbench.stores import BuildSpec, StoreError, get_store_class
 
 from . import kit
 
@@ -67,3 +67,18 @@ def test_client_handle_carries_no_credentials(store, tmp_path, monkeypatch):
     handle = s.client_handle()
     assert handle is not None and secret_words(cls)
     assert_no_secret(handle, *secret_words(cls))
+
+
+@pytest.mark.parametrize(
+    "store", kit.params(lambda cls: [((), "")] if cls.conformance.server_env else [], engine=False)
+)
+def test_a_server_that_does_not_answer_is_a_clear_error(store, tmp_path, monkeypatch):
+    """Nothing listens on the discard port: open() fails at once, naming the address and how to point at another."""
+    cls = get_store_class(store)
+    monkeypatch.setenv(cls.conformance.server_env, "http://127.0.0.1:9")
+    s = cls(tmp_path, dict(cls.conformance.options))
+    with pytest.raises(StoreError) as refused:
+        s.open()
+    assert "127.0.0.1:9" in str(refused.value) and cls.conformance.server_env in str(refused.value)
+    s.close()
+    assert files_left(tmp_path) == []
