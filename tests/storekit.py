@@ -233,15 +233,17 @@ def build_with_attributes(store: Store, family: str, build=None, search=None, da
     return data
 
 
-def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10) -> FilterOutcome:
-    """Search every contract query under ``expression``; score against exact filtered neighbours."""
+def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10, batch: bool = False) -> FilterOutcome:
+    """Search every contract query under ``expression`` (in one ``search_batch`` call with ``batch``); score against
+    exact filtered neighbours."""
     from vdbbench.core.filters import mask, parse_filter
 
     flt = parse_filter(expression)
     allowed = mask(flt, contract_attributes(data.train.shape[0]))
     store.set_filter(flt)
     try:
-        answers = [np.asarray(store.search(q, k), dtype=np.int64) for q in data.test]
+        found = store.search_batch(data.test, k) if batch else [store.search(q, k) for q in data.test]
+        answers = [np.asarray(a, dtype=np.int64) for a in found]
     finally:
         store.set_filter(None)
     return score_restricted(answers, data, allowed, k)

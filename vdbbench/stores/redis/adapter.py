@@ -143,7 +143,7 @@ class RedisStore(Store):
         attribute_indexes={"str": "TAG SEPARATOR \\x1f CASESENSITIVE", "int": "NUMERIC", "float": "NUMERIC"},
         resources=("index_bytes", "memory_bytes"),
         unset_env=("VDBBENCH_REDIS_URL",),
-        unavailable=lambda: missing_binaries(),
+        unavailable=missing_binaries,
     )
     supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
     filter_ops = frozenset(filters.OPS)
