@@ -23,10 +23,20 @@ def _store(item) -> str | None:
 
 
 def pytest_collection_modifyitems(items):
-    """The conformance tests run store by store (in their own order within a store), so each store opens once
-    and one store's servers run at a time; every other test keeps its place."""
+    """The conformance tests run store by store, so each store opens once and one store's servers run at a time;
+    within a store and module, the tests of one ``case`` run one after another, so they share its build. Every other
+    test keeps its place."""
     slots = [i for i, item in enumerate(items) if _store(item)]
-    ordered = sorted((items[i] for i in slots), key=_store)
+    groups: list[tuple] = []  # (store, module, case) in the order they first appear
+
+    def rank(item) -> tuple:
+        group = (_store(item), item.path, item.callspec.params.get("case"))
+        if group not in groups:
+            groups.append(group)
+        first = next(i for i, g in enumerate(groups) if g[:2] == group[:2])
+        return _store(item), first, groups.index(group)
+
+    ordered = sorted((items[i] for i in slots), key=rank)
     for i, item in zip(slots, ordered, strict=True):
         items[i] = item
 

@@ -68,16 +68,14 @@ def test_second_process_searches_the_builders_index(pool, store):
     assert_same_answers([s.search(q, kit.K) for q in data.test], builder)
 
 
-@pytest.mark.parametrize("store,case", kit.params(lambda cls: [((kit.k_beyond_case(cls),), "")]))
-def test_k_above_the_row_count_answers_every_row(pool, store, case):
+@pytest.mark.parametrize("store,tiny_case", kit.params(lambda cls: [((kit.k_beyond_case(cls),), "")]))
+def test_k_above_the_row_count_answers_every_row(pool, store, tiny_case):
     """30 rows, k 50: every row, once; built over a 2000-row build, so no id of that one may come back (create()
     replaces an earlier build)."""
     kit.any_contract_build(pool, store)
-    tiny = small_data("euclidean", n=30, dim=8, queries=5)
+    c, tiny = tiny_case, small_data("euclidean", n=30, dim=8, queries=5)
     out = pool.build(
-        store,
-        ("tiny", case),
-        lambda s: build_and_search(s, case.family, "euclidean", case.build, case.search, k=50, data=tiny),
+        store, ("tiny", c), lambda s: build_and_search(s, c.family, "euclidean", c.build, c.search, k=50, data=tiny)
     )
     assert_answers_valid(out, 50, 30)
     assert out.recall == 1.0
