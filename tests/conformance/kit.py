@@ -130,7 +130,7 @@ def environment_without(names: tuple[str, ...]) -> Iterator[None]:
 
 
 def new_workdir() -> Path:
-    """Outside pytest's basetemp: a store whose server runs as another user (pgvector as root) needs search
+    """Outside pytest's basetemp: a store whose server runs as another user (PostgreSQL, run as root) needs search
     permission on the workdir's parents, which pytest strips from /tmp/pytest-of-<user>."""
     return Path(tempfile.mkdtemp(prefix="vdbbench-conformance-"))
 
