@@ -1,12 +1,11 @@
-"""Shared store contract checks: every adapter's test file calls these on the same fixed data.
+"""The contract data and checks the conformance suite (tests/conformance) and the store test files share.
 
-The data is small, seeded and clustered, so every engine builds it in seconds and the
-recall floors below are properties of the engine, not of luck.
+The data is small, seeded and clustered, so every engine builds it in seconds and the recall floors each
+store declares (Store.conformance) are properties of the engine, not of luck.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,10 +20,6 @@ from vdbbench.data.datasets import synthetic
 from vdbbench.data.groundtruth import exact_knn
 from vdbbench.execution.points import config_mismatches
 from vdbbench.stores import BuildSpec, Store, get_store_class
-
-BASELINES = Path(__file__).with_name("recall_baselines.json")
-BASELINE_TOLERANCE = 0.02  # recall may drop this much below the recorded baseline before the test fails
-FLOORS = {"flat": 1.0, "hnsw": 0.95, "ivf": 0.99}  # PQ floors are set per store, with a reason
 
 
 @dataclass
@@ -95,23 +90,6 @@ def assert_answers_valid(outcome: BuildOutcome, k: int, n: int) -> None:
         assert len(ans) == min(k, n), f"expected {min(k, n)} ids, got {len(ans)}"
         assert len(set(ans.tolist())) == len(ans), "an answer repeats an id"
         assert ans.min() >= 0 and ans.max() < n, "an id is outside the dataset's row numbers"
-
-
-def check_baseline(store: str, family: str, metric: str, recall: float) -> None:
-    """Fail when recall falls below the recorded baseline by more than the tolerance.
-
-    Set VDBBENCH_UPDATE_BASELINES=1 to record the current value (after checking it is right).
-    """
-    key = f"{store}/{family}/{metric}"
-    baselines = json.loads(BASELINES.read_text()) if BASELINES.exists() else {}
-    if os.environ.get("VDBBENCH_UPDATE_BASELINES") == "1":
-        baselines[key] = round(recall, 4)
-        BASELINES.write_text(json.dumps(dict(sorted(baselines.items())), indent=2) + "\n")
-        return
-    assert key in baselines, f"no recall baseline for {key}; record one with VDBBENCH_UPDATE_BASELINES=1"
-    assert recall >= baselines[key] - BASELINE_TOLERANCE, (
-        f"{key}: recall {recall:.4f} fell below baseline {baselines[key]:.4f} - {BASELINE_TOLERANCE}"
-    )
 
 
 def open_store(name: str, workdir: Path, options: dict[str, Any] | None = None) -> Store:
@@ -255,15 +233,17 @@ def build_with_attributes(store: Store, family: str, build=None, search=None, da
     return data
 
 
-def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10) -> FilterOutcome:
-    """Search every contract query under ``expression``; score against exact filtered neighbours."""
+def filtered_search(store: Store, expression: dict, data: SmallData, k: int = 10, batch: bool = False) -> FilterOutcome:
+    """Search every contract query under ``expression`` (in one ``search_batch`` call with ``batch``); score against
+    exact filtered neighbours."""
     from vdbbench.core.filters import mask, parse_filter
 
     flt = parse_filter(expression)
     allowed = mask(flt, contract_attributes(data.train.shape[0]))
     store.set_filter(flt)
     try:
-        answers = [np.asarray(store.search(q, k), dtype=np.int64) for q in data.test]
+        found = store.search_batch(data.test, k) if batch else [store.search(q, k) for q in data.test]
+        answers = [np.asarray(a, dtype=np.int64) for a in found]
     finally:
         store.set_filter(None)
     return score_restricted(answers, data, allowed, k)

@@ -1,5 +1,6 @@
-"""Contract tests for the Chroma adapter: embedded, against a `chroma run` server started here, and on
-VDBBENCH_CHROMA_URL when set."""
+"""What is Chroma's own: its where clauses, filtered search on a sparse graph, metadata values, and the server
+mode (a `chroma run` started here, and VDBBENCH_CHROMA_URL when set). The embedded store's contract is in
+tests/conformance."""
 
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from attachkit import assert_no_secret, assert_same_answers, search_from_second_process
+from attachkit import assert_same_answers, search_from_second_process
 from storekit import (
     assert_answers_valid,
     build_and_search,
-    check_baseline,
     check_delete_and_insert,
     check_filters,
     files_left,
@@ -28,9 +28,8 @@ from storekit import (
 )
 
 from vdbbench.core.filters import parse_filter
-from vdbbench.core.metrics import recall_at_k
 from vdbbench.execution.points import param_sources
-from vdbbench.stores import BuildSpec, StoreError, get_store_class
+from vdbbench.stores import BuildSpec
 from vdbbench.stores.chroma.adapter import engine_filter
 
 pytest.importorskip("chromadb")
@@ -48,58 +47,6 @@ def store(tmp_path):
     s.close()
 
 
-@pytest.mark.parametrize("metric", METRICS)
-def test_embedded_hnsw_reaches_floor(store, metric):
-    out = build_and_search(store, "hnsw", metric, GENEROUS_BUILD, {"ef": 200})
-    assert out.recall >= 0.95, f"{metric} recall {out.recall}"
-    assert_answers_valid(out, 10, 2000)
-    assert out.mismatches == []
-    assert out.effective["metric"] == metric
-    assert out.effective["params"] == GENEROUS_BUILD | {"ef": 200}
-    assert out.effective["engine"]["count"] == 2000
-    assert out.resources["index_bytes"] > 0
-    check_baseline("chroma", "hnsw", metric, out.recall)
-
-
-def test_embedded_ef_search_change_serves_and_graph_is_approximate(store):
-    """A tight graph at ef_search=10 misses neighbours (so HNSW serves, not brute force); raising ef_search
-    must raise recall, which chroma only does once the graph is reloaded."""
-    tight = build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 10})
-    data = small_data("euclidean")
-    store.set_search_params({"ef": 200})
-    answers = store.search_batch(data.test, 10)
-    generous = recall_at_k(answers, data.test, data.train, data.neighbors, 10, "euclidean").recall
-    assert tight.recall < 0.97
-    assert generous >= tight.recall + 0.03
-    assert store.effective_config()["params"]["ef"] == 200
-    single = [store.search(q, 10) for q in data.test]
-    assert all(np.array_equal(a, b) for a, b in zip(answers, single, strict=True))
-
-
-def test_embedded_k_larger_than_collection_returns_everything(store):
-    data = small_data("euclidean", n=30, dim=8, queries=5)
-    out = build_and_search(store, "hnsw", "euclidean", k=50, data=data)
-    assert_answers_valid(out, 50, 30)
-    assert out.recall == 1.0
-
-
-def test_embedded_drop_and_close_leave_nothing(tmp_path):
-    store = open_store("chroma", tmp_path)
-    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 50})
-    store.drop()
-    store.close()
-    store.close()  # idempotent
-    assert files_left(tmp_path) == []
-
-
-def test_embedded_offers_no_handle_for_other_processes(store):
-    """PersistentClient is not process-safe, so concurrent clients are refused rather than faked."""
-    build_and_search(store, "hnsw", "euclidean", TIGHT_BUILD, {"ef": 50})
-    assert store.client_handle() is None
-    with pytest.raises(StoreError, match="cannot be searched from a second process"):
-        store.attach({})
-
-
 def test_engine_filter_is_a_where_clause():
     where = lambda expr: engine_filter(parse_filter(expr))  # noqa: E731
     assert where({"kind": "a"}) == {"kind": {"$eq": "a"}}
@@ -112,26 +59,10 @@ def test_engine_filter_is_a_where_clause():
     assert where({"kind": "d", "year": {"gte": 2020}}) == {"$and": [{"kind": {"$eq": "d"}}, {"year": {"$gte": 2020}}]}
 
 
-def test_embedded_filters_contract(store):
-    """Generous graph: measured 1.0 under every contract filter (the walk keeps to the passing ids, never short)."""
-    out = check_filters(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 200})
-    assert all(o.short == 0 for o in out.values())
-    assert store.effective_config()["attribute_indexes"] == INDEXES
-    store.set_filter(parse_filter({"kind": "d", "year": {"gte": 2020}}))
-    assert store.effective_config()["filter"] == {"$and": [{"kind": {"$eq": "d"}}, {"year": {"$gte": 2020}}]}
-    store.set_filter(None)
-    assert "filter" not in store.effective_config()
-
-
 def test_embedded_filtered_search_on_a_sparse_graph_is_approximate(store):
     """m 4, ef 10: filtered recall measured 0.73..0.92 (so the graph serves, not a scan of the passing rows)."""
     out = check_filters(store, "hnsw", 0.6, {"m": 4, "ef_construction": 10}, {"ef": 10})
     assert min(o.recall for o in out.values()) < 0.9
-
-
-def test_embedded_delete_and_insert_contract(store):
-    out = check_delete_and_insert(store, "hnsw", 0.95, GENEROUS_BUILD, {"ef": 200})
-    assert out["deleted"] > 100 and store.effective_config()["engine"]["count"] == 2000 - out["deleted"]
 
 
 def test_embedded_metadata_values_filter_exactly(store):
@@ -158,9 +89,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    """A real `chroma run` on 127.0.0.1 and a free port, data under tmp_path; stopped afterwards."""
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` on 127.0.0.1 and a free port, data in a temp dir, shared by this module's server tests
+    (the last one stops it itself); stopped afterwards."""
+    tmp_path = tmp_path_factory.mktemp("chroma-server")
     cli = Path(sys.executable).with_name("chroma")
     if not cli.exists():
         cli = shutil.which("chroma")
@@ -197,34 +130,7 @@ def chroma_server(tmp_path):
         log.close()
 
 
-def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
-    url, proc = chroma_server
-    store = open_store("chroma", tmp_path / "client", {"url": url})
-    try:
-        # ef_search at its default: the value the server's graph is loaded with, so nothing differs
-        out = build_and_search(store, "hnsw", "angular", GENEROUS_BUILD, {"ef": 100})
-        assert out.recall >= 0.95
-        assert_answers_valid(out, 10, 2000)
-        assert out.mismatches == []
-        # a running server keeps its graph's load-time ef_search and no API says which it serves: ef is "sent"
-        assert out.effective["params"] == GENEROUS_BUILD
-        assert store.engine_version().startswith("chroma server")
-        store.set_search_params({"ef": 10})
-        effective = store.effective_config()
-        assert effective["engine"]["configuration"]["ef_search"] == 10  # stored, but not necessarily served
-        assert param_sources(GENEROUS_BUILD | {"ef": 10}, effective) == {"m": "engine", "ef_construction": "engine",
-                                                                          "ef": "sent"}  # fmt: skip
-        store.drop()
-        assert "vdbbench" not in [c.name for c in store._client.list_collections()]
-    finally:
-        store.close()
-    assert files_left(tmp_path / "client") == []
-    proc.terminate()
-    proc.wait(timeout=20)
-    assert proc.returncode is not None and not psutil.pid_exists(proc.pid)
-
-
-def test_server_filters_and_deletes(chroma_server, tmp_path):
+def test_chroma_run_filters_and_deletes(chroma_server, tmp_path):
     url, _ = chroma_server
     store = open_store("chroma", tmp_path / "client", {"url": url})
     try:
@@ -261,12 +167,32 @@ def test_server_collection_searched_from_second_process(chroma_server, tmp_path)
         store.close()
 
 
-def test_server_handle_carries_no_credentials(tmp_path):
-    store = get_store_class("chroma")(tmp_path, {"url": "https://alice:s3cret@chroma.internal:8443"})
-    store.spec = BuildSpec("hnsw", "ip", 768, GENEROUS_BUILD)
-    handle = store.client_handle()
-    assert handle["url"] == "https://chroma.internal:8443"
-    assert_no_secret(handle, "s3cret", "alice")
+def test_server_contract_and_ef_search_caveat(chroma_server, tmp_path):
+    """Runs last of the server tests: it stops the server and checks it is gone."""
+    url, proc = chroma_server
+    store = open_store("chroma", tmp_path / "client", {"url": url})
+    try:
+        # ef_search at its default: the value the server's graph is loaded with, so nothing differs
+        out = build_and_search(store, "hnsw", "angular", GENEROUS_BUILD, {"ef": 100})
+        assert out.recall >= 0.95
+        assert_answers_valid(out, 10, 2000)
+        assert out.mismatches == []
+        # a running server keeps its graph's load-time ef_search and no API says which it serves: ef is "sent"
+        assert out.effective["params"] == GENEROUS_BUILD
+        assert store.engine_version().startswith("chroma server")
+        store.set_search_params({"ef": 10})
+        effective = store.effective_config()
+        assert effective["engine"]["configuration"]["ef_search"] == 10  # stored, but not necessarily served
+        assert param_sources(GENEROUS_BUILD | {"ef": 10}, effective) == {"m": "engine", "ef_construction": "engine",
+                                                                          "ef": "sent"}  # fmt: skip
+        store.drop()
+        assert "vdbbench" not in [c.name for c in store._client.list_collections()]
+    finally:
+        store.close()
+    assert files_left(tmp_path / "client") == []
+    proc.terminate()
+    proc.wait(timeout=20)
+    assert proc.returncode is not None and not psutil.pid_exists(proc.pid)
 
 
 SERVER_URL = os.environ.get("VDBBENCH_CHROMA_URL")

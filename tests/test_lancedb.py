@@ -1,4 +1,6 @@
-"""Contract tests for the embedded LanceDB adapter."""
+"""What is LanceDB's own: refine and partition training, IVF_HNSW over full or SQ vectors, the SQL filter, pre- and
+post-filtering, the scan of rows added after the build, native hybrid's logging. The contract every store meets
+(recall floors, read-back, filters, deletes, concurrent writes, second-process clients) is in tests/conformance."""
 
 from __future__ import annotations
 
@@ -8,18 +10,13 @@ import sys
 
 import numpy as np
 import pytest
-from attachkit import assert_same_answers, search_from_second_process
 from storekit import (
     FILTERS,
-    assert_answers_valid,
     build_and_search,
     build_with_attributes,
-    check_baseline,
     check_delete_and_insert,
     check_filters,
-    check_searches_beside_writes,
     contract_attributes,
-    files_left,
     filtered_search,
     open_store,
     score_restricted,
@@ -32,11 +29,9 @@ from vdbbench.stores.lancedb.adapter import engine_filter
 
 pytest.importorskip("lancedb")
 
-METRICS = ["euclidean", "angular", "ip"]
 # Generous settings on the 2000-row contract data: every partition probed; for the quantized indexes
 # (PQ codes, HNSW over 8-bit SQ codes) a refine step re-ranks candidates on the full vectors.
 GENEROUS = {
-    "flat": ({}, {}),
     "ivf": ({"nlist": 16}, {"nprobe": 16}),
     "pq": ({"nlist": 4, "pq_m": 8, "nbits": 8}, {"nprobe": 4, "refine": 10}),
     "hnsw": (
@@ -44,8 +39,7 @@ GENEROUS = {
         {"ef": 200, "nprobe": 1, "refine": 5},
     ),
 }
-# pq: refine_factor 10 re-ranks 100 exact candidates per query, enough for top-10 on clustered data.
-FLOORS = {"flat": 1.0, "ivf": 0.99, "pq": 0.95, "hnsw": 0.95}
+IVF_FLOOR = 0.99
 
 
 @pytest.fixture
@@ -53,26 +47,6 @@ def store(tmp_path):
     s = open_store("lancedb", tmp_path)
     yield s
     s.close()
-
-
-@pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("family", ["flat", "ivf", "pq", "hnsw"])
-def test_family_reaches_floor(store, family, metric):
-    build, search = GENEROUS[family]
-    out = build_and_search(store, family, metric, build, search)
-    assert out.recall >= FLOORS[family], f"{family}/{metric} recall {out.recall}"
-    assert_answers_valid(out, 10, 2000)
-    assert out.mismatches == []
-    assert out.effective["family"] == family  # from list_indices + the query plan (ANN operator or flat scan)
-    assert out.effective["metric"] == metric
-    if family == "flat":
-        assert "KNNVectorDistance" in out.effective["engine"]["plan"]
-    else:
-        # everything but ef is read back (index details, query plan); no LanceDB API shows ef: sent
-        assert out.effective["params"] == {k: v for k, v in (build | search).items() if k != "ef"}
-        assert out.effective["engine"]["stats"]["num_unindexed_rows"] == 0
-        assert out.resources["index_bytes"] > 0
-    check_baseline("lancedb", family, metric, out.recall)
 
 
 def test_pq_without_refine_is_approximate(store):
@@ -84,18 +58,6 @@ def test_pq_without_refine_is_approximate(store):
     store.set_search_params({"nprobe": 4, "refine": 10})
     refined = [store.search(q, 10) for q in data.test]
     assert sum(len(set(a) & set(data.neighbors[i][:10])) for i, a in enumerate(refined)) / 500 >= 0.95
-
-
-def test_nprobes_takes_effect_and_batch_matches_single(store):
-    # 32 partitions over 20 clusters: one probe misses neighbours (recall 0.80-0.88 over repeated builds)
-    full = build_and_search(store, "ivf", "euclidean", {"nlist": 32}, {"nprobe": 32})
-    data = small_data("euclidean")
-    store.set_search_params({"nprobe": 1})
-    assert store.effective_config()["params"]["nprobe"] == 1  # read from the query plan
-    one_probe = [store.search(q, 10) for q in data.test]
-    assert sum(len(set(a) & set(b)) for a, b in zip(one_probe, full.answers, strict=True)) < 10 * len(data.test)
-    batch = store.search_batch(data.test, 10)
-    assert all(np.array_equal(a, b) for a, b in zip(batch, one_probe, strict=True))
 
 
 def test_fewer_partitions_trained_than_asked_shows_as_mismatch(store):
@@ -111,48 +73,20 @@ def test_pq_sub_vectors_must_divide_dim(store):
         store.create(BuildSpec("pq", "euclidean", 30, {"nlist": 4, "pq_m": 8, "nbits": 8}))
 
 
-@pytest.mark.parametrize("family", ["flat", "hnsw"])
-def test_k_larger_than_collection_returns_everything(store, family):
-    data = small_data("euclidean", n=30, dim=8, queries=5)
-    build = {"num_partitions": 1, "m": 8, "ef_construction": 50} if family == "hnsw" else {}
-    search = {"ef": 300, "nprobe": 1, "refine": 5} if family == "hnsw" else {}  # ef >= k × refine
-    out = build_and_search(store, family, "euclidean", build, search, k=50, data=data)
-    assert_answers_valid(out, 50, 30)
-    assert out.recall == 1.0
-
-
 def test_hnsw_is_over_full_vectors_unless_quantization_is_asked(store):
     """Portable hnsw on LanceDB is IVF_HNSW_FLAT (full vectors, one partition, compacted table): at a high ef it
-    reaches the recall every other HNSW store reaches; SQ stays an explicit option, read back as such."""
-    data = small_data("angular", n=20000, dim=48, queries=100)
+    reaches the recall every other HNSW store reaches; SQ stays an explicit option, read back as such. (That ef,
+    which no LanceDB API reports, takes effect is in tests/conformance.)"""
+    data = small_data("angular", n=5000, dim=32, queries=50)
     build = {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "none"}
     full = build_and_search(store, "hnsw", "angular", build, {"ef": 400, "nprobe": 1}, data=data)
     assert full.recall >= 0.99 and full.mismatches == []
     assert full.effective["engine"]["index"]["type"] == "IvfHnswFlat"
     assert full.effective["params"]["quantization"] == "none"
-    assert full.effective["engine"]["fragments"] == 1  # the 40 insert batches were compacted in build_index()
-    store.set_search_params({"ef": 10, "nprobe": 1})
-    low = recall_of(store, data)
-    assert low < 0.95 and low < full.recall  # ef is applied, though no LanceDB API reports it
+    assert full.effective["engine"]["fragments"] == 1  # the 10 insert batches were compacted in build_index()
     sq_build = {**build, "quantization": "sq"}
     sq = build_and_search(store, "hnsw", "angular", sq_build, {"ef": 400, "nprobe": 1}, data=data)
     assert sq.effective["engine"]["index"]["type"] == "IvfHnswSq" and sq.effective["params"]["quantization"] == "sq"
-
-
-def recall_of(store, data) -> float:
-    from vdbbench.core.metrics import recall_at_k
-
-    answers = [store.search(q, 10) for q in data.test]
-    return recall_at_k(answers, data.test, data.train, data.neighbors, 10, data.metric).recall
-
-
-def test_drop_and_close_leave_nothing(tmp_path):
-    store = open_store("lancedb", tmp_path)
-    build_and_search(store, "ivf", "euclidean", {"nlist": 8}, {"nprobe": 2})
-    store.drop()
-    store.close()
-    store.close()  # idempotent
-    assert files_left(tmp_path) == []
 
 
 def test_hnsw_ef_below_k_times_refine_is_refused_clearly(store):
@@ -161,27 +95,6 @@ def test_hnsw_ef_below_k_times_refine_is_refused_clearly(store):
     store.set_search_params({"ef": 20, "nprobe": 1, "refine": 5})
     with pytest.raises(StoreError, match=r"ef=20 must be >= k × refine \(refine_factor\) \(here 10 × 5\)"):
         store.search(data.test[0], 10)
-
-
-def test_second_process_searches_the_same_table_and_leaves_it(tmp_path):
-    """Concurrent clients: another process opens the builder's Lance files read-only and gets the same answers."""
-    store = open_store("lancedb", tmp_path)
-    try:
-        search = {"nprobe": 4}
-        out = build_and_search(store, "ivf", "euclidean", {"nlist": 16}, search)
-        handle = store.client_handle()
-        assert handle["path"] == str(tmp_path / "lancedb") and handle["table"] == "vdbbench"
-        assert handle["spec"].family == "ivf" and handle["spec"].metric == "euclidean"
-        data = small_data("euclidean")
-        attached = search_from_second_process("lancedb", tmp_path, {}, handle, data.test, search)
-        assert_same_answers(attached, out.answers)
-        # the client's close() left the builder's table in place, still answering the same
-        assert "vdbbench" in store._db.list_tables().tables
-        assert_same_answers([store.search(q, 10) for q in data.test], out.answers)
-        store.drop()
-    finally:
-        store.close()
-    assert files_left(tmp_path) == []
 
 
 HYBRID_SCRIPT = """
@@ -242,14 +155,12 @@ def test_engine_filter_is_lancedb_sql(expression, sql):
     assert engine_filter(parse_filter(expression)) == sql
 
 
-@pytest.mark.parametrize("family", ["flat", "ivf", "hnsw"])
-def test_prefilter_finds_the_filtered_neighbours(store, family):
-    build, search = GENEROUS[family]
-    out = check_filters(store, family, FLOORS[family], build, search)
-    assert out["and"].selectivity == pytest.approx(0.0155) and out["and"].short == 0
-    effective = store.effective_config()
-    assert effective["attribute_indexes"] == SCALAR_INDEXES  # read back with list_indices
-    assert "filter" not in effective
+def test_prefilter_is_planned_on_the_scalar_indexes(store):
+    """The filter reaches LanceDB as its SQL where clause, pre-filtering (stage read from the query plan) with the
+    passing rows taken from the scalar indexes; recall under every operator is in tests/conformance."""
+    build, search = GENEROUS["ivf"]
+    build_with_attributes(store, "ivf", build, search)
+    assert "filter" not in store.effective_config()
     store.set_filter(parse_filter(FILTERS["and"]))
     effective = store.effective_config()
     assert effective["filter"] == "`kind` = 'd' AND `year` >= 2020"
@@ -322,41 +233,25 @@ def test_unknown_filter_mode_is_refused_with_the_config(tmp_path):
         open_store("lancedb", tmp_path, {"filter": "after"})
 
 
-def test_searches_beside_inserts_and_deletes(store):
-    """concurrent_writes: searches from this thread while another adds and deletes through the adapter."""
-    build, search = GENEROUS["hnsw"]
-    assert check_searches_beside_writes(store, "hnsw", build, search) >= 1
-
-
-def test_batch_search_honours_the_filter(store):
-    build, search = GENEROUS["ivf"]
-    data = build_with_attributes(store, "ivf", build, search)
-    store.set_filter(parse_filter(FILTERS["range-int"]))
-    allowed = mask(parse_filter(FILTERS["range-int"]), contract_attributes())
-    batch = store.search_batch(data.test, 10)
-    assert all(np.array_equal(a, store.search(q, 10)) for a, q in zip(batch, data.test, strict=True))
-    assert all(allowed[a].all() and len(a) == 10 for a in batch)
-
-
-@pytest.mark.parametrize("family", ["flat", "ivf", "hnsw"])
-def test_deleted_rows_vanish_and_rows_added_after_the_build_are_searched(store, family):
-    """Rows added after the index sit outside it: LanceDB scans them (no fast_search), under a filter too."""
+def test_rows_added_after_the_build_are_scanned_beside_the_index(store):
+    """Rows added after the index sit outside it: LanceDB scans them (no fast_search), under a filter too, and says
+    so (ivf+flat); that deletes and inserts meet the contract on every family is in tests/conformance."""
+    family = "ivf"
     build, search = GENEROUS[family]
-    got = check_delete_and_insert(store, family, FLOORS[family], build, search)
+    got = check_delete_and_insert(store, family, IVF_FLOOR, build, search)
     data, flt = small_data("euclidean"), parse_filter(FILTERS["in-str"])
     near = np.unique(data.neighbors[:, :3])
     deleted = near[near < 1800][:200]  # as check_delete_and_insert chooses them
     assert got["deleted"] == len(deleted) > 100
     effective = store.effective_config()
     assert effective["engine"]["fast_search"] is False
-    if family != "flat":
-        assert effective["family"] == f"{family}+flat"  # the 200 new rows are scanned, not indexed
-        assert effective["engine"]["stats"]["num_unindexed_rows"] == 200
+    assert effective["family"] == f"{family}+flat"  # the 200 new rows are scanned, not indexed
+    assert effective["engine"]["stats"]["num_unindexed_rows"] == 200
     live = np.ones(2000, dtype=bool)
     live[deleted] = False
     store.set_filter(flt)
     filtered = score_restricted(
         [store.search(q, 10) for q in data.test], data, live & mask(flt, contract_attributes()), 10
     )
-    assert filtered.violations == 0 and filtered.recall >= FLOORS[family]
+    assert filtered.violations == 0 and filtered.recall >= IVF_FLOOR
     assert any(np.isin(a, np.arange(1800, 2000)).any() for a in filtered.answers)  # new rows do come back

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -130,6 +130,82 @@ class BuildSpec:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Case:
+    """One build the conformance suite (tests/conformance) makes on a store, and the recall@10 it must reach.
+
+    ``build`` and ``search`` are the settings (portable names or the engine's own; each unset one at its
+    default). ``floor`` holds for every metric the family takes, unless ``floors`` names another for a metric.
+    ``sent`` lists the parameters no engine API reports (``param_source`` "sent"); every other one asked must be
+    read back from the engine ("engine"). ``label`` tells two cases of one family apart ("hnsw-binary").
+    """
+
+    family: str
+    build: Mapping[str, Any] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
+    floor: float = 1.0
+    floors: Mapping[str, float] = field(default_factory=dict)
+    sent: tuple[str, ...] = ()
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.family
+
+    def floor_for(self, metric: str) -> float:
+        return self.floors.get(metric, self.floor)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A search knob the conformance suite turns on data hard enough for recall to move: recall at ``low``
+    must stay below 0.95 and below recall at ``high``, which must reach ``floor``; ``build`` must read back."""
+
+    family: str
+    build: Mapping[str, Any]
+    low: Mapping[str, Any]
+    high: Mapping[str, Any]
+    floor: float
+
+
+@dataclass(frozen=True)
+class Conformance:
+    """What a store declares for the conformance suite (tests/conformance); a store declaring nothing gets
+    each family at its defaults (floor 1.0 for an exact family, else 0.9) and every check its flags call for.
+
+    Builds: ``cases`` (recall floors and read-back, every metric), ``knobs`` (each search knob takes effect),
+    ``filters`` (searched under each operator in ``filter_ops``, floor on the filtered neighbours), ``deletes``
+    (``supports_delete``: deleted rows vanish, rows inserted after the build are found), ``writes``
+    (``concurrent_writes``: searches beside a writing thread) and ``k_beyond`` (k above the row count). Unset
+    (None) ones are the first case of each family in ``cases`` (the first case for ``writes``, ``k_beyond``).
+
+    How the suite gets an instance: it opens the store with ``options``, with the environment variables in
+    ``unset_env`` cleared, so it measures the instance these floors are for. A store that needs a server the
+    harness does not start names its URL variable in ``server_env``: unset, the suite skips it and says so.
+    ``unavailable`` says why the store cannot run on this host (None when it can).
+
+    ``attribute_indexes`` maps an attribute kind (str, int, float) to the index the engine reports on such a
+    column; ``resources`` names ``resources()`` figures every build must report above 0. ``secrets`` are
+    options (and ``secret_env`` environment variables) holding credentials that ``client_handle()`` must not
+    carry.
+    """
+
+    cases: tuple[Case, ...] = ()
+    knobs: tuple[Knob, ...] = ()
+    filters: tuple[Case, ...] | None = None
+    deletes: tuple[Case, ...] | None = None
+    writes: Case | None = None
+    k_beyond: Case | None = None
+    attribute_indexes: Mapping[str, str] = field(default_factory=dict)
+    resources: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    server_env: str = ""
+    unset_env: tuple[str, ...] = ()
+    unavailable: Callable[[], str | None] | None = None
+    secrets: Mapping[str, Any] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+
+
 class Store(ABC):
     """Base class of every adapter.
 
@@ -149,6 +225,8 @@ class Store(ABC):
     description: ClassVar[str] = ""
     mode: ClassVar[str] = "embedded"  # how the engine runs: "in-process", "embedded" or "server"
     families: ClassVar[Mapping[str, FamilySpec]] = {}
+    # what the conformance suite builds and the recall each build must reach (see Conformance)
+    conformance: ClassVar[Conformance] = Conformance()
     supports_batch_search: ClassVar[bool] = False
     single_process_reason: ClassVar[str] = "the engine cannot be searched from a second process"
     max_dim: ClassVar[int | None] = None

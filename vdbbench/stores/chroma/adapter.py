@@ -38,7 +38,7 @@ import numpy as np
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
 from vdbbench.core.provenance import redact
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
 
 COLLECTION = "vdbbench"
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
@@ -80,6 +80,17 @@ class ChromaStore(Store):
             search=(Param("ef", int, 100, "candidate list size while searching", minimum=1, aliases=("ef_search",)),),
         )
     }
+    conformance = Conformance(
+        cases=(Case("hnsw", {"m": 16, "ef_construction": 100}, {"ef": 200}, floor=0.98),),
+        knobs=(Knob("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 10}, {"ef": 400}, floor=0.98),),
+        attribute_indexes={
+            "str": "string_inverted_index",
+            "int": "int_inverted_index",
+            "float": "float_inverted_index",
+        },
+        resources=("index_bytes",),
+        secrets={"url": "https://alice:s3cret@chroma.internal:8443"},
+    )
     supports_batch_search = True
     filter_ops = frozenset(filters.OPS)
     filter_note = (

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Param, Store, StoreError, coverage
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
 FIELD = "vector"
@@ -175,6 +175,22 @@ class ElasticsearchStore(Store):
     description = "Elasticsearch dense_vector + knn search; one shard, force-merged to one segment."
     mode = "server"
     families = FAMILIES
+    # floors of a server not measured here; bbq_* needs >= 64 dimensions and the contract data has 32
+    conformance = Conformance(
+        cases=(
+            Case("flat"),
+            Case("hnsw", {}, {"ef": 200}, floor=0.95, sent=("ef",)),
+            Case("hnsw", {"type": "int8_hnsw"}, {"ef": 200}, floor=0.9, sent=("ef",), label="hnsw-int8"),
+        ),
+        filters=(Case("flat"), Case("hnsw", {}, {"ef": 200}, floor=0.95, sent=("ef",))),
+        deletes=(Case("flat", floor=0.9), Case("hnsw", {}, {"ef": 200}, floor=0.9, sent=("ef",))),
+        writes=Case("hnsw", {}, {"ef": 200}, floor=0.9, sent=("ef",)),
+        attribute_indexes={"str": "keyword", "int": "long", "float": "double"},
+        options={"index": "vdbbench-test"},
+        server_env="VDBBENCH_ELASTICSEARCH_URL",
+        secrets={"url": "https://alice:s3cret@es.internal:9200"},
+        secret_env={"ELASTIC_PASSWORD": "pw-s3cret"},
+    )
     supports_batch_search = True
     max_dim = 4096  # dense_vector's largest indexed dimension
     filter_ops = frozenset(OPS)

@@ -9,7 +9,7 @@ import numpy as np
 
 from vdbbench.core.distances import normalize
 from vdbbench.core.filters import OPS, Filter, mask
-from vdbbench.stores.base import BuildSpec, FamilySpec, Store
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Store
 
 
 def _one_blas_thread() -> None:
@@ -24,6 +24,11 @@ class ExactStore(Store):
     description = "In-process brute force with numpy/BLAS (flat, exact), one BLAS thread per client."
     mode = "in-process"
     families = {"flat": FamilySpec("flat", "numpy brute force", exact=True)}
+    conformance = Conformance(
+        cases=(Case("flat"),),
+        attribute_indexes={"str": "none", "int": "none", "float": "none"},
+        resources=("index_bytes",),
+    )
     supports_batch_search = True
     filter_ops = frozenset(OPS)
     filter_note = "pre-filter: only the rows that pass are scored (exact)"

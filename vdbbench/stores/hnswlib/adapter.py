@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, mask
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store
 
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 
@@ -30,6 +30,12 @@ class HnswlibStore(Store):
             search=(Param("ef", int, 10, "candidate list size while searching (raised to k if lower)", minimum=1),),
         )
     }
+    conformance = Conformance(
+        cases=(Case("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 200}, floor=0.98),),
+        knobs=(Knob("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 10}, {"ef": 400}, floor=0.98),),
+        attribute_indexes={"str": "none", "int": "none", "float": "none"},  # the columns live beside the graph
+        resources=("index_bytes_estimate",),
+    )
     supports_batch_search = True
     filter_ops = frozenset(OPS)
     filter_note = "filter function checked on every graph candidate (hnswlib's filtered search)"

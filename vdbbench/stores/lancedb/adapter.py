@@ -38,7 +38,17 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, RANGE_SYMBOLS, Filter, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    Conformance,
+    FamilySpec,
+    Knob,
+    Param,
+    Store,
+    StoreError,
+    sub_vector_problem,
+)
 from vdbbench.stores.bm25.adapter import detect_language
 
 # Lance logs a deprecation warning per hybrid query (its sub-queries' _score/_distance columns, which a
@@ -101,6 +111,14 @@ def filter_stage(plan: str) -> str | None:
     return "pre" if min(filters) > min(vector) else "post"
 
 
+# conformance builds (see Store.conformance): every partition probed; HNSW over 8-bit SQ codes, re-ranked (no
+# LanceDB API reports ef: it is sent, the rest read back)
+FLAT_CASE = Case("flat")
+IVF_CASE = Case("ivf", {"nlist": 16}, {"nprobe": 16}, floor=0.99)
+HNSW_CASE = Case("hnsw", {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "sq"},
+                 {"ef": 200, "nprobe": 1, "refine": 5}, floor=0.98, sent=("ef",))  # fmt: skip
+
+
 class LanceDBStore(Store):
     name = "lancedb"
     description = "LanceDB embedded (Lance columnar files under the workdir)."
@@ -152,6 +170,42 @@ class LanceDBStore(Store):
             ),
         ),
     }
+    conformance = Conformance(
+        cases=(
+            FLAT_CASE,
+            IVF_CASE,
+            # refine_factor 10 re-ranks 100 exact candidates per query: enough for the top 10 on the contract data
+            Case("pq", {"nlist": 4, "pq_m": 8, "nbits": 8}, {"nprobe": 4, "refine": 10}, floor=0.98),
+            HNSW_CASE,
+        ),
+        knobs=(
+            Knob(
+                "hnsw",
+                {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "none"},
+                {"ef": 10},
+                {"ef": 400},
+                floor=0.98,
+            ),
+            Knob("ivf", {"nlist": 64}, {"nprobe": 1}, {"nprobe": 64}, floor=0.98),
+            # LanceDB trains IVF_PQ on >= ~256 rows per partition: 16 of them it builds as asked on 5000 rows
+            Knob(
+                "pq",
+                {"nlist": 16, "pq_m": 8, "nbits": 8},
+                {"nprobe": 1, "refine": 0},
+                {"nprobe": 16, "refine": 10},
+                floor=0.977,
+            ),
+        ),
+        filters=(FLAT_CASE, IVF_CASE, HNSW_CASE),
+        deletes=(FLAT_CASE, IVF_CASE, HNSW_CASE),
+        writes=HNSW_CASE,
+        # 30 rows, k 50: ef must be >= k × refine
+        k_beyond=Case(
+            "hnsw", {"num_partitions": 1, "m": 8, "ef_construction": 50}, {"ef": 300, "nprobe": 1, "refine": 5}
+        ),
+        attribute_indexes={"str": "Bitmap", "int": "BTree", "float": "BTree"},  # as list_indices reports them
+        resources=("data_bytes",),
+    )
     supports_batch_search = True
     options_help = {
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",

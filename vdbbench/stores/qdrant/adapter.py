@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Condition, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
 
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
 FORCED_INDEXING_THRESHOLD_KB = 1  # smallest threshold that still means "index"; 0 means "never index"
@@ -81,6 +81,11 @@ FAMILIES = {
         search=_GRAPH_SEARCH,
     ),
 }
+
+QDRANT_SMALL = {"full_scan_threshold": 10}  # KB: below the 250 KB contract data, so the graph serves, not a scan
+QDRANT_SENT = ("ef", "rescore", "oversampling")  # search parameters travel with each query; none is reported
+QDRANT_FLAT = Case("flat")
+QDRANT_HNSW = Case("hnsw", QDRANT_SMALL, {"ef": 200}, floor=0.98, sent=QDRANT_SENT)
 
 
 # -- the one mapping from harness to Qdrant's request bodies -------------------------------------
@@ -210,6 +215,50 @@ class QdrantStore(Store):
     )
     mode = "embedded"
     families = FAMILIES
+    # floors measured here; for the quantized builds, on this 32-dim data: scalar int8 loses little. Binary keeps
+    # 1 bit per dimension, 32 bits a vector here, so the graph walk ranks coarsely; 10x oversampled rescoring of a
+    # wide candidate list recovers most (Qdrant advises binary for >= 1024 dimensions). PQ x4 (a byte per
+    # dimension) with 4x oversampled rescoring
+    conformance = Conformance(
+        cases=(
+            QDRANT_FLAT,
+            QDRANT_HNSW,
+            Case(
+                "hnsw",
+                QDRANT_SMALL | {"quantization": "scalar"},
+                {"ef": 200, "oversampling": 2.0},
+                floor=0.98,
+                floors={"angular": 0.956},
+                sent=QDRANT_SENT,
+                label="hnsw-scalar",
+            ),
+            Case(
+                "hnsw",
+                QDRANT_SMALL | {"quantization": "binary"},
+                {"ef": 400, "oversampling": 10.0},
+                floor=0.96,
+                floors={"ip": 0.926},
+                sent=QDRANT_SENT,
+                label="hnsw-binary",
+            ),
+            Case(
+                "pq",
+                QDRANT_SMALL | {"compression": "x4"},
+                {"ef": 200, "oversampling": 4.0},
+                floor=0.978,
+                sent=QDRANT_SENT,
+            ),
+        ),
+        knobs=(
+            Knob(
+                "hnsw", {"m": 16, "ef_construction": 200, "full_scan_threshold": 1}, {"ef": 10}, {"ef": 400}, floor=0.98
+            ),
+        ),
+        filters=(QDRANT_FLAT, QDRANT_HNSW),
+        deletes=(QDRANT_FLAT, QDRANT_HNSW),
+        attribute_indexes={"str": "keyword", "int": "integer", "float": "float"},  # the shard's payload_schema
+        resources=("data_bytes",),
+    )
     supports_batch_search = True
     single_process_reason = "qdrant-edge locks its shard's WAL to one process; use qdrant-server for concurrent clients"
     filter_ops = frozenset(OPS)

@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, Case, Conformance, Store, StoreError, coverage
 from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant.adapter import (
     FAMILIES,
     FILTER_NOTE,
+    QDRANT_SENT,
+    QDRANT_SMALL,
     _metric_of,
     attribute_indexes,
     collection_body,
@@ -51,11 +53,51 @@ def server_url(options: dict[str, Any]) -> str:
     return str(options.get("url") or os.environ.get("VDBBENCH_QDRANT_URL") or DEFAULT_URL)
 
 
+SERVER_HNSW = Case("hnsw", QDRANT_SMALL, {"ef": 200}, floor=0.95, sent=QDRANT_SENT)
+
+
 class QdrantServerStore(Store):
     name = "qdrant-server"
     description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
     mode = "server"
     families = FAMILIES
+    # the embedded store's builds (vdbbench.stores.qdrant), at the floors of a server not measured here
+    conformance = Conformance(
+        cases=(
+            Case("flat"),
+            SERVER_HNSW,
+            Case(
+                "hnsw",
+                QDRANT_SMALL | {"quantization": "scalar"},
+                {"ef": 200, "oversampling": 2.0},
+                floor=0.9,
+                sent=QDRANT_SENT,
+                label="hnsw-scalar",
+            ),
+            Case(
+                "hnsw",
+                QDRANT_SMALL | {"quantization": "binary"},
+                {"ef": 400, "oversampling": 10.0},
+                floor=0.8,
+                sent=QDRANT_SENT,
+                label="hnsw-binary",
+            ),
+            Case(
+                "pq",
+                QDRANT_SMALL | {"compression": "x4"},
+                {"ef": 200, "oversampling": 4.0},
+                floor=0.9,
+                sent=QDRANT_SENT,
+            ),
+        ),
+        filters=(SERVER_HNSW,),
+        deletes=(SERVER_HNSW,),
+        attribute_indexes={"str": "keyword", "int": "integer", "float": "float"},
+        options={"collection": "vdbbench_test"},
+        server_env="VDBBENCH_QDRANT_URL",
+        secrets={"url": "https://alice:s3cret@qdrant.internal:6333"},
+        secret_env={"QDRANT__SERVICE__API_KEY": "k3y-s3cret"},
+    )
     supports_batch_search = True
     filter_ops = frozenset(OPS)
     filter_note = FILTER_NOTE

@@ -33,7 +33,7 @@ import numpy as np
 import vdbbench
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
 from vdbbench.stores.servers import LocalServer, close_quietly, remove_server_files, unreachable
 
 DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
@@ -95,6 +95,15 @@ def redis_home() -> Path:
     return home
 
 
+def missing_binaries() -> str | None:
+    """Why the private Redis Stack cannot start on this host (None when its binaries are there)."""
+    try:
+        redis_home()
+    except StoreError as e:
+        return str(e)
+    return None
+
+
 class RedisStore(Store):
     name = "redis"
     description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
@@ -127,6 +136,15 @@ class RedisStore(Store):
             ),
         ),
     }
+    # the private redis-server this adapter starts (VDBBENCH_REDIS_URL cleared), where redis-stack is unpacked
+    conformance = Conformance(
+        cases=(Case("flat"), Case("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 200}, floor=0.98)),
+        knobs=(Knob("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 10}, {"ef": 400}, floor=0.98),),
+        attribute_indexes={"str": "TAG SEPARATOR \\x1f CASESENSITIVE", "int": "NUMERIC", "float": "NUMERIC"},
+        resources=("index_bytes", "memory_bytes"),
+        unset_env=("VDBBENCH_REDIS_URL",),
+        unavailable=missing_binaries,
+    )
     supports_batch_search = True  # pipelined FT.SEARCH: one round trip, each query still its own command
     filter_ops = frozenset(filters.OPS)
     filter_note = (

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
@@ -232,6 +232,30 @@ class WeaviateStore(Store):
     description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
     mode = "server"
     families = FAMILIES
+    # floors of a server not measured here. PQ and SQ train only once trainingLimit objects exist: the contract data
+    # has 2000, so the builds lower it. Filtered: allow-lists of 2000 rows are under flatSearchCutoff (40000), so
+    # Weaviate searches them flat; the floors leave the graph a margin
+    conformance = Conformance(
+        cases=(
+            Case("flat"),
+            Case("hnsw", {}, {"ef": 200}, floor=0.95, sent=("threshold", "trainingLimit")),
+            Case(
+                "hnsw",
+                {"compression": "sq", "trainingLimit": 1000},
+                {"ef": 200},
+                floor=0.9,
+                sent=("threshold",),
+                label="hnsw-sq",
+            ),
+            Case("pq", {"segments": 16, "trainingLimit": 1000}, {"ef": 200}, floor=0.6),  # 2 dims per 1-byte code
+        ),
+        filters=(Case("flat"), Case("hnsw", {}, {"ef": 200}, floor=0.95)),
+        deletes=(Case("flat", floor=0.9), Case("hnsw", {}, {"ef": 200}, floor=0.9)),
+        options={"collection": "VdbbenchTest"},
+        server_env="VDBBENCH_WEAVIATE_URL",
+        secrets={"url": "https://weaviate.internal:8443", "grpc_port": 50052},
+        secret_env={"WEAVIATE_API_KEY": "k3y-s3cret"},
+    )
     supports_batch_search = False  # the v4 client sends one near_vector query per call
     filter_ops = frozenset(OPS)
     # the HNSW walk uses ACORN by default from Weaviate 1.34 (else sweeping); allow-lists under flatSearchCutoff
