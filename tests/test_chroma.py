@@ -284,3 +284,21 @@ def test_external_server_reaches_floor(tmp_path, metric):
         store.drop()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("reported", "engine", "mode", "label"),
+    [
+        ("chromadb 1.5.9", "Chroma embedded client", "embedded", "Chroma 1.5.9 (embedded client)"),
+        ("chroma server 1.0.0 (chromadb 1.5.9)", "Chroma", "server", "Chroma 1.0.0 server"),
+    ],
+)
+def test_identity_from_the_reported_version(reported, engine, mode, label):
+    """The version strings are this adapter's engine_version() formats; an old record without one is the embedded
+    client, and that embedded client stands in for a Chroma server."""
+    from vdbbench.stores.identity import identify, stand_in_warning
+
+    ident = identify("chroma", reported, {}, local=False)
+    assert (ident["engine"], ident["mode"], ident["label"], ident["baseline"]) == (engine, mode, label, False)
+    assert identify("chroma", None)["label"] == "Chroma embedded client"
+    assert (stand_in_warning(ident) is None) == (mode == "server")

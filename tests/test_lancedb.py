@@ -360,3 +360,20 @@ def test_deleted_rows_vanish_and_rows_added_after_the_build_are_searched(store, 
     )
     assert filtered.violations == 0 and filtered.recall >= FLOORS[family]
     assert any(np.isin(a, np.arange(1800, 2000)).any() for a in filtered.answers)  # new rows do come back
+
+
+def test_identity_from_the_reported_version(tmp_path):
+    """The version comes from the installed engine; LanceDB is embedded by design, so it stands in for no server."""
+    from importlib.metadata import version
+
+    from vdbbench.stores.identity import identify, stand_in_warning
+
+    ident = identify("lancedb", "lancedb 0.40.0", {}, local=False)
+    assert (ident["engine"], ident["mode"], ident["label"]) == ("LanceDB", "embedded", "LanceDB 0.40.0 (embedded)")
+    assert ident["version"] == "0.40.0" and not ident["baseline"]
+    assert stand_in_warning(ident) is None
+    store = open_store("lancedb", tmp_path, {})
+    try:
+        assert store.engine_identity()["label"] == f"LanceDB {version('lancedb')} (embedded)"
+    finally:
+        store.close()

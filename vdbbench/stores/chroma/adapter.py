@@ -38,7 +38,7 @@ import numpy as np
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
 from vdbbench.core.provenance import redact
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError
 
 COLLECTION = "vdbbench"
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
@@ -69,6 +69,15 @@ class ChromaStore(Store):
         "Chroma (hnswlib inside): embedded PersistentClient (one process at a time); a Chroma server with option url."
     )
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^chroma server v?(?P<v>\S+)", "Chroma", "Chroma", "server", "Chroma {v} {where}"),
+        IdentityRule(r"^chromadb (?P<v>\S+)", "Chroma", "Chroma embedded client", "embedded",
+                     "Chroma {v} (embedded client)"),
+    )  # fmt: skip
+    identity_fallback = ("Chroma", "Chroma embedded client", "embedded")
+    packages = ("chromadb",)
+    compose_services = ("chroma",)
+    compose_address = ComposeAddress(None, "url", "http://127.0.0.1:8000")
     families = {
         "hnsw": FamilySpec(
             "hnsw",

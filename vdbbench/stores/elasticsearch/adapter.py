@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError, coverage
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
 FIELD = "vector"
@@ -174,6 +174,14 @@ class ElasticsearchStore(Store):
     name = "elasticsearch"
     description = "Elasticsearch dense_vector + knn search; one shard, force-merged to one segment."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^elasticsearch (?P<v>\S+)", "Elasticsearch", "Elasticsearch", "server",
+                     "Elasticsearch {v} {where}"),
+    )  # fmt: skip
+    identity_fallback = ("Elasticsearch", "Elasticsearch", "server")
+    packages = ("elasticsearch",)
+    compose_services = ("elasticsearch",)
+    compose_address = ComposeAddress("VDBBENCH_ELASTICSEARCH_URL", "url", DEFAULT_URL)
     families = FAMILIES
     supports_batch_search = True
     max_dim = 4096  # dense_vector's largest indexed dimension

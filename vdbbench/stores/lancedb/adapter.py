@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, RANGE_SYMBOLS, Filter, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError, sub_vector_problem
+from vdbbench.stores.base import BuildSpec, FamilySpec, IdentityRule, Param, Store, StoreError, sub_vector_problem
 from vdbbench.stores.bm25.adapter import detect_language
 
 # Lance logs a deprecation warning per hybrid query (its sub-queries' _score/_distance columns, which a
@@ -105,6 +105,10 @@ class LanceDBStore(Store):
     name = "lancedb"
     description = "LanceDB embedded (Lance columnar files under the workdir)."
     mode = "embedded"
+    identity_rules = (IdentityRule(r"^lancedb (?P<v>\S+)", "LanceDB", "LanceDB", "embedded", "LanceDB {v} (embedded)"),)
+    identity_fallback = ("LanceDB", "LanceDB", "embedded")
+    packages = ("lancedb", "pylance")
+    engine_extras = {"hnsw": {"num_partitions": 1, "quantization": "none"}}  # one HNSW graph over full vectors
     families = {
         "flat": FamilySpec("flat", "no index (exact scan)", exact=True),
         "ivf": FamilySpec(

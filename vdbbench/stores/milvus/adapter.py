@@ -32,7 +32,9 @@ from vdbbench.core.filters import OPS, RANGE_SYMBOLS, Filter, typed
 from vdbbench.core.provenance import redact
 from vdbbench.stores.base import (
     BuildSpec,
+    ComposeAddress,
     FamilySpec,
+    IdentityRule,
     Param,
     Store,
     StoreError,
@@ -133,6 +135,14 @@ class MilvusStore(Store):
     name = "milvus"
     description = "Milvus: embedded milvus-lite here; a Milvus standalone server with option url."
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^milvus-lite (?P<v>\S+)", "Milvus", "Milvus Lite", "embedded", "Milvus Lite {v} (embedded)"),
+        IdentityRule(r"^milvus v?(?P<v>\S+)", "Milvus", "Milvus", "server", "Milvus {v} {where}"),
+    )
+    identity_fallback = ("Milvus", "Milvus Lite", "embedded")
+    packages = ("pymilvus", "milvus-lite")
+    compose_services = ("etcd", "minio", "milvus")
+    compose_address = ComposeAddress("VDBBENCH_MILVUS_URL", "uri", "http://127.0.0.1:19530")
     families = {
         "flat": FamilySpec("flat", "FLAT", exact=True),
         "ivf": FamilySpec(
@@ -199,6 +209,12 @@ class MilvusStore(Store):
         "timeout_s": "seconds to wait for the server to answer at connect (default 20)",
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
     }
+
+    @classmethod
+    def fallback_identity(cls, options: Mapping[str, Any]) -> tuple[str, str, str]:
+        if {"url", "uri"} & {k for k, v in options.items() if v}:
+            return ("Milvus", "Milvus", "server")  # option url / uri: a Milvus server, not the embedded Lite
+        return super().fallback_identity(options)
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)

@@ -50,7 +50,7 @@ import numpy as np
 
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError
 from vdbbench.stores.servers import (
     LocalServer,
     as_user,
@@ -121,6 +121,15 @@ class PgvectorStore(Store):
     name = "pgvector"
     description = "PostgreSQL 16 + pgvector 0.6 (pgserver build, or your server via VDBBENCH_PG_DSN), over SQL."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^PostgreSQL (?P<v>\S+) \+ pgvector (?P<x>\S+)", "pgvector", "PostgreSQL + pgvector", "server",
+                     "PostgreSQL {v} + pgvector {x} ({where})"),
+    )  # fmt: skip
+    identity_fallback = ("pgvector", "PostgreSQL + pgvector", "server")
+    packages = ("pgserver", "psycopg", "pgvector")
+    compose_services = ("pgvector",)
+    # password: PGPASSWORD, read by libpq itself
+    compose_address = ComposeAddress("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres")
     families = {
         "flat": FamilySpec(
             "flat", "no index (sequential scan)", exact=True, note="ORDER BY distance LIMIT k over the whole table"

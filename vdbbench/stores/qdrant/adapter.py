@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Condition, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, FamilySpec, IdentityRule, Param, Store, StoreError
 
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
 FORCED_INDEXING_THRESHOLD_KB = 1  # smallest threshold that still means "index"; 0 means "never index"
@@ -199,6 +199,10 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_blocks * 512 for f in Path(path).rglob("*") if f.is_file())
 
 
+# engine-only build values of settings: portable (family → values): search the graph, never scan a small segment
+ENGINE_EXTRAS = {"hnsw": {"full_scan_threshold": 1}}
+
+
 # -- embedded -----------------------------------------------------------------------------------
 class QdrantStore(Store):
     """Qdrant's engine embedded through qdrant-edge-py: one shard in the workdir, no server."""
@@ -209,6 +213,12 @@ class QdrantStore(Store):
         "completion."
     )
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^qdrant-edge-py (?P<v>\S+)", "Qdrant", "Qdrant edge", "embedded", "Qdrant edge {v} (embedded)"),
+    )
+    identity_fallback = ("Qdrant", "Qdrant edge", "embedded")
+    packages = ("qdrant-edge-py",)
+    engine_extras = ENGINE_EXTRAS
     families = FAMILIES
     supports_batch_search = True
     single_process_reason = "qdrant-edge locks its shard's WAL to one process; use qdrant-server for concurrent clients"

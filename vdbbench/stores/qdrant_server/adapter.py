@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, ComposeAddress, IdentityRule, Store, StoreError, coverage
 from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant.adapter import (
+    ENGINE_EXTRAS,
     FAMILIES,
     FILTER_NOTE,
     _metric_of,
@@ -55,6 +56,12 @@ class QdrantServerStore(Store):
     name = "qdrant-server"
     description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
     mode = "server"
+    identity_rules = (IdentityRule(r"^qdrant v?(?P<v>\S+)", "Qdrant", "Qdrant", "server", "Qdrant {v} {where}"),)
+    identity_fallback = ("Qdrant", "Qdrant", "server")
+    packages = ("qdrant-client",)
+    engine_extras = ENGINE_EXTRAS
+    compose_services = ("qdrant",)
+    compose_address = ComposeAddress("VDBBENCH_QDRANT_URL", "url", DEFAULT_URL)
     families = FAMILIES
     supports_batch_search = True
     filter_ops = frozenset(OPS)

@@ -33,7 +33,7 @@ import numpy as np
 import vdbbench
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError
 from vdbbench.stores.servers import LocalServer, close_quietly, remove_server_files, unreachable
 
 DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
@@ -99,6 +99,14 @@ class RedisStore(Store):
     name = "redis"
     description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^Redis (?P<v>\S+) \+ RediSearch (?P<x>\S+)", "Redis", "Redis + RediSearch", "server",
+                     "Redis {v} + RediSearch {x} ({where})"),
+    )  # fmt: skip
+    identity_fallback = ("Redis", "Redis + RediSearch", "server")
+    packages = ("redis",)
+    compose_services = ("redis",)
+    compose_address = ComposeAddress("VDBBENCH_REDIS_URL", "url", "redis://127.0.0.1:6379/0")
     families = {
         "flat": FamilySpec("flat", "RediSearch FLAT", exact=True),
         "hnsw": FamilySpec(

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
@@ -231,6 +231,13 @@ class WeaviateStore(Store):
     name = "weaviate"
     description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^weaviate v?(?P<v>\S+)", "Weaviate", "Weaviate", "server", "Weaviate {v} {where}"),
+    )
+    identity_fallback = ("Weaviate", "Weaviate", "server")
+    packages = ("weaviate-client",)
+    compose_services = ("weaviate",)
+    compose_address = ComposeAddress("VDBBENCH_WEAVIATE_URL", "url", DEFAULT_URL)
     families = FAMILIES
     supports_batch_search = False  # the v4 client sends one near_vector query per call
     filter_ops = frozenset(OPS)
