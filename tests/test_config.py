@@ -105,11 +105,11 @@ def test_portable_value_an_engine_refuses_is_noted():
 
     narrow = FamilySpec("hnsw", "x", build=(Param("m", int, 8, maximum=12), Param("ef_construction", int, 64)),
                         search=(Param("ef", int, 10, maximum=100),))  # fmt: skip
-    build, search, notes = default_values("x", narrow, "portable", 1000, 32)
+    build, search, notes = default_values(get_store_class("hnswlib"), narrow, "portable", 1000, 32)
     assert build == {"m": 12, "ef_construction": 200} and search == {"ef": [10, 20, 40, 80, 100]}
     assert "m: portable value 16 not accepted (must be <= 12, got 16); 12 used" in notes
     qdrant_pq = get_store_class("qdrant").families["pq"]  # HNSW + PQ: no IVF lists, no refine
-    notes = default_values("qdrant", qdrant_pq, "portable", 1000, 32)[2]
+    notes = default_values(get_store_class("qdrant"), qdrant_pq, "portable", 1000, 32)[2]
     assert [n.split(":")[0] for n in notes] == ["nlist", "pq_m", "nbits", "nprobe", "refine"]
 
 

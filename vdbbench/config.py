@@ -313,7 +313,7 @@ class SweepConfig(_Strict):
         """
         fam = store_families(store)[store.index]
         settings = store.settings or self.settings
-        build, search, notes = default_values(store.store, fam, settings, n, dim)
+        build, search, notes = default_values(get_store_class(store.store), fam, settings, n, dim)
         targets = store.recall_targets if store.recall_targets is not None else (self.recall_targets or [])
         knob = SEARCH_KNOB.get(fam.family) if fam.search_param(SEARCH_KNOB.get(fam.family, "")) else None
         targets = targets if knob else []
