@@ -226,9 +226,9 @@ def test_server_contract(tmp_path, family, build, search, key, floor, metric):
         attached = search_from_second_process("elasticsearch", tmp_path, {"index": "vdbbench-test"},
                                               store.client_handle(), small_data(metric).test, searched)  # fmt: skip
         assert_same_answers(attached, out.answers)
-        assert store._es.indices.exists(index="vdbbench-test")  # the client's close() dropped nothing
+        assert store._client.indices.exists(index="vdbbench-test")  # the client's close() dropped nothing
         store.drop()
-        assert not store._es.indices.exists(index="vdbbench-test")
+        assert not store._client.indices.exists(index="vdbbench-test")
     finally:
         store.close()
 

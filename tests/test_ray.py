@@ -8,7 +8,7 @@ from vdbbench.config import ConfigError, parse_config
 from vdbbench.core.results import load_results
 from vdbbench.execution.load import merge_level
 from vdbbench.stores import StoreError
-from vdbbench.stores.redis.adapter import redis_home
+from vdbbench.stores.redis.server import redis_home
 from vdbbench.sweep.runner import Sweep
 
 

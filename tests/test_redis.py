@@ -24,7 +24,8 @@ from storekit import (
 from vdbbench.core.filters import parse_filter
 from vdbbench.core.metrics import recall_at_k
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.redis.adapter import engine_filter, redis_home
+from vdbbench.stores.redis.adapter import engine_filter
+from vdbbench.stores.redis.server import redis_home
 
 try:
     redis_home()

@@ -42,6 +42,7 @@ from vdbbench.stores.base import (
     served_family,
     sub_vector_problem,
 )
+from vdbbench.stores.servers import without_credentials
 
 COLLECTION = "vdbbench"
 VECTOR = "vector"
@@ -406,7 +407,7 @@ class MilvusStore(Store):
         if self.lite and not self.lite_port:
             return None  # no lite server found to share
         # lite: the gRPC server in this process; server: its URL without user:password@ (token from the environment)
-        url = f"http://127.0.0.1:{self.lite_port}" if self.lite else re.sub(r"//[^/@]*@", "//", str(self.url))
+        url = f"http://127.0.0.1:{self.lite_port}" if self.lite else without_credentials(str(self.url))
         note = "clients share milvus-lite's gRPC server in the building process" if self.lite else None
         return {"url": url, "collection": COLLECTION, "vector_field": VECTOR, "spec": self.spec, "note": note}
 
@@ -509,7 +510,7 @@ class MilvusStore(Store):
         }
 
     def compose_service(self) -> str | None:
-        return "milvus" if self.url else None  # server mode: its containers' figures go with results
+        return self.name if self.url else None  # server mode: its containers' figures go with results
 
     def engine_version(self) -> str:
         client = f"pymilvus {version('pymilvus')}"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, ComposeAddress, IdentityRule, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, ComposeAddress, IdentityRule, StoreError, coverage
 from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant.adapter import (
     ENGINE_EXTRAS,
@@ -42,17 +42,14 @@ from vdbbench.stores.qdrant.adapter import (
     search_params_body,
     served_family,
 )
+from vdbbench.stores.servers import RemoteStore, without_credentials
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:6333"  # docker/docker-compose.yml service "qdrant"
 
 
-def server_url(options: dict[str, Any]) -> str:
-    return str(options.get("url") or os.environ.get("VDBBENCH_QDRANT_URL") or DEFAULT_URL)
-
-
-class QdrantServerStore(Store):
+class QdrantServerStore(RemoteStore):
     name = "qdrant-server"
     description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
     mode = "server"
@@ -77,7 +74,6 @@ class QdrantServerStore(Store):
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
     }
 
-    _client: Any = None
     _filter: Any = None  # the models.Filter sent with every query, or None
     server_version: str | None = None
 
@@ -88,7 +84,7 @@ class QdrantServerStore(Store):
     def open(self) -> None:
         from qdrant_client import QdrantClient
 
-        url = server_url(self.options)
+        url = self.url
         api_key = (
             self.options.get("api_key")
             or os.environ.get("QDRANT__SERVICE__API_KEY")
@@ -107,15 +103,7 @@ class QdrantServerStore(Store):
                 log.warning("qdrant-server at %s: %s; see docker/README.md for the tested pairs", url, problem)
         except Exception as e:
             self.close()
-            raise StoreError(
-                f"qdrant-server: no Qdrant answering at {url} ({type(e).__name__}); start it with "
-                f"`python -m vdbbench services up qdrant` or set VDBBENCH_QDRANT_URL"
-            ) from None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+            raise self.unreachable(url, e) from None
 
     def create(self, spec: BuildSpec) -> None:
         from qdrant_client import models
@@ -211,8 +199,7 @@ class QdrantServerStore(Store):
 
     def client_handle(self) -> dict[str, Any]:
         # no user:password@ in the URL: each process takes the API key from its own environment
-        url = re.sub(r"//[^/@]*@", "//", server_url(self.options))
-        return {"url": url, "collection": self.collection, "spec": self.spec}
+        return {"url": without_credentials(self.url), "collection": self.collection, "spec": self.spec}
 
     def attach(self, handle: dict[str, Any]) -> None:
         """Connect to the server holding the collection another instance built, to search it only."""
@@ -243,9 +230,6 @@ class QdrantServerStore(Store):
         except Exception as e:  # noqa: BLE001 - without telemetry the collection totals are all there is
             log.warning("qdrant-server: telemetry not readable (%s); coverage from collection totals only", e)
             return None
-
-    def compose_service(self) -> str:
-        return "qdrant-server"
 
     def engine_version(self) -> str:
         try:

@@ -36,7 +36,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, ComposeAddress, FamilySpec, IdentityRule, Param, StoreError
+from vdbbench.stores.servers import RemoteStore
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
@@ -217,7 +218,7 @@ def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[
 
 def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
     """Host, ports and TLS of the Weaviate to use, from options, environment or the compose default."""
-    url = urlparse(str(options.get("url") or os.environ.get("VDBBENCH_WEAVIATE_URL") or DEFAULT_URL))
+    url = urlparse(WeaviateStore.server_url(options))
     secure = url.scheme == "https"
     grpc_port = int(options.get("grpc_port") or os.environ.get("VDBBENCH_WEAVIATE_GRPC_PORT") or DEFAULT_GRPC_PORT)
     return {
@@ -227,7 +228,7 @@ def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class WeaviateStore(Store):
+class WeaviateStore(RemoteStore):
     name = "weaviate"
     description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
     mode = "server"
@@ -256,7 +257,6 @@ class WeaviateStore(Store):
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
     }
 
-    _client: Any = None
     _filter: Any = None  # the client Filter sent with each search, built once in set_filter
 
     @property
@@ -278,16 +278,8 @@ class WeaviateStore(Store):
                 additional_config=AdditionalConfig(timeout=Timeout(init=30, query=300, insert=600)),
             )  # fmt: skip
         except Exception as e:
-            raise StoreError(
-                f"weaviate: no Weaviate answering at {settings['http_host']}:{settings['http_port']} "
-                f"(gRPC {settings['grpc_port']}) ({type(e).__name__}); start it with "
-                f"`python -m vdbbench services up weaviate` or set VDBBENCH_WEAVIATE_URL"
-            ) from None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+            where = f"{settings['http_host']}:{settings['http_port']} (gRPC {settings['grpc_port']})"
+            raise self.unreachable(where, e) from None
 
     def create(self, spec: BuildSpec) -> None:
         self.spec = spec
@@ -404,9 +396,6 @@ class WeaviateStore(Store):
         if self._filter is not None:
             out["filter"] = filter_json(self._filter)
         return out
-
-    def compose_service(self) -> str:
-        return "weaviate"
 
     def engine_version(self) -> str:
         try:
