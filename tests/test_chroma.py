@@ -302,3 +302,16 @@ def test_identity_from_the_reported_version(reported, engine, mode, label):
     assert (ident["engine"], ident["mode"], ident["label"], ident["baseline"]) == (engine, mode, label, False)
     assert identify("chroma", None)["label"] == "Chroma embedded client"
     assert (stand_in_warning(ident) is None) == (mode == "server")
+
+
+def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path):
+    """Never a silent fallback: the embedded client must not start in the named server's place."""
+    from conftest import free_port
+
+    port = free_port()
+    store = get_store_class("chroma")(tmp_path, {"url": f"http://127.0.0.1:{port}"})
+    with pytest.raises(StoreError, match=f"http://127.0.0.1:{port}"):
+        store.open()
+    store.close()
+    assert store.owned_processes() == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created
