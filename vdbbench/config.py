@@ -199,7 +199,7 @@ class HybridSpec(_Strict):
         max_length=2,
         description="weighted: [dense, bm25] weights of min-max normalised scores",
     )
-    native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
+    native: bool = Field(False, description="also measure the store's own hybrid search, where the store has one")
 
 
 class StoreConfig(_Strict):
