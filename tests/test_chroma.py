@@ -315,3 +315,11 @@ def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path):
     store.close()
     assert store.owned_processes() == []
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created
+
+
+def test_settings_engine_gives_chromas_own_hnsw_defaults():
+    from vdbbench.config import parse_config
+
+    data = {"datasets": [{"name": "d", "synthetic": {"n": 100}}], "stores": [{"store": "chroma", "index": "hnsw"}]}
+    engine = parse_config({**data, "settings": "engine"})
+    assert engine.plan(engine.stores[0], n=10000, dim=64).builds == [{"m": 16, "ef_construction": 100}]
