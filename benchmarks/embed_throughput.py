@@ -7,6 +7,7 @@ pairs of (harness run / the bare run just before it), which keeps a busy machine
 it. The ratio of CPU seconds spent (this process, all threads) is printed too.
 
     .venv/bin/python benchmarks/embed_throughput.py [--corpus wordnet-en] [--n 500] [--model NAME] [--repeats 9]
+    .venv/bin/python benchmarks/embed_throughput.py --smoke   # seconds: 32 passages, one repeat (what CI runs)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import os
 import statistics
 import tempfile
 import time
+
+from _figures import add_common_args, write_figures
 
 
 def measure(device: str, texts: list[str], model: str, batch_size: int | None, repeats: int) -> dict:
@@ -67,14 +70,20 @@ def measure(device: str, texts: list[str], model: str, batch_size: int | None, r
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="wordnet-en", help="built-in corpus name or file")
     parser.add_argument("--n", type=int, default=500, help="passages to embed per run")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--repeats", type=int, default=9)
-    args = parser.parse_args()
+    return add_common_args(parser)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.smoke:
+        args.n, args.repeats = 32, 1
 
     from vdbbench.data.corpora import load_corpus
     from vdbbench.data.embed import resolve_device
@@ -90,6 +99,7 @@ def main() -> None:
             f"ratio {r['ratio']:.3f} ({verdict}); CPU-time ratio {r['cpu_time_ratio']:.3f}"
         )
     print(json.dumps(results, indent=1))
+    write_figures(args.figures, {r["device"]: r for r in results})
 
 
 if __name__ == "__main__":

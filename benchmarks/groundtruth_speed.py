@@ -4,6 +4,7 @@ Both run in this one process, interleaved, best of --repeat. vdbbench's time inc
 float64 re-rank of the candidates and any widening for near-ties, which faiss does not do.
 
     .venv/bin/python benchmarks/groundtruth_speed.py [--dataset fashion-mnist-784-euclidean] [--k 100]
+    .venv/bin/python benchmarks/groundtruth_speed.py --smoke   # seconds, on synthetic data (what CI runs)
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ import time
 
 import faiss
 import numpy as np
+from _figures import add_common_args, write_figures
 
 from vdbbench.config import DatasetConfig
 from vdbbench.data.groundtruth import device_name, exact_knn
 from vdbbench.sweep.plan import resolve_dataset
 
+SMOKE_DATA = {"name": "groundtruth-speed-smoke", "synthetic": {"n": 5000, "dim": 32, "queries": 200}}
 
-def main() -> None:
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist-784-euclidean")
     ap.add_argument("--queries", type=int, default=None, help="use the first N test queries")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    return add_common_args(ap)
 
-    ds = resolve_dataset(DatasetConfig(name=args.dataset, test_size=args.queries))
+
+def main() -> None:
+    args = build_parser().parse_args()
+    entry = DatasetConfig(**SMOKE_DATA) if args.smoke else DatasetConfig(name=args.dataset, test_size=args.queries)
+    ds = resolve_dataset(entry)
     train, test = np.ascontiguousarray(ds.train), np.ascontiguousarray(ds.test)
     print(
         f"{ds.name}: {train.shape[0]} x {train.shape[1]} train, {test.shape[0]} queries, k={args.k}, "
@@ -61,6 +69,7 @@ def main() -> None:
         f"faiss {f:.2f} s, vdbbench {v:.2f} s, ratio {v / f:.2f}x (best of {args.repeat}); "
         f"top-10 id agreement {agree:.4f}"
     )
+    write_figures(args.figures, {"faiss_s": f, "vdbbench_s": v, "ratio": v / f, "top10_agreement": agree})
 
 
 if __name__ == "__main__":

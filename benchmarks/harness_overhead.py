@@ -6,7 +6,11 @@ run on the same index and queries, interleaved in alternating order so machine n
 alike. Two figures (target >= 0.98): the ratio of the best pass of each (on a shared machine the
 best pass is the one least disturbed by other processes) and the median of per-round ratios.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--store hnswlib|redis] [--queries 2000]
+The index is built from a sweep config entry through the same plan a sweep uses (portable parameter
+names, checked by the config), so this script cannot drift from the stores' parameter names.
+
+    .venv/bin/python benchmarks/harness_overhead.py [--store hnswlib|redis] [--queries 2000] [--rounds 7]
+    .venv/bin/python benchmarks/harness_overhead.py --smoke   # seconds, on synthetic data (what CI runs)
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ import tempfile
 import time
 
 import numpy as np
+from _figures import add_common_args, write_figures
 
-from vdbbench.config import DatasetConfig
+from vdbbench.config import parse_config
 from vdbbench.execution.points import measure_search
 from vdbbench.stores import BuildSpec, get_store_class
 from vdbbench.sweep.plan import resolve_dataset
 
-BUILDS = {
-    "hnswlib": ("hnsw", {"M": 16, "ef_construction": 200}, "ef"),
-    "redis": ("hnsw", {"M": 16, "EF_CONSTRUCTION": 200}, "EF_RUNTIME"),
+# the sweep config entry each store is measured with: HNSW at the portable settings, three search settings
+ENTRIES = {
+    name: {"store": name, "index": "hnsw", "build": {"m": 16, "ef_construction": 200}, "search": {"ef": [10, 40, 160]}}
+    for name in ("hnswlib", "redis")
 }
+SMOKE_DATA = {"name": "harness-overhead-smoke", "synthetic": {"n": 2000, "dim": 32, "queries": 100}}
 
 
 def bare_loop(store, name: str, queries: list[np.ndarray], k: int):
@@ -65,43 +72,56 @@ def interleaved(run_bare, harness_qps, n: int, rounds: int) -> tuple[list[float]
     return bare, harness
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", choices=sorted(BUILDS), default="hnswlib")
+    ap.add_argument("--store", choices=sorted(ENTRIES), default="hnswlib")
     ap.add_argument("--dataset", default="fashion-mnist-784-euclidean")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--train-size", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--k", type=int, default=10)
-    args = ap.parse_args()
+    return add_common_args(ap)
 
-    ds = resolve_dataset(DatasetConfig(name=args.dataset, test_size=args.queries, train_size=args.train_size))
-    family, build, ef_name = BUILDS[args.store]
-    store = get_store_class(args.store)(tempfile.mkdtemp())
+
+def main() -> None:
+    args = build_parser().parse_args()
+    data = (
+        SMOKE_DATA if args.smoke else {"name": args.dataset, "test_size": args.queries, "train_size": args.train_size}
+    )
+    rounds = 2 if args.smoke else args.rounds
+    cfg = parse_config({"k": args.k, "datasets": [data], "stores": [ENTRIES[args.store]]})
+    ds = resolve_dataset(cfg.datasets[0])
+    entry = cfg.stores[0]
+    plan = cfg.plan(entry, len(ds.train), ds.dim)
+    store = get_store_class(args.store)(tempfile.mkdtemp(), entry.options)
     store.open()
+    figures: dict[str, dict[str, float]] = {}
     try:
-        store.create(BuildSpec(family, ds.metric, ds.dim, build, count=len(ds.train)))
+        store.create(BuildSpec(entry.family, ds.metric, ds.dim, plan.builds[0], count=len(ds.train)))
         for start in range(0, len(ds.train), 5000):
             store.insert(np.arange(start, min(start + 5000, len(ds.train))), ds.train[start : start + 5000])
         store.build_index()
         queries = [np.ascontiguousarray(q) for q in ds.test]
         print(
             f"{args.store} on {ds.name}: {len(ds.train)} train, {len(queries)} queries, k={args.k}, "
-            f"best of {args.rounds} interleaved rounds"
+            f"build {plan.builds[0]}, best of {rounds} interleaved rounds"
         )
-        print(f"{ef_name:>10} {'bare QPS':>10} {'harness QPS':>12} {'ratio':>7} {'paired median':>13}")
-        for ef in (10, 40, 160):
-            store.set_search_params({ef_name: ef})
+        print(f"{'search':>10} {'bare QPS':>10} {'harness QPS':>12} {'ratio':>7} {'paired median':>13}")
+        for search in plan.searches:
+            store.set_search_params(search)
             run_bare = bare_loop(store, args.store, queries, args.k)
             bare, harness = interleaved(
-                run_bare, lambda: measure_search(store, ds, queries, args.k, 1, 0).qps, len(queries), args.rounds
+                run_bare, lambda: measure_search(store, ds, queries, args.k, 1, 0).qps, len(queries), rounds
             )
             b, h = max(bare), max(harness)
             paired = statistics.median(hq / bq for hq, bq in zip(harness, bare, strict=True))
-            print(f"{ef:>10} {b:>10,.0f} {h:>12,.0f} {h / b:>7.3f} {paired:>13.3f}")
+            setting = " ".join(f"{k}={v}" for k, v in search.items())
+            figures[setting] = {"bare_qps": b, "harness_qps": h, "ratio_best": h / b, "ratio_paired_median": paired}
+            print(f"{setting:>10} {b:>10,.0f} {h:>12,.0f} {h / b:>7.3f} {paired:>13.3f}")
     finally:
         store.drop()
         store.close()
+    write_figures(args.figures, figures)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Steps, each timed, with the harness process's own peak RSS sampled separately fr
    from the file), recording insert/index time and the engine's peak RSS during the build.
 
     nice -n 10 .venv/bin/python benchmarks/scale_1m.py --out /tmp/scale-1m
+    .venv/bin/python benchmarks/scale_1m.py --smoke   # seconds: 2000 × 32, small lists (what CI runs)
 
 Index settings are chosen to finish on 2 cores: hnswlib M=16, ef_construction=64 (the graph
 build dominates; 64 halves it against the default 200); LanceDB IVF_PQ with 256 partitions and
@@ -27,19 +28,24 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from _figures import add_common_args, write_figures
 
 from vdbbench.config import parse_config
 from vdbbench.core.results import load_results
 from vdbbench.data.datasets import add_ground_truth
 from vdbbench.sweep.runner import Sweep
 
+# each store's sweep entry at full size (portable parameter names, checked by the config)
 STORES = {
-    "hnswlib": {"store": "hnswlib", "index": "hnsw", "build": {"M": 16, "ef_construction": 64},
+    "hnswlib": {"store": "hnswlib", "index": "hnsw", "build": {"m": 16, "ef_construction": 64},
                 "search": {"ef": [32, 128]}},
-    "lancedb": {"store": "lancedb", "index": "pq",
-                "build": {"num_partitions": 256, "num_sub_vectors": 96, "num_bits": 8}, "search": {"nprobes": [20]}},
-    "pgvector": {"store": "pgvector", "index": "ivf", "build": {"lists": 1000}, "search": {"probes": [10]}},
+    "lancedb": {"store": "lancedb", "index": "pq", "build": {"nlist": 256, "pq_m": 96, "nbits": 8},
+                "search": {"nprobe": [20]}},
+    "pgvector": {"store": "pgvector", "index": "ivf", "build": {"nlist": 1000}, "search": {"nprobe": [10]}},
 }  # fmt: skip
+# --smoke: the same path on 2000 × 32, with lists and sub-vectors that fit that size
+SMOKE = {"n": 2000, "dim": 32, "queries": 50}
+SMOKE_BUILD = {"lancedb": {"nlist": 4, "pq_m": 8}, "pgvector": {"nlist": 16}}
 GIB = 1 << 30
 
 
@@ -88,14 +94,25 @@ def generate(path: Path, n: int, dim: int, queries: int, seed: int = 0, chunk: i
     os.replace(tmp, path)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/scale-1m", help="folder for the data file, results and scale.json")
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--stores", default=",".join(STORES), help=f"comma-separated, of {', '.join(STORES)}")
-    args = ap.parse_args()
+    return add_common_args(ap)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    stores = {name: dict(entry) for name, entry in STORES.items()}
+    if args.smoke:
+        args.n, args.dim, args.queries = SMOKE["n"], SMOKE["dim"], SMOKE["queries"]
+        if args.out == build_parser().get_default("out"):
+            args.out = "/tmp/scale-1m-smoke"
+        for name, build in SMOKE_BUILD.items():
+            stores[name]["build"] = {**stores[name]["build"], **build}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / f"synthetic-{args.n}-{args.dim}-angular.hdf5"
@@ -121,7 +138,7 @@ def main() -> None:
     for name in args.stores.split(","):
         cfg = parse_config({
             "k": 10, "runs": 1, "warmup": 20, "insert_batch": 10_000, "batch_size": 0, "limits": {"build_s": 7200},
-            "datasets": [{"name": data.stem, "path": str(data)}], "stores": [STORES[name]],
+            "datasets": [{"name": data.stem, "path": str(data)}], "stores": [stores[name]],
         })  # fmt: skip
         step(f"sweep {name}", lambda cfg=cfg, name=name: Sweep(cfg, out / f"results-{name}").run())
         for r in load_results(out / f"results-{name}"):
@@ -136,6 +153,10 @@ def main() -> None:
         (out / "scale.json").write_text(json.dumps(summary, indent=2))
     harness.stop()
     print(json.dumps(summary, indent=2))
+    failed = [p for step in summary["steps"].values() for p in step.get("points", []) if p["status"] != "ok"]
+    if failed:
+        raise SystemExit(f"{len(failed)} point(s) failed: {failed[0]['error']}")
+    write_figures(args.figures, summary)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vdbbench.execution.load import start_client
+from vdbbench.execution.concurrent import start_client
 from vdbbench.stores import ADAPTERS
 
 
@@ -32,7 +32,7 @@ def search_from_second_process(
     finally:
         worker.close()
     assert not worker.alive
-    return passes[0][2]
+    return passes[0].answers
 
 
 def assert_same_answers(attached: list[np.ndarray], builder: list[np.ndarray]) -> None:

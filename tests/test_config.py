@@ -211,7 +211,7 @@ def test_default_config_is_valid():
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.datasets[0].text.corpus == "wordnet-en" and cfg.settings == "portable"
     assert cfg.recall_targets == [0.9, 0.95, 0.99]
-    assert {(s.store, s.index) for s in cfg.stores} == {(d, "hnsw") for d in LOCAL_DATABASES} | {
+    assert {(s.store, s.family) for s in cfg.stores} == {(d, "hnsw") for d in LOCAL_DATABASES} | {
         ("hnswlib", "hnsw"), ("exact", "flat")}  # fmt: skip
 
 
@@ -234,7 +234,7 @@ def test_dry_run_lists_every_planned_point_and_starts_nothing(capsys, monkeypatc
 
 def test_unknown_option_is_named_with_the_valid_keys():
     msg = error_of(base(stores=[{"store": "milvus", "index": "hnsw", "options": {"bogus": 1, "uri": "http://h:1"}}]))
-    assert "stores[0].options.bogus: milvus has no option 'bogus'; valid keys: uri (" in msg
+    assert "stores[0].options.bogus - milvus has no option 'bogus'; valid keys: uri (" in msg
     assert "url (" in msg and "token (" in msg
     assert "options.uri" not in msg  # pymilvus's own name is accepted
 
@@ -246,7 +246,7 @@ def test_misspelled_server_url_key_is_an_error_not_an_embedded_run():
 
 def test_store_without_options_says_so():
     msg = error_of(base(stores=[{"store": "exact", "index": "flat", "options": {"url": "x"}}]))
-    assert "stores[0].options.url: exact has no option 'url'; valid keys: none" in msg
+    assert "stores[0].options.url - exact has no option 'url'; valid keys: none" in msg
 
 
 def test_every_adapter_documents_the_options_it_reads():

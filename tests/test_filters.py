@@ -8,6 +8,7 @@ import pytest
 from vdbbench.core.filters import Condition, FilterError, check_filter, mask, parse_filter
 from vdbbench.core.metrics import recall_at_k
 from vdbbench.core.schema import SchemaError, upgrade, validate_record
+from vdbbench.workloads import workloads
 
 COLUMNS = {
     "dept": np.array(["loans", "cards", "fx", "loans", "o'brien"]),
@@ -92,11 +93,12 @@ def test_records_follow_the_written_schema(tmp_path):
                   index="flat", metric="euclidean", build={}, search={}, k=10, runs=1, options={}, status="ok",
                   settings="portable", settings_note=[], param_source={}, search_param_ignored=False, attributes={},
                   dataset_info={}, provenance={})  # fmt: skip
-    validate_record(record)
+    names = [w.name for w in workloads()]  # the writer's registry: the schema itself names no workload
+    validate_record(record, workloads=names)
     with pytest.raises(SchemaError, match="recal: Extra inputs are not permitted"):
-        validate_record({**record, "recal": 0.9})
+        validate_record({**record, "recal": 0.9}, workloads=names)
     with pytest.raises(SchemaError, match="workload: Input should be 'knn', 'filtered', 'concurrent' or 'churn'"):
-        validate_record({**record, "workload": "stream"})
+        validate_record({**record, "workload": "stream"}, workloads=names)
 
 
 def test_records_of_the_previous_version_are_read_in_this_shape():

@@ -89,3 +89,26 @@ def test_cuda_requested_without_gpu_is_a_clear_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(RuntimeError, match="CUDA device"):
         exact_knn(np.zeros((3, 2)), np.zeros((1, 2)), "euclidean", 2, device="cuda")
+
+
+def test_no_torch_import_to_look_for_cuda_where_no_nvidia_device_exists(monkeypatch):
+    """torch takes seconds to import: on a host without /dev/nvidia* the CUDA check must not load it."""
+    import sys
+
+    from vdbbench.data import groundtruth
+
+    monkeypatch.setattr(groundtruth, "_nvidia_device_files", lambda: False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_RefuseTorch(), *sys.meta_path])
+    assert groundtruth._torch_cuda() is False
+    assert groundtruth.choose_backend("auto", faiss_gpus=0) == "faiss-cpu"
+    assert "torch" not in sys.modules
+
+
+class _RefuseTorch:
+    """An import hook that fails the test if anything imports torch."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise AssertionError("torch was imported to look for CUDA")
+        return None

@@ -148,7 +148,7 @@ def test_bm25_english_stems_and_drops_stopwords():
 def test_bm25_needs_no_index_and_hybrid_belongs_on_a_dense_store():
     base = {"datasets": [{"name": "d", "synthetic": {"n": 50}}]}
     cfg = parse_config({**base, "stores": [{"store": "bm25"}, {"store": "exact", "hybrid": "rrf"}]})
-    assert cfg.stores[0].index == "bm25" and cfg.stores[1].index == "flat"
+    assert cfg.stores[0].family == "bm25" and cfg.stores[1].family == "flat"
     assert cfg.stores[1].hybrid.fusion == "rrf" and cfg.stores[1].hybrid.rrf_k == 60
     with pytest.raises(ConfigError, match=r"stores\[0\]\.hybrid: bm25 is not a dense store"):
         parse_config({**base, "stores": [{"store": "bm25", "hybrid": "rrf"}]})

@@ -6,7 +6,8 @@ import ray
 
 from vdbbench.config import ConfigError, parse_config
 from vdbbench.core.results import load_results
-from vdbbench.execution.load import merge_level
+from vdbbench.execution.concurrent import merge_level
+from vdbbench.execution.worker import ClientLoop
 from vdbbench.stores import StoreError
 from vdbbench.stores.redis.server import redis_home
 from vdbbench.sweep.runner import Sweep
@@ -45,16 +46,16 @@ def check_ray_load(out, store):
 
 
 def test_ray_actors_load_hnswlib(tmp_path, ray_cluster, monkeypatch):
-    from vdbbench.execution import load as load_module
+    from vdbbench.execution import concurrent
 
     started = []
-    real_init = load_module.RayClient.__init__
+    real_init = concurrent.RayClient.__init__
 
     def counting_init(self, *args):
         real_init(self, *args)
         started.append(self.actor)
 
-    monkeypatch.setattr(load_module.RayClient, "__init__", counting_init)
+    monkeypatch.setattr(concurrent.RayClient, "__init__", counting_init)
     hnsw = {"store": "hnswlib", "index": "hnsw", "build": {"M": 8, "ef_construction": 32}, "search": {"ef": [10, 64]}}
     Sweep(config(hnsw, engine="ray"), tmp_path / "out").run()
     load = check_ray_load(tmp_path / "out", hnsw)
@@ -74,10 +75,10 @@ def test_ray_actors_load_a_redis_server(tmp_path, ray_cluster):
 
 
 def test_latencies_are_merged_not_averaged():
-    fast = (np.full(99, 0.001), 0.1, 1.0)  # 99 queries at 1 ms in 1 s
-    slow = (np.array([0.1]), 0.1, 1.0)  # 1 query at 100 ms
+    fast = ClientLoop(np.full(99, 0.001), 0.1, 1.0)  # 99 queries at 1 ms in 1 s
+    slow = ClientLoop(np.array([0.1]), 0.1, 1.0)  # 1 query at 100 ms
     level = merge_level([fast, slow], "server")
-    merged = np.concatenate([fast[0], slow[0]]) * 1e3
+    merged = np.concatenate([fast.latencies, slow.latencies]) * 1e3
     assert level["clients"] == 2 and level["queries"] == 100 and level["qps"] == 100.0
     assert level["p99_ms"] == pytest.approx(np.percentile(merged, 99))
     assert level["p50_ms"] == pytest.approx(1.0)  # the mean of the two clients' medians would be 50.5 ms

@@ -88,7 +88,7 @@ def section(html: str, anchor: str) -> str:
 def test_report_shows_every_dataset_store_and_series(results, html):
     records = load_results(results)
     ctx = build_context(records)
-    assert {(s.label, s.index) for s in ctx["series"]} == {(r["label"], r["index"]) for r in records}
+    assert {(s.label, s.family) for s in ctx["series"]} == {(r["label"], r["index"]) for r in records}
     for s in ctx["series"]:
         assert str(escape(s.name)) in html
     assert [d["name"] for d in ctx["datasets"]] == ["syn", JAPANESE]
@@ -108,7 +108,7 @@ def test_headline_is_the_fastest_point_meeting_each_bar(results, html):
     ctx = build_context(load_results(results))
     syn = ctx["datasets"][0]
     for row in syn["headline"]:
-        mine = [r for r in records if (r["label"], r["index"]) == (row["series"].label, row["series"].index)]
+        mine = [r for r in records if (r["label"], r["index"]) == (row["series"].label, row["series"].family)]
         for bar, cell in zip(ctx["bars"], row["cells"], strict=True):
             meeting = [r for r in mine if r["recall"] >= bar]
             if meeting:
@@ -298,7 +298,7 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     loads = [r for r in records if r.get("workload") == "concurrent"]
     assert [r["status"] for r in loads] == ["ok", "skipped"]
     html = write_report(tmp_path / "out").read_text(encoding="utf-8")
-    table = html[html.index('id="dataset-1-loads"') :]
+    table = html[html.index('id="dataset-1-concurrent-table"') :]
     table = table[: table.index("</table>")]
     rows = re.findall(r"<tr[ >].*?</tr>", table, re.S)
     assert len(rows) == 1 + 2 + 1  # heading + one row per client count + qdrant's skipped measurement
@@ -318,14 +318,15 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
 
 
 def test_throughput_against_clients_is_drawn_on_log_axes(monkeypatch):
-    import vdbbench.report.page as report
+    from vdbbench.charts.plots import build_series
+    from vdbbench.workloads import concurrent
 
     figures = []
-    monkeypatch.setattr(report, "png_data_uri", lambda fig: figures.append(fig) or "data:")
+    monkeypatch.setattr(concurrent, "png_data_uri", lambda fig: figures.append(fig) or "data:")
     levels = [{"clients": c, "qps": q} for c, q in ((1, 90.0), (2, 170.0), (4, 300.0), (8, 310.0))]
     load = {"status": "ok", "label": "redis", "store": "redis", "index": "hnsw", "build": {"M": 16},
             "concurrency": {"levels": levels}}  # fmt: skip
-    assert report.load_plot([load], report.build_series([load])) == "data:"
+    assert concurrent.clients_plot([load], build_series([load])) == "data:"
     ax = figures[0].axes[0]
     assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
@@ -417,6 +418,7 @@ def test_engine_identity_is_recorded_and_labels_every_store(results, html):
 
 def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(results):
     from vdbbench.charts.ranking import rank
+    from vdbbench.workloads import is_ranked
 
     records = [r for r in load_results(results) if r["dataset"] == "syn" and r["status"] == "ok"]
     graph = max((r for r in records if r["store"] == "qdrant"), key=lambda r: r["recall"])
@@ -428,7 +430,7 @@ def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(res
     missed.update(key="missed", target_recall=0.9, target_reached=False, recall=0.42)
     host = {"price_per_hour": 116.0, "currency": "JPY"}
     extra = [dict(r, host=host, **{"ndcg@10": 0.5}) for r in [*records, tuned, missed]]
-    at90 = rank(extra, (0.9,))[0]
+    at90 = rank(extra, (0.9,), ranked=is_ranked)[0]
     by_store = {e.store: e for e in at90.databases + at90.missed}
     assert by_store["qdrant"].point["key"] == "tuned" and by_store["qdrant"].tuned  # not the faster explicit point
     assert not by_store["milvus"].reached and by_store["milvus"].tuned  # tuning said: not reached

@@ -278,6 +278,25 @@ def test_a_process_stopped_for_its_time_limit_is_reported_as_timed_out_never_as_
         worker.close()
 
 
+def test_the_store_process_serves_only_the_calls_of_its_allow_list(tmp_path):
+    from vdbbench.execution.worker import CALLS, RefusedCall, RemoteError
+
+    assert {"timed_passes", "create", "drop"} <= CALLS and not {"_rows", "__class__", "store"} & CALLS
+    worker = StoreWorker("storekit:FailingStore", tmp_path, {})
+    try:
+        for name in ("__class__", "_insert", "store", "build_index"):  # a dunder, a private host helper, anything
+            with pytest.raises(RefusedCall, match=f"the store's process has no call '{name}': it serves only answers"):
+                worker.call(name, timeout=10)
+        worker._conn.send(("_rows", ("x.h5", "train", 0, 1)))  # past the parent's check: the process refuses too
+        worker._pending = "_rows"
+        with pytest.raises(RemoteError, match="RefusedCall: the store's process has no call '_rows'"):
+            worker.receive(timeout=10)
+        worker.call("create", BuildSpec("flat", "euclidean", 4, {}, 5), timeout=10)  # still serving its calls
+        assert worker.call("effective_config", timeout=10)["family"] == "flat"
+    finally:
+        worker.close()
+
+
 def test_finished_concurrency_levels_are_kept_when_a_later_level_fails(tmp_path, failing_store):
     store = {"store": "failing", "index": "flat", "options": {"crash_client": 2}}
     load_cfg = {"clients": [1, 2], "duration_s": 0.3, "min_recall": 0.5}
@@ -334,7 +353,7 @@ def test_store_without_shared_readers_says_so(tmp_path, failing_store):
 
 
 def test_client_bound_only_judged_for_servers():
-    from vdbbench.execution.load import client_bound
+    from vdbbench.execution.concurrent import client_bound
 
     assert client_bound("server", 0.97) is True
     assert client_bound("server", 0.4) is False

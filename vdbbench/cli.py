@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
+from vdbbench.charts.fields import params_text
 from vdbbench.config import DEFAULT_CONFIG, ConfigError, load_config, model_dataset_name
 from vdbbench.core.provenance import redact_logs, redact_text
 from vdbbench.core.results import load_results
@@ -80,8 +81,8 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
         ok = r.get("status") == "ok"
         table.add_row(
             r["dataset"], r["label"], r["index"],
-            " ".join(f"{k}={v}" for k, v in r["build"].items()),
-            " ".join(f"{k}={v}" for k, v in r["search"].items()),
+            params_text(r["build"], ""),
+            params_text(r["search"], ""),
             *((markup_escape(json.dumps(r["filter"], ensure_ascii=False)) if r.get("filter") else "",
                f"{r['selectivity']:.3g}" if r.get("selectivity") is not None else "") if filtered else ()),
             f"{r['recall']:.4f}" if ok and r["recall"] is not None else ("–" if ok else ""),

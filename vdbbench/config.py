@@ -11,10 +11,10 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from vdbbench.core.distances import canonical_metric
 from vdbbench.core.filters import Filter, FilterError, parse_filter
@@ -27,7 +27,12 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and NaN are refused everywhere: they pass range checks unnoticed and are not JSON
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# a number in a config: true/false is refused (YAML's `true` is no price or fraction), integers are taken
+Number = Annotated[float, Strict()]
 
 
 class SyntheticSpec(_Strict):
@@ -37,7 +42,7 @@ class SyntheticSpec(_Strict):
     metric: str = "euclidean"
     clusters: int = Field(20, ge=1)
     seed: int = 0
-    duplicates: float = Field(0.0, ge=0.0, lt=1.0)
+    duplicates: Number = Field(0.0, ge=0.0, lt=1.0)
 
     @field_validator("metric")
     @classmethod
@@ -97,7 +102,7 @@ class GeneratedFilters(_Strict):
     round(f × n) rows, spread uniformly over the data (VectorDBBench's int-filter cases work alike).
     """
 
-    selectivity: list[float] = Field(min_length=1, description="fractions of train rows that pass, in (0, 1]")
+    selectivity: list[Number] = Field(min_length=1, description="fractions of train rows that pass, in (0, 1]")
     seed: int = 0
 
     @field_validator("selectivity")
@@ -150,14 +155,14 @@ class DatasetConfig(_Strict):
 
 
 class Limits(_Strict):
-    build_s: float | None = Field(None, gt=0, description="seconds one build may take")
-    search_s: float | None = Field(None, gt=0, description="seconds one search point may take")
+    build_s: Number | None = Field(None, gt=0, description="seconds one build may take")
+    search_s: Number | None = Field(None, gt=0, description="seconds one search point may take")
 
 
 class ConcurrencyConfig(_Strict):
     clients: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
-    duration_s: float = Field(10.0, gt=0, description="seconds each client count runs")
-    min_recall: float = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
+    duration_s: Number = Field(10.0, gt=0, description="seconds each client count runs")
+    min_recall: Number = Field(0.9, ge=0, le=1, description="measure the fastest point reaching this recall")
     engine: Literal["local", "ray"] = Field("local", description="local: client processes here; ray: Ray actors")
     address: str | None = Field(None, description="engine ray: cluster address (auto, local, ray://host:10001)")
 
@@ -193,21 +198,35 @@ class HybridSpec(_Strict):
 
     fusion: str = Field("rrf", pattern="^(rrf|weighted)$", description="rrf (reciprocal rank) or weighted")
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum of 1 / (rrf_k + rank)")
-    weights: list[float] = Field(
+    weights: list[Number] = Field(
         default_factory=lambda: [0.5, 0.5],
         min_length=2,
         max_length=2,
         description="weighted: [dense, bm25] weights of min-max normalised scores",
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if any(w < 0 for w in v) or sum(v) <= 0:
+            raise ValueError(f"weights must be >= 0 and not all 0, e.g. [0.5, 0.5]; got {v}")
+        return v
+
     native: bool = Field(False, description="also measure the store's own hybrid search, where the store has one")
 
 
 class StoreConfig(_Strict):
+    # The family is read from and written as the config key ``index`` (the user's word for it); the code says family.
+    # (merged with _Strict's: extra keys and inf/NaN stay refused)
+    model_config = ConfigDict(validate_by_alias=True, validate_by_name=False, serialize_by_alias=True)
+
     store: str
-    index: str | None = Field(None, description="index family; may be left out when the store has only one")
+    family: str | None = Field(
+        None, alias="index", description="index family; may be left out when the store has only one"
+    )
     label: str | None = None
     settings: Settings | None = Field(None, description="default set for this entry; else the top-level one")
-    recall_targets: list[float] | None = Field(None, description="overrides the top-level recall_targets")
+    recall_targets: list[Number] | None = Field(None, description="overrides the top-level recall_targets")
     hybrid: HybridSpec | None = None
     churn: ChurnSpec | None = Field(None, description="also measure inserts and deletes while searching")
     build: dict[str, Any] = Field(default_factory=dict)
@@ -233,17 +252,17 @@ class ChurnSpec(_Strict):
     """Build on the first (1 - insert) of train, then insert the rest and delete ``delete`` of the built rows,
     in ``batches``, while a client searches (vdbbench.workloads.churn)."""
 
-    insert: float = Field(0.1, gt=0, lt=1, description="fraction of train held back and inserted during churn")
-    delete: float = Field(0.1, ge=0, lt=1, description="fraction of the built rows deleted during churn")
+    insert: Number = Field(0.1, gt=0, lt=1, description="fraction of train held back and inserted during churn")
+    delete: Number = Field(0.1, ge=0, lt=1, description="fraction of the built rows deleted during churn")
     batches: int = Field(10, ge=1, description="write batches; recall on the live rows is checked after each")
-    settle_s: float = Field(30.0, gt=0, description="longest wait for an inserted row to become searchable")
+    settle_s: Number = Field(30.0, gt=0, description="longest wait for an inserted row to become searchable")
     seed: int = 0
 
 
 class HostConfig(_Strict):
     """What the host costs, so the report can show cost per million queries."""
 
-    price_per_hour: float = Field(gt=0)
+    price_per_hour: Number = Field(gt=0)
     currency: str = Field(min_length=1)
 
 
@@ -269,7 +288,7 @@ class SweepConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     concurrency: ConcurrencyConfig | None = None
     settings: Settings = Field("portable", description="portable: equal documented values; engine: each default")
-    recall_targets: list[float] | None = Field(None, description="tune each build to these recalls, e.g. [0.9]")
+    recall_targets: list[Number] | None = Field(None, description="tune each build to these recalls, e.g. [0.9]")
     host: HostConfig | None = None
     datasets: list[DatasetConfig] = Field(min_length=1)
     stores: list[StoreConfig] = Field(min_length=1)
@@ -311,7 +330,7 @@ class SweepConfig(_Strict):
         Values the entry gives win; the rest come from its settings (vdbbench.stores.portable). With
         recall targets, the search grid is measured only where the entry lists ``search`` values.
         """
-        fam = store_families(store)[store.index]
+        fam = store_families(store)[store.family]
         settings = store.settings or self.settings
         build, search, notes = default_values(get_store_class(store.store), fam, settings, n, dim)
         targets = store.recall_targets if store.recall_targets is not None else (self.recall_targets or [])
@@ -376,11 +395,11 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
         problems.append(f"{where}.store: unknown store {s.store!r}; use one of {', '.join(store_names())}")
         return
     cls = get_store_class(s.store)
-    if s.index is None:
+    if s.family is None:
         if len(cls.families) != 1:
             problems.append(f"{where}.index: required: store {s.store!r} offers {', '.join(cls.families)}")
             return
-        s.index = next(iter(cls.families))
+        s.family = next(iter(cls.families))
     if s.hybrid is not None and cls.input != "vectors":
         problems.append(f"{where}.hybrid: {s.store} is not a dense store; put 'hybrid' on a vector store entry")
     if s.hybrid is not None and s.hybrid.native and cls.native_hybrid is None:
@@ -394,18 +413,19 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
                         "table); set delete: 0 to measure inserts only, or drop churn")  # fmt: skip
     if s.churn is not None and cls.input != "vectors":
         problems.append(f"{where}.churn: {s.store} searches text; churn is measured on vector stores")
-    if s.index not in cls.families:
+    if s.family not in cls.families:
         problems.append(
-            f"{where}.index: store {s.store!r} has no {s.index!r} index; it offers {', '.join(cls.families)}"
-            + ("" if s.index in FAMILIES else f" (harness families are {', '.join(FAMILIES)})")
+            f"{where}.index: store {s.store!r} has no {s.family!r} index; it offers {', '.join(cls.families)}"
+            + ("" if s.family in FAMILIES else f" (harness families are {', '.join(FAMILIES)})")
         )
         return
     for key in s.options:
         if key not in cls.options_help:
             valid = "; ".join(f"{k} ({h})" for k, h in cls.options_help.items()) or "none (it takes no options)"
-            problems.append(f"{where}.options.{key}: {s.store} has no option {key!r}; valid keys: {valid}")
-    problems += [f"{where}.{problem}" for problem in cls.check_options(s.index, s.options)]
-    fam = cls.families[s.index]
+            # no colon after the key: "options.password: <store>" reads as a secret's value and would be masked
+            problems.append(f"{where}.options.{key} - {s.store} has no option {key!r}; valid keys: {valid}")
+    problems += [f"{where}.{problem}" for problem in cls.check_options(s.family, s.options)]
+    fam = cls.families[s.family]
     for section, declared in (("build", fam.build), ("search", fam.search)):
         given = getattr(s, section)
         setattr(s, section, normalise_names(given, declared, f"{where}.{section}", problems))
@@ -414,7 +434,7 @@ def _check_store(i: int, s: StoreConfig, problems: list[str]) -> None:
             if p is None:
                 offered = ", ".join(p.spellings for p in declared) or "none"
                 problems.append(
-                    f"{where}.{section}.{key}: {s.store} {s.index} has no {section} parameter {key!r}; "
+                    f"{where}.{section}.{key}: {s.store} {s.family} has no {section} parameter {key!r}; "
                     f"it takes: {offered}"
                 )
                 continue
@@ -457,7 +477,7 @@ def parse_config(data: Any, source: str = "config") -> SweepConfig:
     labels = [s.display_name for s in cfg.stores]
     for label in {x for x in labels if labels.count(x) > 1}:
         same = [s for s in cfg.stores if s.display_name == label]
-        if len({s.index for s in same}) < len(same):
+        if len({s.family for s in same}) < len(same):
             problems.append(f"stores: {label!r} appears twice with the same index; give one of them a distinct 'label'")
     names = [d.name for d in cfg.datasets]
     for name in {x for x in names if names.count(x) > 1}:

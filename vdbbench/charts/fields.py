@@ -19,9 +19,23 @@ def qps_range(record: dict[str, Any]) -> tuple[float, float] | None:
     return (min(runs), max(runs)) if runs else None
 
 
+# Parameter text longer than this is cut in table cells, with the full text under <details>.
+PARAMS_SHOWN = 48
+
+
 def params_text(params: dict[str, Any] | None, empty: str = "—") -> str:
     """``m=16 ef=64``: parameters as tables, plots, the console and the dry run write them; ``empty`` when none."""
     return " ".join(f"{k}={v}" for k, v in (params or {}).items()) or empty
+
+
+def all_params(record: dict[str, Any]) -> str:
+    """A record's build and search parameters as one text."""
+    return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
+
+
+def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
+    """Parameter text cut to fit a table cell (the full text goes under <details>) or a plot label."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # -- numbers and names -------------------------------------------------------------------

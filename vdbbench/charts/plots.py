@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from vdbbench.charts.fields import params_text, short_params
 from vdbbench.stores.identity import record_identity
 
 CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic",
@@ -20,6 +21,9 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 
 
 LINESTYLES = ("-", "--", ":", "-.")
+
+# Build parameters shown in a plot label, so the labels leave the plot its width.
+PLOT_PARAMS_SHOWN = 36
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
@@ -66,7 +70,7 @@ class Series:
     tag: str
     label: str
     store: str
-    index: str
+    family: str  # the records' ``index``
     color: str
     marker: str
     engine: dict[str, Any]
@@ -78,7 +82,7 @@ class Series:
 
     @property
     def name(self) -> str:
-        return f"{self.who} · {self.index}"
+        return f"{self.who} · {self.family}"
 
     @property
     def baseline(self) -> bool:
@@ -86,6 +90,13 @@ class Series:
 
     def plot_name(self) -> str:
         return f"{self.tag} {plot_text(self.name) or ''}".strip()
+
+
+def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False) -> str:
+    """Plot label of one build: tag, (name,) build parameters; ASCII-safe parts only when glyphs are missing."""
+    params = short_params(params_text(build), PLOT_PARAMS_SHOWN) if build else ""
+    name = plot_text(s.name) if with_name or not params else None
+    return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
 
 def series_key(record: dict[str, Any]) -> tuple[str, str]:
@@ -103,6 +114,16 @@ def build_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], Series]
                               MARKERS[i % len(MARKERS)], record_identity(r))  # fmt: skip
         elif out[key].engine.get("version") is None and (r.get("engine") or r.get("engine_version")):
             out[key].engine = record_identity(r)  # a failed first record knew no version; a later one does
+    return out
+
+
+def databases(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> dict[str, str]:
+    """Store label → the engine measured (``Series.who``) of every entry among ``records`` that is no baseline."""
+    out: dict[str, str] = {}
+    for r in records:
+        s = series[series_key(r)]
+        if not s.baseline:
+            out.setdefault(str(r.get("label")), s.who)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,22 +14,22 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.provenance import redact
-from vdbbench.core.schema import upgrade
+from vdbbench.core.schema import SCHEMA_VERSION, unknown_fields, upgrade
 
 log = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.jsonl"
 
 
-def point_key(dataset: dict[str, Any], label: str, index: str, build: dict, search: dict, k: int, *,
-              workload: str = "knn", filter_text: str | None = None, options: dict | None = None,
+def point_key(dataset: dict[str, Any], label: str, family: str, build: dict, search: dict, k: int, *,
+              workload: str, filter_text: str | None = None, options: dict | None = None,
               attributes: dict | None = None) -> str:  # fmt: skip
     """Stable identity of a measured point, used to resume a sweep without measuring twice: everything that
     changes its result (the store entry's options and the filter included)."""
     ident = {
         "dataset": [dataset["name"], dataset.get("sha256"), dataset["train"], dataset["test"]],
         "store": label,
-        "index": index,
+        "index": family,  # the record's word for it
         "build": build,
         "search": search,
         "k": k,
@@ -65,7 +66,22 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             where = "last line" if number >= len(lines) - 1 else f"line {number}"
             log.warning("%s: %s is not a complete record (interrupted write?); ignoring it", path, where)
+    warn_unknown(path, records)
     return records
+
+
+def warn_unknown(path: Path, records: list[dict[str, Any]]) -> None:
+    """Say which records a newer vdbbench wrote and which fields this version does not know: they are shown as
+    they are, and a reader must not take them for fields it understands."""
+    newer = sorted({r["schema"] for r in records if isinstance(r.get("schema"), int) and r["schema"] > SCHEMA_VERSION})
+    if newer:
+        log.warning("%s: %d record(s) were written in schema %s, newer than this vdbbench's %d; they are read as they "
+                    "are, and fields or workloads it does not know are not interpreted (upgrade vdbbench to read "
+                    "them fully)", path, sum(r.get("schema") in newer for r in records),
+                    ", ".join(map(str, newer)), SCHEMA_VERSION)  # fmt: skip
+    unknown = sorted({f for r in records for f in unknown_fields(r)})
+    if unknown:
+        log.warning("%s: fields this vdbbench does not know: %s; they are shown as they are", path, ", ".join(unknown))
 
 
 def latest_per_point(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,12 +160,27 @@ class ResultsFile:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record (secrets removed) and return once it is on disk."""
-        line = json.dumps(redact(record), default=_default, ensure_ascii=False) + "\n"
+        try:  # NaN and Infinity are not JSON: a file holding them is unreadable to other tools
+            line = json.dumps(redact(record), default=_default, ensure_ascii=False, allow_nan=False) + "\n"
+        except ValueError:
+            bad = ", ".join(non_finite(record)) or "a value"
+            raise ValueError(f"record {record.get('key')}: {bad} is not a finite number; not written") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def non_finite(value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the NaN / infinite numbers in ``value``."""
+    if isinstance(value, float | np.floating):
+        return [] if math.isfinite(value) else [path or "value"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{path}.{k}".strip("."))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
+    return []
 
 
 def is_measured(record: dict[str, Any]) -> bool:

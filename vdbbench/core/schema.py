@@ -8,12 +8,12 @@ sees one shape. The README's "Results record" table is generated from this model
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 2
-WORKLOADS = ("knn", "filtered", "concurrent", "churn")  # vdbbench.workloads registers one module per name
 
 
 class SchemaError(ValueError):
@@ -30,11 +30,14 @@ class Record(BaseModel):
     key: str = Field(description="point identity: dataset, store label, family, options, build, search, k, "
                      "workload, filter; a resumed sweep skips keys already measured")  # fmt: skip
     time: str = Field(description="when the record was written (UTC, ISO 8601)")
-    workload: Literal[WORKLOADS] = Field(description="what was measured (see Workloads)")
+    workload: str = Field(
+        description="what was measured: the name of the workload that wrote the record, one module "
+        "each under vdbbench/workloads/ (see Workloads)"
+    )
     dataset: str
     store: str = Field(description="adapter name")
     label: str = Field(description="the config's label for the store entry (default: the store name)")
-    index: str = Field(description="index family asked for: flat, hnsw, ivf, pq")
+    index: str = Field(description="index family asked for (flat, hnsw, ivf, pq...): the config's word for the family")
     metric: str
     build: dict[str, Any] = Field(description="build parameters asked for (portable names)")
     search: dict[str, Any] = Field(description="search parameters asked for (portable names)")
@@ -114,23 +117,47 @@ class Record(BaseModel):
     provenance: dict[str, Any] = Field(description="packages, git, host and config of the sweep")
 
 
-def validate_record(record: dict[str, Any]) -> None:
-    """Raise SchemaError naming every field of ``record`` the written schema does not allow."""
+def validate_record(record: dict[str, Any], workloads: Collection[str] | None = None) -> None:
+    """Raise SchemaError naming every field of ``record`` the written schema does not allow.
+
+    ``workloads``: the names of the workloads there are (the writer passes the registry's, vdbbench.workloads);
+    the record's ``workload`` must be one of them. The schema itself lists none, so a workload added as one
+    module writes valid records.
+    """
+    problems = []
     try:
         Record.model_validate(record)
     except ValidationError as e:
         problems = [f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        raise SchemaError("record does not match vdbbench.core.schema.Record: " + "; ".join(problems)) from None
+    if workloads is not None and isinstance(record.get("workload"), str) and record["workload"] not in workloads:
+        names = [repr(w) for w in workloads]
+        known = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+        problems.append(f"workload: Input should be {known}")
+    if problems:
+        raise SchemaError("record does not match vdbbench.core.schema.Record: " + "; ".join(problems))
+
+
+def workload_name(record: dict[str, Any]) -> str:
+    """The workload of a record of any version (version 1 named none: plain k-NN, or concurrency by its ``kind``)."""
+    return record.get("workload") or ("concurrent" if record.get("kind") == "concurrency" else "knn")
+
+
+def unknown_fields(record: dict[str, Any]) -> set[str]:
+    """Fields of ``record`` this version's schema does not declare (a newer harness's, or a hand edit)."""
+    declared = {f.alias or name for name, f in Record.model_fields.items()}
+    return set(record) - declared
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     """A record in this version's shape, from any version the harness wrote (version 1 had no ``workload``,
-    ``filter`` or ``selectivity``, and marked concurrency records with ``kind: concurrency``)."""
-    if record.get("schema") == SCHEMA_VERSION:
+    ``filter`` or ``selectivity``, and marked concurrency records with ``kind: concurrency``). A record of a
+    newer version is returned as it is: its readers warn (vdbbench.core.results), never relabel it."""
+    version = record.get("schema")
+    if version == SCHEMA_VERSION or (isinstance(version, int) and version > SCHEMA_VERSION):
         return record
     out = dict(record)
-    kind = out.pop("kind", None)
-    out.setdefault("workload", "concurrent" if kind == "concurrency" else "knn")
+    out["workload"] = workload_name(out)
+    out.pop("kind", None)
     out.setdefault("filter", None)
     out.setdefault("selectivity", None)
     out.setdefault("attributes", {})

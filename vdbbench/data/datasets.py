@@ -238,7 +238,7 @@ def read_attributes(f: h5py.File, path: Path) -> dict[str, np.ndarray] | None:
             if not np.isfinite(columns[name]).all():
                 raise DatasetError(f"{where}: holds NaN or infinite values; attributes must be finite numbers")
         elif dset.dtype.kind in "SO" or h5py.check_string_dtype(dset.dtype):
-            columns[name] = np.asarray(_strings(dset), dtype=str)
+            columns[name] = np.asarray(_strings(dset, where), dtype=str)
         else:
             raise DatasetError(f"{where}: dtype {dset.dtype} is not int64, float64 or UTF-8 string")
     return columns
@@ -341,8 +341,16 @@ def load_hdf5(path: str | Path, name: str | None = None) -> Dataset:
     )
 
 
-def _strings(dataset: Any) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in dataset[()]]
+def _strings(dataset: Any, where: str = "") -> list[str]:
+    """The dataset's values as text; DatasetError naming ``where`` and the row when one is not UTF-8."""
+    out = []
+    for row, v in enumerate(dataset[()]):
+        try:
+            out.append(v.decode("utf-8") if isinstance(v, bytes) else str(v))
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{where or dataset.name}: row {row} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                               "write the column as UTF-8 strings") from None  # fmt: skip
+    return out
 
 
 def _read_texts(f: h5py.File, path: Path) -> Texts:

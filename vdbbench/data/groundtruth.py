@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,15 @@ def _faiss_gpus() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") and hasattr(faiss, "knn_gpu") else 0
 
 
+def _nvidia_device_files() -> bool:
+    """Whether the kernel exposes an NVIDIA GPU (``/dev/nvidia0``, ...): the cheapest signal, checked first."""
+    return any(p.name[len("nvidia") :].isdigit() for p in Path("/dev").glob("nvidia*"))
+
+
 def _torch_cuda() -> bool:
+    """torch sees a CUDA device; torch (seconds to import) is imported only where an NVIDIA device exists."""
+    if not _nvidia_device_files():
+        return False
     try:
         import torch
     except ImportError:

@@ -141,11 +141,15 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
         if len(cols) != 3:
             raise CorpusError(f"{path} line {number}: expected 3 columns 'query-id corpus-id score', got {len(cols)}")
         try:
-            score = int(float(cols[2]))
+            value = float(cols[2])
         except ValueError:
             if number == 1:
                 continue  # the header line
             raise CorpusError(f"{path} line {number}: field 'score' must be an integer, got {cols[2]!r}") from None
+        if not value.is_integer():  # 1.5 is no graded relevance level: truncating it would change the labels
+            raise CorpusError(f"{path} line {number}: field 'score' must be an integer (a relevance grade such as 0, 1 "
+                              f"or 2), got {cols[2]!r}")  # fmt: skip
+        score = int(value)
         qrels.setdefault(cols[0].strip(), {})[cols[1].strip()] = score
     if not qrels:
         raise CorpusError(f"{path} holds no judgements; each line is 'query-id<TAB>corpus-id<TAB>score'")

@@ -12,7 +12,7 @@ import numpy as np
 from vdbbench.config import StoreConfig
 from vdbbench.core.metrics import latency_summary, recall_at_k
 from vdbbench.data.datasets import Dataset
-from vdbbench.execution.worker import RemoteError, WorkerCrashed, WorkerTimeout, describe, timed_passes
+from vdbbench.execution.worker import RemoteError, TimedPass, WorkerCrashed, WorkerTimeout, describe, timed_passes
 from vdbbench.stores import get_store_class
 from vdbbench.stores.base import Store
 
@@ -36,26 +36,26 @@ class PointResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def score_passes(passes: list[tuple], ds: Dataset, k: int, vectors: bool = True) -> PointResult:
+def score_passes(passes: list[TimedPass], ds: Dataset, k: int, vectors: bool = True) -> PointResult:
     """Median pass by wall time → QPS and latency; recall of that pass's answers (vector stores only:
     a text store's answers are not judged against exact vector neighbours)."""
-    walls = [p[0] for p in passes]
+    walls = [p.wall_s for p in passes]
     median = passes[int(np.argsort(walls)[len(walls) // 2])]
     if vectors:
-        report = recall_at_k(median[2], ds.test, ds.train, ds.neighbors, k, ds.metric, allowed=ds.allowed)
+        report = recall_at_k(median.answers, ds.test, ds.train, ds.neighbors, k, ds.metric, allowed=ds.allowed)
         recall = report.recall
         detail = (report.duplicate_answers, report.short_answers, report.invalid_ids, report.filter_violations)
     else:
         recall, detail = None, (None, None, None, None)
     return PointResult(
         recall=recall,
-        qps=len(median[2]) / median[0],
-        qps_runs=[len(median[2]) / w for w in walls],
-        latency=latency_summary(median[1]),
+        qps=len(median.answers) / median.wall_s,
+        qps_runs=[len(median.answers) / w for w in walls],
+        latency=latency_summary(median.latencies),
         recall_detail=dict(
             zip(("duplicate_answers", "short_answers", "invalid_ids", "filter_violations"), detail, strict=True)
         ),  # fmt: skip
-        extra={"answers": median[2], "latencies": median[1]},
+        extra={"answers": median.answers, "latencies": median.latencies},
     )
 
 
@@ -105,13 +105,14 @@ def config_mismatches(family: str, asked: dict[str, Any], effective: dict[str, A
 
 @dataclass
 class PointId:
-    """One point a workload will record: its key, the dataset view it is scored on, its search setting, and
-    the identifying fields a failure record needs too (workload, target)."""
+    """One point a workload will record: its key, the dataset view it is scored on, its search setting, the
+    workload recording it, and the other identifying fields a failure record needs too (target)."""
 
     key: str
     ds: Dataset
     search: dict[str, Any]
-    fields: dict[str, Any]
+    workload: str
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Deadline:

@@ -103,14 +103,33 @@ def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
     return out
 
 
+def untie(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The run with no two answers of one query sharing a score, so every tool ranks it alike.
+
+    trec_eval, ir_measures and a file's rank column each break equal scores their own way (fused RRF scores
+    tie often), which gave three MRR@10 values for one run. The rule here: answers are ordered by score, equal
+    scores by passage id ascending; then each score becomes a single-precision value strictly below the one
+    before it (the score itself where it already is, else the next float32 below: trec_eval compares scores
+    in single precision, so a smaller step would still tie there). The file keeps these values exactly."""
+    out = {}
+    for qid, docs in run.items():
+        ordered, last = {}, np.float32(np.inf)
+        for doc, score in sorted(docs.items(), key=lambda d: (-d[1], d[0])):
+            last = min(np.float32(score), np.nextafter(last, np.float32(-np.inf)))
+            ordered[doc] = float(last)
+        out[qid] = ordered
+    return out
+
+
 def write_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
-    """TREC run format: ``qid Q0 docid rank score tag``, ranks from 1 in score order."""
+    """TREC run format: ``qid Q0 docid rank score tag``, ranks from 1 in score order (an untied run: see
+    ``untie``), scores as ``%.9g``, which keeps a single-precision score exactly."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in tag) or "run"
     with open(path, "w", encoding="utf-8") as f:
         for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda d: -d[1])
-            f.writelines(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1))
+            ranked = sorted(docs.items(), key=lambda d: (-d[1], d[0]))
+            f.writelines(f"{qid} Q0 {doc} {rank} {score:.9g} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1))
 
 
 def read_run(path: Path) -> dict[str, dict[str, float]]:
@@ -126,6 +145,7 @@ def score_point(
 ) -> dict[str, Any]:
     """Quality fields of one point; its run file is written as ``runs/<key>.trec`` under ``out_dir``."""
     qrels = judged(ds)
+    run = untie(run)  # the run file and the figures below rank the same list
     write_run(out_dir / "runs" / f"{key}.trec", run, tag)
     qrels_file = out_dir / "qrels" / f"{ds.name}.txt"
     if not qrels_file.exists():

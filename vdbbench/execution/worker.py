@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ class RemoteError(RuntimeError):
     """The adapter raised inside the worker; the message carries type, text and location."""
 
 
+class RefusedCall(ValueError):
+    """A call the store's process does not serve: it runs only the calls of its allow-list."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"the store's process has no call {method!r}: it serves only {', '.join(sorted(CALLS))}")
+
+
+# The calls the store's process serves, and nothing else: this host's timed loops and query set, and the
+# Store methods (vdbbench.stores.base) the harness uses.
+HOST_CALLS = frozenset({
+    "set_queries", "answers", "timed_insert", "timed_insert_rows", "timed_build_index", "timed_passes", "timed_batch",
+    "timed_churn", "timed_closed_loop", "timed_noop_passes",
+})  # fmt: skip
+STORE_CALLS = frozenset({
+    "open", "create", "attach", "insert", "search", "set_texts", "set_search_params", "set_filter", "set_hybrid",
+    "effective_config", "resources", "engine_version", "build_threads", "engine_identity", "client_handle",
+    "compose_service", "owned_processes", "owned_paths", "drop", "close",
+})  # fmt: skip
+CALLS = HOST_CALLS | STORE_CALLS
+
+
 def describe(e: BaseException) -> str:
     """``Type: message (at file:line)`` for the innermost frame, secrets removed."""
 
@@ -52,8 +74,26 @@ def load_adapter(target: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def timed_passes(store: Any, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> list[tuple]:
-    """Warm-up, then ``runs`` passes of one query at a time: (wall seconds, latencies, answers) each."""
+@dataclass(frozen=True)
+class TimedPass:
+    """One timed pass over the queries, one query at a time."""
+
+    wall_s: float  # the whole pass
+    latencies: np.ndarray  # seconds, one per query
+    answers: list[Any]  # one id array per query
+
+
+@dataclass(frozen=True)
+class ClientLoop:
+    """One client's closed loop of the concurrent workload."""
+
+    latencies: np.ndarray  # seconds, one per query it completed
+    cpu_s: float  # CPU seconds its process spent (to tell a busy client)
+    elapsed_s: float  # from the common start until its last query finished
+
+
+def timed_passes(store: Any, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> list[TimedPass]:
+    """Warm-up, then ``runs`` passes of one query at a time."""
     search = store.search
     for q in queries[: min(warmup, len(queries))]:
         search(q, k)
@@ -67,7 +107,7 @@ def timed_passes(store: Any, queries: list[np.ndarray], k: int, runs: int, warmu
             t0 = clock()
             answers[i] = search(q, k)
             latencies[i] = clock() - t0
-        passes.append((clock() - start, latencies, answers))
+        passes.append(TimedPass(clock() - start, latencies, answers))
     return passes
 
 
@@ -200,7 +240,7 @@ class _Host:
         self.store.build_index()
         return time.perf_counter() - t0
 
-    def timed_passes(self, k: int, runs: int, warmup: int) -> tuple[list[tuple], float]:
+    def timed_passes(self, k: int, runs: int, warmup: int) -> tuple[list[TimedPass], float]:
         """The passes, and the CPU seconds this process spent in them (a busy client limits QPS)."""
         cpu0 = time.process_time()
         passes = timed_passes(self.store, self.queries, k, runs, warmup)
@@ -209,13 +249,12 @@ class _Host:
     def timed_batch(self, k: int, runs: int, batch_size: int) -> tuple[list[float], list]:
         return timed_batch(self.store, np.asarray(self.queries), k, runs, batch_size)
 
-    def timed_closed_loop(self, k: int, start_at: float, duration_s: float) -> tuple[np.ndarray, float, float]:
+    def timed_closed_loop(self, k: int, start_at: float, duration_s: float) -> ClientLoop:
         """One closed-loop client: wait for the common start, then query back to back until the end.
 
         ``start_at`` is wall-clock time (``time.time()``), so clients on other hosts of a Ray
         cluster (clocks kept in step by NTP) start together; the loop itself runs on the
-        monotonic clock. Returns every query's latency, the process CPU seconds spent (to tell
-        a busy client), and the elapsed seconds until the last query finished.
+        monotonic clock.
         """
         search, queries, clock = self.store.search, self.queries, time.monotonic
         start_at = clock() + (start_at - time.time())
@@ -227,7 +266,7 @@ class _Host:
             search(queries[i % len(queries)], k)
             latencies.append(clock() - t0)
             i += 1
-        return np.asarray(latencies), time.process_time() - cpu0, clock() - start_at
+        return ClientLoop(np.asarray(latencies), time.process_time() - cpu0, clock() - start_at)
 
     def answers(self, k: int) -> list[np.ndarray]:
         """Untimed answers to every query at the current search setting (recall-target tuning)."""
@@ -237,12 +276,15 @@ class _Host:
         """Seconds per query of the timed loop around a search that does nothing: the harness's own floor."""
         answer = np.arange(k, dtype=np.int64)
         noop = type("Noop", (), {"search": staticmethod(lambda q, k: answer)})()
-        return [wall / len(self.queries) for wall, _, _ in timed_passes(noop, self.queries, k, runs, 0)]
+        return [p.wall_s / len(self.queries) for p in timed_passes(noop, self.queries, k, runs, 0)]
 
     def handle(self, method: str, args: tuple) -> Any:
-        """Run a timed loop of this host, or else the store's method of that name."""
-        target = getattr(self, method, None) if method.startswith(("timed_", "set_queries", "answers")) else None
-        return (target or getattr(self.store, method))(*args)
+        """Run a call of the allow-list: this host's (``HOST_CALLS``) or the store's (``STORE_CALLS``)."""
+        if method in HOST_CALLS:
+            return getattr(self, method)(*args)
+        if method in STORE_CALLS:
+            return getattr(self.store, method)(*args)
+        raise RefusedCall(method)
 
 
 def _serve(conn: Any, target: str, workdir: str, options: dict[str, Any]) -> None:
@@ -319,7 +361,10 @@ class StoreWorker:
         return value
 
     def send(self, method: str, *args: Any) -> None:
-        """Start ``method`` in the worker without waiting; ``receive`` collects its answer."""
+        """Start ``method`` (a call of the allow-list, ``CALLS``) in the worker without waiting; ``receive``
+        collects its answer."""
+        if method not in CALLS and method != "exit":
+            raise RefusedCall(method)
         if self._stopped_for:
             raise WorkerTimeout(f"not run: the store's process was stopped earlier ({self._stopped_for})")
         if not self.alive:

@@ -18,23 +18,19 @@ from rich.table import Table
 
 from vdbbench.charts.fields import params_text, qps_range
 from vdbbench.core.results import load_results
-from vdbbench.workloads import workload_named
+from vdbbench.core.schema import workload_name
+from vdbbench.workloads import is_ranked, workload_of
 
 BETTER, WORSE, NOISE, UNKNOWN = "better", "worse", "noise", "n/a"
 
 
 def match_key(record: dict[str, Any]) -> str:
     """Identity of a point across two sweeps (the dataset's name, not its file path, is matched): workload and
-    filter included, so a filtered point is compared with the same filter's point only."""
+    filter included, so a filtered point is compared with the same filter's point only; the rest is the
+    workload's to say (``Workload.match_fields``: the search setting, unless it says otherwise)."""
     ident = [record.get("dataset"), record.get("label"), record.get("index"), record.get("build"), record.get("k"),
-             record.get("workload", "knn"), record.get("filter"), record.get("attributes") or {}]  # fmt: skip
-    if record.get("workload") == "churn":  # the churn spec, not what it measured
-        ident.append({k: v for k, v in (record.get("churn") or {}).items() if k in ("insert", "delete", "batches",
-                                                                                     "seed", "settle_s")})  # fmt: skip
-    if record.get("workload") == "concurrent":
-        ident.append("concurrency")  # one per build, at whichever search setting it chose
-    else:
-        ident.append(record.get("search"))
+             workload_name(record), record.get("filter"), record.get("attributes") or {}]  # fmt: skip
+    ident += workload_of(record).match_fields(record)
     return json.dumps(ident, sort_keys=True, default=str, ensure_ascii=False)
 
 
@@ -95,7 +91,7 @@ def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
-    notes = workload_named(old.get("workload", "knn")).compare_notes(old, new)
+    notes = workload_of(old).compare_notes(old, new)
     if notes is not None:  # a workload judged by its own measures, not recall and QPS verdicts
         change.notes.extend(notes)
         return change
@@ -146,11 +142,12 @@ def compare_dirs(old_dir: str | Path, new_dir: str | Path) -> Comparison:
 
 def _names(r: dict[str, Any]) -> list[str]:
     """The identifying cells of a point, escaped so names like ``[red]`` print literally; the search cell names
-    the workload and filter where the point is not plain k-NN."""
+    the workload and filter where the point is not a ranked one (``Workload.ranked``: plain k-NN)."""
     cells = [r.get("dataset"), r.get("label"), r.get("index")]
     search = params_text(r.get("search"))
-    if r.get("workload", "knn") != "knn":
-        search += f" · {r['workload']}" + (f" {json.dumps(r['filter'], ensure_ascii=False)}" if r.get("filter") else "")
+    if not is_ranked(r):
+        search += f" · {workload_name(r)}"
+        search += f" {json.dumps(r['filter'], ensure_ascii=False)}" if r.get("filter") else ""
     return [escape(str(c)) for c in cells] + [escape(params_text(r.get("build"))), escape(search)]
 
 

@@ -1,10 +1,11 @@
 """Every measured point as a flat table: ``points.csv`` (and ``points.parquet`` when pyarrow is installed).
 
 For people who want the raw numbers in pandas or a spreadsheet rather than the HTML report.
-One row per point (concurrency measurements are not points; failed and skipped points are
-rows with their status and error). Build and search parameters appear both as one string and
-as a column per parameter (``build.M``, ``search.ef``); other numeric fields, nested ones
-flattened (``batch.qps``, ``client.cpu_share``, ``ndcg@10``), get a column each.
+One row per point (records a workload counts apart, as concurrent-client measurements, are not
+points; failed and skipped points are rows with their status and error). Build and search
+parameters appear both as one string and as a column per parameter (``build.M``, ``search.ef``);
+other numeric fields, nested ones flattened (``batch.qps``, ``client.cpu_share``, ``ndcg@10``), get
+a column each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from vdbbench.charts.fields import is_number, params_text
 from vdbbench.charts.ranking import memory_bytes
 from vdbbench.stores.identity import record_identity
+from vdbbench.workloads import workload_of
 
 CSV_NAME, PARQUET_NAME = "points.csv", "points.parquet"
 
@@ -69,7 +71,7 @@ def _scalar(value: Any) -> bool:
 
 def point_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names (leading ones first, then the rest sorted) and one row per point record."""
-    rows = [flatten(r) for r in records if r.get("workload") != "concurrent"]
+    rows = [flatten(r) for r in records if workload_of(r).counted_apart is None]
     seen = {c for row in rows for c in row}
     columns = [c for c in LEADING if c in seen] + sorted(seen - set(LEADING))
     return columns, rows

@@ -20,14 +20,24 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from vdbbench.charts.fields import compact_json, fmt_bytes, fmt_num, fmt_resource, is_number, params_text, qps_range
+from vdbbench.charts.fields import (
+    all_params,
+    compact_json,
+    fmt_bytes,
+    fmt_num,
+    fmt_resource,
+    is_number,
+    params_text,
+    qps_range,
+    short_params,
+)
 from vdbbench.charts.plots import (
-    LINESTYLES,
     Series,
+    build_label,
     build_series,
+    databases,
     new_figure,
     plot_style,
-    plot_text,
     png_data_uri,
     qps_tick,
     series_key,
@@ -39,16 +49,12 @@ from vdbbench.report.export import write_points
 from vdbbench.report.quality import quality_sections
 from vdbbench.stores import ADAPTERS, get_store_class
 from vdbbench.stores.identity import record_identity, stand_in_warning
-from vdbbench.workloads import workloads
+from vdbbench.workloads import is_ranked, workload_of, workloads
 
 # Share of a store's points at or above the highest target beyond which recall no longer separates stores.
 SATURATED_SHARE = 0.5
-# Build parameters shown in a plot label, so the labels leave the plot its width.
-PLOT_PARAMS_SHOWN = 36
 # Further measurement columns per table, so the per-point tables never outgrow the page.
 EXTRA_COLUMNS = 7
-# Parameter text longer than this is cut in table cells, with the full text under <details>.
-PARAMS_SHOWN = 48
 
 # Fields the report shows in their own place; any other numeric field is shown as an extra column.
 KNOWN_FIELDS = frozenset({
@@ -59,13 +65,11 @@ KNOWN_FIELDS = frozenset({
     "schema", "workload", "filter", "selectivity", "filter_violations", "attributes",
 })  # fmt: skip
 
-# Fields of a concurrency record, shown in its own table.
-LOAD_FIELDS = frozenset({"chosen_by", "chosen_recall", "chosen_qps", "concurrency"})
 
-
-def is_load(record: dict[str, Any]) -> bool:
-    """A concurrency measurement (several clients at one search setting), not a recall/QPS point."""
-    return record.get("workload") == "concurrent"
+def is_apart(record: dict[str, Any]) -> bool:
+    """A record its workload counts apart from the points (``Workload.counted_apart``: it holds several
+    measurements, as a concurrent-client record does), not a recall/QPS point."""
+    return workload_of(record).counted_apart is not None
 
 
 def is_ok(record: dict[str, Any]) -> bool:
@@ -88,22 +92,6 @@ def setting_text(record: dict[str, Any]) -> str:
     search, build = params_text(record.get("search")), params_text(record.get("build"))
     parts = [search if record.get("search") else "", f"build {build}" if record.get("build") else ""]
     return " · ".join(x for x in parts if x) or "defaults"
-
-
-def all_params(record: dict[str, Any]) -> str:
-    return params_text({**(record.get("build") or {}), **(record.get("search") or {})})
-
-
-def short_params(text: str, limit: int = PARAMS_SHOWN) -> str:
-    """Parameter text cut to fit a table cell (the full text goes under <details>) or a plot label."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def build_label(s: Series, build: dict[str, Any] | None, with_name: bool = False) -> str:
-    """Plot label of one build: tag, (name,) build parameters; ASCII-safe parts only when glyphs are missing."""
-    params = short_params(params_text(build), PLOT_PARAMS_SHOWN) if build else ""
-    name = plot_text(s.name) if with_name or not params else None
-    return " ".join(x for x in (s.tag, name, plot_text(params) if params else None) if x)
 
 
 def recall_qps_plot(points: list[dict[str, Any]], series: dict[tuple[str, str], Series], k: Any,
@@ -177,44 +165,6 @@ def _build_time_plot(timed: list[dict[str, Any]]) -> str:
     return png_data_uri(fig)
 
 
-def load_plot(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> str | None:
-    """QPS against the number of concurrent clients, one line per measured build."""
-    measured = [r for r in loads if r.get("status") == "ok" and (r.get("concurrency") or {}).get("levels")]
-    if not measured:
-        return None
-    from matplotlib.ticker import FuncFormatter
-
-    with plot_style():
-        fig = new_figure(9, 4.2 + 0.16 * len(measured))
-        ax = fig.add_subplot()
-        seen: dict[str, int] = defaultdict(int)
-        for r in measured:
-            s = series[series_key(r)]
-            levels = sorted(r["concurrency"]["levels"], key=lambda lv: lv.get("clients", 0))
-            style = LINESTYLES[seen[s.tag] % len(LINESTYLES)]  # builds of one store: same colour, own line style
-            seen[s.tag] += 1
-            ax.plot([lv.get("clients") for lv in levels], [lv.get("qps") for lv in levels], color=s.color,
-                    marker=s.marker, linestyle=style, linewidth=1.6, label=build_label(s, r.get("build")))  # fmt: skip
-        clients = sorted({lv.get("clients") for r in measured for lv in r["concurrency"]["levels"]})
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(clients, [str(c) for c in clients])
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("queries per second, all clients (log scale)")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(_tick_formatter())
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: qps_tick(v, _) if str(v)[0] in "25" else ""))
-        ax.grid(True, which="major", alpha=0.3)
-        ax.grid(True, which="minor", alpha=0.1)
-        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-        return png_data_uri(fig)
-
-
-def _tick_formatter() -> Any:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(qps_tick)
-
-
 # -- sections ----------------------------------------------------------------------------
 def point_row(r: dict[str, Any], series: Series, frontier_ids: set[int], extra_keys: list[str]) -> dict[str, Any]:
     effective = r.get("effective") or {}
@@ -256,7 +206,7 @@ def extra_measurements(record: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if key in KNOWN_FIELDS or key in LOAD_FIELDS:
+        if key in KNOWN_FIELDS:
             continue
         if is_number(value) or isinstance(value, bool):
             out[key] = value
@@ -293,36 +243,6 @@ def build_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Seri
             elif known is None:
                 row["resources"][name] = value
     return list(rows.values())
-
-
-def load_rows(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
-    """One row per client count of each concurrency measurement."""
-    rows = []
-    for r in loads:
-        info = r.get("concurrency") or {}
-        for level in info.get("levels") or [{}]:
-            rows.append({"r": r, "series": series[series_key(r)], "build_text": params_text(r.get("build")),
-                         "search_text": params_text(r.get("search")), "level": level, "note": info.get("note"),
-                         "duration_s": info.get("duration_s")})  # fmt: skip
-    return rows
-
-
-def load_findings(loads: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[Markup]:
-    """Which database (a baseline only when no database has figures) served the most at the most clients measured."""
-    levels = [(r, lv) for r in loads if r.get("status") == "ok"
-              for lv in (r.get("concurrency") or {}).get("levels") or [] if is_number(lv.get("qps"))]  # fmt: skip
-    levels = [x for x in levels if not series[series_key(x[0])].baseline] or levels
-    if not levels:
-        return []
-    most = max(lv.get("clients", 0) for _, lv in levels)
-    r, lv = max(((r, lv) for r, lv in levels if lv.get("clients") == most), key=lambda x: x[1]["qps"])
-    sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most: {} QPS, p99 {} ms")
-    sentence += Markup(" ({}, recall {})")
-    sentence = sentence.format(most, series[series_key(r)].name, fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
-                               all_params(r) or "defaults", fmt_num(r.get("chosen_recall"), 4))  # fmt: skip
-    if lv.get("client_bound"):
-        sentence += Markup(", limited by the load-generating clients rather than the engine")
-    return [sentence + Markup(".")]
 
 
 def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series],
@@ -420,31 +340,15 @@ def cheap_targets(rankings: list[Ranking], points: list[dict[str, Any]]) -> list
 
 
 def missing_figures(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[str]:
-    """Which databases have no concurrency or batch figures, and why (from the records' reasons)."""
-    databases: dict[str, str] = {}
-    for r in records:
-        s = series[series_key(r)]
-        if not s.baseline:
-            databases.setdefault(str(r.get("label")), s.who)
-    loads = [r for r in records if is_load(r)]
+    """Which databases lack a workload's figures (``Workload.missing_figures``) or batch figures, and why (from the
+    records' reasons)."""
+    out = [line for w in workloads() for line in w.missing_figures(records, series)]
     config = next(((r.get("provenance") or {}).get("config") for r in records if r.get("provenance")), None) or {}
-    out = []
-    if not loads:
-        out.append("No concurrency figures: the sweep did not measure concurrent clients "
-                   "(add concurrency: {clients: [1, 2, 4]} to the config).")  # fmt: skip
-    else:
-        for label, who in databases.items():
-            mine = [r for r in loads if str(r.get("label")) == label]
-            if any(r.get("status") == "ok" for r in mine):
-                continue
-            reasons = sorted({str(r.get("error") or r.get("status")) for r in mine})
-            reasons = reasons or ["no concurrency measurement was recorded (see failed points)"]
-            out.append(f"No concurrency figures for {who}: {'; '.join(reasons)}.")
-    points = [r for r in records if not is_load(r) and r.get("status") == "ok"]
+    points = [r for r in records if not is_apart(r) and r.get("status") == "ok"]
     if config.get("batch_size") == 0:
         out.append("No batch figures: batch search was switched off (batch_size: 0).")
         return out
-    for label, who in databases.items():
+    for label, who in databases(records, series).items():
         mine = [r for r in points if str(r.get("label")) == label]
         if not mine or any(isinstance(r.get("batch"), dict) for r in mine):
             continue
@@ -459,8 +363,8 @@ def missing_figures(records: list[dict[str, Any]], series: dict[tuple[str, str],
 def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
              targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
     """The first screen of one dataset: ranking per target, sentences, and what the figures cannot say."""
-    points = [r for r in records if not is_load(r) and is_ok(r)]
-    rankings = rank(records, targets) if points else []
+    points = [r for r in records if not is_apart(r) and is_ok(r)]
+    rankings = rank(records, targets, ranked=is_ranked) if points else []
     host = host_price(records)
     warnings = [w for w in [saturation_warning(points, targets)] if w]
     if cheap := cheap_targets(rankings, points):
@@ -531,8 +435,7 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
 def dataset_section(number: int, name: str, records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
                     targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
 
-    loads = [r for r in records if is_load(r)]
-    everything, records = records, [r for r in records if r.get("workload", "knn") == "knn"]
+    everything, records = records, [r for r in records if is_ranked(r)]
     ok = [r for r in records if is_ok(r)]
     frontier_ids = set()
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -541,7 +444,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
     for pts in by_series.values():
         frontier_ids |= {id(r) for r in pareto_frontier(pts)}
     extra_keys = sorted({k for r in records for k in extra_measurements(r)})
-    builds = build_rows([r for r in everything if r.get("workload") != "churn"], series)  # churn builds on part
+    builds = build_rows([r for r in everything if not workload_of(r).own_build], series)  # the shared builds
     info = next((r.get("dataset_info") for r in everything if r.get("dataset_info")), None) or {}
     k = everything[0].get("k")
     used = [s for key, s in series.items() if any(series_key(r) == key for r in everything)]
@@ -555,7 +458,7 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
         "plotted": {series[series_key(r)].tag for r in ok},
         "counts": _status_counts(records),
         "decision": decision(everything, series, targets),
-        "load_findings": load_findings(loads, series),
+        "findings": [sentence for w in workloads() for sentence in w.findings(everything, series)],
         "headline": headline(ok, series, targets),
         "plot": recall_qps_plot(ok, series, k, targets) if ok else None,
         "build_plot": build_time_plot(builds),
@@ -563,10 +466,8 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
         "extra_keys": extra_keys,
         "extra_groups": [extra_keys[i : i + EXTRA_COLUMNS] for i in range(0, len(extra_keys), EXTRA_COLUMNS)],
         "points": [point_row(r, series[series_key(r)], frontier_ids, extra_keys) for r in _sorted(records)],
-        "loads": load_rows(loads, series),
-        "load_plot": load_plot(loads, series),
         "workload_sections": [
-            {"workload": w.name, **section}
+            {"workload": w.name, "template": f"workloads/{w.name}.html.j2", **section}
             for w in workloads()
             if (section := w.report_section(everything, series, targets))
         ],  # fmt: skip
@@ -626,14 +527,17 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
     for r in records:
         if r.get("engine_version"):
             engine_versions[series[series_key(r)].who].add(str(r["engine_version"]))
-    points = [r for r in records if not is_load(r)]
-    loads = [r for r in records if is_load(r)]
+    points = [r for r in records if not is_apart(r)]
+    apart: dict[str, int] = defaultdict(int)  # noun → records counted apart from the points
+    for r in records:
+        if noun := workload_of(r).counted_apart:
+            apart[noun] += 1
     return {
         "title": title,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "records": points,
         "counts": _status_counts(points),
-        "loads": loads,
+        "apart": sorted(apart.items()),
         "series": list(series.values()),
         "datasets": datasets,
         "bars": targets,
@@ -665,7 +569,8 @@ def _environment() -> Environment:
     )
     env.filters.update(num=fmt_num, bytes=fmt_bytes, resource=fmt_resource, params=params_text, json=compact_json,
                        short=short_params)  # fmt: skip
-    env.globals.update(is_number=is_number, all_params=all_params, setting=setting_text)
+    env.globals.update(is_number=is_number, all_params=all_params, setting=setting_text,
+                       setting_note=lambda r: workload_of(r).setting_note)  # fmt: skip
     return env
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from vdbbench.charts.fields import params_text
 from vdbbench.config import GENERATED_COLUMN, ConfigError, DatasetConfig, SweepConfig
-from vdbbench.core.filters import check_filter
+from vdbbench.core.filters import check_filter, mask
 from vdbbench.data import downloads, embed  # noqa: F401  (they register the datasets they know by name)
 from vdbbench.data.datasets import (
     Dataset,
@@ -90,7 +90,7 @@ def planned_points(cfg: SweepConfig) -> list[str]:
         lines.append(f"{dc.name} ({size})")
         for s in cfg.stores:
             plan = cfg.plan(s, n, dim)
-            head = f"  {dc.name} · {s.display_name} ({s.store}) {s.index} · settings {plan.settings}"
+            head = f"  {dc.name} · {s.display_name} ({s.store}) {s.family} · settings {plan.settings}"
             for build in plan.builds:
                 for w in workloads():
                     if w.applies(cfg, dc, s):
@@ -113,12 +113,17 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
             )
         filters = dc.filter_list(ds.train.shape[0])
         for m, flt in enumerate(filters):
-            problems += check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
+            found = check_filter(flt, ds.attribute_kinds, f"datasets[{j}].filters[{m}]")
+            if not found and not (passing := int(mask(flt, ds.attributes or {}).sum())):
+                found = [f"datasets[{j}].filters[{m}]: {flt.text()} passes {passing} of {ds.train.shape[0]:,} rows "
+                         f"of {ds.name!r}; a filter must pass at least one row (check its values against the "
+                         "column's)"]  # fmt: skip
+            problems += found
         fields = sorted({f for flt in filters for f in flt.fields})
         problems += [f"datasets[{j}].filters: {problem}" for problem in unnamable(fields)]
         for i, s in enumerate(cfg.stores):
             cls = get_store_class(s.store)
-            fam = cls.families[s.index]
+            fam = cls.families[s.family]
             if (cls.input == "text" or s.hybrid) and ds.text is None:
                 problems.append(
                     f"stores[{i}]: {'hybrid search' if s.hybrid else s.store} needs the passages' text, and dataset "
@@ -133,6 +138,9 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                                     f" = {flt.text()}); stores that can: {', '.join(sorted(able))}")  # fmt: skip
             n = ds.train.shape[0]
             plan = cfg.plan(s, n, ds.dim)
+            for w in workloads():
+                if w.applies(cfg, dc, s):
+                    problems += [f"stores[{i}].{problem} (dataset {ds.name!r})" for problem in w.problems(s, n)]
             if plan.targets and ds.test.shape[0] < 2 * MIN_SPLIT_QUERIES:
                 problems.append(
                     f"stores[{i}].recall_targets: {ds.name!r} has {ds.test.shape[0]} queries; tuning and evaluation "
@@ -140,18 +148,18 @@ def check_compatibility(cfg: SweepConfig, datasets: dict[str, Dataset]) -> None:
                 )
             if ds.metric not in fam.metrics:
                 problems.append(
-                    f"stores[{i}]: {s.store} {s.index} cannot search with metric {ds.metric!r} "
+                    f"stores[{i}]: {s.store} {s.family} cannot search with metric {ds.metric!r} "
                     f"(dataset {ds.name!r}); it supports {', '.join(fam.metrics)}"
                 )
             max_dim = fam.max_dim or cls.max_dim
             if max_dim is not None and ds.dim > max_dim:
                 problems.append(
-                    f"stores[{i}]: {s.store} {s.index} takes at most {max_dim} dimensions; "
+                    f"stores[{i}]: {s.store} {s.family} takes at most {max_dim} dimensions; "
                     f"dataset {ds.name!r} has {ds.dim}"
                 )
             searches = plan.searches + ([plan.target_base] if plan.targets or s.churn else [])
             for build, search in itertools.product(plan.builds, searches):
-                for rule in cls.check_point(s.index, build, search, ds.dim, cfg.k):
+                for rule in cls.check_point(s.family, build, search, ds.dim, cfg.k):
                     problem = f"stores[{i}].{rule} (dataset {ds.name!r}, dim {ds.dim}, k {cfg.k})"
                     if problem not in problems:
                         problems.append(problem)

@@ -5,7 +5,7 @@ their exact ground truth) → stores (one process each, see vdbbench.execution.w
 record per point, written the moment it is measured; schema in vdbbench.core.schema) → report.
 
 What is measured on a build is up to the workloads (vdbbench.workloads: plain k-NN with its
-recall targets, filtered k-NN, concurrent load, churn on a build of its own). A store that fails
+recall targets, filtered k-NN, concurrent clients, churn on a build of its own). A store that fails
 is recorded as failed and the sweep moves on; a re-run into the same directory skips measured points.
 
 Behavioural check: when every search setting of one build returns the same answers (on the same
@@ -37,7 +37,7 @@ from vdbbench.execution.process import StoreProcess
 from vdbbench.execution.worker import StoreWorker, WorkerTimeout
 from vdbbench.stores import BuildSpec, get_store_class, store_packages
 from vdbbench.sweep.plan import check_compatibility, resolve_dataset
-from vdbbench.workloads import BuildRun, workloads
+from vdbbench.workloads import BuildRun, workload_named, workloads
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,20 @@ class Sweep:
         self._bm25_legs: dict[str, quality.Leg] = {}  # per dataset, for hybrid points
 
     # -- records -------------------------------------------------------------------
-    def record(
-        self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, **fields: Any
-    ) -> dict[str, Any]:
-        """Write one point's record (``ds`` is the view it was scored on: its filter and selectivity go in)."""
+    def record(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, *,
+               workload: str, **fields: Any) -> dict[str, Any]:  # fmt: skip
+        """Write one point's record (``ds`` is the view it was scored on: its filter and selectivity go in) for
+        ``workload``, the name of the workload that measured it."""
         plan = self.plan
         fields.setdefault("param_source", param_sources({**build, **search}, fields.get("effective")))
-        fields.setdefault("workload", "filtered" if ds.filter is not None else "knn")
         record = {
             "schema": SCHEMA_VERSION,
-            "key": key_override or self.key(ds, s, build, search),
+            "key": key_override or self.key(ds, s, build, search, workload),
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": ds.name,
             "store": s.store,
             "label": s.display_name,
-            "index": s.index,
+            "index": s.family,
             "metric": ds.metric,
             "build": build,
             "search": search,
@@ -105,11 +104,12 @@ class Sweep:
             "evaluation_queries": None,
             "build_threads": None,
             "host": self.cfg.host.model_dump() if self.cfg.host else None,
+            "workload": workload,
             **fields,
             "dataset_info": ds.summary(),
             "provenance": self.provenance,
         }
-        validate_record(record)
+        validate_record(record, workloads=[w.name for w in workloads()])
         self.results.append(record)
         self.counts[record["status"]] += 1
         self.written.append(record)
@@ -117,19 +117,18 @@ class Sweep:
             self.on_record(record)
         return record
 
-    def key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, workload: str | None = None) -> str:
+    def key(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, workload: str) -> str:
         """The point's identity: dataset, store entry (label, family, options), build, search, k, workload, filter."""
-        workload = workload or ("filtered" if ds.filter is not None else "knn")
         flt = f"{ds.filter.text()} rows {ds.rows_digest}" if ds.filter is not None else None  # same text, other rows
-        return point_key(ds.summary(), s.display_name, s.index, build, search, self.cfg.k, workload=workload,
+        return point_key(ds.summary(), s.display_name, s.family, build, search, self.cfg.k, workload=workload,
                          filter_text=flt, options=redact(s.options), attributes=self.inserted_kinds(ds))  # fmt: skip
 
     def fail_points(self, s: StoreConfig, build: dict, points: list[PointId], error: str, **fields: Any) -> None:
         """Record every point of ``points`` (of build ``build``) not measured yet as failed with ``error``."""
         for p in points:
             if p.key not in self.done and not any(r.get("key") == p.key for r in self.written):
-                self.record(p.ds, s, build, p.search, key_override=p.key, status="failed", error=error,
-                            **{**fields, **p.fields})  # fmt: skip
+                self.record(p.ds, s, build, p.search, key_override=p.key, workload=p.workload, status="failed",
+                            error=error, **{**fields, **p.fields})  # fmt: skip
 
     def bm25_leg(self, ds: Dataset) -> quality.Leg:
         """The bm25 side of hybrid points on ``ds``, measured once per dataset."""
@@ -195,9 +194,9 @@ class Sweep:
             todo += [(build, [w]) for w in pending if w.own_build]
         if not todo:
             return
-        workdir = self.out_dir / "work" / f"{s.display_name}-{s.index}"
+        workdir = self.out_dir / "work" / f"{s.display_name}-{s.family}"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.index}: {len(todo)} build(s)")
+        self.console.print(f"[bold]{ds.name}[/] · {s.display_name} {s.family}: {len(todo)} build(s)")
         engine: StoreProcess | None = None
         try:
             for build, group in todo:
@@ -221,7 +220,7 @@ class Sweep:
 
         worker = engine.worker
         rows = min(w.build_rows(s, ds.train.shape[0]) for w in group)  # churn builds on the rows it does not insert
-        spec = BuildSpec(family=s.index, metric=ds.metric, dim=ds.dim, params=build, count=rows,
+        spec = BuildSpec(family=s.family, metric=ds.metric, dim=ds.dim, params=build, count=rows,
                          attributes=self.inserted_kinds(ds))  # fmt: skip
         self.written = []
         self.observations = {}
@@ -243,14 +242,14 @@ class Sweep:
                 s, build, points, f"build failed: {describe_error(e)}", timed_out=isinstance(e, WorkerTimeout)
             )
             return False
-        run = BuildRun(self, engine, ds, s, build, build_fields, self.done)
+        measured: list[tuple[dict[str, Any], dict[str, Any]]] = []  # the plain k-NN points, for the concurrent one
         healthy = True
         for w in group:
             if not worker.alive:
                 stopped = "not measured: the store's process was stopped at an earlier point"
                 self.fail_points(s, build, w.points(self, ds, s, build), stopped, **build_fields)
                 continue
-            healthy &= w.run(run)
+            healthy &= w.run(BuildRun(self, engine, ds, s, build, build_fields, self.done, w.name, measured))
         if search_ignored(self.observations):
             self._mark_search_ignored(s)
         if worker.alive:
@@ -262,10 +261,11 @@ class Sweep:
         return healthy and worker.alive
 
     def _mark_search_ignored(self, s: StoreConfig) -> None:
-        """Write this build's plain k-NN records again, flagged: its search settings all gave the same answers."""
+        """Write this build's ranked (single-client k-NN) records again, flagged: its search settings all gave the same
+        answers."""
         self.console.print(f"  [red]{s.display_name}: every search setting gave identical answers (recall < 1): "
                            "the engine ignores the search parameter[/]")  # fmt: skip
-        for record in [r for r in self.written if r.get("status") == "ok" and r.get("workload") == "knn"]:
+        for record in [r for r in self.written if r.get("status") == "ok" and workload_named(r["workload"]).ranked]:
             self.results.append({**record, "search_param_ignored": True})
 
     def _build(self, worker: StoreWorker, ds: Dataset, spec: BuildSpec, s: StoreConfig) -> tuple[float, float]:

@@ -15,18 +15,31 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import cache
+from typing import Any
 
+from vdbbench.core.schema import workload_name
 from vdbbench.workloads.base import BuildRun, SweepContext, Workload
 
-__all__ = ["BuildRun", "SweepContext", "Workload", "workload_named", "workloads"]
+__all__ = ["BuildRun", "SweepContext", "Workload", "is_ranked", "workload_named", "workload_of", "workloads"]
 
 
 def workload_named(name: str) -> Workload:
     """The workload of that name (a record's ``workload``)."""
-    found = next((w for w in workloads() if w.name == name), None)
+    found = _by_name().get(name)
     if found is None:
         raise KeyError(f"unknown workload {name!r}: known workloads are {', '.join(w.name for w in workloads())}")
     return found
+
+
+def workload_of(record: dict[str, Any]) -> Workload:
+    """The workload that wrote ``record``, whose hooks present it; for a name no module here defines (a record of
+    another version), a plain ``Workload``: every hook's default."""
+    return _by_name().get(workload_name(record)) or Workload()
+
+
+def is_ranked(record: dict[str, Any]) -> bool:
+    """Whether ``record`` is of a workload whose points are single-client recall/QPS points (``Workload.ranked``)."""
+    return workload_of(record).ranked
 
 
 @cache
@@ -41,3 +54,8 @@ def workloads() -> tuple[Workload, ...]:
         defined = [obj for obj in vars(module).values() if isinstance(obj, type) and obj.__module__ == module.__name__]
         found += [obj() for obj in defined if issubclass(obj, Workload)]
     return tuple(sorted(found, key=lambda w: (w.order, w.name)))
+
+
+@cache
+def _by_name() -> dict[str, Workload]:
+    return {w.name: w for w in workloads()}

@@ -54,6 +54,16 @@ class Churn(Workload):
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return s.churn is not None
 
+    def problems(self, s: StoreConfig, n: int) -> list[str]:
+        c = s.churn
+        built, ranges, deletes = churn_plan(n, c.insert, c.delete, c.batches, c.seed)
+        held = n - built
+        if held < c.batches:
+            return [f"churn: insert {c.insert:g} of {n:,} rows holds back {held} row(s), fewer than batches "
+                    f"{c.batches}; every batch must insert a row: raise insert to at least {c.batches / n:.3g} or "
+                    f"lower batches to at most {held}"]  # fmt: skip
+        return []
+
     def build_rows(self, s: StoreConfig, n: int) -> int:
         c = s.churn
         return churn_plan(n, c.insert, c.delete, c.batches, c.seed)[0]
@@ -63,7 +73,7 @@ class Churn(Workload):
         return sweep.key(ds, s, build, {**sweep.plan.target_base, "churn": s.churn.model_dump()}, workload=self.name)
 
     def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
-        return [PointId(self.key(sweep, ds, s, build), ds, sweep.plan.target_base, {"workload": self.name})]
+        return [PointId(self.key(sweep, ds, s, build), ds, sweep.plan.target_base, self.name)]
 
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
                    shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
@@ -139,13 +149,11 @@ class Churn(Workload):
                 "deleted returned", "status")  # fmt: skip
         for col in cols:
             table.add_column(col, justify="left" if col in cols[:6] + ("status",) else "right")
-        for r in records:
-            if r.get("workload") != "churn":
-                continue
+        for r in self.mine(records):
             ok, c = r.get("status") == "ok", r.get("churn") or {}
             table.add_row(
-                r["dataset"], r["label"], r["index"], " ".join(f"{k}={v}" for k, v in r["build"].items()),
-                " ".join(f"{k}={v}" for k, v in r["search"].items()), str(c.get("mode") or ""),
+                r["dataset"], r["label"], r["index"], params_text(r["build"], ""), params_text(r["search"], ""),
+                str(c.get("mode") or ""),
                 f"{r['qps']:,.0f}" if ok and r.get("qps") else "",
                 f"{r['p99_ms']:.3f}" if ok and r.get("p99_ms") else "",
                 f"{r['freshness_s']:.3f}" if ok and r.get("freshness_s") is not None else ("never" if ok else ""),
@@ -154,6 +162,12 @@ class Churn(Workload):
                 "ok" if ok else f"[red]{r.get('status')}[/]: {markup_escape(str(r.get('error')))}",
             )  # fmt: skip
         return table
+
+    def match_fields(self, record: dict[str, Any]) -> list[Any]:
+        """The churn spec (not what it measured), then the search setting."""
+        spec = {k: v for k, v in (record.get("churn") or {}).items()
+                if k in ("insert", "delete", "batches", "seed", "settle_s")}  # fmt: skip
+        return [spec, record.get("search")]
 
     def compare_notes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         """Churn measures side by side (one run each: no spread, so no verdict); a deleted id returned is flagged."""

@@ -1,18 +1,34 @@
-"""Concurrent load: several client processes at once, at the fastest setting that reaches ``min_recall``.
+"""Concurrent clients: several client processes at once, at the fastest setting that reaches ``min_recall``.
 
-Each client count runs a closed loop for ``duration_s`` (vdbbench.execution.load, locally or on Ray actors);
-one record per build holds every level. A store that cannot be searched from a second process is
-recorded as skipped, with the reason.
+Each client count runs a closed loop for ``duration_s`` (vdbbench.execution.concurrent, locally or on Ray
+actors); one record per build holds every level (the config and record key is ``concurrency``). A store that
+cannot be searched from a second process is recorded as skipped, with the reason. Its part of the report:
+a table and a plot of QPS against clients, and a finding sentence for the summary.
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
+from vdbbench.charts.fields import all_params, fmt_num, is_number, params_text
+from vdbbench.charts.plots import (
+    LINESTYLES,
+    Series,
+    build_label,
+    databases,
+    new_figure,
+    plot_style,
+    png_data_uri,
+    qps_tick,
+    series_key,
+)
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.data.datasets import Dataset
-from vdbbench.execution.load import LoadFailed, measure_concurrency
+from vdbbench.execution.concurrent import ConcurrentFailed, measure_concurrent
 from vdbbench.execution.points import PointId, describe_error
 from vdbbench.stores import ADAPTERS, get_store_class
 from vdbbench.workloads import BuildRun, Workload
@@ -25,6 +41,8 @@ if TYPE_CHECKING:
 class Concurrent(Workload):
     name = "concurrent"
     order = 30
+    counted_apart = "concurrent-client measurement"
+    setting_note = "concurrent clients at"
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return cfg.concurrency is not None
@@ -34,7 +52,7 @@ class Concurrent(Workload):
         return sweep.key(ds, s, build, {"concurrency": sweep.cfg.concurrency.clients}, workload=self.name)
 
     def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
-        return [PointId(self.key(sweep, ds, s, build), ds, {}, {"workload": self.name})]
+        return [PointId(self.key(sweep, ds, s, build), ds, {}, self.name)]
 
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
                    shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
@@ -71,10 +89,10 @@ class Concurrent(Workload):
                 record(status="skipped", error=f"{s.store} cannot be searched from several processes at once "
                                                f"({reason}), so only single-client figures exist")  # fmt: skip
                 return True
-            levels = measure_concurrency(ADAPTERS[s.store], run.engine.workdir, s.options, handle, ds.test, sp,
+            levels = measure_concurrent(ADAPTERS[s.store], run.engine.workdir, s.options, handle, ds.test, sp,
                                          run.cfg.k, cc.clients, cc.duration_s, run.cfg.warmup,
                                          get_store_class(s.store).mode, cc.engine, cc.address)  # fmt: skip
-        except LoadFailed as e:  # the client counts measured before the failure are kept
+        except ConcurrentFailed as e:  # the client counts measured before the failure are kept
             record(status="failed", error=f"load failed at {e.clients} clients: {describe_error(e.cause)}",
                    concurrency={"levels": e.levels, "failed_clients": e.clients, **context})  # fmt: skip
             return False
@@ -94,16 +112,8 @@ class Concurrent(Workload):
         table = Table(title="concurrent clients (closed loop)")
         for col in ("dataset", "store", "index", "build", "search", "clients", "QPS", "p50 ms", "p99 ms", "note"):
             table.add_column(col, justify="right" if col in ("clients", "QPS", "p50 ms", "p99 ms") else "left")
-        for r in records:
-            if r.get("workload") != "concurrent":
-                continue
-            head = [
-                r["dataset"],
-                r["label"],
-                r["index"],
-                " ".join(f"{k}={v}" for k, v in r["build"].items()),
-                " ".join(f"{k}={v}" for k, v in r["search"].items()),
-            ]
+        for r in self.mine(records):
+            head = [r["dataset"], r["label"], r["index"], params_text(r["build"], ""), params_text(r["search"], "")]
             if r.get("status") != "ok":
                 table.add_row(*head, "", "", "", "", f"[yellow]{r.get('status')}[/]: {r.get('error')}")
             for lv in (r.get("concurrency") or {}).get("levels", []):  # a failed record keeps the counts measured
@@ -125,3 +135,90 @@ class Concurrent(Workload):
         if old.get("search") != new.get("search"):
             notes.append("measured at a different search setting")
         return ["concurrency (single run, no noise estimate): " + "; ".join(notes)] if notes else []
+
+    def match_fields(self, record: dict[str, Any]) -> list[Any]:
+        """One per build, at whichever search setting it chose: the setting is not part of its identity."""
+        return ["concurrency"]
+
+    def report_section(self, records: list[dict[str, Any]], series: dict, targets: tuple[float, ...]) -> dict | None:
+        """A row per client count of each record, and QPS against clients (see the template)."""
+        mine = self.mine(records)
+        return {"rows": level_rows(mine, series), "plot": clients_plot(mine, series)} if mine else None
+
+    def findings(self, records: list[dict[str, Any]], series: dict) -> list[Markup]:
+        """Which database (a baseline only when no database has figures) served the most at the most clients
+        measured."""
+        levels = [(r, lv) for r in self.mine(records) if r.get("status") == "ok"
+                  for lv in (r.get("concurrency") or {}).get("levels") or [] if is_number(lv.get("qps"))]  # fmt: skip
+        levels = [x for x in levels if not series[series_key(x[0])].baseline] or levels
+        if not levels:
+            return []
+        most = max(lv.get("clients", 0) for _, lv in levels)
+        r, lv = max(((r, lv) for r, lv in levels if lv.get("clients") == most), key=lambda x: x[1]["qps"])
+        sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most: {} QPS, p99 {} ms")
+        sentence += Markup(" ({}, recall {})")
+        sentence = sentence.format(most, series[series_key(r)].name, fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
+                                   all_params(r) or "defaults", fmt_num(r.get("chosen_recall"), 4))  # fmt: skip
+        if lv.get("client_bound"):
+            sentence += Markup(", limited by the load-generating clients rather than the engine")
+        return [sentence + Markup(".")]
+
+    def missing_figures(self, records: list[dict[str, Any]], series: dict) -> list[str]:
+        """Which databases have no concurrent-client figures, and why (the records' reasons)."""
+        mine = self.mine(records)
+        if not mine:
+            return ["No concurrency figures: the sweep did not measure concurrent clients "
+                    "(add concurrency: {clients: [1, 2, 4]} to the config)."]  # fmt: skip
+        out = []
+        for label, who in databases(records, series).items():
+            theirs = [r for r in mine if str(r.get("label")) == label]
+            if any(r.get("status") == "ok" for r in theirs):
+                continue
+            reasons = sorted({str(r.get("error") or r.get("status")) for r in theirs})
+            reasons = reasons or ["no concurrency measurement was recorded (see failed points)"]
+            out.append(f"No concurrency figures for {who}: {'; '.join(reasons)}.")
+        return out
+
+
+def level_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:
+    """One row per client count of each concurrent-client record (one row for a record with none)."""
+    rows = []
+    for r in records:
+        info = r.get("concurrency") or {}
+        for level in info.get("levels") or [{}]:
+            rows.append({"r": r, "series": series[series_key(r)], "build_text": params_text(r.get("build")),
+                         "search_text": params_text(r.get("search")), "level": level, "note": info.get("note"),
+                         "duration_s": info.get("duration_s")})  # fmt: skip
+    return rows
+
+
+def clients_plot(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> str | None:
+    """QPS against the number of concurrent clients, one line per measured build."""
+    measured = [r for r in records if r.get("status") == "ok" and (r.get("concurrency") or {}).get("levels")]
+    if not measured:
+        return None
+    from matplotlib.ticker import FuncFormatter
+
+    with plot_style():
+        fig = new_figure(9, 4.2 + 0.16 * len(measured))
+        ax = fig.add_subplot()
+        seen: dict[str, int] = defaultdict(int)
+        for r in measured:
+            s = series[series_key(r)]
+            levels = sorted(r["concurrency"]["levels"], key=lambda lv: lv.get("clients", 0))
+            style = LINESTYLES[seen[s.tag] % len(LINESTYLES)]  # builds of one store: same colour, own line style
+            seen[s.tag] += 1
+            ax.plot([lv.get("clients") for lv in levels], [lv.get("qps") for lv in levels], color=s.color,
+                    marker=s.marker, linestyle=style, linewidth=1.6, label=build_label(s, r.get("build")))  # fmt: skip
+        clients = sorted({lv.get("clients") for r in measured for lv in r["concurrency"]["levels"]})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(clients, [str(c) for c in clients])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("queries per second, all clients (log scale)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(qps_tick))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: qps_tick(v, _) if str(v)[0] in "25" else ""))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="minor", alpha=0.1)
+        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+        return png_data_uri(fig)

@@ -32,12 +32,12 @@ class Filtered(Workload):
         return dc.filters is not None
 
     def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
-        return [p for view in sweep.views[ds.name] for p in view_points(sweep, view, s, build)]
+        return [p for view in sweep.views[ds.name] for p in view_points(sweep, view, s, build, self.name)]
 
     def run(self, run: BuildRun) -> bool:
         healthy = True
         for view in run.sweep.views[run.ds.name]:
-            pending = [p for p in view_points(run.sweep, view, run.s, run.build) if p.key not in run.done]
+            pending = [p for p in view_points(run.sweep, view, run.s, run.build, self.name) if p.key not in run.done]
             if not pending:
                 continue
             if not run.worker.alive:

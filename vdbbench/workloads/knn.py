@@ -24,7 +24,7 @@ from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.core.metrics import recall_at_k
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution import quality
-from vdbbench.execution.load import client_bound
+from vdbbench.execution.concurrent import client_bound
 from vdbbench.execution.points import Deadline, PointId, answers_digest, config_mismatches, describe_error, score_passes
 from vdbbench.execution.quality import is_labelled
 from vdbbench.execution.worker import WorkerTimeout
@@ -83,27 +83,30 @@ def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int
     return value, True
 
 
-def target_key(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict, target: float) -> str:
+def target_key(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict, target: float, workload: str) -> str:
     """Key of a recall-target point: the target and the query split, not the setting it chose."""
-    return sweep.key(ds, s, build, {"target_recall": target, "split": split_id(ds.test.shape[0])})
+    return sweep.key(ds, s, build, {"target_recall": target, "split": split_id(ds.test.shape[0])}, workload)
 
 
-def view_points(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
-    """The explicit settings and the recall targets of one build on one view (unfiltered or one filter)."""
+def view_points(sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict, workload: str) -> list[PointId]:
+    """The explicit settings and the recall targets of one build on one view (unfiltered or one filter), as
+    ``workload`` records them."""
     plan = sweep.plan
-    points = [PointId(sweep.key(ds, s, build, sp), ds, sp, {}) for sp in plan.searches]
-    return points + [PointId(target_key(sweep, ds, s, build, t), ds, {}, {"target_recall": t}) for t in plan.targets]
+    points = [PointId(sweep.key(ds, s, build, sp, workload), ds, sp, workload) for sp in plan.searches]
+    return points + [PointId(target_key(sweep, ds, s, build, t, workload), ds, {}, workload, {"target_recall": t})
+                     for t in plan.targets]  # fmt: skip
 
 
 class Knn(Workload):
     name = "knn"
     order = 10
+    ranked = True
 
     def applies(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig) -> bool:
         return True
 
     def points(self, sweep: SweepContext, ds: Dataset, s: StoreConfig, build: dict) -> list[PointId]:
-        return view_points(sweep, ds, s, build)
+        return view_points(sweep, ds, s, build, self.name)
 
     def run(self, run: BuildRun) -> bool:
         return measure_view(run, run.ds, run.measured)
@@ -111,6 +114,10 @@ class Knn(Workload):
     def plan_lines(self, cfg: SweepConfig, dc: DatasetConfig, s: StoreConfig, plan: StorePlan,
                    shape: tuple[int | None, int | None, int | None], head: str) -> list[str]:  # fmt: skip
         return view_lines(s, plan, shape[2], head)
+
+    def report_section(self, records: list[dict[str, Any]], series: dict, targets: tuple[float, ...]) -> dict | None:
+        """None: ranked points are the dataset section's own (ranking, plots, per-point tables)."""
+        return None
 
 
 def view_lines(s: StoreConfig, plan: StorePlan, queries: int | None, head: str) -> list[str]:
@@ -131,7 +138,8 @@ def view_lines(s: StoreConfig, plan: StorePlan, queries: int | None, head: str) 
 
 
 def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> bool:
-    """Every pending explicit setting, then the recall targets, on ``view``; False when a search failed.
+    """Every pending explicit setting, then the recall targets, on ``view``, recorded as ``run.workload``'s; False
+    when a search failed.
 
     ``measured`` collects (setting, fields) of the points for the concurrent workload (unfiltered only).
     Only unfiltered points feed the behavioural check of ignored search parameters.
@@ -140,14 +148,14 @@ def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> 
     observations = sweep.observations if view.filter is None else {}
     healthy = True
     for sp in sweep.plan.searches:
-        key = sweep.key(view, s, build, sp)
+        key = sweep.key(view, s, build, sp, run.workload)
         if key in run.done:
             previous = sweep.previous.get(key)
             if previous and measured is not None:
                 measured.append((sp, previous))
             continue
         if not worker.alive:
-            sweep.record(view, s, build, sp, status="failed", **run.build_fields,
+            sweep.record(view, s, build, sp, workload=run.workload, status="failed", **run.build_fields,
                          error="not measured: the store's process was stopped at an earlier point")  # fmt: skip
             continue
         try:
@@ -157,10 +165,12 @@ def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> 
             fields["resources"] = {**run.build_fields["resources"], **run.engine.query_resources()}
         except Exception as e:  # noqa: BLE001
             healthy = False
-            sweep.record(view, s, build, sp, status="failed", error=f"search failed: {describe_error(e)}",
+            sweep.record(view, s, build, sp, workload=run.workload, status="failed",
+                         error=f"search failed: {describe_error(e)}",
                          timed_out=isinstance(e, WorkerTimeout), **run.build_fields)  # fmt: skip
             continue
-        sweep.record(view, s, build, sp, status="ok", error=None, **{**run.build_fields, **fields})
+        sweep.record(view, s, build, sp, workload=run.workload, status="ok", error=None,
+                     **{**run.build_fields, **fields})  # fmt: skip
         if measured is not None:
             measured.append((sp, fields))
         recall_text = f" recall={fields['recall']:.4f}" if fields["recall"] is not None else ""
@@ -184,9 +194,9 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
     worker.call("set_search_params", sp, timeout=deadline.left())
     passes, cpu_s = worker.call("timed_passes", cfg.k, cfg.runs, cfg.warmup, timeout=deadline.left())
     point = score_passes(passes, ds, cfg.k, vectors=cls.input == "vectors")
-    cpu_share = cpu_s / max(sum(p[0] for p in passes), 1e-9)
+    cpu_share = cpu_s / max(sum(p.wall_s for p in passes), 1e-9)
     fields: dict[str, Any] = {
-        "answers_digest": answers_digest(passes[-1][2]),
+        "answers_digest": answers_digest(passes[-1].answers),
         "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
         **point.recall_detail,
         "client": {
@@ -206,7 +216,7 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
         }
     effective = worker.call("effective_config", timeout=60)
     fields["effective"] = effective
-    fields["config_mismatch"] = config_mismatches(s.index, {**run.build, **sp}, effective)
+    fields["config_mismatch"] = config_mismatches(s.family, {**run.build, **sp}, effective)
     if is_labelled(ds) and ds.filter is None:
         fields.update(score_quality(run, ds, sp, point))
     return fields
@@ -219,7 +229,7 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
     tune_rows, eval_rows, _ = query_split(ds.test.shape[0])
     pending = []
     for t in plan.targets:
-        key = target_key(sweep, ds, s, build, t)
+        key = target_key(sweep, ds, s, build, t, run.workload)
         if key in run.done:
             if key in sweep.previous and measured is not None:
                 measured.append((sweep.previous[key]["search"], sweep.previous[key]))
@@ -265,11 +275,11 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
                 fields["resources"] = {**run.build_fields["resources"], **run.engine.query_resources()}
             except Exception as e:  # noqa: BLE001
                 healthy = False
-                sweep.record(ds, s, build, sp, key_override=key, status="failed",
+                sweep.record(ds, s, build, sp, key_override=key, workload=run.workload, status="failed",
                              error=f"search failed: {describe_error(e)}", timed_out=isinstance(e, WorkerTimeout),
                              **run.build_fields, **target_fields)  # fmt: skip
                 continue
-            sweep.record(ds, s, build, sp, key_override=key, status="ok", error=None,
+            sweep.record(ds, s, build, sp, key_override=key, workload=run.workload, status="ok", error=None,
                          **{**run.build_fields, **fields, **target_fields})  # fmt: skip
             if measured is not None:
                 measured.append((sp, fields))
@@ -282,7 +292,8 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
     except Exception as e:  # noqa: BLE001
         for t, key in pending:
             if not any(r.get("key") == key for r in sweep.written):
-                sweep.record(ds, s, build, {}, key_override=key, status="failed", target_recall=t,
+                sweep.record(ds, s, build, {}, key_override=key, workload=run.workload, status="failed",
+                             target_recall=t,
                              error=f"tuning failed: {describe_error(e)}", **run.build_fields,
                              **split_fields)  # fmt: skip
         return False
@@ -295,7 +306,7 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
 def knob_range(run: BuildRun) -> tuple[int, int]:
     """Lowest and highest value tuning may give the knob: ef from k, nprobe up to the build's nlist."""
     knob = run.plan.knob
-    p = get_store_class(run.s.store).families[run.s.index].search_param(knob)
+    p = get_store_class(run.s.store).families[run.s.family].search_param(knob)
     lo = max(int(p.minimum or 1), 1, run.cfg.k if knob == "ef" else 1)
     hi = int(min(p.maximum or KNOB_MAX[knob], KNOB_MAX[knob]))
     if knob == "nprobe" and isinstance(run.build.get("nlist"), int):
@@ -313,7 +324,7 @@ def score_quality(run: BuildRun, ds: Dataset, sp: dict, point) -> dict[str, Any]
         run_, retrieval = quality.to_run(ds, answers, quality.rank_scores(answers)), "bm25"
     else:
         run_, retrieval = quality.to_run(ds, answers, quality.dense_scores(ds, answers)), "dense"
-    key = sweep.key(ds, s, build, sp)
+    key = sweep.key(ds, s, build, sp, run.workload)
     fields = quality.score_point(sweep.out_dir, ds, key, run_, k, s.display_name, retrieval)
     if s.hybrid is not None:
         record_hybrid(run, ds, sp, run_, point.extra["latencies"])
@@ -327,7 +338,7 @@ def record_native_hybrid(run: BuildRun, ds: Dataset, sp: dict) -> None:
     of (vector, text) queries), recorded with ``retrieval: native-hybrid``."""
     sweep, s, build, cfg, worker = run.sweep, run.s, run.build, run.cfg, run.worker
     search = {**sp, "hybrid": "native"}
-    key = sweep.key(ds, s, build, search)
+    key = sweep.key(ds, s, build, search, run.workload)
     try:
         worker.call("set_queries", list(zip(ds.test, ds.text.queries, strict=True)))
         worker.call("set_hybrid", True)
@@ -344,7 +355,8 @@ def record_native_hybrid(run: BuildRun, ds: Dataset, sp: dict) -> None:
     except Exception as e:  # noqa: BLE001 - the dense point stands; this one is recorded as failed
         record_fused_failure(run, ds, search, key, "native-hybrid", e)
         return
-    sweep.record(ds, s, build, search, key_override=key, status="ok", error=None, recall=None, qps=point.qps,
+    sweep.record(ds, s, build, search, key_override=key, workload=run.workload, status="ok", error=None, recall=None,
+                 qps=point.qps,
                  qps_runs=point.qps_runs, **point.latency, **scored,
                  native_hybrid=get_store_class(s.store).native_hybrid,
                  effective=worker.call("effective_config", timeout=60))  # fmt: skip
@@ -353,15 +365,15 @@ def record_native_hybrid(run: BuildRun, ds: Dataset, sp: dict) -> None:
 
 def record_fused_failure(run: BuildRun, ds: Dataset, search: dict, key: str, retrieval: str, e: Exception) -> None:
     """A hybrid or native-hybrid point that failed; the dense point it builds on stands."""
-    run.sweep.record(ds, run.s, run.build, search, key_override=key, status="failed", retrieval=retrieval,
-                     error=f"{retrieval} failed: {describe_error(e)}")  # fmt: skip
+    run.sweep.record(ds, run.s, run.build, search, key_override=key, workload=run.workload, status="failed",
+                     retrieval=retrieval, error=f"{retrieval} failed: {describe_error(e)}")  # fmt: skip
 
 
 def record_hybrid(run: BuildRun, ds: Dataset, sp: dict, dense_run, latencies) -> None:
     """The dense point fused with bm25 (ranx), recorded as its own point with ``retrieval: hybrid``."""
     sweep, s, build, cfg = run.sweep, run.s, run.build, run.cfg
     search = {**sp, "hybrid": s.hybrid.fusion}
-    key = sweep.key(ds, s, build, search)
+    key = sweep.key(ds, s, build, search, run.workload)
     try:
         leg = sweep.bm25_leg(ds)
         fused, timing = quality.hybrid_fields(dense_run, latencies, leg, s.hybrid, cfg.k)
@@ -369,8 +381,10 @@ def record_hybrid(run: BuildRun, ds: Dataset, sp: dict, dense_run, latencies) ->
     except Exception as e:  # noqa: BLE001 - the dense point stands; the hybrid one is recorded as failed
         record_fused_failure(run, ds, search, key, "hybrid", e)
         return
-    legs = [{"store": s.display_name, "retrieval": "dense", "key": sweep.key(ds, s, build, sp)}, leg.describe]
-    sweep.record(ds, s, build, search, key_override=key, status="ok", error=None, **timing, **scored, legs=legs)
+    legs = [{"store": s.display_name, "retrieval": "dense", "key": sweep.key(ds, s, build, sp, run.workload)},
+            leg.describe]  # fmt: skip
+    sweep.record(ds, s, build, search, key_override=key, workload=run.workload, status="ok", error=None, **timing,
+                 **scored, legs=legs)  # fmt: skip
     sweep.console.print(
         f"  {params_text(sp, '')} hybrid {s.hybrid.fusion}: ndcg@10={scored['ndcg@10']:.4f} qps={timing['qps']:,.0f}"
     )

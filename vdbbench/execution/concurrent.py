@@ -1,4 +1,4 @@
-"""Concurrent load: N clients, each with its own connection, in a closed loop.
+"""Concurrent clients: N clients, each with its own connection, in a closed loop (the concurrent workload).
 
 All clients warm up first, then start at one instant and query back to back for a fixed
 duration. Throughput is the sum of each client's completed queries over its own elapsed
@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.metrics import latency_summary
-from vdbbench.execution.worker import StoreWorker, _Host
+from vdbbench.execution.worker import ClientLoop, StoreWorker, _Host
 
 CLIENT_BOUND_SHARE = 0.9  # a client process busy this share of the wall time limits QPS itself
 
 
-class LoadFailed(RuntimeError):
+class ConcurrentFailed(RuntimeError):
     """One client count failed; ``levels`` keeps the client counts measured before it."""
 
     def __init__(self, clients: int, cause: BaseException, levels: list[dict[str, Any]]) -> None:
@@ -99,17 +99,17 @@ def start_client(
     return worker
 
 
-def merge_level(answers: list[tuple[np.ndarray, float, float]], kind: str) -> dict[str, Any]:
-    """One client count's figures from each client's (latencies, CPU seconds, elapsed seconds).
+def merge_level(loops: list[ClientLoop], kind: str) -> dict[str, Any]:
+    """One client count's figures from each client's closed loop.
 
     QPS adds each client's own rate; percentiles come from all latencies concatenated (a mean
     of per-client percentiles would be wrong for any skewed client).
     """
-    latencies = np.concatenate([a[0] for a in answers])
-    cpu_share = sum(a[1] for a in answers) / max(sum(a[2] for a in answers), 1e-9)
+    latencies = np.concatenate([a.latencies for a in loops])
+    cpu_share = sum(a.cpu_s for a in loops) / max(sum(a.elapsed_s for a in loops), 1e-9)
     return {
-        "clients": len(answers),
-        "qps": sum(len(a[0]) / a[2] for a in answers if a[2] > 0),
+        "clients": len(loops),
+        "qps": sum(len(a.latencies) / a.elapsed_s for a in loops if a.elapsed_s > 0),
         "queries": int(latencies.size),
         **latency_summary(latencies),
         "client_cpu_share": round(cpu_share, 3),
@@ -117,7 +117,7 @@ def merge_level(answers: list[tuple[np.ndarray, float, float]], kind: str) -> di
     }
 
 
-def measure_concurrency(
+def measure_concurrent(
     target: str,
     workdir: Path,
     options: dict[str, Any],
@@ -149,10 +149,10 @@ def measure_concurrency(
             try:
                 for w in workers[:n]:
                     w.send("timed_closed_loop", k, start_at, duration_s)
-                answers = [w.receive(timeout=duration_s + 120) for w in workers[:n]]
+                loops = [w.receive(timeout=duration_s + 120) for w in workers[:n]]
             except Exception as e:
-                raise LoadFailed(n, e, levels) from e
-            levels.append(merge_level(answers, kind))
+                raise ConcurrentFailed(n, e, levels) from e
+            levels.append(merge_level(loops, kind))
         return levels
     finally:
         for w in workers:
