@@ -29,7 +29,7 @@ from storekit import (
 
 from vdbbench.core.filters import parse_filter
 from vdbbench.execution.points import param_sources
-from vdbbench.stores import BuildSpec
+from vdbbench.stores import BuildSpec, StoreError, get_store_class
 from vdbbench.stores.chroma.adapter import engine_filter
 
 pytest.importorskip("chromadb")
@@ -210,3 +210,42 @@ def test_external_server_reaches_floor(tmp_path, metric):
         store.drop()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("reported", "engine", "mode", "label"),
+    [
+        ("chromadb 1.5.9", "Chroma embedded client", "embedded", "Chroma 1.5.9 (embedded client)"),
+        ("chroma server 1.0.0 (chromadb 1.5.9)", "Chroma", "server", "Chroma 1.0.0 server"),
+    ],
+)
+def test_identity_from_the_reported_version(reported, engine, mode, label):
+    """The version strings are this adapter's engine_version() formats; an old record without one is the embedded
+    client, and that embedded client stands in for a Chroma server."""
+    from vdbbench.stores.identity import identify, stand_in_warning
+
+    ident = identify("chroma", reported, {}, local=False)
+    assert (ident["engine"], ident["mode"], ident["label"], ident["baseline"]) == (engine, mode, label, False)
+    assert identify("chroma", None)["label"] == "Chroma embedded client"
+    assert (stand_in_warning(ident) is None) == (mode == "server")
+
+
+def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path):
+    """Never a silent fallback: the embedded client must not start in the named server's place."""
+    from conftest import free_port
+
+    port = free_port()
+    store = get_store_class("chroma")(tmp_path, {"url": f"http://127.0.0.1:{port}"})
+    with pytest.raises(StoreError, match=f"http://127.0.0.1:{port}"):
+        store.open()
+    store.close()
+    assert store.owned_processes() == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no embedded data dir was created
+
+
+def test_settings_engine_gives_chromas_own_hnsw_defaults():
+    from vdbbench.config import parse_config
+
+    data = {"datasets": [{"name": "d", "synthetic": {"n": 100}}], "stores": [{"store": "chroma", "index": "hnsw"}]}
+    engine = parse_config({**data, "settings": "engine"})
+    assert engine.plan(engine.stores[0], n=10000, dim=64).builds == [{"m": 16, "ef_construction": 100}]

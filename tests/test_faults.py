@@ -25,7 +25,7 @@ from vdbbench.config import parse_config
 from vdbbench.core.results import load_results, read_records
 from vdbbench.execution.worker import RemoteError, StoreWorker, WorkerCrashed
 from vdbbench.stores import ADAPTERS, BuildSpec, StoreError, get_store_class
-from vdbbench.stores.redis.adapter import redis_home
+from vdbbench.stores.redis.server import redis_home
 from vdbbench.sweep.runner import Sweep
 
 needs_redis = pytest.mark.skipif(

@@ -255,3 +255,79 @@ def test_rows_added_after_the_build_are_scanned_beside_the_index(store):
     )
     assert filtered.violations == 0 and filtered.recall >= IVF_FLOOR
     assert any(np.isin(a, np.arange(1800, 2000)).any() for a in filtered.answers)  # new rows do come back
+
+
+def test_identity_from_the_reported_version(tmp_path):
+    """The version comes from the installed engine; LanceDB is embedded by design, so it stands in for no server."""
+    from importlib.metadata import version
+
+    from vdbbench.stores.identity import identify, stand_in_warning
+
+    ident = identify("lancedb", "lancedb 0.40.0", {}, local=False)
+    assert (ident["engine"], ident["mode"], ident["label"]) == ("LanceDB", "embedded", "LanceDB 0.40.0 (embedded)")
+    assert ident["version"] == "0.40.0" and not ident["baseline"]
+    assert stand_in_warning(ident) is None
+    store = open_store("lancedb", tmp_path, {})
+    try:
+        assert store.engine_identity()["label"] == f"LanceDB {version('lancedb')} (embedded)"
+    finally:
+        store.close()
+
+
+def test_portable_hnsw_is_one_graph_over_full_vectors_and_engine_settings_lances_own():
+    from vdbbench.config import parse_config
+
+    data = {"datasets": [{"name": "d", "synthetic": {"n": 100}}], "stores": [{"store": "lancedb", "index": "hnsw"}]}
+    portable = parse_config(data)
+    build = portable.plan(portable.stores[0], n=10000, dim=64).builds[0]
+    assert build == {"num_partitions": 1, "m": 16, "ef_construction": 200, "quantization": "none"}
+    engine = parse_config({**data, "settings": "engine"})
+    build = engine.plan(engine.stores[0], n=10000, dim=64).builds[0]
+    assert (build["m"], build["ef_construction"], build["quantization"]) == (20, 300, "sq")
+
+
+def test_pq_sub_vectors_must_divide_the_dimension_before_anything_starts(tmp_path, monkeypatch):
+    from vdbbench.config import ConfigError, parse_config
+    from vdbbench.sweep.runner import Sweep
+
+    monkeypatch.setenv("VDBBENCH_DATA_DIR", str(tmp_path / "data"))
+    data = {"k": 10, "datasets": [{"name": "syn", "synthetic": {"n": 3000, "dim": 16, "queries": 60}}],
+            "stores": [{"store": "lancedb", "index": "pq", "build": {"num_sub_vectors": 6}}]}  # fmt: skip
+    with pytest.raises(ConfigError) as e:
+        Sweep(parse_config(data), tmp_path / "out").run()
+    assert "stores[0].build.pq_m (num_sub_vectors): 6 does not divide the dimension 16" in str(e.value)
+    assert "(dataset 'syn', dim 16, k 10)" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_repository_datasets_folder_does_not_shadow_huggingface_datasets_for_lancedb():
+    """lancedb probes for HuggingFace's ``datasets``; run from the repository root, ``datasets/`` must not pose as it
+    (sentence-transformers' side: test_packaging.py)."""
+    from pathlib import Path
+
+    code = "import vdbbench, sys; import lancedb; print(sys.modules.get('datasets'))"
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "namespace" not in out.stdout
+
+
+def test_native_hybrid_on_english_passages_builds_an_english_full_text_index(tmp_path):
+    """What the quality sweep's native-hybrid point records of LanceDB (test_quality.py): a stemmed English FTS
+    index beside the vectors, fused by LanceDB's RRF reranker."""
+    from vdbbench.stores import get_store_class
+
+    rng = np.random.default_rng(0)
+    vectors = rng.random((300, 8), dtype=np.float32)
+    store = open_store("lancedb", tmp_path, {})
+    try:
+        store.set_texts([f"the ledger entry {i % 9} names account {i}" for i in range(300)])
+        store.create(BuildSpec("flat", "euclidean", 8, {}, 300))
+        store.insert(np.arange(300), vectors)
+        store.build_index()
+        store.set_hybrid(True)
+        fts = store.effective_config()["engine"]["fts"]
+        assert fts["language"] == "English" and fts["stem"] and fts["remove_stop_words"]
+    finally:
+        store.close()
+    assert "RRFReranker" in get_store_class("lancedb").native_hybrid

@@ -231,7 +231,7 @@ def test_run_as_root_never_changes_the_permissions_of_the_users_folders():
 @pytest.mark.skipif(os.geteuid() != 0, reason="only run as root does PostgreSQL run as another user")
 def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_directory(monkeypatch):
     """A venv under a 0700 home: the server user gets its own copy of the install instead of o+x on the home."""
-    from vdbbench.stores.pgvector import adapter as pgvector
+    from vdbbench.stores.pgvector import server as pgvector
 
     reachable = pgvector.others_can_traverse
     monkeypatch.setattr(pgvector, "others_can_traverse", lambda p: "site-packages" not in str(p) and reachable(p))
@@ -252,7 +252,7 @@ def test_binaries_the_server_user_cannot_reach_are_copied_into_its_private_direc
 def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
     """shared_buffers (25% of memory, 128 MB…4 GB) and maintenance_work_mem (12.5%, 256 MB…4 GB) as the
     server itself reports them, so a reader sees what the engine ran with, not what was sent."""
-    from vdbbench.stores.pgvector.adapter import default_settings
+    from vdbbench.stores.pgvector.server import default_settings
 
     gib = 1024**3
     assert default_settings(16 * gib, 4)["shared_buffers"] == "4096MB"  # the users' 16 GiB host: the cap

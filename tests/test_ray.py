@@ -9,7 +9,7 @@ from vdbbench.core.results import load_results
 from vdbbench.execution.concurrent import merge_level
 from vdbbench.execution.worker import ClientLoop
 from vdbbench.stores import StoreError
-from vdbbench.stores.redis.adapter import redis_home
+from vdbbench.stores.redis.server import redis_home
 from vdbbench.sweep.runner import Sweep
 
 

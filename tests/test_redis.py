@@ -19,7 +19,8 @@ from storekit import (
 
 from vdbbench.core.filters import parse_filter
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.redis.adapter import engine_filter, redis_home
+from vdbbench.stores.redis.adapter import engine_filter
+from vdbbench.stores.redis.server import redis_home
 
 try:
     redis_home()

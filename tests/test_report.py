@@ -42,9 +42,9 @@ CONFIG = {
          "search": {"ef": [4, 8]}},
         {"store": "hnswlib", "label": JAPANESE_LABEL, "index": "hnsw", "build": {"M": 8}, "search": {"ef": 20}},
         {"store": "failing", "label": "broken-engine", "index": "flat", "options": {"fail_at": "create"}},
-        {"store": "chroma", "index": "hnsw", "build": {"max_neighbors": 4, "ef_construction": 8},
-         "search": {"ef_search": [2, 16, 64]}},
-        {"store": "lancedb", "index": "ivf", "build": {"num_partitions": 16}, "search": {"nprobes": [1, 4, 16]}},
+        {"store": "qdrant", "index": "hnsw", "build": {"m": 4, "ef_construct": 8},
+         "search": {"hnsw_ef": [2, 16, 64]}},
+        {"store": "milvus", "index": "ivf", "build": {"nlist": 16}, "search": {"nprobe": [1, 4, 16]}},
     ],
 }  # fmt: skip
 
@@ -291,7 +291,7 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
         "k": 10, "runs": 2, "warmup": 5, "concurrency": {"clients": [1, 2], "duration_s": 0.2},
         "datasets": [{"name": "syn", "synthetic": {"n": 1000, "dim": 8, "queries": 30, "seed": 5}}],
         "stores": [{"store": "hnswlib", "index": "hnsw", "build": {"M": 8}, "search": {"ef": [10, 50]}},
-                   {"store": "chroma", "index": "hnsw", "search": {"ef_search": 10}}],
+                   {"store": "qdrant", "index": "hnsw", "search": {"hnsw_ef": 10}}],
     }  # fmt: skip
     Sweep(parse_config(cfg), tmp_path / "out", raw_config=cfg).run()
     records = load_results(tmp_path / "out")
@@ -301,7 +301,7 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     table = html[html.index('id="dataset-1-concurrent-table"') :]
     table = table[: table.index("</table>")]
     rows = re.findall(r"<tr[ >].*?</tr>", table, re.S)
-    assert len(rows) == 1 + 2 + 1  # heading + one row per client count + chroma's skipped measurement
+    assert len(rows) == 1 + 2 + 1  # heading + one row per client count + qdrant's skipped measurement
     for level in loads[0]["concurrency"]["levels"]:
         assert f"{level['qps']:,.0f}" in table
     assert html.count('src="data:image/png;base64,') == 3  # recall/QPS, build time, QPS vs clients
@@ -310,8 +310,8 @@ def test_concurrent_client_measurements_get_their_own_table_and_plot(tmp_path, m
     text = " ".join(html.split())
     assert "<strong>3</strong> measured points (3 ok) and 2 concurrent-client measurements on" in text
     # the summary says which database has no concurrency figures, and why (the skipped record's reason)
-    chroma = f"Chroma {version('chromadb')} (embedded client)"
-    assert f"No concurrency figures for {chroma}: chroma cannot be searched from several processes at once" in text
+    qdrant = f"Qdrant edge {version('qdrant-edge-py')} (embedded)"  # an embedded engine one process at a time
+    assert f"No concurrency figures for {qdrant}: qdrant cannot be searched from several processes at once" in text
     assert "No batch figures" not in text  # every store here measured batch search
     # the load record is not a recall/QPS point: not in the per-point tables, the plot or the headline
     assert len(re.findall(r"<tr[^>]*>", html[html.index('id="dataset-1-points"') :].split("</table>")[0])) == 4
@@ -395,21 +395,21 @@ def test_first_screen_names_the_fastest_database_per_target_never_a_baseline(res
 
 
 def test_engine_identity_is_recorded_and_labels_every_store(results, html):
-    import chromadb
-    import lancedb
-
     records = [r for r in load_results(results) if r["status"] == "ok"]
     engines = {r["store"]: r["engine"] for r in records}
-    assert engines["chroma"] == {"product": "Chroma", "engine": "Chroma embedded client", "mode": "embedded",
-                                 "version": chromadb.__version__, "baseline": False,
-                                 "label": f"Chroma {chromadb.__version__} (embedded client)"}  # fmt: skip
-    assert engines["lancedb"]["label"] == f"LanceDB {lancedb.__version__} (embedded)"
+    edge = version("qdrant-edge-py")
+    assert engines["qdrant"] == {"product": "Qdrant", "engine": "Qdrant edge", "mode": "embedded", "version": edge,
+                                 "baseline": False, "label": f"Qdrant edge {edge} (embedded)"}  # fmt: skip
+    assert engines["milvus"]["label"] == f"Milvus Lite {version('milvus-lite')} (embedded)"
     assert engines["hnswlib"]["baseline"] and engines["exact"]["baseline"]
     assert engines["hnswlib"]["label"] == f"hnswlib {version('hnswlib')} (in-process library, baseline)"
     for engine in engines.values():
         assert engine["label"] in html
-    # the embedded stand-in is called out on the first screen
-    assert f"The Chroma figures are for Chroma {chromadb.__version__} (embedded client), not a Chroma server." in html
+    # the embedded stand-ins are called out on the first screen, in one sentence
+    lite = version("milvus-lite")
+    stand_ins = (f"the Qdrant figures are for Qdrant edge {edge} (embedded), not a Qdrant server",
+                 f"the Milvus figures are for Milvus Lite {lite} (embedded), not a Milvus server")  # fmt: skip
+    assert any(f"{a[0].upper()}{a[1:]}; {b}." in html for a, b in (stand_ins, stand_ins[::-1]))
     # old records without the field get the same identity, derived from store and engine_version
     old = [{k: v for k, v in r.items() if k != "engine"} for r in records]
     derived = {s.store: s.engine for s in build_context(old)["series"]}
@@ -421,21 +421,21 @@ def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(res
     from vdbbench.workloads import is_ranked
 
     records = [r for r in load_results(results) if r["dataset"] == "syn" and r["status"] == "ok"]
-    chroma = max((r for r in records if r["store"] == "chroma"), key=lambda r: r["recall"])
-    lance = max((r for r in records if r["store"] == "lancedb"), key=lambda r: r["recall"])
-    tuned = copy.deepcopy(chroma)
-    tuned.update(key="tuned", target_recall=0.9, target_reached=True, qps=chroma["qps"] / 10, recall=0.91,
-                 qps_runs=[chroma["qps"] / 10], tuning_queries=25, evaluation_queries=25)  # fmt: skip
-    missed = copy.deepcopy(lance)
+    graph = max((r for r in records if r["store"] == "qdrant"), key=lambda r: r["recall"])
+    lists = max((r for r in records if r["store"] == "milvus"), key=lambda r: r["recall"])
+    tuned = copy.deepcopy(graph)
+    tuned.update(key="tuned", target_recall=0.9, target_reached=True, qps=graph["qps"] / 10, recall=0.91,
+                 qps_runs=[graph["qps"] / 10], tuning_queries=25, evaluation_queries=25)  # fmt: skip
+    missed = copy.deepcopy(lists)
     missed.update(key="missed", target_recall=0.9, target_reached=False, recall=0.42)
     host = {"price_per_hour": 116.0, "currency": "JPY"}
     extra = [dict(r, host=host, **{"ndcg@10": 0.5}) for r in [*records, tuned, missed]]
     at90 = rank(extra, (0.9,), ranked=is_ranked)[0]
     by_store = {e.store: e for e in at90.databases + at90.missed}
-    assert by_store["chroma"].point["key"] == "tuned" and by_store["chroma"].tuned  # not the faster explicit point
-    assert not by_store["lancedb"].reached and by_store["lancedb"].tuned  # tuning said: not reached
-    assert by_store["lancedb"].best_recall == max(r["recall"] for r in records if r["store"] == "lancedb")
-    assert by_store["chroma"].cost == pytest.approx(116.0 / (chroma["qps"] / 10 * 3600) * 1e6)
+    assert by_store["qdrant"].point["key"] == "tuned" and by_store["qdrant"].tuned  # not the faster explicit point
+    assert not by_store["milvus"].reached and by_store["milvus"].tuned  # tuning said: not reached
+    assert by_store["milvus"].best_recall == max(r["recall"] for r in records if r["store"] == "milvus")
+    assert by_store["qdrant"].cost == pytest.approx(116.0 / (graph["qps"] / 10 * 3600) * 1e6)
     html = render_report(extra)
     summary = section(html, "summary")
     assert "<th>JPY per 1M queries</th>" in summary and "<th>nDCG@10</th>" in summary
@@ -461,10 +461,10 @@ def test_targets_every_cheapest_setting_meets_are_called_out(results):
 
 def test_missing_batch_figures_are_explained(results):
     records = load_results(results)
-    no_batch = [{k: v for k, v in r.items() if k != "batch"} if r["store"] == "chroma" else r for r in records]
+    no_batch = [{k: v for k, v in r.items() if k != "batch"} if r["store"] == "qdrant" else r for r in records]
     summary = " ".join(section(render_report(no_batch), "summary").split())
-    assert "No batch figures for Chroma" in summary and "the sweep recorded no batch measurement for it" in summary
-    assert "No batch figures for LanceDB" not in summary
+    assert "No batch figures for Qdrant" in summary and "the sweep recorded no batch measurement for it" in summary
+    assert "No batch figures for Milvus" not in summary
     off = [copy.deepcopy(r) for r in no_batch]
     for r in off:
         r["provenance"]["config"]["batch_size"] = 0

@@ -365,8 +365,6 @@ def test_client_bound_only_judged_for_servers():
     [
         ({"store": "milvus", "index": "pq", "build": {"m": [4, 5]}, "options": {"uri": "http://127.0.0.1:1"}},
          "stores[0].build.pq_m (m): 5 does not divide the dimension 16; use one of [1, 2, 4, 8, 16]"),
-        ({"store": "lancedb", "index": "pq", "build": {"num_sub_vectors": 6}},
-         "stores[0].build.pq_m (num_sub_vectors): 6 does not divide the dimension 16"),
         ({"store": "milvus", "index": "hnsw", "search": {"ef": [5, 64]}},
          "stores[0].search.ef: 5 is below k=10, which Milvus refuses; use ef >= 10"),
         ({"store": "pgvector", "index": "hnsw", "search": {"ef_search": 8}},

@@ -151,7 +151,7 @@ def test_engine_server_loopback_only_restarted_after_kill_and_stopped(tmp_path, 
     if store_name == "pgvector":
         tmp_path = server_workdir
     if store_name == "redis":
-        from vdbbench.stores.redis.adapter import redis_home
+        from vdbbench.stores.redis.server import redis_home
 
         try:
             redis_home()

@@ -10,8 +10,12 @@ import shutil
 import pytest
 
 from vdbbench.cli import main
-from vdbbench.stores import services
-from vdbbench.stores.services import ServicesError, compose_command, container_resources, services_for
+from vdbbench.stores import get_store_class, services, store_names
+from vdbbench.stores.servers import RemoteStore
+from vdbbench.stores.services import ServicesError, compose_command, container_resources, services_for, store_services
+
+SERVER_STORES = sorted(store_services())
+SERVERLESS = [name for name in store_names() if name not in SERVER_STORES]  # embedded and in-process stores
 
 no_engine = pytest.mark.skipif(
     os.path.exists("/var/run/docker.sock") or bool(os.environ.get("DOCKER_HOST")),
@@ -23,12 +27,14 @@ def test_milvus_brings_its_dependencies_first():
     assert services_for(["milvus"]) == ["etcd", "minio", "milvus"]
     assert services_for(["weaviate", "milvus", "etcd"]) == ["weaviate", "etcd", "minio", "milvus"]
     assert services_for(["qdrant-server", "qdrant"]) == ["qdrant"]  # store name and service name alike
-    assert services_for([]) == list(services.SERVICES)
+    assert services_for([]) == services.all_services()
 
 
-def test_unknown_or_embedded_store_is_refused_with_the_choices():
-    with pytest.raises(ServicesError, match="unknown store or service 'lancedb'.*need no service"):
-        services_for(["lancedb"])
+@pytest.mark.parametrize("name", [n for n in SERVERLESS if n not in services.all_services()])
+def test_unknown_or_embedded_store_is_refused_with_the_choices(name):
+    with pytest.raises(ServicesError, match=f"unknown store or service '{name}'.*need no service") as e:
+        services_for([name])
+    assert all(store in str(e.value) for store in (*SERVER_STORES, *SERVERLESS))  # the choices, both kinds
 
 
 def test_compose_command_uses_repository_files_and_project():
@@ -85,37 +91,37 @@ def test_missing_docker_cli_is_said_plainly(monkeypatch):
         services.run_compose("ps")
 
 
-SERVER_MODES = [
-    ("qdrant-server", {}), ("weaviate", {}), ("elasticsearch", {}),
-    ("milvus", {"url": "http://127.0.0.1:19530"}), ("chroma", {"url": "http://127.0.0.1:8000"}),
-    ("pgvector", {"dsn": "postgresql://postgres@127.0.0.1:5432/postgres"}), ("redis", {"url": "redis://127.0.0.1:6379/0"}),
-]  # fmt: skip
+@pytest.mark.parametrize("name", SERVER_STORES)
+def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path, name, monkeypatch):
+    """With its compose address a store says its containers serve it; without one, a remote store still uses the
+    compose service, and any other store runs an engine of its own, which no container serves."""
+    cls = get_store_class(name)
+    address = cls.compose_address
+    if address.env:
+        monkeypatch.delenv(address.env, raising=False)
+    assert cls(tmp_path, {address.option: address.url}).compose_service() == name
+    assert cls(tmp_path, {}).compose_service() == (name if issubclass(cls, RemoteStore) else None)
 
 
-@pytest.mark.parametrize("name,options", SERVER_MODES, ids=[n for n, _ in SERVER_MODES])
-def test_server_modes_name_their_compose_store_and_embedded_modes_none(tmp_path, name, options, monkeypatch):
-    from vdbbench.stores import get_store_class
-    from vdbbench.stores.services import STORE_SERVICES
-
-    for var in ("VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
-        monkeypatch.delenv(var, raising=False)
-    assert get_store_class(name)(tmp_path, options).compose_service() == name
-    assert name in STORE_SERVICES
-    if options:  # the same adapter without a server address runs embedded: no container serves it
-        assert get_store_class(name)(tmp_path, {}).compose_service() is None
+def test_every_store_with_compose_services_says_where_they_answer():
+    for name in store_names():
+        cls = get_store_class(name)
+        assert bool(cls.compose_services) == (cls.compose_address is not None), name
+        if cls.compose_address is not None:
+            assert cls.compose_address.option in cls.options_help, name  # the option names another server
+            assert cls.compose_address.env is None or cls.compose_address.env.startswith("VDBBENCH_"), name
 
 
 def test_standalone_compose_runs_without_a_daemon_and_its_errors_are_reported(monkeypatch):
     """Here only the standalone binary exists: commands that need no engine work, failures carry its message."""
     names = services.run_compose("config", "--services", capture=True).split()
-    assert sorted(names) == sorted(services.SERVICES)
+    assert sorted(names) == sorted(services.all_services())
     with pytest.raises(ServicesError, match="failed with exit status .*no such service: nosuch"):
         services.run_compose("config", "nosuch", capture=True)
 
 
 CLOSED = [
     ("milvus", {"uri": "http://127.0.0.1:{port}", "timeout_s": 3}, "http://127.0.0.1:{port}"),
-    ("chroma", {"url": "http://127.0.0.1:{port}"}, "http://127.0.0.1:{port}"),
     ("redis", {"url": "redis://127.0.0.1:{port}/0"}, "127.0.0.1:{port}"),
     ("pgvector", {"dsn": "postgresql://postgres@127.0.0.1:{port}/postgres"}, "port {port}"),
     ("qdrant-server", {"url": "http://127.0.0.1:{port}", "timeout_s": 2}, "http://127.0.0.1:{port}"),
@@ -141,17 +147,19 @@ def test_server_address_that_does_not_answer_is_an_error_naming_it(tmp_path, nam
 
 
 def test_services_check_targets_the_compose_server_never_the_embedded_engine(monkeypatch):
-    for var in ("VDBBENCH_MILVUS_URL", "VDBBENCH_PG_DSN", "VDBBENCH_REDIS_URL"):
-        monkeypatch.delenv(var, raising=False)
+    for name in SERVER_STORES:
+        address = get_store_class(name).compose_address
+        if address.env:
+            monkeypatch.delenv(address.env, raising=False)
+        assert services.server_options(name, {"index_timeout_s": 5}) == {
+            "index_timeout_s": 5,
+            address.option: address.url,
+        }
     assert services.server_options("milvus", {}) == {"uri": "http://127.0.0.1:19530"}
-    assert services.server_options("chroma", {"index_timeout_s": 5}) == {
-        "index_timeout_s": 5,
-        "url": "http://127.0.0.1:8000",
-    }
     assert services.server_options("milvus", {"url": "http://h:1"}) == {"url": "http://h:1"}  # the user's own
     monkeypatch.setenv("VDBBENCH_REDIS_URL", "redis://h:2/0")
     assert services.server_options("redis", {}) == {}  # the adapter reads the variable itself
-    assert services.server_options("qdrant-server", {}) == {}  # its default address is the compose one
+    assert services.server_options("hnswlib", {"ef": 1}) == {"ef": 1}  # no server: nothing to add
 
 
 def test_cli_services_check_rejects_unknown_store_and_bad_option(capsys):

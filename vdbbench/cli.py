@@ -307,7 +307,8 @@ def _services_check(args: argparse.Namespace) -> int:
     ``--no-up``, what answers at the configured addresses is checked.
     """
 
-    names = args.stores or list(services.STORE_SERVICES)
+    server_stores = services.store_services()
+    names = args.stores or list(server_stores)
     unknown = [n for n in names if n not in store_names()]
     if unknown:
         console.print(f"[red]error:[/] unknown store(s) {', '.join(unknown)}; stores are {', '.join(store_names())}")
@@ -321,7 +322,7 @@ def _services_check(args: argparse.Namespace) -> int:
             )
             return 2
         options[key] = yaml.safe_load(value)
-    docker = not args.no_up and any(n in services.STORE_SERVICES for n in names)
+    docker = not args.no_up and any(n in server_stores for n in names)
     if docker:
         try:
             services.docker_client()
@@ -331,7 +332,7 @@ def _services_check(args: argparse.Namespace) -> int:
     bad = 0
     for name in names:
         started = False
-        if docker and name in services.STORE_SERVICES:
+        if docker and name in server_stores:
             try:
                 if any(row["state"] != "running" for row in services.status([name])):
                     services.up([name], timeout_s=args.timeout)
@@ -494,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
         "tiny index per store × family and prints one line each: ok, or what differs.",
     )
     p.add_argument("action", choices=("up", "down", "status", "check"))
-    p.add_argument("stores", nargs="*", metavar="STORE", help="store names (e.g. qdrant-server milvus) or services")
+    p.add_argument(
+        "stores", nargs="*", metavar="STORE", help=f"store names ({' '.join(services.store_services())}) or services"
+    )
     p.add_argument("--timeout", type=float, default=300, help="seconds `up` waits for healthchecks (default 300)")
     p.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
     p.add_argument(

@@ -212,7 +212,7 @@ class HybridSpec(_Strict):
             raise ValueError(f"weights must be >= 0 and not all 0, e.g. [0.5, 0.5]; got {v}")
         return v
 
-    native: bool = Field(False, description="also measure the store's own hybrid search (lancedb)")
+    native: bool = Field(False, description="also measure the store's own hybrid search, where the store has one")
 
 
 class StoreConfig(_Strict):
@@ -332,7 +332,7 @@ class SweepConfig(_Strict):
         """
         fam = store_families(store)[store.family]
         settings = store.settings or self.settings
-        build, search, notes = default_values(store.store, fam, settings, n, dim)
+        build, search, notes = default_values(get_store_class(store.store), fam, settings, n, dim)
         targets = store.recall_targets if store.recall_targets is not None else (self.recall_targets or [])
         knob = SEARCH_KNOB.get(fam.family) if fam.search_param(SEARCH_KNOB.get(fam.family, "")) else None
         targets = targets if knob else []

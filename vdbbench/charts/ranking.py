@@ -2,8 +2,9 @@
 
 A database's entry at a target is the point recall-target tuning chose for it (``target_recall``
 records, measured on the evaluation queries) where the sweep ran tuning; otherwise the fastest
-explicitly measured setting whose recall meets the target. Baselines (hnswlib, exact search,
-BM25) are ranked the same way but only as reference rows: they are libraries, not candidates.
+explicitly measured setting whose recall meets the target. Baselines (the stores that declare
+themselves reference implementations, ``Store.baseline``) are ranked the same way but only as
+reference rows: they are libraries, not candidates.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -17,11 +18,9 @@ import psutil
 
 import vdbbench
 
-PACKAGES = (
-    "numpy", "h5py", "hnswlib", "faiss-cpu", "torch", "sentence-transformers", "pymilvus", "milvus-lite",
-    "chromadb", "lancedb", "pylance", "pgserver", "psycopg", "pgvector", "redis", "qdrant-edge-py",
-    "qdrant-client", "weaviate-client", "elasticsearch", "docker",
-)  # fmt: skip
+# the harness's own packages (data, ground truth, embedding, services); each store names its engine's
+# packages itself (Store.packages), and the caller passes those in
+PACKAGES = ("numpy", "h5py", "faiss-cpu", "torch", "sentence-transformers", "docker")
 
 # a name that holds a secret: the word may close a longer name (redis_password, PGPASSWORD, x-api-key),
 # but not start a longer word (max_tokens, author, passages)
@@ -108,9 +107,10 @@ def git_commit() -> dict[str, Any]:
     return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(packages: Iterable[str] = ()) -> dict[str, str]:
+    """Installed versions of the harness's packages and of ``packages`` (those not installed are left out)."""
     out = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys((*PACKAGES, *packages)):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -155,12 +155,12 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def collect(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Provenance for one sweep: stored with each of its results."""
+def collect(config: dict[str, Any] | None = None, packages: Iterable[str] = ()) -> dict[str, Any]:
+    """Provenance for one sweep: stored with each of its results; ``packages``: the stores' engine packages."""
     return {
         "vdbbench": vdbbench.__version__,
         "git": git_commit(),
-        "packages": package_versions(),
+        "packages": package_versions(packages),
         "host": host_info(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": redact(config) if config is not None else None,

@@ -3,7 +3,8 @@ search with a paired significance test, bm25 and hybrid rows, the models side by
 
 Significance: ranx's ``compare`` (paired Student's t-test over the judged queries' nDCG@10) between each
 point and its reference, read from the points' TREC run files and the qrels file beside results.jsonl.
-The reference is the exact (flat) dense point on the same dataset; without one, the best dense point.
+The reference is the exact dense point (a baseline's flat search) on the same dataset; without one, the best
+dense point.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from vdbbench.charts.fields import params_text
 from vdbbench.charts.plots import COLORS, new_figure, plot_style, plot_text, png_data_uri, qps_tick
 from vdbbench.data.labels import read_qrels
 from vdbbench.execution.quality import read_run
+from vdbbench.stores.identity import record_identity
 
 SIGNIFICANCE = 0.05
 
@@ -31,8 +33,13 @@ def quality_sections(records: list[dict[str, Any]], results_dir: Path | None) ->
 
 def _reference(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     dense = [r for r in records if r.get("retrieval") == "dense"]
-    exact = [r for r in dense if r.get("store") == "exact"]
+    exact = [r for r in dense if is_exact_baseline(r)]
     return (exact or sorted(dense, key=lambda r: -r["ndcg@10"]) or [None])[0]
+
+
+def is_exact_baseline(record: dict[str, Any]) -> bool:
+    """A reference implementation searching exactly: a baseline store's flat (brute-force) point."""
+    return bool(record_identity(record).get("baseline")) and record.get("index") == "flat"
 
 
 def p_values(records: list[dict[str, Any]], reference: dict[str, Any], results_dir: Path) -> dict[str, float]:
@@ -105,7 +112,7 @@ def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     info = records[0].get("dataset_info") or {}
     attrs = info.get("attrs", {})
     dense = [r for r in records if r.get("retrieval") == "dense"]
-    exact = next((r for r in dense if r.get("store") == "exact"), None)
+    exact = next((r for r in dense if is_exact_baseline(r)), None)
     best = max(dense, key=lambda r: r["ndcg@10"], default=None)
     index_bytes = ((exact or best or {}).get("resources") or {}).get("index_bytes")
     return {

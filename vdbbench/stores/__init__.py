@@ -55,6 +55,11 @@ def get_store_class(name: str) -> type[Store]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def store_packages() -> list[str]:
+    """The Python packages of every store's engine and client (``Store.packages``), for provenance."""
+    return list(dict.fromkeys(p for name in store_names() for p in get_store_class(name).packages))
+
+
 __all__ = [
     "ADAPTERS",
     "FAMILIES",
@@ -66,4 +71,5 @@ __all__ = [
     "StoreError",
     "get_store_class",
     "store_names",
+    "store_packages",
 ]

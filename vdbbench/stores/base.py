@@ -13,12 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from vdbbench.core.filters import Filter
-from vdbbench.stores.identity import identify
 
 FAMILIES = ("flat", "hnsw", "ivf", "pq")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an attribute name every engine takes as a column name
@@ -114,6 +113,27 @@ class FamilySpec:
         """``params`` (portable names) renamed to the engine's own names, for the request sent to it."""
         declared = {p.name: p for p in (self.build if section == "build" else self.search)}
         return {(declared[k].engine_name if k in declared else k): v for k, v in params.items()}
+
+
+class IdentityRule(NamedTuple):
+    """How a store's ``engine_version`` string says which engine ran: a regex (named groups ``v``, and ``x`` for a
+    second version), the product a reader thinks of, the engine measured, how it ran ("embedded", "server",
+    "in-process") and a label template taking the groups plus ``{where}`` ("local server" / "server")."""
+
+    pattern: str
+    product: str
+    engine: str
+    mode: str
+    label: str
+
+
+class ComposeAddress(NamedTuple):
+    """Where a store's docker compose service answers: the option that names a server (``url``, ``uri``, ``dsn``),
+    the environment variable read when the option is absent (None: none), and the compose service's address."""
+
+    env: str | None
+    option: str
+    url: str
 
 
 @dataclass
@@ -247,6 +267,23 @@ class Store(ABC):
     reserved_attributes: ClassVar[frozenset[str]] = frozenset()
     # searches may run in one thread while another inserts or deletes (churn measures them concurrently)
     concurrent_writes: ClassVar[bool] = False
+
+    # -- facts about the store, read by the shared modules (identity, provenance, portable settings, services) --
+    # a reference implementation measured beside the databases (a library, never a database to choose)
+    baseline: ClassVar[bool] = False
+    # how ``engine_version`` names the engine that ran, first match wins (see ``identify``)
+    identity_rules: ClassVar[tuple[IdentityRule, ...]] = ()
+    # (product, engine, mode) when the engine did not say (a failed open, an old record without a version)
+    identity_fallback: ClassVar[tuple[str, str, str] | None] = None
+    # Python distributions of the engine and its client: their versions go into every result's provenance
+    packages: ClassVar[tuple[str, ...]] = ()
+    # engine-only build values that make a family's build the same as on the other stores (``settings:
+    # portable``), family → {parameter: value}; see vdbbench.stores.portable
+    engine_extras: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # docker compose services (docker/docker-compose.yml) that serve this store, dependencies first; () for none
+    compose_services: ClassVar[tuple[str, ...]] = ()
+    # where those services answer and how a config names another server; None without compose services
+    compose_address: ClassVar[ComposeAddress | None] = None
 
     def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
@@ -387,14 +424,61 @@ class Store(ABC):
     def engine_identity(self) -> dict[str, Any]:
         """The engine actually measured and how it ran (the record's ``engine`` field), from ``engine_version``.
 
-        Rules live in ``vdbbench.stores.identity``; "local server" when this adapter started the server process itself.
+        "local server" when this adapter started the server process itself.
         """
+        return self.identify(self.engine_version(), self.options, local=bool(self.owned_processes()))
 
-        return identify(self.name, self.engine_version(), self.options, local=bool(self.owned_processes()))
+    @classmethod
+    def identify(cls, engine_version: str | None, options: Mapping[str, Any] | None = None,
+                 local: bool | None = None) -> dict[str, Any]:  # fmt: skip
+        """The ``engine`` field for this store: product, engine, version, mode, baseline and a label, from the
+        version string its engine reported (``identity_rules``), else from ``fallback_identity``.
+
+        ``local`` says whether the harness started the server itself (its adapter owned the process); None when
+        unknown (an old record): then a server is called just "server".
+        """
+        return identify_engine(cls.identity_rules, cls.fallback_identity(options or {}), cls.baseline, engine_version,
+                               local)  # fmt: skip
+
+    @classmethod
+    def fallback_identity(cls, options: Mapping[str, Any]) -> tuple[str, str, str]:
+        """(product, engine, mode) when the engine did not say: ``identity_fallback``; an adapter whose options
+        decide which engine runs overrides this."""
+        return cls.identity_fallback or (cls.name, cls.name, "unknown")
 
     @abstractmethod
     def drop(self) -> None:
         """Delete the collection/table/index built by ``create()``."""
+
+
+def identify_engine(rules: Iterable[IdentityRule], fallback: tuple[str, str, str], baseline: bool,
+                    engine_version: str | None, local: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    """The ``engine`` field from the first rule matching ``engine_version``, else from ``fallback``."""
+    where = "local server" if local else "server"
+    for rule in rules:
+        m = re.match(rule.pattern, engine_version or "")
+        if m:
+            groups = m.groupdict()
+            version = " + ".join(v for v in (groups.get("v"), groups.get("x")) if v)
+            return _identity(rule.product, rule.engine, version, rule.mode, rule.label.format(where=where, **groups),
+                             baseline)  # fmt: skip
+    product, engine, mode = fallback
+    how = {"embedded": "(embedded)", "in-process": "(in-process)", "server": where}.get(mode)
+    label = f"{engine} {how}" if how and mode not in engine else engine
+    return _identity(product, engine, None, mode, label, baseline)
+
+
+def _identity(product: str, engine: str, version: str | None, mode: str, label: str, baseline: bool) -> dict[str, Any]:
+    if baseline:  # "hnswlib 0.8.0 (in-process library)" -> "hnswlib 0.8.0 (in-process library, baseline)"
+        label = label[:-1] + ", baseline)" if label.endswith(")") else label + " (baseline)"
+    return {
+        "product": product,
+        "engine": engine,
+        "version": version,
+        "mode": mode,
+        "baseline": baseline,
+        "label": label,
+    }
 
 
 def served_family(family: str, rows: int, indexed_rows: int) -> str:

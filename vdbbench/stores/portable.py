@@ -20,8 +20,8 @@ pq      nlist, pq_m, nbits             nprobe, refine
 * pq: ``nlist`` as ivf; ``pq_m`` the largest divisor of the dimension that is at most dim / 4
   (sub-vectors of at least 4 dimensions); ``nbits`` 8; search ``nprobe`` as ivf, ``refine`` 0 and 10.
 * Engine-only extras that decide what is built get the value that makes the build the same as on
-  the other stores (``ENGINE_EXTRAS``): LanceDB HNSW over full vectors in one partition, Qdrant's
-  graph searched at every segment size.
+  the other stores, as each store declares them (``Store.engine_extras``: e.g. one HNSW graph over
+  full vectors in one partition, or a graph searched at every segment size).
 
 ``settings: engine`` gives each store its engine's own out-of-the-box values (``Param.default``).
 Where a store cannot take a portable value (outside its allowed range, or the family lacks the
@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vdbbench.stores.base import FamilySpec, Param
+from vdbbench.stores.base import FamilySpec, Param, Store
 
 SETTINGS = ("portable", "engine")
 EF_GRID = [10, 20, 40, 80, 160, 320]
@@ -43,12 +43,6 @@ MAX_NLIST = 4096
 MIN_VECTORS_PER_LIST = 39
 # The family's main search knob: what recall-target tuning moves.
 SEARCH_KNOB = {"hnsw": "ef", "ivf": "nprobe", "pq": "nprobe"}
-# Engine-only build extras set so the build matches the other stores' (store, family) → values.
-ENGINE_EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("lancedb", "hnsw"): {"num_partitions": 1, "quantization": "none"},  # one HNSW graph over full vectors
-    ("qdrant", "hnsw"): {"full_scan_threshold": 1},  # search the graph, never scan a small segment
-    ("qdrant-server", "hnsw"): {"full_scan_threshold": 1},
-}
 
 
 def nlist_for(n: int) -> int:
@@ -100,16 +94,17 @@ def _fit(p: Param, value: Any) -> tuple[Any, str | None]:
 
 
 def default_values(
-    store: str, fam: FamilySpec, settings: str, n: int | None = None, dim: int | None = None
+    store: type[Store], fam: FamilySpec, settings: str, n: int | None = None, dim: int | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Build values, search values (a value or a list) and notes for one store entry's family."""
+    """Build values, search values (a value or a list) and notes for one store entry's family: with ``portable``
+    settings the table's values plus the store's own ``engine_extras`` for the family."""
     build = {p.name: p.default for p in fam.build}
     search: dict[str, Any] = {p.name: p.default for p in fam.search}
     if settings == "engine":
         return build, search, []
     notes: list[str] = []
     table_build, table_search = portable_table(fam.family, n, dim)
-    table_build = table_build | ENGINE_EXTRAS.get((store, fam.family), {})
+    table_build = table_build | dict(store.engine_extras.get(fam.family, {}))
     for section, table, params, out in (
         ("build", table_build, fam.build, build),
         ("search", table_search, fam.search, search),
@@ -117,7 +112,7 @@ def default_values(
         declared = {p.name: p for p in params}
         for name, value in table.items():
             if name not in declared:
-                notes.append(f"{name}: {store} {fam.family} has no {section} parameter {name!r}; not applied")
+                notes.append(f"{name}: {store.name} {fam.family} has no {section} parameter {name!r}; not applied")
                 continue
             p = declared[name]
             if isinstance(value, list):

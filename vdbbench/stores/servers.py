@@ -1,4 +1,9 @@
-"""Server processes the harness starts itself (PostgreSQL, redis-server, ...).
+"""Server stores: the two kinds of store whose engine is a server, and the server processes the harness starts.
+
+``LocalServerStore`` is a store whose server the harness runs itself when the config names none
+(PostgreSQL, redis-server); ``RemoteStore`` one whose server runs elsewhere (a docker compose
+service or a remote server the config names). Both find a named server the same way: the option
+and environment variable of the store's ``compose_address``.
 
 A ``LocalServer`` runs one engine binary on 127.0.0.1 and a free port, with its data under
 a directory the caller gives, waits until the engine answers (polling, no fixed sleeps) and
@@ -17,6 +22,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,13 +30,15 @@ import struct
 import subprocess
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import psutil
 
 from vdbbench.core.resources import dir_bytes
-from vdbbench.stores.base import StoreError
+from vdbbench.stores.base import ComposeAddress, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,133 @@ PG_DSM_ITEMS_AT = 16  # the items follow magic, nitems, maxitems (uint32 each), 
 
 class ServerError(StoreError):
     """A local server failed to start, or died; the message carries the end of its log."""
+
+
+def named_server(address: ComposeAddress, options: Mapping[str, Any]) -> str | None:
+    """The server a config names for a store: the option ``address.option``, else its environment variable."""
+    return options.get(address.option) or (os.environ.get(address.env) if address.env else None) or None
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without ``user:password@``: a handle another process gets, which takes secrets from its own env."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+class RemoteStore(Store):
+    """A store whose engine is a server the harness does not start: a docker compose service, or the server the
+    option or environment variable of ``compose_address`` names. ``open()`` makes ``_client``; ``close()`` closes
+    it. Subclasses declare ``compose_services`` and ``compose_address`` (its ``url`` is the default server)."""
+
+    mode = "server"
+    compose_address: ClassVar[ComposeAddress]
+    _client: Any = None
+
+    @classmethod
+    def server_url(cls, options: Mapping[str, Any]) -> str:
+        """The server's URL: the one the options or the environment name, else the compose service's."""
+        return str(named_server(cls.compose_address, options) or cls.compose_address.url)
+
+    @property
+    def url(self) -> str:
+        return self.server_url(self.options)
+
+    def unreachable(self, where: str, error: BaseException) -> StoreError:
+        """The error of a server that does not answer at ``where``, saying how to start one or name another."""
+        product = self.fallback_identity(self.options)[0]
+        return StoreError(
+            f"{self.name}: no {product} answering at {where} ({type(error).__name__}); start it with "
+            f"`python -m vdbbench services up {self.compose_services[-1]}` or set {self.compose_address.env}"
+        )
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def compose_service(self) -> str:
+        return self.name
+
+
+class LocalServerStore(Store):
+    """A store whose server the harness runs itself, a ``LocalServer`` on loopback with its data in the workdir,
+    unless the option or environment variable of ``compose_address`` names a server (``address``).
+
+    Subclasses make the server (``embedded_server``, not yet started), connect to it (``_connect``) and close
+    their connections (``_close_clients``). A second process searching the same server keeps its connection
+    details in ``_attached`` and the server's handle in ``_attached_server`` (to tell why it is gone if it died).
+    """
+
+    mode = "server"
+    compose_address: ClassVar[ComposeAddress]
+    server_log: ClassVar[str]  # the embedded server's log file, in the workdir
+    server_name: ClassVar[str]  # what the embedded server is called in messages ("PostgreSQL", "redis-server")
+    server_product: ClassVar[str]  # the product a named server must be, in messages ("PostgreSQL", "Redis")
+
+    def __init__(self, workdir: Path, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(workdir, options)
+        self.address: str | None = named_server(self.compose_address, self.options)
+        self.server: LocalServer | None = None
+        self._password: str | None = None  # the embedded server's, made for it at start
+        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
+        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
+
+    @abstractmethod
+    def embedded_server(self) -> LocalServer:
+        """A fresh embedded server, not started yet (its data, password and settings made for it)."""
+
+    @abstractmethod
+    def _connect(self) -> None:
+        """Connect to the embedded server, the attached one or the named one; ``unreachable_error`` if none answers."""
+
+    @abstractmethod
+    def _close_clients(self) -> None:
+        """Close this instance's connections (the server may be gone already)."""
+
+    def _connection_broken(self) -> bool:
+        """True when the connection must be made again although the server runs."""
+        return False
+
+    def open(self) -> None:
+        if not self.address:
+            self.server = self.embedded_server()
+            self.server.start()
+        self._connect()
+
+    def _ensure_connected(self) -> None:
+        """Restart an embedded server that died (e.g. killed) and reconnect; reconnect a broken connection."""
+        if (self.server is not None and self.server.ensure_running()) or self._connection_broken():
+            self._connect()
+
+    def unreachable_error(self, error: object) -> StoreError:
+        """Why the server cannot be reached: the embedded one died (with its log), or the named one does not answer."""
+        if self.server is not None or self._attached_server is not None:
+            where = f"the embedded {self.server_name}"
+        else:
+            where = f"{self.server_product} ({self.compose_address.env} / option {self.compose_address.option})"
+        return StoreError(unreachable(self.server or self._attached_server, error, where))
+
+    def close(self) -> None:
+        self._close_clients()
+        owned = self.owned_paths()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        for path in owned:  # everything the embedded server wrote
+            remove_server_files(Path(path))
+        if not self.address and self._attached is None:
+            (self.workdir / self.server_log).unlink(missing_ok=True)
+
+    def owned_processes(self) -> list[int]:
+        return [self.server.pid] if self.server is not None and self.server.is_running() else []
+
+    def server_resources(self) -> dict[str, Any]:
+        """Memory and data bytes of the embedded server while it runs; {} otherwise."""
+        if self.server is None or not self.server.is_running():
+            return {}
+        return {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
+
+    def compose_service(self) -> str | None:
+        return self.name if self.address else None  # a named server: its containers' figures go with results
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -1,9 +1,11 @@
 """Start, stop and inspect the server stores of docker/docker-compose.yml.
 
 Starting and stopping is ``docker compose`` itself (run as a subprocess with this repository's
-compose and env files), limited to the services the named stores need. Health, state and
-resource figures are read through the Docker SDK for Python. Where no Docker engine is
-reachable every entry point says so plainly instead of failing with a stack trace.
+compose and env files), limited to the services the named stores need: each store declares its
+own (``Store.compose_services``, dependencies first) and where they answer
+(``Store.compose_address``). Health, state and resource figures are read through the Docker SDK
+for Python. Where no Docker engine is reachable every entry point says so plainly instead of
+failing with a stack trace.
 """
 
 from __future__ import annotations
@@ -18,30 +20,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vdbbench.stores import ADAPTERS, get_store_class, store_names
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
 ENV_FILE = ROOT / "docker" / ".env"
 PROJECT = "vdbbench"
 
-# store name (as in a sweep config) → the compose services it needs, dependencies included
-STORE_SERVICES: dict[str, tuple[str, ...]] = {
-    "qdrant-server": ("qdrant",),
-    "milvus": ("etcd", "minio", "milvus"),
-    "weaviate": ("weaviate",),
-    "chroma": ("chroma",),
-    "pgvector": ("pgvector",),
-    "elasticsearch": ("elasticsearch",),
-    "redis": ("redis",),
-}
-# where the compose services answer, for adapters that run an embedded engine without an address
-# (used by `services check`, which must check the server, never the embedded engine); env var → option
-COMPOSE_ADDRESSES: dict[str, tuple[str | None, str, str]] = {
-    "milvus": ("VDBBENCH_MILVUS_URL", "uri", "http://127.0.0.1:19530"),
-    "chroma": (None, "url", "http://127.0.0.1:8000"),
-    "pgvector": ("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres"),  # password: PGPASSWORD
-    "redis": ("VDBBENCH_REDIS_URL", "url", "redis://127.0.0.1:6379/0"),
-}
-SERVICES = ("qdrant", "etcd", "minio", "milvus", "weaviate", "chroma", "pgvector", "elasticsearch", "redis")
+ADDRESS_OPTIONS = frozenset({"uri", "url", "dsn"})  # the option keys by which a config names a server
 
 
 log = logging.getLogger(__name__)
@@ -59,31 +45,46 @@ class ResourceReport(dict):
         self.reason = reason
 
 
+def store_services() -> dict[str, tuple[str, ...]]:
+    """store name (as in a sweep config) → the compose services it needs, dependencies first; only the stores
+    that have any."""
+    found = {name: get_store_class(name).compose_services for name in store_names()}
+    return {name: needed for name, needed in found.items() if needed}
+
+
+def all_services() -> list[str]:
+    """Every compose service some store needs, each once (docker/docker-compose.yml declares exactly these)."""
+    return list(dict.fromkeys(s for needed in store_services().values() for s in needed))
+
+
 def server_options(store: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` plus the compose address of ``store`` when neither they nor its env var name one."""
-    if store not in COMPOSE_ADDRESSES:
+    """``options`` plus the compose address of ``store`` when neither they nor its env var name a server, so that
+    `services check` checks the compose server, never an engine the adapter would run without an address."""
+    address = get_store_class(store).compose_address if store in ADAPTERS else None
+    if address is None:
         return dict(options)
-    env, key, address = COMPOSE_ADDRESSES[store]
-    named = {"uri", "url", "dsn"} & set(options) or (env and os.environ.get(env))
-    return dict(options) if named else {**options, key: address}
+    named = ADDRESS_OPTIONS & set(options) or (address.env and os.environ.get(address.env))
+    return dict(options) if named else {**options, address.option: address.url}
 
 
 def services_for(names: Iterable[str]) -> list[str]:
     """Compose services for store names (or service names), dependencies first, no repeats; all if none."""
     names = list(names)
+    needs, services = store_services(), all_services()
     if not names:
-        return list(SERVICES)
+        return services
     out: list[str] = []
     for name in names:
-        if name in STORE_SERVICES:
-            wanted = STORE_SERVICES[name]
-        elif name in SERVICES:
+        if name in needs:
+            wanted = needs[name]
+        elif name in services:
             wanted = (name,)
         else:
+            serverless = [n for n in store_names() if n not in needs]
             raise ServicesError(
-                f"unknown store or service {name!r}: server stores are {', '.join(STORE_SERVICES)}; "
-                f"compose services are {', '.join(SERVICES)} (embedded stores such as qdrant, lancedb "
-                f"and hnswlib need no service)"
+                f"unknown store or service {name!r}: server stores are {', '.join(needs)}; "
+                f"compose services are {', '.join(services)} (embedded stores such as "
+                f"{', '.join(serverless[:-1])} and {serverless[-1]} need no service)"
             )
         out += [s for s in wanted if s not in out]
     return out
@@ -261,7 +262,7 @@ def down(names: Sequence[str], volumes: bool = False) -> list[str]:
     if not names:
         docker_client()
         run_compose("down", *(["--volumes"] if volumes else []))
-        return list(SERVICES)
+        return all_services()
     services = services_for(names)
     client = docker_client()
     run_compose("rm", "--stop", "--force", *services)

@@ -35,7 +35,7 @@ from vdbbench.execution import quality
 from vdbbench.execution.points import Deadline, PointId, describe_error, param_sources, search_ignored, store_inputs
 from vdbbench.execution.process import StoreProcess
 from vdbbench.execution.worker import StoreWorker, WorkerTimeout
-from vdbbench.stores import BuildSpec, get_store_class
+from vdbbench.stores import BuildSpec, get_store_class, store_packages
 from vdbbench.sweep.plan import check_compatibility, resolve_dataset
 from vdbbench.workloads import BuildRun, workload_named, workloads
 
@@ -58,7 +58,7 @@ class Sweep:
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.results: ResultsFile | None = None  # created by run(), once the config has passed every check
-        self.provenance = collect(raw_config if raw_config is not None else cfg.model_dump())
+        self.provenance = collect(raw_config if raw_config is not None else cfg.model_dump(), store_packages())
         self.on_record = on_record
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "resumed": 0}
         self.done: set[str] = set()  # keys of points already measured (resume)

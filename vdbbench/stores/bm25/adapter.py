@@ -66,6 +66,9 @@ class BM25Store(Store):
     name = "bm25"
     description = "BM25 with bm25s in process, on the passages' text (language-aware tokenisation)."
     mode = "in-process"
+    baseline = True
+    identity_fallback = ("BM25", "BM25", "in-process")
+    packages = ("bm25s",)
     input = "text"
     families = {
         "bm25": FamilySpec(

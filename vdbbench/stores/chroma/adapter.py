@@ -26,7 +26,6 @@ Deletes are ``delete(ids=...)``, applied before the call returns.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from pathlib import Path
@@ -38,7 +37,19 @@ import numpy as np
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
 from vdbbench.core.provenance import redact
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    ComposeAddress,
+    Conformance,
+    FamilySpec,
+    IdentityRule,
+    Knob,
+    Param,
+    Store,
+    StoreError,
+)
+from vdbbench.stores.servers import without_credentials
 
 COLLECTION = "vdbbench"
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
@@ -69,6 +80,15 @@ class ChromaStore(Store):
         "Chroma (hnswlib inside): embedded PersistentClient (one process at a time); a Chroma server with option url."
     )
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^chroma server v?(?P<v>\S+)", "Chroma", "Chroma", "server", "Chroma {v} {where}"),
+        IdentityRule(r"^chromadb (?P<v>\S+)", "Chroma", "Chroma embedded client", "embedded",
+                     "Chroma {v} (embedded client)"),
+    )  # fmt: skip
+    identity_fallback = ("Chroma", "Chroma embedded client", "embedded")
+    packages = ("chromadb",)
+    compose_services = ("chroma",)
+    compose_address = ComposeAddress(None, "url", "http://127.0.0.1:8000")
     families = {
         "hnsw": FamilySpec(
             "hnsw",
@@ -238,7 +258,7 @@ class ChromaStore(Store):
         if not self.url:
             return None  # PersistentClient is not process-safe: see the module docstring
         # no user:password@ in the URL: each process takes credentials from its own environment
-        return {"url": re.sub(r"//[^/@]*@", "//", self.url), "collection": COLLECTION, "spec": self.spec,
+        return {"url": without_credentials(self.url), "collection": COLLECTION, "spec": self.spec,
                 "note": "each client process has its own HttpClient to the server"}  # fmt: skip
 
     def attach(self, handle: dict[str, Any]) -> None:
@@ -307,7 +327,7 @@ class ChromaStore(Store):
         return int(threads) if threads else None
 
     def compose_service(self) -> str | None:
-        return "chroma" if self.url else None  # server mode: its containers' figures go with results
+        return self.name if self.url else None  # server mode: its containers' figures go with results
 
     def engine_version(self) -> str:
         import chromadb

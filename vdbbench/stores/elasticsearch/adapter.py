@@ -25,7 +25,6 @@ ranges). A filter is a bool query of term / terms / range clauses (``engine_filt
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
@@ -33,7 +32,18 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Param, Store, StoreError, coverage
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    ComposeAddress,
+    Conformance,
+    FamilySpec,
+    IdentityRule,
+    Param,
+    StoreError,
+    coverage,
+)
+from vdbbench.stores.servers import RemoteStore, without_credentials
 
 DEFAULT_URL = "http://127.0.0.1:9200"  # docker/docker-compose.yml service "elasticsearch"
 FIELD = "vector"
@@ -170,10 +180,18 @@ def version_problem(client: str, server: str) -> str | None:
     return None
 
 
-class ElasticsearchStore(Store):
+class ElasticsearchStore(RemoteStore):
     name = "elasticsearch"
     description = "Elasticsearch dense_vector + knn search; one shard, force-merged to one segment."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^elasticsearch (?P<v>\S+)", "Elasticsearch", "Elasticsearch", "server",
+                     "Elasticsearch {v} {where}"),
+    )  # fmt: skip
+    identity_fallback = ("Elasticsearch", "Elasticsearch", "server")
+    packages = ("elasticsearch",)
+    compose_services = ("elasticsearch",)
+    compose_address = ComposeAddress("VDBBENCH_ELASTICSEARCH_URL", "url", DEFAULT_URL)
     families = FAMILIES
     # floors of a server not measured here; bbq_* needs >= 64 dimensions and the contract data has 32
     conformance = Conformance(
@@ -206,16 +224,11 @@ class ElasticsearchStore(Store):
         "timeout_s": "client request timeout in seconds (default 600)",
     }
 
-    _es: Any = None
     _filter: dict[str, Any] | None = None  # the bool query sent in knn.filter, built once in set_filter
 
     @property
     def index(self) -> str:
         return str(self.options.get("index", "vdbbench"))
-
-    @property
-    def url(self) -> str:
-        return str(self.options.get("url") or os.environ.get("VDBBENCH_ELASTICSEARCH_URL") or DEFAULT_URL)
 
     def open(self) -> None:
         from elasticsearch import Elasticsearch
@@ -223,30 +236,22 @@ class ElasticsearchStore(Store):
         url = self.url
         password = os.environ.get("ELASTIC_PASSWORD")
         auth = (os.environ.get("ELASTIC_USERNAME", "elastic"), password) if password else None
-        self._es = Elasticsearch(url, basic_auth=auth, request_timeout=float(self.options.get("timeout_s", 600)))
+        self._client = Elasticsearch(url, basic_auth=auth, request_timeout=float(self.options.get("timeout_s", 600)))
         try:
-            server = self._es.info()["version"]["number"]
+            server = self._client.info()["version"]["number"]
         except Exception as e:
             self.close()
-            raise StoreError(
-                f"elasticsearch: no Elasticsearch answering at {url} ({type(e).__name__}); start it with "
-                f"`python -m vdbbench services up elasticsearch` or set VDBBENCH_ELASTICSEARCH_URL"
-            ) from None
+            raise self.unreachable(url, e) from None
         problem = version_problem(version("elasticsearch"), server)
         if problem:
             self.close()
             raise StoreError(f"elasticsearch at {url}: {problem}")
 
-    def close(self) -> None:
-        if self._es is not None:
-            self._es.close()
-            self._es = None
-
     def create(self, spec: BuildSpec) -> None:
         self.spec = spec
         self.drop()
         body = index_body(spec)
-        self._es.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
+        self._client.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
         columns = {name: values.tolist() for name, values in (attributes or {}).items()}  # numpy → JSON values
@@ -265,12 +270,12 @@ class ElasticsearchStore(Store):
     def _bulk(self, actions: Any, what: str, **kw: Any) -> None:
         from elasticsearch import helpers
 
-        ok, errors = helpers.bulk(self._es, actions, chunk_size=500, raise_on_error=False, stats_only=False, **kw)
+        ok, errors = helpers.bulk(self._client, actions, chunk_size=500, raise_on_error=False, stats_only=False, **kw)
         if errors:
             raise StoreError(f"elasticsearch: {len(errors)} documents failed to {what}, first: {errors[0]}")
 
     def build_index(self) -> None:
-        es = self._es
+        es = self._client
         es.indices.refresh(index=self.index)
         es.indices.forcemerge(index=self.index, max_num_segments=1, wait_for_completion=True)
         es.indices.refresh(index=self.index)
@@ -280,7 +285,7 @@ class ElasticsearchStore(Store):
         es.indices.put_settings(index=self.index, settings={"index": {"refresh_interval": None}})  # default: 1 s
 
     def _segment_count(self) -> int | None:
-        stats = self._es.indices.stats(index=self.index, metric="segments")
+        stats = self._client.indices.stats(index=self.index, metric="segments")
         return stats["indices"][self.index]["primaries"]["segments"]["count"]
 
     def set_filter(self, flt: Filter | None) -> None:
@@ -288,7 +293,7 @@ class ElasticsearchStore(Store):
         self._filter = None if flt is None else engine_filter(typed(flt, self.spec.attributes))  # JSON numbers as typed
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        res = self._es.search(index=self.index, **knn_body(query, k, self.spec, self.search_params, self._filter))
+        res = self._client.search(index=self.index, **knn_body(query, k, self.spec, self.search_params, self._filter))
         hits = res["hits"]["hits"]
         return np.fromiter((int(h["_id"]) for h in hits), dtype=np.int64, count=len(hits))
 
@@ -296,7 +301,7 @@ class ElasticsearchStore(Store):
         searches: list[dict[str, Any]] = []
         for q in queries:
             searches += [{"index": self.index}, knn_body(q, k, self.spec, self.search_params, self._filter)]
-        res = self._es.msearch(searches=searches)
+        res = self._client.msearch(searches=searches)
         out = []
         for r in res["responses"]:
             if "error" in r:
@@ -306,19 +311,19 @@ class ElasticsearchStore(Store):
 
     def client_handle(self) -> dict[str, Any]:
         # no user:password@ in the URL: each process takes credentials from its own environment
-        return {"url": re.sub(r"//[^/@]*@", "//", self.url), "index": self.index, "field": FIELD, "spec": self.spec}
+        return {"url": without_credentials(self.url), "index": self.index, "field": FIELD, "spec": self.spec}
 
     def attach(self, handle: dict[str, Any]) -> None:
         """Connect to the node holding the index another instance built, to search it only."""
         self.options |= {"url": handle["url"], "index": handle["index"]}
         self.spec = handle["spec"]
         self.open()
-        if not self._es.indices.exists(index=self.index):
+        if not self._client.indices.exists(index=self.index):
             raise StoreError(f"elasticsearch: no index {self.index!r} at {handle['url']}")
 
     def effective_config(self) -> dict[str, Any]:
-        mapping = self._es.indices.get_mapping(index=self.index)[self.index]
-        docs = self._es.indices.stats(index=self.index, metric="docs")["indices"][self.index]["primaries"]["docs"]
+        mapping = self._client.indices.get_mapping(index=self.index)[self.index]
+        docs = self._client.indices.stats(index=self.index, metric="docs")["indices"][self.index]["primaries"]["docs"]
         out = effective_from_mapping(dict(mapping), self._segment_count(), int(docs["count"]))
         if self.spec.attributes:
             out["attribute_indexes"] = attribute_indexes(dict(mapping), self.spec.attributes)
@@ -327,19 +332,16 @@ class ElasticsearchStore(Store):
         return out
 
     def resources(self) -> dict[str, Any]:
-        stats = self._es.indices.stats(index=self.index, metric="store")
+        stats = self._client.indices.stats(index=self.index, metric="store")
         return {"data_bytes": stats["indices"][self.index]["primaries"]["store"]["size_in_bytes"]}
-
-    def compose_service(self) -> str:
-        return "elasticsearch"
 
     def engine_version(self) -> str:
         try:
-            server = self._es.info()["version"]["number"]
+            server = self._client.info()["version"]["number"]
         except Exception:  # noqa: BLE001 - provenance only
             server = "?"
         return f"elasticsearch {server} (elasticsearch-py {version('elasticsearch')})"
 
     def drop(self) -> None:
-        if self._es is not None:
-            self._es.indices.delete(index=self.index, ignore_unavailable=True)
+        if self._client is not None:
+            self._client.indices.delete(index=self.index, ignore_unavailable=True)

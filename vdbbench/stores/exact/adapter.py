@@ -9,7 +9,7 @@ import numpy as np
 
 from vdbbench.core.distances import normalize
 from vdbbench.core.filters import OPS, Filter, mask
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Store
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, IdentityRule, Store
 
 
 def _one_blas_thread() -> None:
@@ -23,6 +23,12 @@ class ExactStore(Store):
     name = "exact"
     description = "In-process brute force with numpy/BLAS (flat, exact), one BLAS thread per client."
     mode = "in-process"
+    baseline = True
+    identity_rules = (
+        IdentityRule(r"^numpy (?P<v>\S+)", "exact search", "exact search (numpy)", "in-process",
+                     "Exact search, numpy {v} (in-process)"),
+    )  # fmt: skip
+    identity_fallback = ("exact search", "exact search (numpy)", "in-process")
     families = {"flat": FamilySpec("flat", "numpy brute force", exact=True)}
     conformance = Conformance(
         cases=(Case("flat"),),

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, mask
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, IdentityRule, Knob, Param, Store
 
 SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 
@@ -19,6 +19,12 @@ class HnswlibStore(Store):
     name = "hnswlib"
     description = "hnswlib (nmslib) HNSW graph, in process; queries single-threaded like one client."
     mode = "in-process"
+    baseline = True
+    identity_rules = (
+        IdentityRule(r"^hnswlib (?P<v>\S+)", "hnswlib", "hnswlib", "in-process", "hnswlib {v} (in-process library)"),
+    )
+    identity_fallback = ("hnswlib", "hnswlib", "in-process")
+    packages = ("hnswlib",)
     families = {
         "hnsw": FamilySpec(
             "hnsw",

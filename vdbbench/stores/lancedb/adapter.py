@@ -43,6 +43,7 @@ from vdbbench.stores.base import (
     Case,
     Conformance,
     FamilySpec,
+    IdentityRule,
     Knob,
     Param,
     Store,
@@ -123,6 +124,10 @@ class LanceDBStore(Store):
     name = "lancedb"
     description = "LanceDB embedded (Lance columnar files under the workdir)."
     mode = "embedded"
+    identity_rules = (IdentityRule(r"^lancedb (?P<v>\S+)", "LanceDB", "LanceDB", "embedded", "LanceDB {v} (embedded)"),)
+    identity_fallback = ("LanceDB", "LanceDB", "embedded")
+    packages = ("lancedb", "pylance")
+    engine_extras = {"hnsw": {"num_partitions": 1, "quantization": "none"}}  # one HNSW graph over full vectors
     families = {
         "flat": FamilySpec("flat", "no index (exact scan)", exact=True),
         "ivf": FamilySpec(

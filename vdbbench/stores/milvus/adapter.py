@@ -33,8 +33,10 @@ from vdbbench.core.provenance import redact
 from vdbbench.stores.base import (
     BuildSpec,
     Case,
+    ComposeAddress,
     Conformance,
     FamilySpec,
+    IdentityRule,
     Knob,
     Param,
     Store,
@@ -43,6 +45,7 @@ from vdbbench.stores.base import (
     served_family,
     sub_vector_problem,
 )
+from vdbbench.stores.servers import without_credentials
 
 COLLECTION = "vdbbench"
 VECTOR = "vector"
@@ -136,6 +139,14 @@ class MilvusStore(Store):
     name = "milvus"
     description = "Milvus: embedded milvus-lite here; a Milvus standalone server with option url."
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^milvus-lite (?P<v>\S+)", "Milvus", "Milvus Lite", "embedded", "Milvus Lite {v} (embedded)"),
+        IdentityRule(r"^milvus v?(?P<v>\S+)", "Milvus", "Milvus", "server", "Milvus {v} {where}"),
+    )
+    identity_fallback = ("Milvus", "Milvus Lite", "embedded")
+    packages = ("pymilvus", "milvus-lite")
+    compose_services = ("etcd", "minio", "milvus")
+    compose_address = ComposeAddress("VDBBENCH_MILVUS_URL", "uri", "http://127.0.0.1:19530")
     families = {
         "flat": FamilySpec("flat", "FLAT", exact=True),
         "ivf": FamilySpec(
@@ -232,6 +243,12 @@ class MilvusStore(Store):
         "timeout_s": "seconds to wait for the server to answer at connect (default 20)",
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 86400)",
     }
+
+    @classmethod
+    def fallback_identity(cls, options: Mapping[str, Any]) -> tuple[str, str, str]:
+        if {"url", "uri"} & {k for k, v in options.items() if v}:
+            return ("Milvus", "Milvus", "server")  # option url / uri: a Milvus server, not the embedded Lite
+        return super().fallback_identity(options)
 
     def __init__(self, workdir: Path, options: dict[str, Any] | None = None) -> None:
         super().__init__(workdir, options)
@@ -423,7 +440,7 @@ class MilvusStore(Store):
         if self.lite and not self.lite_port:
             return None  # no lite server found to share
         # lite: the gRPC server in this process; server: its URL without user:password@ (token from the environment)
-        url = f"http://127.0.0.1:{self.lite_port}" if self.lite else re.sub(r"//[^/@]*@", "//", str(self.url))
+        url = f"http://127.0.0.1:{self.lite_port}" if self.lite else without_credentials(str(self.url))
         note = "clients share milvus-lite's gRPC server in the building process" if self.lite else None
         return {"url": url, "collection": COLLECTION, "vector_field": VECTOR, "spec": self.spec, "note": note}
 
@@ -526,7 +543,7 @@ class MilvusStore(Store):
         }
 
     def compose_service(self) -> str | None:
-        return "milvus" if self.url else None  # server mode: its containers' figures go with results
+        return self.name if self.url else None  # server mode: its containers' figures go with results
 
     def engine_version(self) -> str:
         client = f"pymilvus {version('pymilvus')}"

@@ -1,18 +1,10 @@
 """PostgreSQL + pgvector: flat (sequential scan), HNSW and IVFFlat indexes, queried over SQL.
 
 Embedded mode (default) runs the PostgreSQL 16 + pgvector build that the PyPI package
-``pgserver`` bundles, as a ``LocalServer`` of our own: TCP on 127.0.0.1 and a free port,
-unix sockets off, a random scram password, data under the store's workdir. (pgserver's
-own ``get_server()`` is not used: it serves one cached handle per data directory, so a
-killed server would be handed back again, and it stops the server only when its last
-handle in any process is released; nor is pgserver imported at all: its import alone warns
-about XDG_RUNTIME_DIR.) PostgreSQL refuses to run as root: run as root, the adapter starts it
-as the user ``pgserver`` (created like pgserver does), with its data in a private directory
-made for it under the system temp folder and owned by that user, so no permission of a
-folder the user owns is ever changed (the binaries are copied there too when that user
-cannot reach them where they are installed). Server mode connects to a
+``pgserver`` bundles, as a ``LocalServer`` of our own (``server.py``). Server mode connects to a
 running PostgreSQL with the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``,
-password from the usual libpq env ``PGPASSWORD``.
+password from the usual libpq env ``PGPASSWORD``. Rows are loaded by binary COPY
+(``binary_copy.py``).
 
 Index families are queried with ``SET enable_seqscan = off`` in the search session, so on
 small tables the planner uses the index that was asked for instead of a cheaper-looking
@@ -32,17 +24,9 @@ filtered query says which, and the effective config reports ``flat`` then.
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import re
 import secrets
-import shutil
-import signal
-import stat
-import subprocess
-import tempfile
 from collections.abc import Mapping
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +34,24 @@ import numpy as np
 
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    ComposeAddress,
+    Conformance,
+    FamilySpec,
+    IdentityRule,
+    Knob,
+    Param,
+    StoreError,
+)
+from vdbbench.stores.pgvector.binary_copy import binary_copy_rows, copy_columns
+from vdbbench.stores.pgvector.server import DATA_DIR, embedded_conninfo, make_data_root, postgres_server, runas_user
 from vdbbench.stores.servers import (
     LocalServer,
-    as_user,
+    LocalServerStore,
     close_quietly,
-    remove_server_files,
     shared_memory_of,
-    unreachable,
 )
 
 OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
@@ -65,7 +59,6 @@ METRIC_OF_OPERATOR = {op: metric for metric, (_, op) in OPS.items()}
 ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
 FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
 COLUMN_TYPES = {"int": "bigint", "float": "double precision", "str": "text"}
-COPY_FORMATS = {"int": ">i8", "float": ">f8"}  # binary COPY layout of the fixed-width attribute columns
 SQL_OPS = {"eq": "=", **filters.RANGE_SYMBOLS}
 ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
 ITERATIVE_SCAN_SINCE = (0, 8, 0)  # pgvector release that added hnsw.iterative_scan / ivfflat.iterative_scan
@@ -89,38 +82,28 @@ def engine_filter(flt: Filter) -> str:
     return " AND ".join(parts)
 
 
-def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -> dict[str, str]:
-    """Settings of the embedded server, sized from the host (an option ``settings`` overrides each).
-
-    ``maintenance_work_mem`` 12.5% of host memory, at least 256 MB, at most 4 GB (pgvector's docs: large
-    enough for the HNSW graph, else the build spills and slows); ``max_parallel_maintenance_workers``
-    one per further core, so the index builds on every core as hnswlib and the other engines do.
-    ``shared_buffers`` 25% of host memory (PostgreSQL's documented starting point for a dedicated
-    server), at least its own default 128 MB, at most 4 GB.
-    """
-    import psutil
-
-    memory = memory_bytes or psutil.virtual_memory().total
-    cpus = cpus or os.cpu_count() or 1
-    mb = 1024 * 1024
-    return {
-        "shared_buffers": f"{max(128, min(memory // 4 // mb, 4096))}MB",
-        "maintenance_work_mem": f"{max(256, min(memory // 8 // mb, 4096))}MB",
-        "max_parallel_maintenance_workers": str(max(cpus - 1, 0)),
-    }
-
-
 SHOWN_SETTINGS = (
     "hnsw.ef_search", "ivfflat.probes", "enable_seqscan", "maintenance_work_mem", "max_parallel_maintenance_workers",
     "shared_buffers", "work_mem", "jit", "plan_cache_mode",
 )  # fmt: skip
-PG_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root; the same user pgserver itself creates
 
 
-class PgvectorStore(Store):
+class PgvectorStore(LocalServerStore):
     name = "pgvector"
     description = "PostgreSQL 16 + pgvector 0.6 (pgserver build, or your server via VDBBENCH_PG_DSN), over SQL."
     mode = "server"
+    server_log = "postgres.log"
+    server_name = "PostgreSQL"
+    server_product = "PostgreSQL"
+    identity_rules = (
+        IdentityRule(r"^PostgreSQL (?P<v>\S+) \+ pgvector (?P<x>\S+)", "pgvector", "PostgreSQL + pgvector", "server",
+                     "PostgreSQL {v} + pgvector {x} ({where})"),
+    )  # fmt: skip
+    identity_fallback = ("pgvector", "PostgreSQL + pgvector", "server")
+    packages = ("pgserver", "psycopg", "pgvector")
+    compose_services = ("pgvector",)
+    # password: PGPASSWORD, read by libpq itself
+    compose_address = ComposeAddress("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres")
     families = {
         "flat": FamilySpec(
             "flat", "no index (sequential scan)", exact=True, note="ORDER BY distance LIMIT k over the whole table"
@@ -218,16 +201,11 @@ class PgvectorStore(Store):
         super().__init__(workdir, options)
         self.table = str(self.options.get("table", PgvectorStore.table))
         self.index_name = f"{self.table}_embedding_idx"
-        self.dsn = self.options.get("dsn") or os.environ.get("VDBBENCH_PG_DSN")
-        self.server = None
         self._data_root: Path | None = None  # the directory holding pgdata: made for the embedded server
         self._conn = None
         self._writer = None  # the connection inserts and deletes use, so searches run beside them
-        self._password: str | None = None
         self._count = 0
         self._probe_vector: np.ndarray | None = None
-        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
-        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
         self._where = ""  # the SQL WHERE clause of the filter set, "" when unfiltered
         self.iterative_scan = str(self.options.get("iterative_scan", "off"))
         if problems := self.check_options("", self.options):
@@ -244,9 +222,7 @@ class PgvectorStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
-        if not self.dsn:
-            self._start_embedded()
-        self._connect()
+        super().open()
         if self.iterative_scan != "off" and not self._has_iterative_scan():
             message = (
                 f"options.iterative_scan: {self.iterative_scan} needs pgvector >= "
@@ -263,111 +239,19 @@ class PgvectorStore(Store):
         numbers = tuple(int(x) for x in re.findall(r"\d+", self._extension_version())[:3])
         return numbers >= ITERATIVE_SCAN_SINCE
 
-    def _start_embedded(self) -> None:
-
-        user = self._runas_user()
+    def embedded_server(self) -> LocalServer:
+        user = runas_user()
         self._password = secrets.token_urlsafe(24)
-        self._data_root = self._make_data_root(user)
-        bin_dir = self._reachable_install(user) / "bin"
-        data_dir = self._data_root / "pgdata"
-        self._initdb(bin_dir, data_dir, user)
-        settings = default_settings() | {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
-
-        def command(port: int) -> list[str]:
-            argv = [bin_dir / "postgres", "-D", data_dir, "-p", port,
-                    "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]  # fmt: skip
-            for key, value in settings.items():
-                argv += ["-c", f"{key}={value}"]
-            return argv
-
-        self.server = LocalServer(
-            "postgres", command, data_dir, lambda s: self._probe(s.port), log_path=self.workdir / "postgres.log",
-            user=user, stop_signal=signal.SIGINT,  # SIGINT: PostgreSQL's "fast" shutdown
-        )  # fmt: skip
-        self.server.start()
-
-    @staticmethod
-    def _runas_user() -> str | None:
-        """The user PostgreSQL runs as when we are root (it refuses root), created once like pgserver does."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            pwd.getpwnam(PG_USER_WHEN_ROOT)
-        except KeyError:
-            subprocess.run(["useradd", "-s", "/bin/bash", PG_USER_WHEN_ROOT], check=True, capture_output=True)
-        return PG_USER_WHEN_ROOT
-
-    def _make_data_root(self, user: str | None) -> Path:
-        """Where pgdata goes: the workdir, or, for another user, a private directory made for that user.
-
-        Run as root, the server user must reach its data; rather than open up the user's folders,
-        the data lives in a fresh 0700 directory in the system temp folder, owned by the server user.
-        """
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        if user is None:
-            root = self.workdir
-            shutil.rmtree(root / "pgdata", ignore_errors=True)
-            return root
-        root = Path(tempfile.mkdtemp(prefix="vdbbench-pg-"))
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-        if not others_can_traverse(root.parent):
-            shutil.rmtree(root, ignore_errors=True)
-            raise StoreError(
-                f"PostgreSQL runs as user {user!r} (it refuses root) and cannot reach the temp folder "
-                f"{root.parent}; point TMPDIR to a folder every user can traverse (e.g. /tmp)"
-            )
-        return root
-
-    def _reachable_install(self, user: str | None) -> Path:
-        """pgserver's PostgreSQL install, copied into the data root when the server user cannot reach it.
-
-        The copy keeps the wheel's layout (``pgserver/pginstall`` next to ``pgserver.libs``), which
-        the binaries' relative library path (RPATH ``$ORIGIN/../../../pgserver.libs``) expects.
-        """
-        package = Path(find_spec("pgserver").submodule_search_locations[0])
-        if user is None or others_can_traverse(package / "pginstall" / "bin"):
-            return package / "pginstall"
-        for part in ("pgserver/pginstall", "pgserver.libs"):
-            if (package.parent / part).exists():
-                shutil.copytree(package.parent / part, self._data_root / part, symlinks=True)
-        return self._data_root / "pgserver" / "pginstall"
-
-    def _initdb(self, bin_dir: Path, data_dir: Path, user: str | None) -> None:
-        data_dir.mkdir(mode=0o700)
-        pwfile = self._data_root / ".pg-initdb-password"
-        pwfile.touch(mode=0o600)
-        pwfile.write_text(self._password + "\n")
-        try:
-            if user:
-                entry = pwd.getpwnam(user)
-                for path in (data_dir, pwfile):
-                    os.chown(path, entry.pw_uid, entry.pw_gid)
-            done = subprocess.run(
-                [bin_dir / "initdb", "-D", data_dir, "-U", "postgres", f"--pwfile={pwfile}", "--auth=scram-sha-256",
-                 "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync"],
-                capture_output=True, text=True, **as_user(user),
-            )  # fmt: skip
-        finally:
-            pwfile.unlink(missing_ok=True)
-        if done.returncode != 0:
-            raise StoreError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-
-    def _probe(self, port: int) -> bool:
-        import psycopg
-
-        with psycopg.connect(**self._embedded_conninfo(port), connect_timeout=2):
-            return True
+        self._data_root = make_data_root(self.workdir, user)
+        settings = {str(k): str(v) for k, v in (self.options.get("settings") or {}).items()}
+        return postgres_server(self._data_root, user, self._password, settings, self.workdir / self.server_log)
 
     def _conninfo(self) -> dict[str, Any]:
         if self.server is not None:
-            return self._embedded_conninfo(self.server.port)
+            return embedded_conninfo(self.server.port, self._password)
         if self._attached is not None:
             return self._attached
-        return {"conninfo": self.dsn}  # libpq reads PGPASSWORD itself
-
-    def _embedded_conninfo(self, port: int) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": port, "user": "postgres", "password": self._password, "dbname": "postgres"}
+        return {"conninfo": self.address}  # libpq reads PGPASSWORD itself
 
     def _connect(self) -> None:
         import psycopg
@@ -380,11 +264,7 @@ class PgvectorStore(Store):
         try:
             self._conn = psycopg.connect(**self._conninfo(), autocommit=True)
         except psycopg.OperationalError as e:
-            if self.server is not None or self._attached_server is not None:
-                where = "the embedded PostgreSQL"
-            else:
-                where = "PostgreSQL (VDBBENCH_PG_DSN / option dsn)"
-            raise StoreError(unreachable(self.server or self._attached_server, e, where)) from None
+            raise self.unreachable_error(e) from None
         self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(self._conn)
 
@@ -396,26 +276,17 @@ class PgvectorStore(Store):
             self._writer = psycopg.connect(**self._conninfo(), autocommit=True)
         return self._writer
 
-    def _ensure_connected(self) -> None:
-        """Restart an embedded server that died (e.g. killed) and reconnect a broken connection."""
-        if self.server is not None and self.server.ensure_running():
-            self._connect()
-        elif self._conn is None or self._conn.closed or self._conn.broken:
-            self._connect()
+    def _connection_broken(self) -> bool:
+        return self._conn is None or self._conn.closed or self._conn.broken
 
-    def close(self) -> None:
-
+    def _close_clients(self) -> None:
         for conn in (self._conn, self._writer):
             close_quietly(conn)
         self._conn = self._writer = None
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        for path in self.owned_paths():  # everything the embedded server wrote
-            remove_server_files(Path(path))
+
+    def close(self) -> None:
+        super().close()
         self._data_root = None
-        if not self.dsn and self._attached is None:
-            (self.workdir / "postgres.log").unlink(missing_ok=True)
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
@@ -637,15 +508,12 @@ class PgvectorStore(Store):
         self._connect()
         self._prepare_session()
 
-    def owned_processes(self) -> list[int]:
-        return [self.server.pid] if self.server is not None and self.server.is_running() else []
-
     def owned_paths(self) -> list[str]:
         """The embedded server's data (pgdata, or the private directory holding it) and the shared memory
         control segment of its postmaster, which lists every other segment it created."""
         if self._data_root is None:
             return []
-        data = self._data_root if self._data_root != self.workdir else self._data_root / "pgdata"
+        data = self._data_root if self._data_root != self.workdir else self._data_root / DATA_DIR
         shm = shared_memory_of(self.server.pid) if self.server is not None and self.server.is_running() else []
         return [str(data), *shm]
 
@@ -659,12 +527,7 @@ class PgvectorStore(Store):
             out |= {"table_bytes": int(table_bytes), "index_bytes": int(index_bytes)}
         except Exception:  # noqa: BLE001 - sizes are best effort
             pass
-        if self.server is not None and self.server.is_running():
-            out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
-        return out
-
-    def compose_service(self) -> str | None:
-        return "pgvector" if self.dsn else None  # server mode: its containers' figures go with results
+        return out | self.server_resources()
 
     def build_threads(self) -> int | None:
         """The leader plus the parallel maintenance workers CREATE INDEX may use (SHOW)."""
@@ -687,57 +550,3 @@ class PgvectorStore(Store):
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.table)))
         self._count = 0
-
-
-def others_can_traverse(path: Path) -> bool:
-    """Whether a user other than the owner (and not in its group) can reach ``path`` through its parents."""
-    path = Path(path).resolve()
-    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
-
-
-def copy_columns(kinds: dict[str, str]) -> list[str]:
-    """Attribute columns in the order ``binary_copy_rows`` writes them: fixed-width numbers, then texts."""
-    return [n for n, kind in kinds.items() if kind != "str"] + [n for n, kind in kinds.items() if kind == "str"]
-
-
-def binary_copy_rows(ids: np.ndarray, vectors: np.ndarray,
-                     attributes: dict[str, tuple[str, np.ndarray]] | None = None) -> bytes:  # fmt: skip
-    """One COPY ... (FORMAT BINARY) stream of (bigint id, vector, attribute...) rows, built with numpy.
-
-    Layout (PostgreSQL COPY binary format): signature, flags, header extension length; per row
-    a field count, then each field's byte length and value in network byte order; the
-    pgvector value is int16 dim, int16 unused, dim float4; bigint is int8, double precision
-    float8, text its UTF-8 bytes. A trailer of -1 ends the stream. ``attributes`` (name →
-    (kind, values)) must come in ``copy_columns`` order: numbers, which numpy lays out with
-    the fixed part of each row, then texts, appended row by row.
-    """
-    attributes = attributes or {}
-    n, dim = vectors.shape
-    numbers = {name: kv for name, kv in attributes.items() if kv[0] != "str"}
-    fields = [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
-              ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))]  # fmt: skip
-    for i, (kind, _) in enumerate(numbers.values()):
-        fields += [(f"a{i}_len", ">i4"), (f"a{i}", COPY_FORMATS[kind])]
-    rows = np.empty(n, dtype=np.dtype(fields))
-    rows["fields"] = 2 + len(attributes)
-    rows["id_len"] = 8
-    rows["id"] = ids
-    rows["vec_len"] = 4 + 4 * dim
-    rows["dim"] = dim
-    rows["unused"] = 0
-    rows["values"] = vectors
-    for i, (_, values) in enumerate(numbers.values()):
-        rows[f"a{i}_len"] = 8
-        rows[f"a{i}"] = values
-    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    texts = [values for kind, values in attributes.values() if kind == "str"]
-    if texts:
-        fixed, size = rows.tobytes(), rows.dtype.itemsize
-        encoded = [[str(v).encode() for v in values] for values in texts]
-        body = b"".join(
-            fixed[r * size : (r + 1) * size] + b"".join(len(col[r]).to_bytes(4, "big") + col[r] for col in encoded)
-            for r in range(n)
-        )
-    else:
-        body = rows.tobytes()
-    return header + body + (-1).to_bytes(2, "big", signed=True)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Condition, Filter, by_field, range_bounds, typed
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
+from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, IdentityRule, Knob, Param, Store, StoreError
 
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
 FORCED_INDEXING_THRESHOLD_KB = 1  # smallest threshold that still means "index"; 0 means "never index"
@@ -204,6 +204,10 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_blocks * 512 for f in Path(path).rglob("*") if f.is_file())
 
 
+# engine-only build values of settings: portable (family → values): search the graph, never scan a small segment
+ENGINE_EXTRAS = {"hnsw": {"full_scan_threshold": 1}}
+
+
 # -- embedded -----------------------------------------------------------------------------------
 class QdrantStore(Store):
     """Qdrant's engine embedded through qdrant-edge-py: one shard in the workdir, no server."""
@@ -214,6 +218,12 @@ class QdrantStore(Store):
         "completion."
     )
     mode = "embedded"
+    identity_rules = (
+        IdentityRule(r"^qdrant-edge-py (?P<v>\S+)", "Qdrant", "Qdrant edge", "embedded", "Qdrant edge {v} (embedded)"),
+    )
+    identity_fallback = ("Qdrant", "Qdrant edge", "embedded")
+    packages = ("qdrant-edge-py",)
+    engine_extras = ENGINE_EXTRAS
     families = FAMILIES
     # floors measured here; for the quantized builds, on this 32-dim data: scalar int8 loses little. Binary keeps
     # 1 bit per dimension, 32 bits a vector here, so the graph walk ranks coarsely; 10x oversampled rescoring of a

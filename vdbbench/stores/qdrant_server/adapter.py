@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, Case, Conformance, Store, StoreError, coverage
+from vdbbench.stores.base import BuildSpec, Case, ComposeAddress, Conformance, IdentityRule, StoreError, coverage
 from vdbbench.stores.base import served_family as base_served_family
 from vdbbench.stores.qdrant.adapter import (
+    ENGINE_EXTRAS,
     FAMILIES,
     FILTER_NOTE,
     QDRANT_SENT,
@@ -43,6 +44,7 @@ from vdbbench.stores.qdrant.adapter import (
     search_params_body,
     served_family,
 )
+from vdbbench.stores.servers import RemoteStore, without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,16 @@ def server_url(options: dict[str, Any]) -> str:
 SERVER_HNSW = Case("hnsw", QDRANT_SMALL, {"ef": 200}, floor=0.95, sent=QDRANT_SENT)
 
 
-class QdrantServerStore(Store):
+class QdrantServerStore(RemoteStore):
     name = "qdrant-server"
     description = "Qdrant server (docker compose or remote) through qdrant-client; waits for the optimizer to finish."
     mode = "server"
+    identity_rules = (IdentityRule(r"^qdrant v?(?P<v>\S+)", "Qdrant", "Qdrant", "server", "Qdrant {v} {where}"),)
+    identity_fallback = ("Qdrant", "Qdrant", "server")
+    packages = ("qdrant-client",)
+    engine_extras = ENGINE_EXTRAS
+    compose_services = ("qdrant",)
+    compose_address = ComposeAddress("VDBBENCH_QDRANT_URL", "url", DEFAULT_URL)
     families = FAMILIES
     # the embedded store's builds (vdbbench.stores.qdrant), at the floors of a server not measured here
     conformance = Conformance(
@@ -112,7 +120,6 @@ class QdrantServerStore(Store):
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
     }
 
-    _client: Any = None
     _filter: Any = None  # the models.Filter sent with every query, or None
     server_version: str | None = None
 
@@ -123,7 +130,7 @@ class QdrantServerStore(Store):
     def open(self) -> None:
         from qdrant_client import QdrantClient
 
-        url = server_url(self.options)
+        url = self.url
         api_key = (
             self.options.get("api_key")
             or os.environ.get("QDRANT__SERVICE__API_KEY")
@@ -142,15 +149,7 @@ class QdrantServerStore(Store):
                 log.warning("qdrant-server at %s: %s; see docker/README.md for the tested pairs", url, problem)
         except Exception as e:
             self.close()
-            raise StoreError(
-                f"qdrant-server: no Qdrant answering at {url} ({type(e).__name__}); start it with "
-                f"`python -m vdbbench services up qdrant` or set VDBBENCH_QDRANT_URL"
-            ) from None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+            raise self.unreachable(url, e) from None
 
     def create(self, spec: BuildSpec) -> None:
         from qdrant_client import models
@@ -246,8 +245,7 @@ class QdrantServerStore(Store):
 
     def client_handle(self) -> dict[str, Any]:
         # no user:password@ in the URL: each process takes the API key from its own environment
-        url = re.sub(r"//[^/@]*@", "//", server_url(self.options))
-        return {"url": url, "collection": self.collection, "spec": self.spec}
+        return {"url": without_credentials(self.url), "collection": self.collection, "spec": self.spec}
 
     def attach(self, handle: dict[str, Any]) -> None:
         """Connect to the server holding the collection another instance built, to search it only."""
@@ -278,9 +276,6 @@ class QdrantServerStore(Store):
         except Exception as e:  # noqa: BLE001 - without telemetry the collection totals are all there is
             log.warning("qdrant-server: telemetry not readable (%s); coverage from collection totals only", e)
             return None
-
-    def compose_service(self) -> str:
-        return "qdrant-server"
 
     def engine_version(self) -> str:
         try:

