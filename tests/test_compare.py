@@ -149,3 +149,20 @@ def test_report_with_baseline_has_a_comparison_section(two_sweeps, tmp_path):
     assert "Only in the baseline (1)" in part and "Only in this run (1)" in part
     assert "ef=10" in part and "ef=160" in part
     assert json.dumps(str(old))[1:-1] in part
+
+
+@pytest.mark.parametrize(
+    ("field", "old_value", "new_value"),
+    [("deleted_returned", 0, 5), ("filter_violations", 0, 3), ("short_answers", 2, 40), ("recall_live", 0.939, 0.5)],
+)
+def test_a_correctness_regression_fails_the_gate_whatever_the_workload(field, old_value, new_value):
+    """Wrong answers added (deleted rows served, filter violations, short answers) or a recall that drops are
+    regressions even where a workload's own notes judge the point (churn), and even with QPS within noise."""
+    workload = "churn" if field in ("deleted_returned", "recall_live") else "filtered"
+    old = record(0.9, [1000, 1100], workload=workload, **{field: old_value})
+    new = record(0.9, [1000, 1100], workload=workload, **{field: new_value})
+    change = cmp.compare_points(old, new)
+    assert change.regression
+    assert any(note.startswith(f"correctness regression: {field}") for note in change.notes)
+    same = cmp.compare_points(old, record(0.9, [1000, 1100], workload=workload, **{field: old_value}))
+    assert not same.regression

@@ -26,6 +26,7 @@ from vdbbench.core.results import load_results, read_records
 from vdbbench.execution.worker import RemoteError, StoreWorker, WorkerCrashed
 from vdbbench.stores import ADAPTERS, BuildSpec, StoreError, get_store_class
 from vdbbench.stores.redis.server import redis_home
+from vdbbench.stores.servers import sysv_segments
 from vdbbench.sweep.runner import Sweep
 
 needs_redis = pytest.mark.skipif(
@@ -247,6 +248,8 @@ def test_kill_mid_build_leaves_no_data_secret_or_shared_memory(out_dir, store, m
     assert [name for name in left if not name.endswith(".log")] == []  # the server's log stays, for diagnosis
     assert private_pg_dirs(temp_root) - private_before == set()
     assert orphaned(pg_segments() - shm_before) == set()
+    # a killed postmaster's System V segment (56 bytes, named in its postmaster.pid) is removed too
+    assert [s for s in sysv_segments().values() if s["cpid"] == server.pid] == []
     assert not processes_under(workdir)
     shutil.rmtree(temp_root, ignore_errors=True)
 

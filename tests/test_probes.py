@@ -131,3 +131,21 @@ def test_report_readers_warn_about_unknown_fields_and_newer_schemas(tmp_path, ca
     text = caplog.text
     assert "1 record(s) were written in schema 3, newer than this vdbbench's 2" in text
     assert "fields this vdbbench does not know: mystery" in text
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({"store": "pgvector", "index": "hnsw", "options": {"dsn": 12345}},
+         "stores[0].options.dsn: expects a string such as 'postgresql://user@host:5432/db', got 12345"),
+        ({"store": "milvus", "index": "hnsw", "options": {"token": "root:Milvus"}},
+         "stores[0].options.token: a token is for a Milvus server, and none is named"),
+    ],
+)  # fmt: skip
+def test_option_values_a_store_cannot_use_are_refused_before_start(tmp_path, attributed, store, message, monkeypatch):
+    monkeypatch.delenv("VDBBENCH_MILVUS_URL", raising=False)
+    with pytest.raises(ConfigError) as e:
+        Sweep(config(attributed, store), tmp_path / "out").run()
+    assert message in str(e.value)
+    assert "root:Milvus" not in str(e.value)
+    assert not (tmp_path / "out").exists()

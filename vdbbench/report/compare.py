@@ -54,6 +54,7 @@ class Change:
     qps_ratio: float | None = None  # new / old
     qps_verdict: str = UNKNOWN
     notes: list[str] = field(default_factory=list)
+    correctness: list[str] = field(default_factory=list)  # wrong answers that were not there before
 
     @property
     def significant(self) -> bool:
@@ -61,7 +62,8 @@ class Change:
 
     @property
     def regression(self) -> bool:
-        return self.recall_verdict == WORSE or self.qps_verdict == WORSE or self.status_change == "ok → failed"
+        return (self.recall_verdict == WORSE or self.qps_verdict == WORSE or self.status_change == "ok → failed"
+                or bool(self.correctness))  # fmt: skip
 
     @property
     def status_change(self) -> str | None:
@@ -85,12 +87,33 @@ class Comparison:
         }
 
 
+# Counts of wrong answers a point records, whatever its workload: more of any is a correctness regression.
+WRONG_ANSWERS = ("deleted_returned", "filter_violations", "short_answers", "duplicate_answers", "invalid_ids")
+# Recalls that must not drop by more than one hit of the point's query set.
+RECALLS = ("recall", "recall_live")
+
+
+def correctness_regressions(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What the new point answers wrongly that the old did not: more wrong answers of any kind, or a recall
+    lower by more than one hit (queries × k); timing noise does not enter, so any of these fails a CI gate."""
+    out = [f"{name} {old[name]} → {new[name]}" for name in WRONG_ANSWERS
+           if isinstance(old.get(name), int) and isinstance(new.get(name), int) and new[name] > old[name]]  # fmt: skip
+    step = max([r for r in (recall_resolution(old), recall_resolution(new)) if r] or [0.0])
+    for name in RECALLS:
+        a, b = old.get(name), new.get(name)
+        if isinstance(a, int | float) and isinstance(b, int | float) and a - b > step * (1 + 1e-6) + 1e-12:
+            out.append(f"{name} {a:.4f} → {b:.4f}")
+    return out
+
+
 def compare_points(old: dict[str, Any], new: dict[str, Any]) -> Change:
-    """Recall and QPS change of one point, each judged against its noise."""
+    """Recall and QPS change of one point, each judged against its noise; wrong answers added are regressions."""
     change = Change(old, new)
     if old.get("status") != "ok" or new.get("status") != "ok":
         change.notes.append(f"status {old.get('status')} → {new.get('status')}")
         return change
+    change.correctness = correctness_regressions(old, new)
+    change.notes += [f"correctness regression: {c}" for c in change.correctness]
     notes = workload_of(old).compare_notes(old, new)
     if notes is not None:  # a workload judged by its own measures, not recall and QPS verdicts
         change.notes.extend(notes)

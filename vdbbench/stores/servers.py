@@ -416,10 +416,48 @@ def remove_server_files(path: Path) -> None:
         for handle in _pg_dsm_handles(path):
             (SHM / f"PostgreSQL.{handle}").unlink(missing_ok=True)
     if path.is_dir() and not path.is_symlink():
+        for pid_file in [path / "postmaster.pid", *path.glob("*/postmaster.pid")]:
+            _remove_sysv_segment(pid_file)
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
+
+
+SYSV_SHM = Path("/proc/sysvipc/shm")
+IPC_RMID = 0
+
+
+def sysv_segments() -> dict[int, dict[str, int]]:
+    """The System V shared memory segments of this host: shmid → key, size, creator pid, attached processes."""
+    try:
+        rows = SYSV_SHM.read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    out = {}
+    for row in rows:
+        fields = row.split()
+        if len(fields) >= 7:
+            key, shmid, _perms, size, cpid, _lpid, nattch = (int(x) for x in fields[:7])
+            out[shmid] = {"key": key, "size": size, "cpid": cpid, "nattch": nattch}
+    return out
+
+
+def _remove_sysv_segment(pid_file: Path) -> None:
+    """Remove the System V segment a PostgreSQL postmaster names in its ``postmaster.pid`` (last line: key and
+    id), when it still exists with that key and no process is attached: a killed postmaster leaves it behind
+    (PostgreSQL would reuse it on its next start in that data directory, which never comes here)."""
+    try:
+        last = pid_file.read_text().splitlines()[6].split()
+        key, shmid = int(last[0]), int(last[1])
+    except (OSError, IndexError, ValueError):
+        return
+    segment = sysv_segments().get(shmid)
+    if segment is None or segment["key"] != key or segment["nattch"] != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.shmctl(shmid, IPC_RMID, None) != 0:
+        log.debug("removing System V segment %s failed: errno %s", shmid, ctypes.get_errno())
 
 
 def _pg_dsm_handles(control: Path) -> list[int]:

@@ -245,6 +245,15 @@ class MilvusStore(Store):
     }
 
     @classmethod
+    def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        server = options.get("url") or options.get("uri") or os.environ.get("VDBBENCH_MILVUS_URL")
+        if options.get("token") and not server:  # Milvus Lite answers a token with an opaque gRPC UNIMPLEMENTED
+            return ["options.token: a token is for a Milvus server, and none is named (options url/uri or "
+                    "VDBBENCH_MILVUS_URL), so Milvus Lite would run, which takes no token; name the server, or drop "
+                    "token"]  # fmt: skip
+        return []
+
+    @classmethod
     def fallback_identity(cls, options: Mapping[str, Any]) -> tuple[str, str, str]:
         if {"url", "uri"} & {k for k, v in options.items() if v}:
             return ("Milvus", "Milvus", "server")  # option url / uri: a Milvus server, not the embedded Lite

@@ -213,6 +213,12 @@ class PgvectorStore(LocalServerStore):
 
     @classmethod
     def check_options(cls, family: str, options: Mapping[str, Any]) -> list[str]:
+        for key in ("dsn", "table"):
+            if key in options and not isinstance(options[key], str):
+                example = "postgresql://user@host:5432/db" if key == "dsn" else "vdbbench_items"
+                return [f"options.{key}: expects a string such as {example!r}, got {options[key]!r}"]
+        if "settings" in options and not isinstance(options["settings"], dict):
+            return [f"options.settings: expects a mapping of PostgreSQL settings, got {options['settings']!r}"]
         scan = str(options.get("iterative_scan", "off"))
         if scan not in ITERATIVE_SCANS:
             return [f"options.iterative_scan: {scan!r} is not one of {list(ITERATIVE_SCANS)}"]
