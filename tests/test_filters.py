@@ -109,7 +109,7 @@ def test_records_of_the_previous_version_are_read_in_this_shape():
 
 
 def test_typed_casts_values_to_the_column_kinds_passing_the_same_rows():
-    """For engines that refuse a float literal on an int column (LanceDB, Weaviate) or the reverse."""
+    """For engines that refuse a float literal on an int column, or the reverse (two of the stores do)."""
     from vdbbench.core.filters import typed
 
     kinds = {"year": "int", "score": "float", "dept": "str"}

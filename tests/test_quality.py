@@ -342,3 +342,19 @@ def test_compare_skips_recall_of_text_and_hybrid_points():
     old = {"status": "ok", "recall": None, "qps": 100.0, "qps_runs": [100.0], "retrieval": "bm25"}
     change = compare_points(old, {**old, "qps": 50.0})
     assert change.recall_delta is None and "no recall against exact neighbours" in change.notes[0]
+
+
+def test_the_bm25_run_file_carries_bm25_scores_not_ranks(english_sweep):
+    """The score column of a bm25 point's run file is what BM25 scored (it held rank placeholders 10, 9, ...)."""
+    _, records, out = english_sweep
+    bm = next(r for r in records if r["store"] == "bm25" and r.get("retrieval") == "bm25")
+    rows = [line.split() for line in (out / bm["run_file"]).read_text().splitlines()]
+    scores = [float(score) for *_, score, _tag in rows]
+    assert len(rows) > 100 and all(s > 0 for s in scores)
+    assert sum(not s.is_integer() for s in scores) > 0.9 * len(scores)  # real BM25 scores, not 10, 9, 8, ...
+    by_query: dict[str, list[tuple[int, float]]] = {}
+    for qid, _, _, rank, score, _ in rows:
+        by_query.setdefault(qid, []).append((int(rank), float(score)))
+    for ranked in by_query.values():  # strictly decreasing in rank order: no tie left for a tool to break
+        ordered = [s for _, s in sorted(ranked)]
+        assert all(a > b for a, b in zip(ordered, ordered[1:], strict=False))

@@ -54,7 +54,8 @@ HOST_CALLS = frozenset({
     "timed_churn", "timed_closed_loop", "timed_noop_passes",
 })  # fmt: skip
 STORE_CALLS = frozenset({
-    "open", "create", "attach", "insert", "search", "set_texts", "set_search_params", "set_filter", "set_hybrid",
+    "open", "create", "attach", "insert", "search", "search_scored", "set_texts", "set_search_params", "set_filter",
+    "set_hybrid",
     "effective_config", "resources", "engine_version", "build_threads", "engine_identity", "client_handle",
     "compose_service", "owned_processes", "owned_paths", "drop", "close",
 })  # fmt: skip

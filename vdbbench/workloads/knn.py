@@ -320,8 +320,9 @@ def score_quality(run: BuildRun, ds: Dataset, sp: dict, point) -> dict[str, Any]
     scored and recorded here too (it reuses this point's answers and latencies)."""
     sweep, s, build, k = run.sweep, run.s, run.build, run.cfg.k
     answers = point.extra["answers"]
-    if get_store_class(s.store).input == "text":
-        run_, retrieval = quality.to_run(ds, answers, quality.rank_scores(answers)), "bm25"
+    if get_store_class(s.store).input == "text":  # its own scores (BM25), asked again untimed: the run file
+        scored = [run.worker.call("search_scored", q, k, timeout=600) for q in ds.text.queries]  # carries them
+        run_, retrieval = quality.to_run(ds, [ids for ids, _ in scored], [sc for _, sc in scored]), "bm25"
     else:
         run_, retrieval = quality.to_run(ds, answers, quality.dense_scores(ds, answers)), "dense"
     key = sweep.key(ds, s, build, sp, run.workload)
