@@ -463,7 +463,7 @@ def test_hub_model_from_the_local_cache_offline(tmp_path):
     (repo / "refs" / "main").write_text(commit)
     shutil.copytree(embed.packaged_model_dir(), repo / "snapshots" / commit)
     script = (
-        "from vdbbench import embed\n"
+        "from vdbbench.data import embed\n"
         "out = embed.Embedder('test-org/multilingual-e5-fake', device='cpu', progress=False).embed(['hi'], 'query')\n"
         "print(repr((out.meta['model_revision'], out.meta['prefix'], out.meta['prefix_source'], out.vectors.shape)))\n"
     )
