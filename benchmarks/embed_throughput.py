@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
+                        help="all: the CPU, and CUDA when torch sees it")  # fmt: skip
     return add_common_args(parser)
 
 
@@ -90,6 +92,8 @@ def main() -> None:
 
     texts = load_corpus(args.corpus, max_passages=args.n).passages
     devices = ["cpu"] + (["cuda"] if resolve_device("auto") == "cuda" else [])
+    if args.device != "all":
+        devices = [resolve_device(args.device)]  # cuda without a GPU is refused, never measured on the CPU
     results = [measure(d, texts, args.model, args.batch_size, args.repeats) for d in devices]
     for r in results:
         verdict = "ok" if r["ratio"] >= 0.95 else "BELOW TARGET 0.95"

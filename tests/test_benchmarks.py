@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parent.parent
@@ -105,3 +106,27 @@ def test_every_benchmark_config_is_valid_for_the_stores():
         cfg = load_config(path)
         for entry in cfg.stores:
             assert cfg.plan(entry, 20000, 784).builds
+
+
+def test_gpu_check_without_cuda_says_so_and_exits_0(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no CUDA device here" in done.stdout
+
+
+def test_gpu_check_finds_each_kind_of_mismatch():
+    """The comparisons the CUDA path relies on: a wrong id, a changed distance, a vector turned away."""
+    check = load_script(BENCHMARKS / "gpu_check.py")
+    ids, dist = np.arange(12).reshape(3, 4), np.linspace(0, 1, 12).reshape(3, 4)
+    assert check.truth_mismatches((ids, dist), (ids.copy(), dist.copy())) == []
+    other = ids.copy()
+    other[1, 2] = 99
+    assert check.truth_mismatches((ids, dist), (other, dist)) == ["1 of 3 queries have other neighbour ids"]
+    assert check.truth_mismatches((ids, dist), (ids, dist + 1e-7)) == ["distances differ by up to 1e-07"]
+    assert check.truth_mismatches((ids, dist), (ids[:, :2], dist[:, :2]))[0].startswith("shapes differ")
+    a = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    b = a.copy()
+    b[3] += 0.2 * np.linalg.norm(a[3]) * np.eye(8, dtype=np.float32)[0]
+    cos = check.cosines(a, b)
+    assert np.allclose(cos[[0, 1, 2, 4]], 1.0) and cos[3] < check.MIN_COSINE

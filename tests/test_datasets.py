@@ -159,6 +159,33 @@ def test_groundtruth_command_writes_exact_neighbours_and_keeps_the_data(tmp_path
         assert f["neighbors"].shape == (12, 5)
 
 
+def test_groundtruth_write_failure_keeps_the_earlier_truth_and_makes_no_copy(tmp_path, monkeypatch):
+    """The file is written in place (no copy of a many-GiB file); a failure mid-write leaves it as it was."""
+    from vdbbench.cli import main
+    from vdbbench.data.datasets import add_ground_truth
+
+    train, test = synthetic(n=300, dim=6, queries=5, seed=3)
+    path = _bare(tmp_path / "user.hdf5", train, test, distance="euclidean")
+    assert main(["groundtruth", str(path), "-k", "7"]) == 0
+    with h5py.File(path) as f:
+        before = f["neighbors"][:]
+    real = h5py.Group.create_dataset
+
+    def fail_on_distances(self, name, *a, **kw):
+        if name.startswith("distances"):
+            raise OSError("disk full")
+        return real(self, name, *a, **kw)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", fail_on_distances)
+    with pytest.raises(OSError, match="disk full"):
+        add_ground_truth(path, 3, force=True)
+    with h5py.File(path) as f:
+        assert set(f) == {"train", "test", "neighbors", "distances"}
+        np.testing.assert_array_equal(f["neighbors"][:], before)
+        np.testing.assert_array_equal(f["train"][:], train)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["user.hdf5"]
+
+
 def test_groundtruth_refuses_bad_files_naming_what_is_wrong(tmp_path):
     from vdbbench.data.datasets import add_ground_truth
 

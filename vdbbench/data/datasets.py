@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -394,8 +393,9 @@ def add_ground_truth(
 ) -> tuple[int, int, str]:
     """Compute exact neighbours and distances of a user's ann-benchmarks file and write them into it.
 
-    Train and test are only read. The results are written into a copy (``FILE.part``) that then
-    replaces the file in one rename, so a failure at any point leaves the original untouched.
+    Train and test are only read, and the file is not copied (it may be many GiB): the new arrays
+    are written beside the old ones under temporary names and take their names only once both are
+    written, so a failure leaves train, test and any earlier ground truth as they were.
     ``progress(done, total)`` is called as the work advances. Returns (queries, k, metric).
     """
     path = Path(path)
@@ -426,21 +426,33 @@ def add_ground_truth(
                 progress(done, total)
 
         neighbors, distances = exact_knn(f["train"], test, chosen, k, device=device, progress=advance)
-    tmp = path.with_name(path.name + ".part")
-    shutil.copy2(path, tmp)
-    try:
-        with h5py.File(tmp, "r+") as out:
-            for key in ("neighbors", "distances"):
+    _write_ground_truth(path, neighbors, distances, chosen, device_name(device))
+    return len(test), int(neighbors.shape[1]), chosen
+
+
+GT_KEYS = ("neighbors", "distances")
+
+
+def _write_ground_truth(path: Path, neighbors: np.ndarray, distances: np.ndarray, metric: str, device: str) -> None:
+    """Write neighbours and distances into ``path`` in place: under ``.new`` names first, then renamed."""
+    with h5py.File(path, "r+") as out:
+        staged = {key: f"{key}.new" for key in GT_KEYS}
+        try:
+            for name in staged.values():
+                if name in out:
+                    del out[name]
+            out.create_dataset(staged["neighbors"], data=neighbors.astype(np.int32))
+            out.create_dataset(staged["distances"], data=distances.astype(np.float32))
+            for key, name in staged.items():
                 if key in out:
                     del out[key]
-            out.create_dataset("neighbors", data=neighbors.astype(np.int32))
-            out.create_dataset("distances", data=distances.astype(np.float32))
-            out.attrs["distance"] = chosen
-            out.attrs["ground_truth_device"] = device_name(device)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return len(test), int(neighbors.shape[1]), chosen
+                out.move(name, key)
+            out.attrs["distance"] = metric
+            out.attrs["ground_truth_device"] = device
+        finally:
+            for name in staged.values():
+                if name in out:
+                    del out[name]
 
 
 def validate_arrays(train: Any, test: Any, where: str) -> None:

@@ -242,6 +242,8 @@ def exact_knn(
     count = min(n, k + margin)
     rows = train_chunk or default_chunk_rows(train.shape[1])
     knn = _KNN[choose_backend(device)]
+    if n <= rows and not isinstance(train, np.ndarray):
+        train = train[:]  # it fits in one chunk: read the file once, not once per pass
     test = np.asarray(test)
     ids = np.empty((test.shape[0], k), dtype=np.int64)
     dists = np.empty((test.shape[0], k), dtype=np.float64)
