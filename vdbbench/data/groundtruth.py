@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.distances import exact_distances, normalize
+from vdbbench.core.phases import phase
 
 CHUNK_BYTES = 1 << 28  # float32 train rows per chunk: 256 MiB
 QUERY_BLOCK = 16384  # queries searched against one pass over the train rows
@@ -238,11 +239,29 @@ def exact_knn(
     ``progress``, when given, is called with the number of (query, train row) pairs done.
     """
     n = train.shape[0]
+    test = np.asarray(test)
+    note = f"ground truth: exact {min(k, n)} neighbours of {test.shape[0]:,} queries over {n:,} vectors ({metric})"
+    with phase("ground truth", announce=note):  # the sweep's time summary; a line on screen before a long step
+        return _exact_knn(train, test, metric, k, device, margin, query_chunk, train_chunk, progress)
+
+
+def _exact_knn(
+    train: Any,
+    test: np.ndarray,
+    metric: str,
+    k: int,
+    device: str,
+    margin: int,
+    query_chunk: int,
+    train_chunk: int | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``exact_knn``'s work (timed and announced there)."""
+    n = train.shape[0]
     k = min(k, n)
     count = min(n, k + margin)
     rows = train_chunk or default_chunk_rows(train.shape[1])
     knn = _KNN[choose_backend(device)]
-    test = np.asarray(test)
     ids = np.empty((test.shape[0], k), dtype=np.int64)
     dists = np.empty((test.shape[0], k), dtype=np.float64)
     for a in range(0, test.shape[0], query_chunk):
