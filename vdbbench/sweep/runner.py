@@ -175,8 +175,8 @@ class Sweep:
 
     def run(self) -> dict[str, int]:
         """Measure every pending point; at the end (or on an interruption) print and keep where the time went."""
-        with self.clock.running():
-            try:
+        try:
+            with self.clock.running():
                 with phase("data preparation"):  # embedding and ground truth inside it are parts of their own
                     datasets = self.prepare_datasets()  # all checked before any engine starts or output is written
                 self.results = ResultsFile(self.out_dir)
@@ -185,16 +185,19 @@ class Sweep:
                 for dc in self.cfg.datasets:
                     for s in self.cfg.stores:
                         self._run_store(dc, datasets[dc.name], s)
-            finally:
-                self.clock_out()
+        finally:
+            self.clock_out()
         return self.counts
 
     def clock_out(self) -> None:
-        """Print the time summary and append it to ``timings.jsonl`` beside the results (once anything is there)."""
+        """Print the time summary and append it to ``timings.jsonl`` beside the results; nothing for a sweep refused
+        before it started (its config or data failed a check)."""
+        if self.results is None:
+            return
         summary = self.clock.summary()
         for line in time_lines(summary):
             self.console.print(line)
-        if self.results is not None and self.out_dir.exists():
+        if self.out_dir.exists():
             append_timings(self.out_dir, summary)
 
     def _run_store(self, dc: DatasetConfig, ds: Dataset, s: StoreConfig) -> None:

@@ -160,10 +160,11 @@ class Concurrent(Workload):
         most = max(lv.get("clients", 0) for _, lv in levels)
         r, lv = max(((r, lv) for r, lv in levels if lv.get("clients") == most), key=lambda x: x[1]["qps"])
         bar = (r.get("concurrency") or {}).get("min_recall")
-        sentence = Markup("With {} concurrent clients{}, <strong>{}</strong> served the most: {} QPS, p99 {} ms")
+        sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most{}: {} QPS, p99 {} ms")
         sentence += Markup(" ({}, recall {})")
-        sentence = sentence.format(most, f" at settings reaching recall ≥ {bar}" if bar is not None else "",
-                                   series[series_key(r)].name, fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
+        sentence = sentence.format(most, series[series_key(r)].name,
+                                   f" of the settings reaching recall ≥ {bar}" if bar is not None else "",
+                                   fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
                                    all_params(r) or "defaults", fmt_num(r.get("chosen_recall"), 4))  # fmt: skip
         if lv.get("client_bound"):
             sentence += Markup(", limited by the load-generating clients rather than the engine")
