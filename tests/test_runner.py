@@ -329,7 +329,7 @@ def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
     records = load_results(tmp_path / "out")
     [load] = [r for r in records if r.get("workload") == "concurrent"]
     assert load["status"] == "ok" and load["search"] == {"ef": 100}  # ef=10 misses recall 0.99
-    assert load["chosen_by"] == "fastest setting with recall >= 0.99"
+    assert load["chosen_by"] == "fastest setting whose recall interval reaches 0.99"
     assert load["concurrency"]["min_recall"] == 0.99 and load["concurrency"]["reached"] is True
     levels = load["concurrency"]["levels"]
     assert [lv["clients"] for lv in levels] == [1, 2]

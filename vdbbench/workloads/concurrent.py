@@ -75,7 +75,7 @@ class Concurrent(Workload):
             return True
         reaching = [m for m in ok if reaches(m[1], cc.min_recall)]  # the ranking's rule: its interval reaches it
         sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
-        rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
+        rule = f"fastest setting whose recall interval reaches {cc.min_recall}" if reaching else "most accurate setting"
         base = {"chosen_by": rule, "chosen_recall": chosen["recall"], "chosen_qps": chosen["qps"]}
 
         def record(**fields: Any) -> None:
