@@ -45,6 +45,7 @@ class PhaseClock:
         """Make this the active clock for the ``with`` body, timing the total."""
         global _active
         previous, _active = _active, self
+        self.seconds, self._stack, self._end = {}, [], None  # a second run is timed on its own
         self._start = self._since = time.perf_counter()
         try:
             yield self
