@@ -329,7 +329,8 @@ def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
     records = load_results(tmp_path / "out")
     [load] = [r for r in records if r.get("workload") == "concurrent"]
     assert load["status"] == "ok" and load["search"] == {"ef": 100}  # ef=10 misses recall 0.99
-    assert load["chosen_by"] == "fastest setting with recall >= 0.99"
+    assert load["chosen_by"] == "fastest setting whose recall interval reaches 0.99"
+    assert load["concurrency"]["min_recall"] == 0.99 and load["concurrency"]["reached"] is True
     levels = load["concurrency"]["levels"]
     assert [lv["clients"] for lv in levels] == [1, 2]
     for lv in levels:
@@ -343,6 +344,27 @@ def test_concurrent_clients_merge_latencies_and_report_resources(tmp_path):
     # resume: neither the points nor the load measurement run again
     counts = Sweep(config([hnsw], concurrency=load_cfg), tmp_path / "out").run()
     assert counts["ok"] == 0 and counts["resumed"] == 3  # two points and the load measurement
+
+
+def test_the_concurrency_finding_compares_only_stores_at_settings_reaching_the_same_recall():
+    """A store whose best setting missed ``min_recall`` is loaded at a less accurate setting: its QPS is not comparable,
+    however high, so the finding names the fastest among those that reached it and lists the other apart."""
+    from vdbbench.charts.plots import build_series
+    from vdbbench.workloads.concurrent import Concurrent
+
+    def load(label, qps, reached):
+        return {"workload": "concurrent", "status": "ok", "label": label, "store": "qdrant_server", "index": "hnsw",
+                "build": {}, "search": {"ef": 10}, "chosen_recall": 0.99 if reached else 0.71,
+                "concurrency": {"min_recall": 0.95, "reached": reached,
+                                "levels": [{"clients": 4, "qps": qps, "p99_ms": 2.0}]}}  # fmt: skip
+
+    records = [load("fast-but-inaccurate", 9000.0, False), load("accurate", 1200.0, True)]
+    [sentence] = Concurrent().findings(records, build_series(records))
+    assert "served the most of the settings reaching recall ≥ 0.95: 1,200 QPS" in sentence
+    assert "fast-but-inaccurate" not in sentence.split(";")[0] and "9,000" not in sentence
+    assert sentence.endswith(
+        "; not compared: fast-but-inaccurate (qdrant_server) · hnsw (no setting reached that recall)."
+    )
 
 
 def test_store_without_shared_readers_says_so(tmp_path, failing_store):

@@ -65,6 +65,8 @@ def test_every_filter_is_scored_against_exact_filtered_neighbours(tmp_path, attr
         assert r["filter"] in (ONE_PERCENT, HALF)
         assert r["selectivity"] == pytest.approx(float((kept == r["filter"]["dept"]).mean()))
         assert r["filter_violations"] == 0 and r["dataset_info"]["attributes"] == {"dept": "str", "year": "int"}
+        low, high = r["recall_ci95"]  # every filtered point carries its recall's interval over the queries
+        assert low <= r["recall"] <= high
     by = {(r["store"], r["filter"]["dept"], r["search"].get("ef")): r for r in filtered}
     assert by[("exact", "fx", None)]["recall"] == 1.0 and by[("exact", "loans", None)]["recall"] == 1.0
     assert by[("exact", "fx", None)]["short_answers"] == 0
@@ -120,6 +122,8 @@ def test_churn_recall_on_live_rows_and_no_deleted_id_returned(tmp_path, attribut
         assert c["mode"] == {"exact": "concurrent", "hnswlib": "interleaved"}[store]  # hnswlib: not thread-safe
         assert c["built_rows"] == N - 400 and c["inserted"] == 400
         assert c["deleted"] == 360 and c["final_rows"] == N - 360 and len(c["checkpoints"]) == 4
+        for point in c["checkpoints"]:  # each checkpoint's recall with its interval over the queries
+            assert point["recall_ci95"][0] <= point["recall_live"] <= point["recall_ci95"][1]
         assert r["deleted_returned"] == 0 and r["freshness_s"] is not None and c["never_fresh_batches"] == 0
         assert r["qps"] > 0 and c["searches"] > 0 and r["search"] == ({"ef": 200} if store == "hnswlib" else {})
     assert records["exact"]["recall_live"] == 1.0

@@ -2,7 +2,11 @@
 
 A database's entry at a target is the point recall-target tuning chose for it (``target_recall``
 records, measured on the evaluation queries) where the sweep ran tuning; otherwise the fastest
-explicitly measured setting whose recall meets the target. Baselines (the stores that declare
+explicitly measured setting that reaches the target. One rule says what reaches a target, for every
+reader (ranking, summary sentence, the "QPS at recall ≥" table, the concurrency finding): the point's
+95% recall interval reaches it (``reaches``: ``recall_ci95[1] >= target``; a record older than the
+interval: its recall). A database whose interval lies wholly below a target is never listed under
+it: it is shown as not reaching it, with the best it reached. Baselines (the stores that declare
 themselves reference implementations, ``Store.baseline``) are ranked the same way but only as
 reference rows: they are libraries, not candidates.
 """
@@ -73,6 +77,7 @@ class Entry:
     engine: dict[str, Any]
     point: dict[str, Any] | None
     best_recall: float
+    best: dict[str, Any]  # its most accurate point: what it reached where it missed the target
     tuned: bool  # chosen by recall-target tuning rather than picked from the sweep's explicit settings
     cost: float | None = None
     ratio: float | None = None  # QPS of the entry ranked above / this one's
@@ -102,21 +107,47 @@ class Ranking:
         return self.databases[0] if self.databases else None
 
 
+def interval(record: dict[str, Any]) -> tuple[float, float]:
+    """A point's 95% recall interval (``recall_ci95``); [recall, recall] for a record written before it existed."""
+    ci = record.get("recall_ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(is_number(x) for x in ci):
+        return float(ci[0]), float(ci[1])
+    return float(record["recall"]), float(record["recall"])
+
+
+def reaches(record: dict[str, Any], target: float) -> bool:
+    """Whether a point counts at recall ≥ ``target``: its interval reaches it (the same rule as ``target_reached``)."""
+    return interval(record)[1] >= target
+
+
+def recall_text(record: dict[str, Any]) -> str:
+    """Recall with its interval, ``0.9120 (0.8990–0.9250)``; the recall alone where no interval was recorded."""
+    low, high = interval(record)
+    return f"{record['recall']:.4f}" + (f" ({low:.4f}–{high:.4f})" if record.get("recall_ci95") else "")
+
+
 def best_at(points: list[dict[str, Any]], bar: float) -> dict[str, Any] | None:
-    """The fastest of ``points`` whose recall reaches ``bar``; None when none does."""
-    meeting = [r for r in points if r["recall"] >= bar]
+    """The fastest of ``points`` that reach ``bar`` (``reaches``); None when none does."""
+    meeting = [r for r in points if reaches(r, bar)]
     return max(meeting, key=lambda r: r["qps"]) if meeting else None
 
 
-def _entry(label: str, points: list[dict[str, Any]], target: float, host: dict[str, Any] | None) -> Entry:
+def chosen(points: list[dict[str, Any]], target: float) -> tuple[dict[str, Any] | None, bool]:
+    """The point one database (or store · family) is listed with at ``target``, and whether tuning chose it: its
+    point tuned for this target where the sweep tuned, else its fastest explicit setting; None where it does not
+    reach the target. The ranking, the summary sentence and the "QPS at recall ≥" table all ask this."""
     tuned = [r for r in points if is_number(r.get("target_recall")) and abs(r["target_recall"] - target) < 1e-9]
     if tuned:
-        best = best_at([r for r in tuned if r.get("target_reached") is True], 0.0)
-    else:
-        best = best_at([r for r in points if r.get("target_recall") is None], target)
+        return best_at(tuned, target), True
+    return best_at([r for r in points if r.get("target_recall") is None], target), False
+
+
+def _entry(label: str, points: list[dict[str, Any]], target: float, host: dict[str, Any] | None) -> Entry:
+    best, tuned = chosen(points, target)
     engine = record_identity(best or points[0])
     cost = cost_per_million(best["qps"], host) if best else None
-    return Entry(label, str(points[0].get("store")), engine, best, max(r["recall"] for r in points), bool(tuned), cost)
+    top = max(points, key=lambda r: (r["recall"], r["qps"]))
+    return Entry(label, str(points[0].get("store")), engine, best, top["recall"], top, tuned, cost)
 
 
 def rank(records: list[dict[str, Any]], targets: tuple[float, ...] | None = None, *,

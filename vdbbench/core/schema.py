@@ -58,8 +58,11 @@ class Record(BaseModel):
     param_source: dict[str, str] = Field(description="per parameter: engine (read back) or sent (only sent)")
     search_param_ignored: bool = Field(description="every search setting of the build gave identical answers")
     target_recall: float | None = Field(description="recall target this point was tuned to")
-    target_reached: bool | None = None
+    target_reached: bool | None = Field(None, description="the held-out recall's interval reaches the target: "
+                                        "recall_ci95[1] >= target_recall")  # fmt: skip
     tuning_recall: float | None = Field(None, description="recall of the chosen setting on the tuning queries")
+    tuning_aim: float | None = Field(None, description="what tuning aimed for: target_recall plus the half-width of "
+                                     "the tuning recall's own 95% interval at the chosen setting")  # fmt: skip
     tuning_queries: int | None = None
     evaluation_queries: int | None = None
     # build
@@ -74,6 +77,9 @@ class Record(BaseModel):
     engine: dict[str, Any] | None = Field(None, description="the engine measured: product, version, mode")
     # search
     recall: float | None = Field(None, description="tie-aware recall@k against exact (filtered) neighbours")
+    recall_ci95: list[float] | None = Field(
+        None, description="[low, high]: 95% interval of recall over the queries (seeded bootstrap, core.metrics)"
+    )
     qps: float | None = None
     qps_runs: list[float] | None = None
     mean_ms: float | None = None
@@ -115,6 +121,29 @@ class Record(BaseModel):
     host: dict[str, Any] | None = Field(None, description="the host's price, for cost per million queries")
     dataset_info: dict[str, Any] = Field(description="the data: name, sizes, sha256, attributes")
     provenance: dict[str, Any] = Field(description="packages, git, host and config of the sweep")
+
+
+class TimePart(BaseModel):
+    """One phase of a sweep and the seconds spent in it, not counting the phases inside it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phase: str = Field(description="data preparation, embedding, ground truth, or per store: start and stop, build, "
+                       "timed passes, tuning, filtered, concurrency, churn, drop")  # fmt: skip
+    store: str | None = Field(description="the store entry's label, null for a dataset phase")
+    seconds: float
+
+
+class TimeSummary(BaseModel):
+    """Where one run of ``sweep`` spent its time: one line of ``timings.jsonl`` beside ``results.jsonl`` per run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: int = Field(alias="schema", description="schema version")
+    time: str = Field(description="when the sweep ended (UTC, ISO 8601)")
+    total_s: float = Field(description="wall seconds of the whole sweep")
+    parts: list[TimePart] = Field(description="exclusive seconds per phase (and store), in the order they started")
+    other_s: float = Field(description="total_s minus the parts: setup, writing records, the closing check")
 
 
 def validate_record(record: dict[str, Any], workloads: Collection[str] | None = None) -> None:

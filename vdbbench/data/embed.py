@@ -31,6 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from vdbbench.core.phases import phase
 from vdbbench.data.corpora import Corpus, CorpusError, load_corpus, read_texts, texts_sha256
 from vdbbench.data.datasets import DatasetError, KnownDataset, Texts, data_dir, dataset_path, register, save_hdf5
 from vdbbench.data.labels import resolve_labelled
@@ -533,11 +534,12 @@ class Embedder:
                 return Embedded(np.load(npy), json.loads(meta_path.read_text()), True)
             except (OSError, ValueError):
                 log.warning("embedding cache %s is damaged; embedding again", npy)
-        lm = self.model()
-        prefixes = self.prefixes(lm)
-        prefix = prefixes.query if role == "query" else prefixes.passage
-        batch = self.batch_size or choose_batch_size(lm, texts)
-        vectors, stats = encode(lm, texts, prefix, batch, self.progress, label or f"embedding {role}s")
+        with phase("embedding"):  # the sweep's time summary (encode shows its own progress)
+            lm = self.model()
+            prefixes = self.prefixes(lm)
+            prefix = prefixes.query if role == "query" else prefixes.passage
+            batch = self.batch_size or choose_batch_size(lm, texts)
+            vectors, stats = encode(lm, texts, prefix, batch, self.progress, label or f"embedding {role}s")
         norms = np.linalg.norm(vectors, axis=1)
         meta = {
             "model": self.ref.name,

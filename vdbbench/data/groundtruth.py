@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.core.distances import exact_distances, normalize
+from vdbbench.core.phases import phase
 
 CHUNK_BYTES = 1 << 28  # float32 train rows per chunk: 256 MiB
 QUERY_BLOCK = 16384  # queries searched against one pass over the train rows
@@ -219,6 +220,9 @@ def default_chunk_rows(dim: int) -> int:
     return max(1024, CHUNK_BYTES // (4 * max(dim, 1)))
 
 
+ANNOUNCED_WORK = 10**9  # rows × queries × dimensions from which ground truth says it starts (about a second)
+
+
 def exact_knn(
     train: Any,
     test: np.ndarray,
@@ -238,13 +242,32 @@ def exact_knn(
     ``progress``, when given, is called with the number of (query, train row) pairs done.
     """
     n = train.shape[0]
+    test = np.asarray(test)
+    note = f"ground truth: exact {min(k, n)} neighbours of {test.shape[0]:,} queries over {n:,} vectors ({metric})"
+    long = n * test.shape[0] * train.shape[1] >= ANNOUNCED_WORK  # small ones (churn checkpoints) pass silently
+    with phase("ground truth", announce=note if long else None):  # the sweep's time summary; a line on screen
+        return _exact_knn(train, test, metric, k, device, margin, query_chunk, train_chunk, progress)
+
+
+def _exact_knn(
+    train: Any,
+    test: np.ndarray,
+    metric: str,
+    k: int,
+    device: str,
+    margin: int,
+    query_chunk: int,
+    train_chunk: int | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``exact_knn``'s work (timed and announced there)."""
+    n = train.shape[0]
     k = min(k, n)
     count = min(n, k + margin)
     rows = train_chunk or default_chunk_rows(train.shape[1])
     knn = _KNN[choose_backend(device)]
     if n <= rows and not isinstance(train, np.ndarray):
         train = train[:]  # it fits in one chunk: read the file once, not once per pass
-    test = np.asarray(test)
     ids = np.empty((test.shape[0], k), dtype=np.int64)
     dists = np.empty((test.shape[0], k), dtype=np.float64)
     for a in range(0, test.shape[0], query_chunk):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vdbbench.config import StoreConfig
-from vdbbench.core.metrics import latency_summary, recall_at_k
+from vdbbench.core.metrics import latency_summary, recall_at_k, recall_ci95
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution.worker import RemoteError, TimedPass, WorkerCrashed, WorkerTimeout, describe, timed_passes
 from vdbbench.stores import get_store_class
@@ -34,19 +34,20 @@ class PointResult:
     latency: dict[str, float]
     recall_detail: dict[str, int]
     extra: dict[str, Any] = field(default_factory=dict)
+    recall_ci95: list[float] | None = None  # [low, high] over the queries (vdbbench.core.metrics.recall_ci95)
 
 
 def score_passes(passes: list[TimedPass], ds: Dataset, k: int, vectors: bool = True) -> PointResult:
-    """Median pass by wall time → QPS and latency; recall of that pass's answers (vector stores only:
-    a text store's answers are not judged against exact vector neighbours)."""
+    """Median pass by wall time → QPS and latency; recall of that pass's answers with its 95% interval over the
+    queries (vector stores only: a text store's answers are not judged against exact vector neighbours)."""
     walls = [p.wall_s for p in passes]
     median = passes[int(np.argsort(walls)[len(walls) // 2])]
     if vectors:
         report = recall_at_k(median.answers, ds.test, ds.train, ds.neighbors, k, ds.metric, allowed=ds.allowed)
-        recall = report.recall
+        recall, ci95 = report.recall, recall_ci95(report.per_query)
         detail = (report.duplicate_answers, report.short_answers, report.invalid_ids, report.filter_violations)
     else:
-        recall, detail = None, (None, None, None, None)
+        recall, ci95, detail = None, None, (None, None, None, None)
     return PointResult(
         recall=recall,
         qps=len(median.answers) / median.wall_s,
@@ -56,6 +57,7 @@ def score_passes(passes: list[TimedPass], ds: Dataset, k: int, vectors: bool = T
             zip(("duplicate_answers", "short_answers", "invalid_ids", "filter_violations"), detail, strict=True)
         ),  # fmt: skip
         extra={"answers": median.answers, "latencies": median.latencies},
+        recall_ci95=ci95,
     )
 
 

@@ -42,7 +42,7 @@ from vdbbench.charts.plots import (
     qps_tick,
     series_key,
 )
-from vdbbench.charts.ranking import Ranking, best_at, host_price, memory_bytes, rank, recall_targets
+from vdbbench.charts.ranking import Ranking, chosen, host_price, memory_bytes, rank, recall_targets, recall_text
 from vdbbench.core.results import load_results
 from vdbbench.report.compare import Comparison, compare_records
 from vdbbench.report.export import write_points
@@ -247,7 +247,8 @@ def build_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Seri
 
 def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series],
              targets: tuple[float, ...]) -> list[dict[str, Any]]:  # fmt: skip
-    """Per store · family: the fastest explicit point meeting each target; databases first, baselines last."""
+    """Per store · family: the point the ranking lists at each target (``chosen``: one rule for both); databases
+    first, baselines last."""
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in points:
         by_series[series_key(r)].append(r)
@@ -258,7 +259,7 @@ def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series]
         pts = by_series[key]
         rows.append({
             "series": s,
-            "cells": [best_at(pts, bar) for bar in targets],
+            "cells": [chosen(pts, bar)[0] for bar in targets],
             "max_recall": max(r["recall"] for r in pts),
         })  # fmt: skip
     return rows
@@ -273,12 +274,12 @@ def entry_sentence(rk: Ranking, host: dict[str, Any] | None) -> Markup:
             return Markup("Recall ≥ {}: no database was measured successfully.").format(bar)
         top = rk.missed[0]
         return Markup("No database reached recall ≥ {}; the closest was <strong>{}</strong> at recall {}.").format(
-            bar, top.name, f"{top.best_recall:.4f}"
+            bar, top.name, recall_text(top.best)
         )
     p = best.point
     sentence = Markup("At recall ≥ {}, the fastest database was <strong>{}</strong> with {} QPS (p99 {} ms, recall {}, "
                       "{} {})").format(bar, best.name, fmt_num(p["qps"]), fmt_num(p.get("p99_ms")),
-                                       f"{p['recall']:.4f}", p.get("index"),
+                                       recall_text(p), p.get("index"),
                                        params_text(p.get("search")) if p.get("search") else "defaults")  # fmt: skip
     if best.cost is not None and host:
         sentence += Markup(", {} {} per million queries").format(fmt_num(best.cost), host["currency"])
@@ -568,7 +569,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(num=fmt_num, bytes=fmt_bytes, resource=fmt_resource, params=params_text, json=compact_json,
-                       short=short_params)  # fmt: skip
+                       short=short_params, recall=recall_text)  # fmt: skip
     env.globals.update(is_number=is_number, all_params=all_params, setting=setting_text,
                        setting_note=lambda r: workload_of(r).setting_note)  # fmt: skip
     return env

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vdbbench.charts.fields import params_text
 from vdbbench.config import ConfigError, DatasetConfig, StoreConfig, StorePlan, SweepConfig
+from vdbbench.core.phases import PhaseClock, append_timings, phase, time_lines
 from vdbbench.core.provenance import collect, redact
 from vdbbench.core.results import ResultsFile, is_measured, point_key
 from vdbbench.core.schema import SCHEMA_VERSION, validate_record
@@ -40,6 +41,9 @@ from vdbbench.sweep.plan import check_compatibility, resolve_dataset
 from vdbbench.workloads import BuildRun, workload_named, workloads
 
 log = logging.getLogger(__name__)
+
+# The time summary's name for a workload's part of a store's time, where it is not the workload's own name.
+PHASE_NAMES = {"knn": "timed passes", "concurrent": "concurrency"}
 
 
 class Sweep:
@@ -70,6 +74,7 @@ class Sweep:
         self.written: list[dict[str, Any]] = []  # records of the build being run (for the behavioural check)
         self.observations: dict[str, dict[str, tuple[str, float]]] = {}  # query set → setting → (answers, recall)
         self._bm25_legs: dict[str, quality.Leg] = {}  # per dataset, for hybrid points
+        self.clock = PhaseClock(announce=self.console.print)  # where the sweep's time went (vdbbench.core.phases)
 
     # -- records -------------------------------------------------------------------
     def record(self, ds: Dataset, s: StoreConfig, build: dict, search: dict, key_override: str | None = None, *,
@@ -169,14 +174,31 @@ class Sweep:
         return datasets
 
     def run(self) -> dict[str, int]:
-        datasets = self.prepare_datasets()  # everything is checked before any engine starts or output is written
-        self.results = ResultsFile(self.out_dir)
-        self.previous = self.results.latest()
-        self.done = {key for key, record in self.previous.items() if is_measured(record)}
-        for dc in self.cfg.datasets:
-            for s in self.cfg.stores:
-                self._run_store(dc, datasets[dc.name], s)
+        """Measure every pending point; at the end (or on an interruption) print and keep where the time went."""
+        try:
+            with self.clock.running():
+                with phase("data preparation"):  # embedding and ground truth inside it are parts of their own
+                    datasets = self.prepare_datasets()  # all checked before any engine starts or output is written
+                self.results = ResultsFile(self.out_dir)
+                self.previous = self.results.latest()
+                self.done = {key for key, record in self.previous.items() if is_measured(record)}
+                for dc in self.cfg.datasets:
+                    for s in self.cfg.stores:
+                        self._run_store(dc, datasets[dc.name], s)
+        finally:
+            self.clock_out()
         return self.counts
+
+    def clock_out(self) -> None:
+        """Print the time summary and append it to ``timings.jsonl`` beside the results; nothing for a sweep refused
+        before it started (its config or data failed a check)."""
+        if self.results is None:
+            return
+        summary = self.clock.summary()
+        for line in time_lines(summary):
+            self.console.print(line)
+        if self.out_dir.exists():
+            append_timings(self.out_dir, summary)
 
     def _run_store(self, dc: DatasetConfig, ds: Dataset, s: StoreConfig) -> None:
         """Every build of one store entry on one dataset: the shared build for the workloads measured on it, then
@@ -203,16 +225,19 @@ class Sweep:
                 points = [p for w in group for p in w.points(self, ds, s, build)]
                 if engine is None:  # first build, or the last one failed: start the engine afresh
                     try:
-                        engine = StoreProcess.start(s, workdir, ds, self.cfg)
+                        with phase("start and stop", s.display_name):
+                            engine = StoreProcess.start(s, workdir, ds, self.cfg)
                     except Exception as e:  # noqa: BLE001 - any engine failure is recorded, not fatal
                         self.fail_points(s, build, points, f"open failed: {describe_error(e)}")
                         continue
                 if not self._run_build(engine, ds, s, build, group, points):
-                    engine.close()
+                    with phase("start and stop", s.display_name):
+                        engine.close()
                     engine = None
         finally:
             if engine is not None:
-                engine.close()
+                with phase("start and stop", s.display_name):
+                    engine.close()
 
     def _run_build(self, engine: StoreProcess, ds: Dataset, s: StoreConfig, build: dict, group: list,
                    points: list[PointId]) -> bool:  # fmt: skip
@@ -225,7 +250,7 @@ class Sweep:
         self.written = []
         self.observations = {}
         try:
-            with engine.sampler.phase("build"):
+            with engine.sampler.phase("build"), phase("build", s.display_name):
                 insert_s, index_s = self._build(worker, ds, spec, s)
             build_fields = {
                 "insert_s": insert_s,
@@ -249,12 +274,14 @@ class Sweep:
                 stopped = "not measured: the store's process was stopped at an earlier point"
                 self.fail_points(s, build, w.points(self, ds, s, build), stopped, **build_fields)
                 continue
-            healthy &= w.run(BuildRun(self, engine, ds, s, build, build_fields, self.done, w.name, measured))
+            with phase(PHASE_NAMES.get(w.name, w.name), s.display_name):
+                healthy &= w.run(BuildRun(self, engine, ds, s, build, build_fields, self.done, w.name, measured))
         if search_ignored(self.observations):
             self._mark_search_ignored(s)
         if worker.alive:
             try:
-                worker.call("drop", timeout=120)
+                with phase("drop", s.display_name):
+                    worker.call("drop", timeout=120)
             except Exception as e:  # noqa: BLE001
                 log.warning("dropping %s failed: %s", s.display_name, e)
                 healthy = False

@@ -10,8 +10,8 @@ with ``seed``), while the store's process searches the queries back to back. Mea
 - ``freshness_s``: per batch, from the insert's return until a search for the last inserted vector
   returns it (median and max over batches; None where it never did within ``settle_s``);
 - after each batch (untimed): recall against exact neighbours of the live rows (``recall_live``
-  at the end, every checkpoint in ``checkpoints``), and ``deleted_returned``: answers holding an id
-  whose delete had returned. A correct engine returns 0.
+  at the end, every checkpoint in ``checkpoints`` with its 95% interval ``recall_ci95``), and
+  ``deleted_returned``: answers holding an id whose delete had returned. A correct engine returns 0.
 
 Searches run at the entry's search setting (its listed value, the last one where it lists several).
 """
@@ -26,7 +26,7 @@ import numpy as np
 from vdbbench.charts.fields import params_text
 from vdbbench.charts.plots import Series, series_key
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.core.metrics import latency_summary, recall_at_k, valid_ids
+from vdbbench.core.metrics import latency_summary, recall_at_k, recall_ci95, valid_ids
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution.points import PointId, describe_error
 from vdbbench.execution.worker import WorkerTimeout
@@ -131,6 +131,7 @@ class Churn(Workload):
         report = recall_at_k(answers, view.test, view.train, view.neighbors, k, ds.metric, allowed=view.allowed)
         returned = sum(bool(gone[valid].any()) for a in answers if (valid := valid_ids(a, len(gone))).size)
         return {"batch": batch, "live_rows": int(live.sum()), "recall_live": report.recall,
+                "recall_ci95": recall_ci95(report.per_query),
                 "deleted_returned": returned, "short_answers": report.short_answers,
                 "checkpoint_s": time.monotonic() - t0}  # fmt: skip
 
@@ -202,8 +203,9 @@ def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: 
                   "insert_s": sum(b.get("insert_s", 0.0) for b in batches),
                   "delete_s": sum(b.get("delete_s", 0.0) for b in batches), "searches": int(len(lat)),
                   "never_fresh_batches": never,
-                  "checkpoints": [{k: b[k] for k in ("batch", "live_rows", "recall_live", "deleted_returned",
-                                                     "short_answers", "freshness_s")} for b in batches]},
+                  "checkpoints": [{k: b[k] for k in ("batch", "live_rows", "recall_live", "recall_ci95",
+                                                     "deleted_returned", "short_answers", "freshness_s")}
+                                  for b in batches]},
     }  # fmt: skip
 
 

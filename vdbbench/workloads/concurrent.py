@@ -26,6 +26,7 @@ from vdbbench.charts.plots import (
     qps_tick,
     series_key,
 )
+from vdbbench.charts.ranking import reaches
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution.concurrent import ConcurrentFailed, measure_concurrent
@@ -72,16 +73,16 @@ class Concurrent(Workload):
             sweep.record(ds, s, build, {}, key_override=key, workload=self.name, status="skipped", **run.build_fields,
                          error="no single-client point of this build was measured, so no setting to load")  # fmt: skip
             return True
-        reaching = [m for m in ok if m[1]["recall"] >= cc.min_recall]
+        reaching = [m for m in ok if reaches(m[1], cc.min_recall)]  # the ranking's rule: its interval reaches it
         sp, chosen = max(reaching, key=lambda m: m[1]["qps"]) if reaching else max(ok, key=lambda m: m[1]["recall"])
-        rule = f"fastest setting with recall >= {cc.min_recall}" if reaching else "most accurate setting"
+        rule = f"fastest setting whose recall interval reaches {cc.min_recall}" if reaching else "most accurate setting"
         base = {"chosen_by": rule, "chosen_recall": chosen["recall"], "chosen_qps": chosen["qps"]}
 
         def record(**fields: Any) -> None:
             sweep.record(ds, s, build, sp, key_override=key, workload=self.name, **base, **run.build_fields, **fields)
 
         context = {"duration_s": cc.duration_s, "host_cpus": os.cpu_count(), "engine": cc.engine,
-                   "address": cc.address}  # fmt: skip
+                   "address": cc.address, "min_recall": cc.min_recall, "reached": bool(reaching)}  # fmt: skip
         try:
             handle = run.worker.call("client_handle", timeout=600)
             if handle is None:
@@ -147,20 +148,29 @@ class Concurrent(Workload):
 
     def findings(self, records: list[dict[str, Any]], series: dict) -> list[Markup]:
         """Which database (a baseline only when no database has figures) served the most at the most clients
-        measured."""
-        levels = [(r, lv) for r in self.mine(records) if r.get("status") == "ok"
+        measured, among those whose setting reached the same recall (``min_recall``); the others are named apart,
+        never compared with them."""
+        ok = [r for r in self.mine(records) if r.get("status") == "ok"]
+        fair = [r for r in ok if reached_min_recall(r)]
+        levels = [(r, lv) for r in fair
                   for lv in (r.get("concurrency") or {}).get("levels") or [] if is_number(lv.get("qps"))]  # fmt: skip
         levels = [x for x in levels if not series[series_key(x[0])].baseline] or levels
         if not levels:
             return []
         most = max(lv.get("clients", 0) for _, lv in levels)
         r, lv = max(((r, lv) for r, lv in levels if lv.get("clients") == most), key=lambda x: x[1]["qps"])
-        sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most: {} QPS, p99 {} ms")
+        bar = (r.get("concurrency") or {}).get("min_recall")
+        sentence = Markup("With {} concurrent clients, <strong>{}</strong> served the most{}: {} QPS, p99 {} ms")
         sentence += Markup(" ({}, recall {})")
-        sentence = sentence.format(most, series[series_key(r)].name, fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
+        sentence = sentence.format(most, series[series_key(r)].name,
+                                   f" of the settings reaching recall ≥ {bar}" if bar is not None else "",
+                                   fmt_num(lv["qps"]), fmt_num(lv.get("p99_ms")),
                                    all_params(r) or "defaults", fmt_num(r.get("chosen_recall"), 4))  # fmt: skip
         if lv.get("client_bound"):
             sentence += Markup(", limited by the load-generating clients rather than the engine")
+        short = sorted({series[series_key(x)].name for x in ok if not reached_min_recall(x)})
+        if short:
+            sentence += Markup("; not compared: {} (no setting reached that recall)").format(", ".join(short))
         return [sentence + Markup(".")]
 
     def missing_figures(self, records: list[dict[str, Any]], series: dict) -> list[str]:
@@ -178,6 +188,12 @@ class Concurrent(Workload):
             reasons = reasons or ["no concurrency measurement was recorded (see failed points)"]
             out.append(f"No concurrency figures for {who}: {'; '.join(reasons)}.")
         return out
+
+
+def reached_min_recall(record: dict[str, Any]) -> bool:
+    """Whether a concurrency record's setting reached ``min_recall`` (older records: its ``chosen_by`` rule)."""
+    reached = (record.get("concurrency") or {}).get("reached")
+    return reached if isinstance(reached, bool) else str(record.get("chosen_by") or "").startswith("fastest")
 
 
 def level_rows(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> list[dict[str, Any]]:

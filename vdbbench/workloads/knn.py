@@ -2,10 +2,14 @@
 
 Recall targets: the test queries are split (seed 0) into a tuning half and an evaluation half
 (``query_split``). For each build and target, the family's main search knob (ef / nprobe) is
-searched on the tuning half, untimed: doubling from its lowest allowed value until the target is
-reached, then bisection down to the cheapest value that reaches it. That value is then measured
-with the normal timed loop on the evaluation half only. A target no value reaches is recorded at
-the value with the best tuning recall, ``target_reached: false``.
+searched on the tuning half, untimed: doubling from its lowest allowed value until the tuning recall
+reaches the aim, then bisection down to the cheapest value that reaches it. The aim is the target plus
+the half-width of that tuning recall's own 95% interval (``recall_ci95``), so that the held-out recall
+usually lands at or above the target rather than half the time below it; it is recorded
+(``tuning_aim``). That value is then measured with the normal timed loop on the evaluation half only,
+and only that measurement decides: ``target_reached`` is true when the held-out recall's interval
+reaches the target (``recall_ci95[1] >= target_recall``). A target no value reaches in tuning is
+recorded at the value with the best tuning recall.
 
 ``measure_view`` does all of this on a dataset view, so the filtered workload runs the same code
 under each filter, scored against that filter's exact neighbours.
@@ -21,7 +25,8 @@ import numpy as np
 
 from vdbbench.charts.fields import params_text
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
-from vdbbench.core.metrics import recall_at_k
+from vdbbench.core.metrics import recall_at_k, recall_ci95
+from vdbbench.core.phases import phase
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution import quality
 from vdbbench.execution.concurrent import client_bound
@@ -55,28 +60,30 @@ def query_subset(ds: Dataset, rows: np.ndarray) -> Dataset:
                                text=None)  # fmt: skip
 
 
-def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int) -> tuple[int, bool]:
-    """The cheapest integer in [lo, hi] whose recall reaches ``target`` (recall assumed to rise with it).
+def tune_knob(recall_at: Callable[[int], float], target: float, lo: int, hi: int,
+              margin: Callable[[int], float] = lambda v: 0.0) -> tuple[int, bool]:  # fmt: skip
+    """The cheapest integer in [lo, hi] whose recall reaches ``target`` plus ``margin`` of that value (recall
+    assumed to rise with it).
 
     Doubling from ``lo`` until reached (or ``hi``), then bisection between the last miss and the
     first hit. Unreached: the value with the best recall seen (the smallest among equals), False.
-    ``recall_at`` is called once per value (the caller memoises nothing).
+    ``recall_at`` is called once per value (the caller memoises nothing); ``margin`` after it.
     """
     seen: dict[int, float] = {}
 
-    def recall(v: int) -> float:
+    def reaches(v: int) -> bool:
         if v not in seen:
             seen[v] = recall_at(v)
-        return seen[v]
+        return seen[v] >= target + margin(v)
 
     value, miss = lo, None
-    while recall(value) < target and value < hi:
+    while not reaches(value) and value < hi:
         miss, value = value, min(value * 2, hi)
-    if recall(value) < target:
+    if not reaches(value):
         return max(sorted(seen), key=lambda v: seen[v]), False
     while miss is not None and value - miss > 1:
         mid = (value + miss) // 2
-        if recall(mid) >= target:
+        if reaches(mid):
             value = mid
         else:
             miss = mid
@@ -197,7 +204,8 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
     cpu_share = cpu_s / max(sum(p.wall_s for p in passes), 1e-9)
     fields: dict[str, Any] = {
         "answers_digest": answers_digest(passes[-1].answers),
-        "recall": point.recall, "qps": point.qps, "qps_runs": point.qps_runs, **point.latency,
+        "recall": point.recall, "recall_ci95": point.recall_ci95, "qps": point.qps, "qps_runs": point.qps_runs,
+        **point.latency,
         **point.recall_detail,
         "client": {
             "cpu_share": round(cpu_share, 3),
@@ -223,7 +231,8 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
 
 
 def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations: dict) -> bool:
-    """Tune the knob to each recall target on the tuning queries, measure it on the evaluation queries."""
+    """Tune the knob to each recall target (plus the tuning recall's interval half-width) on the tuning queries,
+    measure it on the evaluation queries; the held-out interval says whether the target was reached."""
     sweep, s, build, worker, k = run.sweep, run.s, run.build, run.worker, run.cfg.k
     plan = sweep.plan
     tune_rows, eval_rows, _ = query_split(ds.test.shape[0])
@@ -240,14 +249,16 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
     tune = query_subset(ds, tune_rows)
     split_fields = {"tuning_queries": len(tune_rows), "evaluation_queries": len(eval_rows)}
     tried: dict[int, float] = {}
+    half_width: dict[int, float] = {}  # of the tuning recall's 95% interval, per knob value
     deadline = Deadline(run.cfg.limits.search_s)  # one limit for the whole tuning of this build
 
     def recall_at(value: int) -> float:
         sp = {**plan.target_base, plan.knob: value}
         worker.call("set_search_params", sp, timeout=deadline.left())
         answers = worker.call("answers", k, timeout=deadline.left())
-        tried[value] = recall_at_k(answers, tune.test, tune.train, tune.neighbors, k, tune.metric,
-                                   allowed=tune.allowed).recall  # fmt: skip
+        report = recall_at_k(answers, tune.test, tune.train, tune.neighbors, k, tune.metric, allowed=tune.allowed)
+        low, high = recall_ci95(report.per_query)
+        tried[value], half_width[value] = report.recall, (high - low) / 2
         observations.setdefault("tuning", {})[repr(sp)] = (answers_digest(answers), tried[value])
         return tried[value]
 
@@ -257,22 +268,27 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
         lo, hi = knob_range(run)
         chosen: dict[float, tuple[int, bool]] = {}
         start = lo
-        for t, _ in pending:
-            value, reached = tune_knob(recall_at, t, start, hi)
-            chosen[t] = (value, reached)
-            start = value if reached else start
+        targets = ", ".join(str(t) for t, _ in pending)
+        note = f"  {params_text(build, '')} tuning {plan.knob} for recall {targets} on {len(tune_rows)} queries"
+        with phase("tuning", announce=note):
+            for t, _ in pending:
+                value, reached = tune_knob(recall_at, t, start, hi, half_width.__getitem__)
+                chosen[t] = (value, reached)
+                start = value if reached else start
         worker.call("set_queries", ds.test[eval_rows])
         evaluation = query_subset(ds, eval_rows)
         for t, key in pending:
-            value, reached = chosen[t]
+            value, aimed = chosen[t]
             sp = {**plan.target_base, plan.knob: value}
-            target_fields = {"target_recall": t, "target_reached": reached, "tuning_recall": tried[value],
-                             **split_fields}  # fmt: skip
+            target_fields = {"target_recall": t, "tuning_recall": tried[value],
+                             "tuning_aim": round(t + half_width[value], 6), **split_fields}  # fmt: skip
             try:
                 with run.engine.sampler.phase("query"):
                     fields = measure_point(run, evaluation, sp)
                 fields.pop("answers_digest")
                 fields["resources"] = {**run.build_fields["resources"], **run.engine.query_resources()}
+                ci = fields["recall_ci95"]
+                target_fields["target_reached"] = ci is not None and ci[1] >= t  # the held-out queries decide
             except Exception as e:  # noqa: BLE001
                 healthy = False
                 sweep.record(ds, s, build, sp, key_override=key, workload=run.workload, status="failed",
@@ -283,11 +299,14 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
                          **{**run.build_fields, **fields, **target_fields})  # fmt: skip
             if measured is not None:
                 measured.append((sp, fields))
+            low, high = fields["recall_ci95"]
             sweep.console.print(
                 f"  {params_text(build, '')} target {t}: {plan.knob}={value} "
-                + ("" if reached else "[yellow](not reached: best found)[/] ")
+                + ("" if aimed else "[yellow](tuning aim not reached: best found)[/] ")
                 + (f"filter {ds.filter.text()} " if ds.filter else "")
-                + f"recall={fields['recall']:.4f} qps={fields['qps']:,.0f}"
+                + f"recall={fields['recall']:.4f} [{low:.4f}, {high:.4f}] "
+                + ("" if target_fields["target_reached"] else "[yellow](target not reached)[/] ")
+                + f"qps={fields['qps']:,.0f}"
             )
     except Exception as e:  # noqa: BLE001
         for t, key in pending:
