@@ -149,3 +149,16 @@ def test_rescore_names_what_is_missing(swept, tmp_path, capsys):
     victim.unlink()
     assert main(["rescore", str(copy)]) == 2
     assert f"answers/{victim.name}" in capsys.readouterr().err
+
+
+def test_hnswlib_and_lancedb_scores_are_the_squared_l2_distances_their_engines_return(swept):
+    out, path = swept
+    with h5py.File(path, "r") as f:
+        train, test = f["train"][()].astype(np.float64), f["test"][()].astype(np.float64)
+    for r in measured(out):
+        with np.load(out / r["answers_file"]) as f:
+            ids, scores, queries = f["ids"], f["scores"], f["queries"]
+        held = ids >= 0
+        squared = ((train[np.where(held, ids, 0)] - test[queries][:, None, :]) ** 2).sum(-1)
+        assert np.isfinite(scores[held]).all(), r["key"]  # every query: the untimed repeat returned the same ids
+        np.testing.assert_allclose(scores[held], squared[held], rtol=1e-5, err_msg=r["key"])
