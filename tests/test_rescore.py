@@ -75,7 +75,8 @@ def test_every_measured_point_keeps_its_answers_in_the_documented_format(swept):
     assert targets and all(r["evaluation_queries"] == QUERIES // 2 for r in targets)
 
 
-def numpy_recall(answers: np.ndarray, queries: np.ndarray, train: np.ndarray, test: np.ndarray, kth: np.ndarray) -> float:
+def numpy_recall(answers: np.ndarray, queries: np.ndarray, train: np.ndarray, test: np.ndarray,
+                 kth: np.ndarray) -> float:  # fmt: skip
     """Tie-aware recall@K from the documented format alone: per query, the distinct returned ids whose true distance
     is at most the K-th true distance × (1 + 1e-6), over K."""
     hits = []
