@@ -163,3 +163,17 @@ def test_hnswlib_and_lancedb_scores_are_the_squared_l2_distances_their_engines_r
         squared = ((train[np.where(held, ids, 0)] - test[queries][:, None, :]) ** 2).sum(-1)
         assert np.isfinite(scores[held]).all(), r["key"]  # every query: the untimed repeat returned the same ids
         np.testing.assert_allclose(scores[held], squared[held], rtol=1e-5, err_msg=r["key"])
+
+
+def test_a_recorded_recall_interval_is_rescored_too(swept, tmp_path, capsys):
+    """Records that carry ``recall_ci95`` (the seeded bootstrap of vdbbench.core.metrics) have it recomputed."""
+    out, _ = swept
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("work"))
+    lines = [json.loads(line) for line in (copy / "results.jsonl").read_text().splitlines()]
+    target = next(r for r in lines if r["status"] == "ok" and r["workload"] == "knn" and r["store"] == "hnswlib")
+    target["recall_ci95"] = [0.0, 1.0]
+    (copy / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["rescore", str(copy)]) == 1
+    text = capsys.readouterr().out
+    assert f"DIFFERS recall_ci95 at point {target['key']}" in text and "recorded [0.0, 1.0]" in text
