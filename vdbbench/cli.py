@@ -1,4 +1,4 @@
-"""Command line: ``python -m vdbbench sweep | datasets | groundtruth | stores | report | compare``."""
+"""Command line: ``python -m vdbbench sweep | datasets | groundtruth | stores | report | compare | rescore``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from vdbbench.report.export import write_points
 from vdbbench.report.page import write_report
 from vdbbench.stores import services, store_names
 from vdbbench.sweep.plan import planned_points
+from vdbbench.sweep.rescore import TOLERANCE, RescoreError, rescore
 from vdbbench.sweep.runner import Sweep
 from vdbbench.sweep.selfcheck import check_store
 from vdbbench.workloads import workloads
@@ -392,6 +393,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and n["regressions"] else 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    """Recompute every point from its saved answers; exit 1 when a record differs by more than the tolerance."""
+    try:
+        result = rescore(Path(args.results))
+    except RescoreError as e:
+        _error(e)
+        return 2
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"rescored from the saved answers in {args.results}")
+    for col in ("field", "points", "largest difference", "at point"):
+        table.add_column(col, justify="right" if col in ("points", "largest difference") else "left")
+    for name, (n, worst) in sorted(result.largest().items()):
+        table.add_row(name, str(n), f"{worst.difference:.3g}", markup_escape(f"{worst.key} ({worst.point})"))
+    out.print(table)
+    over = result.over(args.tolerance)
+    largest = max((c.difference for c in result.checks), default=0.0)
+    for c in over:
+        out.print(markup_escape(f"DIFFERS {c.field} at point {c.key} ({c.point}): recorded {c.recorded}, "
+                                f"rescored {c.rescored} (difference {c.difference:.3g})"), soft_wrap=True)  # fmt: skip
+    points = len({c.key for c in result.checks})
+    out.print(f"{len(result.checks)} figure(s) of {points} point(s) rescored; largest difference {largest:.3g} "
+              f"(tolerance {args.tolerance:g}): {len(over)} differ")  # fmt: skip
+    return 1 if over else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vdbbench", description="Measure vector stores and index settings on your own embeddings."
@@ -529,6 +555,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", metavar="NEW_RESULTS")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any point got worse beyond noise")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "rescore",
+        help="recompute every point's recall and quality from its saved answers",
+        description="Recompute recall (tie-aware, with recall_ci95 where recorded), filtered recall, churn "
+        "recall_live and nDCG@10 & co. from RESULTS_DIR/answers and run files against the datasets' truth; print "
+        "per field the largest difference from the records; exit 1 when one is above the tolerance.",
+    )
+    p.add_argument("results", metavar="RESULTS_DIR", help="results directory of a sweep")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"largest allowed difference ({TOLERANCE:g})")
+    p.set_defaults(func=cmd_rescore)
     return parser
 
 

@@ -92,6 +92,12 @@ class Record(BaseModel):
     filter_violations: int | None = Field(None, description="returned ids of rows the filter rejects (misses)")
     client: dict[str, Any] | None = Field(None, description="the timing client's CPU share and floor cost")
     batch: dict[str, Any] | None = Field(None, description="batch-search QPS and recall")
+    answers_file: str | None = Field(
+        None,
+        description="the answers recall was scored on, relative to the results file: answers/<key>.npz with ids "
+        "(int64, queries × k, -1 where short), the engine's scores (float64, NaN where short or not given) and "
+        "queries (int64 test rows asked); churn: the last checkpoint's (each in churn.checkpoints names its own)",
+    )
     # retrieval quality (labelled datasets)
     retrieval: str | None = Field(None, description="dense, bm25, hybrid or native-hybrid")
     ndcg_10: float | None = Field(None, alias="ndcg@10")

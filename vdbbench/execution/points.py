@@ -5,14 +5,24 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vdbbench.config import StoreConfig
+from vdbbench.core.answers import save_answers
 from vdbbench.core.metrics import latency_summary, recall_at_k, recall_ci95
 from vdbbench.data.datasets import Dataset
-from vdbbench.execution.worker import RemoteError, TimedPass, WorkerCrashed, WorkerTimeout, describe, timed_passes
+from vdbbench.execution.worker import (
+    RemoteError,
+    StoreWorker,
+    TimedPass,
+    WorkerCrashed,
+    WorkerTimeout,
+    describe,
+    timed_passes,
+)
 from vdbbench.stores import get_store_class
 from vdbbench.stores.base import Store
 
@@ -64,6 +74,25 @@ def score_passes(passes: list[TimedPass], ds: Dataset, k: int, vectors: bool = T
 def measure_search(store: Store, ds: Dataset, queries: list[np.ndarray], k: int, runs: int, warmup: int) -> PointResult:
     """In-process measurement of one search setting (the runner does the same inside the store's process)."""
     return score_passes(timed_passes(store, queries, k, runs, warmup), ds, k)
+
+
+def keep_answers(out_dir: Path, key: str, point: PointResult, queries: np.ndarray, k: int, worker: StoreWorker,
+                 store: str, timeout: float | None) -> str:  # fmt: skip
+    """Save the answers of the timed pass ``point`` was scored on (``queries``: the test rows asked); returns the
+    record's ``answers_file``.
+
+    The timed loop keeps ids only, so nothing is added to it. Where the store returns its engine's scores
+    (``search_scored``), the queries are asked once more, untimed, and a query's scores are kept only when that
+    repeat returned exactly the timed pass's ids (NaN otherwise); for the other stores the scores are NaN.
+    ``point.extra["scored"]`` keeps the repeat's (ids, scores) for the run file of a text store.
+    """
+    answers, scores = point.extra["answers"], None
+    if hasattr(get_store_class(store), "search_scored"):
+        scored = worker.call("scored_answers", k, timeout=timeout)
+        point.extra["scored"] = scored
+        scores = [sc if np.array_equal(np.asarray(ids), np.asarray(a)) else None
+                  for a, (ids, sc) in zip(answers, scored, strict=True)]  # fmt: skip
+    return save_answers(out_dir, key, answers, queries, k, scores)
 
 
 def answers_digest(answers: list) -> str:

@@ -50,8 +50,8 @@ class RefusedCall(ValueError):
 # The calls the store's process serves, and nothing else: this host's timed loops and query set, and the
 # Store methods (vdbbench.stores.base) the harness uses.
 HOST_CALLS = frozenset({
-    "set_queries", "answers", "timed_insert", "timed_insert_rows", "timed_build_index", "timed_passes", "timed_batch",
-    "timed_churn", "timed_closed_loop", "timed_noop_passes",
+    "set_queries", "answers", "scored_answers", "timed_insert", "timed_insert_rows", "timed_build_index",
+    "timed_passes", "timed_batch", "timed_churn", "timed_closed_loop", "timed_noop_passes",
 })  # fmt: skip
 STORE_CALLS = frozenset({
     "open", "create", "attach", "insert", "search", "search_scored", "set_texts", "set_search_params", "set_filter",
@@ -272,6 +272,14 @@ class _Host:
     def answers(self, k: int) -> list[np.ndarray]:
         """Untimed answers to every query at the current search setting (recall-target tuning)."""
         return [self.store.search(q, k) for q in self.queries]
+
+    def scored_answers(self, k: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Untimed (ids, scores) for every query: the engine's own scores through the store's ``search_scored``
+        where it has one, else (ids, None) from ``search``."""
+        scored = getattr(self.store, "search_scored", None)
+        if scored is None:
+            return [(self.store.search(q, k), None) for q in self.queries]
+        return [scored(q, k) for q in self.queries]
 
     def timed_noop_passes(self, k: int, runs: int) -> list[float]:
         """Seconds per query of the timed loop around a search that does nothing: the harness's own floor."""

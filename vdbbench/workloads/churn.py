@@ -26,6 +26,7 @@ import numpy as np
 from vdbbench.charts.fields import params_text
 from vdbbench.charts.plots import Series, series_key
 from vdbbench.config import DatasetConfig, StoreConfig, StorePlan, SweepConfig
+from vdbbench.core.answers import save_answers
 from vdbbench.core.metrics import latency_summary, recall_at_k, recall_ci95, valid_ids
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution.points import PointId, describe_error
@@ -107,7 +108,7 @@ class Churn(Workload):
                 live[doomed] = False
                 gone[doomed] = True
                 latencies.append(out.pop("latencies"))
-                batches.append({**out, **self.checkpoint(run, live, gone, b + 1)})
+                batches.append({**out, **self.checkpoint(run, live, gone, b + 1, key)})
         except Exception as e:  # noqa: BLE001 - the batches measured before the failure are kept in the record
             done = summarize(batches, latencies, c.model_dump(), built) if batches else {"churn": c.model_dump()}
             sweep.record(ds, s, build, sp, key_override=key, workload=self.name, status="failed",
@@ -122,17 +123,21 @@ class Churn(Workload):
         return True
 
     @staticmethod
-    def checkpoint(run: BuildRun, live: np.ndarray, gone: np.ndarray, batch: int) -> dict[str, Any]:
-        """Untimed answers after a batch: recall on the live rows, and answers holding a deleted id."""
+    def checkpoint(run: BuildRun, live: np.ndarray, gone: np.ndarray, batch: int, key: str) -> dict[str, Any]:
+        """Untimed answers after a batch: recall on the live rows, and answers holding a deleted id. The answers
+        (with the engine's scores where the store gives them) are saved as point ``<key>.batch<batch>``."""
         ds, k = run.ds, run.cfg.k
         t0 = time.monotonic()
-        answers = run.worker.call("answers", k, timeout=run.cfg.limits.search_s)
+        scored = run.worker.call("scored_answers", k, timeout=run.cfg.limits.search_s)
+        answers = [ids for ids, _ in scored]
+        answers_file = save_answers(run.sweep.out_dir, f"{key}.batch{batch}", answers, np.arange(len(answers)), k,
+                                    [sc for _, sc in scored])  # fmt: skip
         view = ds.restricted(live.copy())
         report = recall_at_k(answers, view.test, view.train, view.neighbors, k, ds.metric, allowed=view.allowed)
         returned = sum(bool(gone[valid].any()) for a in answers if (valid := valid_ids(a, len(gone))).size)
         return {"batch": batch, "live_rows": int(live.sum()), "recall_live": report.recall,
                 "recall_ci95": recall_ci95(report.per_query),
-                "deleted_returned": returned, "short_answers": report.short_answers,
+                "deleted_returned": returned, "short_answers": report.short_answers, "answers_file": answers_file,
                 "checkpoint_s": time.monotonic() - t0}  # fmt: skip
 
     def report_section(self, records: list[dict[str, Any]], series: dict, targets: tuple[float, ...]) -> dict | None:
@@ -195,6 +200,7 @@ def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: 
         "qps": len(lat) / wall if wall > 0 and len(lat) else None,
         **(latency_summary(lat) if len(lat) else {}),
         "recall_live": batches[-1]["recall_live"],
+        "answers_file": batches[-1]["answers_file"],  # the last checkpoint's; each checkpoint names its own
         "deleted_returned": sum(b["deleted_returned"] for b in batches),
         "freshness_s": float(np.median(fresh)) if fresh else None,
         "freshness_max_s": max(fresh) if fresh else None,
@@ -204,7 +210,8 @@ def summarize(batches: list[dict[str, Any]], latencies: list[np.ndarray], spec: 
                   "delete_s": sum(b.get("delete_s", 0.0) for b in batches), "searches": int(len(lat)),
                   "never_fresh_batches": never,
                   "checkpoints": [{k: b[k] for k in ("batch", "live_rows", "recall_live", "recall_ci95",
-                                                     "deleted_returned", "short_answers", "freshness_s")}
+                                                     "deleted_returned", "short_answers", "freshness_s",
+                                                     "answers_file")}
                                   for b in batches]},
     }  # fmt: skip
 

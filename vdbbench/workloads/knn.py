@@ -30,7 +30,15 @@ from vdbbench.core.phases import phase
 from vdbbench.data.datasets import Dataset
 from vdbbench.execution import quality
 from vdbbench.execution.concurrent import client_bound
-from vdbbench.execution.points import Deadline, PointId, answers_digest, config_mismatches, describe_error, score_passes
+from vdbbench.execution.points import (
+    Deadline,
+    PointId,
+    answers_digest,
+    config_mismatches,
+    describe_error,
+    keep_answers,
+    score_passes,
+)
 from vdbbench.execution.quality import is_labelled
 from vdbbench.execution.worker import WorkerTimeout
 from vdbbench.stores import get_store_class
@@ -167,7 +175,7 @@ def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> 
             continue
         try:
             with run.engine.sampler.phase("query"):
-                fields = measure_point(run, view, sp)
+                fields = measure_point(run, view, sp, key)
             observations.setdefault("all", {})[repr(sp)] = (fields.pop("answers_digest"), fields["recall"])
             fields["resources"] = {**run.build_fields["resources"], **run.engine.query_resources()}
         except Exception as e:  # noqa: BLE001
@@ -193,8 +201,9 @@ def measure_view(run: BuildRun, view: Dataset, measured: list | None = None) -> 
     return healthy
 
 
-def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
-    """Single-query passes (and batch passes where the store has them) for one search setting."""
+def measure_point(run: BuildRun, ds: Dataset, sp: dict, key: str, queries: np.ndarray | None = None) -> dict[str, Any]:
+    """Single-query passes (and batch passes where the store has them) for one search setting, recorded as point
+    ``key``; the answers scored are saved (``queries``: the test rows ``ds`` asks, default all)."""
     s, worker, cfg = run.s, run.worker, run.cfg
     cls = get_store_class(s.store)
     deadline = Deadline(cfg.limits.search_s)
@@ -202,11 +211,13 @@ def measure_point(run: BuildRun, ds: Dataset, sp: dict) -> dict[str, Any]:
     passes, cpu_s = worker.call("timed_passes", cfg.k, cfg.runs, cfg.warmup, timeout=deadline.left())
     point = score_passes(passes, ds, cfg.k, vectors=cls.input == "vectors")
     cpu_share = cpu_s / max(sum(p.wall_s for p in passes), 1e-9)
+    rows = np.arange(ds.test.shape[0]) if queries is None else queries
+    answers_file = keep_answers(run.sweep.out_dir, key, point, rows, cfg.k, worker, s.store, deadline.left())
     fields: dict[str, Any] = {
         "answers_digest": answers_digest(passes[-1].answers),
         "recall": point.recall, "recall_ci95": point.recall_ci95, "qps": point.qps, "qps_runs": point.qps_runs,
         **point.latency,
-        **point.recall_detail,
+        **point.recall_detail, "answers_file": answers_file,
         "client": {
             "cpu_share": round(cpu_share, 3),
             "bound": client_bound(cls.mode, cpu_share),
@@ -284,7 +295,7 @@ def run_targets(run: BuildRun, ds: Dataset, measured: list | None, observations:
                              "tuning_aim": round(t + half_width[value], 6), **split_fields}  # fmt: skip
             try:
                 with run.engine.sampler.phase("query"):
-                    fields = measure_point(run, evaluation, sp)
+                    fields = measure_point(run, evaluation, sp, key, eval_rows)
                 fields.pop("answers_digest")
                 fields["resources"] = {**run.build_fields["resources"], **run.engine.query_resources()}
                 ci = fields["recall_ci95"]
@@ -339,8 +350,8 @@ def score_quality(run: BuildRun, ds: Dataset, sp: dict, point) -> dict[str, Any]
     scored and recorded here too (it reuses this point's answers and latencies)."""
     sweep, s, build, k = run.sweep, run.s, run.build, run.cfg.k
     answers = point.extra["answers"]
-    if get_store_class(s.store).input == "text":  # its own scores (BM25), asked again untimed: the run file
-        scored = [run.worker.call("search_scored", q, k, timeout=600) for q in ds.text.queries]  # carries them
+    if get_store_class(s.store).input == "text":  # its own scores (BM25), asked again untimed when its answers
+        scored = point.extra["scored"]  # were saved (keep_answers): the run file carries them
         run_, retrieval = quality.to_run(ds, [ids for ids, _ in scored], [sc for _, sc in scored]), "bm25"
     else:
         run_, retrieval = quality.to_run(ds, answers, quality.dense_scores(ds, answers)), "dense"

@@ -108,21 +108,25 @@ class HnswlibStore(Store):
             live = np.setdiff1d(np.asarray(self._index.get_ids_list(), dtype=np.int64), list(self._deleted))
             self._passing = int(self._allowed[live[live < len(self._allowed)]].sum())
 
-    def _query(self, queries: np.ndarray, k: int, **kw: Any) -> np.ndarray:
-        """knn_query, with the filter function when filtered; k is first capped at the rows that pass. When the
-        graph walk still finds fewer, hnswlib raises, and k is lowered until it answers: that short answer is
-        returned (and counted), never padded (those retries are part of the filtered search's measured time)."""
+    def _query(self, queries: np.ndarray, k: int, scored: bool = False, **kw: Any) -> Any:
+        """knn_query's labels (with ``scored``: labels and distances), with the filter function when filtered; k is
+        first capped at the rows that pass. When the graph walk still finds fewer, hnswlib raises, and k is lowered
+        until it answers: that short answer is returned (and counted), never padded (those retries are part of the
+        filtered search's measured time)."""
         k = min(k, self._count)
         if self._allowed is None:
-            return self._index.knn_query(queries, k=k, **kw)[0]
+            found = self._index.knn_query(queries, k=k, **kw)
+            return found if scored else found[0]
         allowed, k = self._allowed, min(k, self._passing)
         keep = lambda label: bool(label < len(allowed) and allowed[label])  # noqa: E731 - hnswlib takes a callable
         while k > 0:
             try:
-                return self._index.knn_query(queries, k=k, filter=keep, **kw)[0]
+                found = self._index.knn_query(queries, k=k, filter=keep, **kw)
+                return found if scored else found[0]
             except RuntimeError:  # "Cannot return the results in a contiguous 2D array": fewer than k passed
                 k -= 1
-        return np.empty((len(np.atleast_2d(queries)), 0), dtype=np.uint64)
+        empty = np.empty((len(np.atleast_2d(queries)), 0), dtype=np.uint64)
+        return (empty, empty.astype(np.float32)) if scored else empty
 
     def set_search_params(self, params: dict[str, Any]) -> None:
         super().set_search_params(params)
@@ -130,6 +134,12 @@ class HnswlibStore(Store):
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         return self._query(query, k)[0].view(np.int64)  # hnswlib returns uint64; same bits, no copy on the hot path
+
+    def search_scored(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, the distances hnswlib returns: squared L2, or 1 - inner product), best first; for saved answers,
+        never in a timed loop."""
+        labels, distances = self._query(query, k, scored=True)
+        return labels[0].view(np.int64), distances[0]
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         if self._allowed is not None:  # one short answer would shorten the whole batch: filter one by one

@@ -432,6 +432,11 @@ class LanceDBStore(Store):
         result = self._query(np.asarray(query, dtype=np.float32), k, self.search_params).to_arrow()
         return result["id"].to_numpy().astype(np.int64, copy=False)
 
+    def search_scored(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, the ``_distance`` LanceDB returns with each), best first; for saved answers, never timed."""
+        result = self._query(np.asarray(query, dtype=np.float32), k, self.search_params).to_arrow()
+        return result["id"].to_numpy().astype(np.int64, copy=False), result["_distance"].to_numpy()
+
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32)
         result = self._query(list(queries), k, self.search_params).to_arrow()
