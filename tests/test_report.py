@@ -448,7 +448,7 @@ def test_ranking_prefers_points_tuned_for_the_target_and_shows_cost_and_ndcg(res
 def test_saturated_recall_is_called_out(results):
     records = load_results(results)
     assert "Recall saturates" not in render_report(records)  # recall moves on the test data
-    easy = [dict(r, recall=0.995) if is_number_ok(r) else r for r in records]
+    easy = [dict(r, recall=0.995, recall_ci95=[0.99, 0.999]) if is_number_ok(r) else r for r in records]
     html = render_report(easy)
     assert "Recall saturates on this dataset" in section(html, "summary") and "harder data" in html
 
@@ -456,7 +456,7 @@ def test_saturated_recall_is_called_out(results):
 def test_targets_every_cheapest_setting_meets_are_called_out(results):
     records = load_results(results)
     assert "cheapest setting already qualifies" not in render_report(records)
-    easy = [dict(r, recall=0.96) if is_number_ok(r) else r for r in records]
+    easy = [dict(r, recall=0.96, recall_ci95=[0.955, 0.965]) if is_number_ok(r) else r for r in records]
     summary = section(render_report(easy), "summary")
     assert "At recall ≥ 0.90 and 0.95 every database&#39;s cheapest setting already qualifies" in summary
     assert "Recall saturates" not in summary  # 0.96 is below the top target
