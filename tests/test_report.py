@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import csv
 import re
-import shutil
-import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from browserkit import browser
 from markupsafe import escape
 
 from vdbbench.charts.plots import plot_text
@@ -196,31 +195,6 @@ def test_cli_report_writes_default_and_named_targets(results, tmp_path):
     assert main(["report", str(tmp_path / "nowhere")]) == 2
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _browser(tmp_path: Path):
-    """Headless Chromium driven through Debian's chromedriver; skips the test when either is missing."""
-    if _chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not Path(driver_path).exists():
-        pytest.skip("chromedriver is not installed (Debian: apt-get install chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = _chromium()
-    profile = tempfile.mkdtemp(dir=tmp_path)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", f"--user-data-dir={profile}"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver_path), options=options)
-
-
 # Every table (all <details> opened) as [id or section, its scroll width, the page's content width].
 TABLE_WIDTHS = """
 document.querySelectorAll("details").forEach(d => { d.open = true; });
@@ -243,7 +217,7 @@ def overflowing_tables(driver, report: Path, width: int = 1280, media: str = "sc
 
 def test_no_table_is_wider_than_the_page_at_1280_px_or_in_print(results, tmp_path):
     report = write_report(results, tmp_path / "report.html")
-    driver = _browser(tmp_path)
+    driver = browser(tmp_path)
     try:
         count, wide = overflowing_tables(driver, report)
         printed, wide_in_print = overflowing_tables(driver, report, 1000, "print")  # A4 landscape is ~1000 px wide
@@ -256,7 +230,7 @@ def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):
     from selenium.webdriver.common.by import By
 
     report = write_report(results, tmp_path / "report.html")
-    driver = _browser(tmp_path)
+    driver = browser(tmp_path)
     try:
         driver.get(report.resolve().as_uri())
         height = driver.execute_script("return document.documentElement.scrollHeight")
