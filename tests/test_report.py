@@ -421,7 +421,16 @@ def test_saturated_recall_is_called_out(results):
     assert "Recall saturates" not in render_report(records)  # recall moves on the test data
     easy = [dict(r, recall=0.995) if is_number_ok(r) else r for r in records]
     html = render_report(easy)
-    assert "Recall saturates on this dataset" in section(html, "summary") and "harder data" in html
+    summary = " ".join(section(html, "summary").split())
+    assert "Recall saturates on this dataset" in summary and "harder data" in html
+    # it counts the points it speaks of, per database, and says the baselines are not among them
+    for store in ("qdrant", "milvus"):
+        mine = [r for r in easy if r["store"] == store and r["dataset"] == "syn" and is_number_ok(r)]
+        assert f"{mine[0]['engine']['label']}: {len(mine)} of {len(mine)}" in summary
+    assert "settings; baselines not counted" in summary
+    # the same winner at every target is said once per dataset, not once per target
+    assert summary.count("the fastest database was") == 2
+    assert summary.count("At recall ≥ 0.90, 0.95 and 0.99, the fastest database was") == 2
 
 
 def test_targets_every_cheapest_setting_meets_are_called_out(results):

@@ -55,10 +55,10 @@ def best_and_ties(records: list[Record], tests: PairedTests | None, model: str |
             ties.append((r, mark, p))
         elif mark == "not testable":
             unknown.append(r)
-    if not ties:
-        out.append(Markup("Every other retrieval is significantly worse (paired t-test, p < {})."
+    if not ties and len(unknown) < len(records) - 1:  # some were tested, none ties
+        out.append(Markup("Every other retrieval tested is significantly worse (paired t-test, p < {})."
                           ).format(SIGNIFICANCE))  # fmt: skip
-    else:
+    elif ties:
         items = Markup("; ").join(Markup("{} {} ({})").format(retrieval_name(r), f"{r['ndcg@10']:.3f}", _p(mark, p))
                                   for r, mark, p in ties)  # fmt: skip
         fastest = max([best, *(r for r, _, _ in ties)], key=lambda r: r.get("qps") or 0)
@@ -68,7 +68,7 @@ def best_and_ties(records: list[Record], tests: PairedTests | None, model: str |
         out.append(Markup("Tied with it (not significantly worse, paired t-test over the judged queries): {}; {}."
                           ).format(items, tail))  # fmt: skip
     if unknown:
-        out.append(Markup("Not testable against it (no per-query variance): {}.").format(
+        out.append(Markup("Not tested against it (no run file, or no per-query variance): {}.").format(
             ", ".join(retrieval_name(r) for r in unknown)))  # fmt: skip
     return out
 
