@@ -328,6 +328,13 @@ def test_results_with_only_failures_or_nothing_still_render(results, tmp_path):
     assert "<h1>" in render_report([])
 
 
+def test_a_sweep_of_baselines_only_says_so_once_and_never_that_a_database_failed(results):
+    baselines = [r for r in load_results(results) if r["store"] in ("hnswlib", "exact") and r["dataset"] == "syn"]
+    summary = " ".join(section(render_report(baselines), "summary").split())
+    assert summary.count("This sweep asked for no database on this dataset, only baselines") == 1
+    assert "no database was measured successfully" not in summary.lower() and "fastest database" not in summary
+
+
 # -- the first screen: which database ------------------------------------------------------
 def _fastest_database(records: list[dict], target: float) -> dict | None:
     """Independently of the report: the fastest point of a non-baseline store meeting the target."""

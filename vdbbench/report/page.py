@@ -397,14 +397,16 @@ def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series
     names = databases(records, series)  # every database asked, measured or not
     ranked = {e.label for e in rankings[0].databases + rankings[0].missed} if rankings else set()
     sentences, warnings = list(quality or []), []
-    if not ranked and names:
+    if not points:
+        sentences.append(Markup("No point was measured successfully on this dataset."))
+    elif not ranked and names:
         sentences.append(Markup("No database was measured successfully on this dataset ({}); see <a href=\"#problems\">"
                                 "Failed and skipped points</a>.").format(_and(list(names.values()))))  # fmt: skip
-    elif not ranked and rankings and not quality:
+    elif not ranked and not quality and rankings and rankings[0].baselines:
         sentences.append(Markup("This sweep asked for no database on this dataset, only baselines ({}): the tables "
                                 "below show them for reference, never ranked.").format(
                                     _and([e.name for e in rankings[0].baselines])))  # fmt: skip
-    if quality and len(ranked) < 2:
+    if quality and len(ranked) < 2:  # quality answers; a ranking of one database would only repeat its speed
         if len(ranked) == 1:
             sentences.append(Markup("No recall-target ranking: {} is the only database measured here, so recall "
                                     "separates nothing; its recall and QPS per setting are in the dataset section."
@@ -412,8 +414,6 @@ def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series
         rankings = []
     elif ranked:
         sentences += ranking_sentences(rankings, host)
-    elif not quality and not points:
-        sentences.append(Markup("No point was measured successfully on this dataset."))
     if ranked and rankings:
         warnings += [w for w in [saturation_warning(points, targets, names)] if w]
     if ranked and (cheap := cheap_targets(rankings, points)):
