@@ -8,6 +8,7 @@ MiniLM on the CPU (skipped without it).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +359,94 @@ def test_the_bm25_run_file_carries_bm25_scores_not_ranks(english_sweep):
     for ranked in by_query.values():  # strictly decreasing in rank order: no tie left for a tool to break
         ordered = [s for _, s in sorted(ranked)]
         assert all(a > b for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+# -- the report's first screen on a labelled sweep (issue 26) ----------------------------------
+
+
+def _per_query_ndcg(out: Path, record: dict) -> dict[str, float]:
+    """nDCG@10 per judged query of a point's run file, by pytrec_eval (0 for a query it did not answer)."""
+    import pytrec_eval
+
+    from vdbbench.data.labels import read_qrels
+    from vdbbench.execution.quality import read_run
+
+    qrels = read_qrels(out / record["qrels_file"])
+    scores = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(read_run(out / record["run_file"]))
+    return {q: scores.get(q, {}).get("ndcg_cut_10", 0.0) for q in sorted(qrels)}
+
+
+def test_first_screen_in_chromium_answers_which_retrieval_and_whether_hybrid_helped(english_sweep, tmp_path):
+    """The quality example's sweep (exact, hnswlib ± hybrid, bm25, a database with native hybrid) read at 1280 px."""
+    from browserkit import browser
+    from scipy.stats import ttest_rel
+    from selenium.webdriver.common.by import By
+
+    from vdbbench.charts.fields import fmt_num
+    from vdbbench.report.page import write_report
+
+    _, records, out = english_sweep
+    report = write_report(out, tmp_path / "report.html")
+    driver = browser(tmp_path)
+    try:
+        driver.set_window_size(1280, 1000)
+        driver.get(report.resolve().as_uri())
+        sections = [s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "main > section")]
+        summary = driver.find_element(By.ID, "summary")
+        said = [li.text for li in summary.find_elements(By.CSS_SELECTOR, "ul.findings li")]
+        rank_tables = len(summary.find_elements(By.CSS_SELECTOR, "table.ranking"))
+        cells = driver.execute_script("return Array.from(document.querySelectorAll('td, th')).map(c => c.textContent)")
+        legend = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "ul.legend li")]
+    finally:
+        driver.quit()
+    assert sections[:2] == ["summary", "quality"]  # the quality section right after the summary
+    best = max(records, key=lambda r: (r["ndcg@10"], r["qps"]))
+    assert best["label"] == "exact"  # LanceDB flat answers the same, more slowly
+    assert said[0] == (f"Best retrieval by nDCG@10: exact · dense with all-MiniLM-L6-v2, nDCG@10 "
+                       f"{best['ndcg@10']:.3f} at {fmt_num(best['qps'])} QPS.")  # fmt: skip
+    # the ties are the points a paired t-test cannot tell from the best, checked here with scipy
+    ties = next(s for s in said if s.startswith("Tied with it"))
+    base = _per_query_ndcg(out, best)
+    for r in records:
+        if r is best:
+            continue
+        mine = _per_query_ndcg(out, r)
+        name = f"{r['label']} · {r['retrieval']}"
+        if mine == base:
+            assert f"{name} {r['ndcg@10']:.3f} (identical answers)" in ties
+            continue
+        p = ttest_rel(list(base.values()), list(mine.values())).pvalue
+        if abs(p - 0.05) > 0.01:  # away from the threshold, where the two t-tests' rounding could disagree
+            assert (f" {r['ndcg@10']:.3f} (within noise" in ties) == (p >= 0.05), (name, p)
+    # hybrid against each leg: every hybrid point with both nDCG@10 values
+    bm = next(r for r in records if r["retrieval"] == "bm25")
+    against_bm25 = next(s for s in said if s.startswith("Hybrid against bm25 alone:"))
+    against_dense = next(s for s in said if s.startswith("Hybrid against its dense leg alone:"))
+    hybrids = [r for r in records if r["retrieval"] in ("hybrid", "native-hybrid")]
+    assert len(hybrids) == 4 and f"of {len(hybrids)} significantly better" in against_bm25
+    for h in hybrids:
+        assert f"{h['ndcg@10']:.3f} vs {bm['ndcg@10']:.3f}" in against_bm25
+        dense = next(r for r in records if r["key"] == h["legs"][0]["key"]) if h.get("legs") else None
+        if dense is not None:
+            assert f"{h['ndcg@10']:.3f} vs {dense['ndcg@10']:.3f}" in against_dense
+    assert any(s.startswith("One embedding model was measured") for s in said)
+    # one database: no recall-target ranking, and no sentence about it three times
+    assert rank_tables == 0 and not any("fastest database" in s for s in said)
+    assert sum("only database measured" in s for s in said) == 1
+    assert not any(re.search(r"\bnan\b", c, re.IGNORECASE) for c in cells)
+    assert not any("no successful point" in li for li in legend)
+    assert sum("bm25" in li and "not judged by recall (text search)" in li for li in legend) == 1
+
+
+def test_a_sweep_of_baselines_only_never_says_a_database_failed(english_sweep):
+    from vdbbench.report.page import render_report
+
+    _, records, out = english_sweep
+    baselines = [r for r in records if r["label"] != NATIVE]
+    html = render_report(baselines, results_dir=out)
+    summary = html[html.index('<section id="summary">') : html.index("</section>")]
+    assert "no database was measured successfully" not in summary.lower() and "Best retrieval by nDCG@10" in summary
+    assert '<table class="ranking"' not in summary  # nothing to rank: quality alone answers
+    failed = [dict(r, status="failed", error="boom") if r["label"] == NATIVE else r for r in records]
+    summary = render_report(failed, results_dir=out).split('<section id="quality">')[0]
+    assert summary.count("No database was measured successfully on this dataset") == 1

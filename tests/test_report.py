@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import csv
 import re
-import shutil
-import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from browserkit import browser
 from markupsafe import escape
 
 from vdbbench.charts.plots import plot_text
@@ -196,31 +195,6 @@ def test_cli_report_writes_default_and_named_targets(results, tmp_path):
     assert main(["report", str(tmp_path / "nowhere")]) == 2
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _browser(tmp_path: Path):
-    """Headless Chromium driven through Debian's chromedriver; skips the test when either is missing."""
-    if _chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not Path(driver_path).exists():
-        pytest.skip("chromedriver is not installed (Debian: apt-get install chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = _chromium()
-    profile = tempfile.mkdtemp(dir=tmp_path)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", f"--user-data-dir={profile}"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver_path), options=options)
-
-
 # Every table (all <details> opened) as [id or section, its scroll width, the page's content width].
 TABLE_WIDTHS = """
 document.querySelectorAll("details").forEach(d => { d.open = true; });
@@ -243,7 +217,7 @@ def overflowing_tables(driver, report: Path, width: int = 1280, media: str = "sc
 
 def test_no_table_is_wider_than_the_page_at_1280_px_or_in_print(results, tmp_path):
     report = write_report(results, tmp_path / "report.html")
-    driver = _browser(tmp_path)
+    driver = browser(tmp_path)
     try:
         count, wide = overflowing_tables(driver, report)
         printed, wide_in_print = overflowing_tables(driver, report, 1000, "print")  # A4 landscape is ~1000 px wide
@@ -256,7 +230,7 @@ def test_report_renders_in_headless_chromium_without_errors(results, tmp_path):
     from selenium.webdriver.common.by import By
 
     report = write_report(results, tmp_path / "report.html")
-    driver = _browser(tmp_path)
+    driver = browser(tmp_path)
     try:
         driver.get(report.resolve().as_uri())
         height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -352,6 +326,13 @@ def test_results_with_only_failures_or_nothing_still_render(results, tmp_path):
     assert html.count("engine refused create") >= 2 and "No successful points to plot." in html
     assert "No point was measured successfully on this dataset." in html
     assert "<h1>" in render_report([])
+
+
+def test_a_sweep_of_baselines_only_says_so_once_and_never_that_a_database_failed(results):
+    baselines = [r for r in load_results(results) if r["store"] in ("hnswlib", "exact") and r["dataset"] == "syn"]
+    summary = " ".join(section(render_report(baselines), "summary").split())
+    assert summary.count("This sweep asked for no database on this dataset, only baselines") == 1
+    assert "no database was measured successfully" not in summary.lower() and "fastest database" not in summary
 
 
 # -- the first screen: which database ------------------------------------------------------
@@ -450,7 +431,16 @@ def test_saturated_recall_is_called_out(results):
     assert "Recall saturates" not in render_report(records)  # recall moves on the test data
     easy = [dict(r, recall=0.995, recall_ci95=[0.99, 0.999]) if is_number_ok(r) else r for r in records]
     html = render_report(easy)
-    assert "Recall saturates on this dataset" in section(html, "summary") and "harder data" in html
+    summary = " ".join(section(html, "summary").split())
+    assert "Recall saturates on this dataset" in summary and "harder data" in html
+    # it counts the points it speaks of, per database, and says the baselines are not among them
+    for store in ("qdrant", "milvus"):
+        mine = [r for r in easy if r["store"] == store and r["dataset"] == "syn" and is_number_ok(r)]
+        assert f"{mine[0]['engine']['label']}: {len(mine)} of {len(mine)}" in summary
+    assert "settings; baselines not counted" in summary
+    # the same winner at every target is said once per dataset, not once per target
+    assert summary.count("the fastest database was") == 2
+    assert summary.count("At recall ≥ 0.90, 0.95 and 0.99, the fastest database was") == 2
 
 
 def test_targets_every_cheapest_setting_meets_are_called_out(results):

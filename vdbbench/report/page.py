@@ -47,6 +47,7 @@ from vdbbench.core.results import load_results
 from vdbbench.report.compare import Comparison, compare_records
 from vdbbench.report.export import write_points
 from vdbbench.report.quality import quality_sections
+from vdbbench.report.quality_summary import quality_findings
 from vdbbench.stores import ADAPTERS, get_store_class
 from vdbbench.stores.identity import record_identity, stand_in_warning
 from vdbbench.workloads import is_ranked, workload_of, workloads
@@ -265,9 +266,10 @@ def headline(points: list[dict[str, Any]], series: dict[tuple[str, str], Series]
     return rows
 
 
-def entry_sentence(rk: Ranking, host: dict[str, Any] | None) -> Markup:
-    """One plain sentence per target: the fastest database, by how much, and at what setting."""
-    bar = f"{rk.target:.2f}"
+def entry_sentence(rk: Ranking, host: dict[str, Any] | None, targets: list[float] | None = None) -> Markup:
+    """One plain sentence for a target (or several ``targets`` with the same answer): the fastest database, by how
+    much, and at what setting."""
+    bar = _and([f"{t:.2f}" for t in targets or [rk.target]])
     best = rk.winner
     if best is None:
         if not rk.missed:
@@ -296,6 +298,29 @@ def entry_sentence(rk: Ranking, host: dict[str, Any] | None) -> Markup:
     return sentence + Markup(".")
 
 
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+def _answer(rk: Ranking) -> tuple[Any, ...]:
+    """What a target's sentence says: the same for two targets means one sentence covers both."""
+    second = rk.databases[1] if len(rk.databases) > 1 else None
+    return (id(rk.winner.point) if rk.winner else None, id(second.point) if second else None,
+            second.tied_with_above if second else None, tuple((e.label, e.best_recall) for e in rk.missed))  # fmt: skip
+
+
+def ranking_sentences(rankings: list[Ranking], host: dict[str, Any] | None) -> list[Markup]:
+    """One sentence per distinct answer: targets the same database wins at the same point share a sentence."""
+    groups: list[list[Ranking]] = []
+    for rk in rankings:
+        if groups and _answer(groups[-1][0]) == _answer(rk):
+            groups[-1].append(rk)
+        else:
+            groups.append([rk])
+    return [entry_sentence(g[0], host, [rk.target for rk in g]) for g in groups]
+
+
 def ranking_rows(rk: Ranking) -> list[dict[str, Any]]:
     """Table rows of one target: ranked databases, then those that missed it, then baselines as reference."""
     rows = []
@@ -307,23 +332,25 @@ def ranking_rows(rk: Ranking) -> list[dict[str, Any]]:
     return rows
 
 
-def saturation_warning(points: list[dict[str, Any]], targets: tuple[float, ...]) -> str | None:
-    """A warning when recall hardly separates the stores: most points of every store at or above the top target."""
+def saturation_warning(points: list[dict[str, Any]], targets: tuple[float, ...], names: dict[str, str]) -> str | None:
+    """A warning when recall hardly separates the databases: most ranked points of every database at or above the
+    top target. It counts the points it speaks of, per database (``names``: label → engine), baselines apart."""
     top = max(targets)
     by_store: dict[str, list[float]] = defaultdict(list)
     for r in points:
-        if not record_identity(r).get("baseline"):
+        if is_ranked(r) and not record_identity(r).get("baseline"):
             by_store[str(r.get("label"))].append(r["recall"])
     if not by_store:
         return None
     shares = {label: sum(x >= top for x in recalls) / len(recalls) for label, recalls in by_store.items()}
     if min(shares.values()) <= SATURATED_SHARE:
         return None
-    share = sum(x >= top for v in by_store.values() for x in v) / sum(len(v) for v in by_store.values())
+    counts = _and([f"{names.get(label, label)}: {sum(x >= top for x in v)} of {len(v)}"
+                   for label, v in by_store.items()])  # fmt: skip
     return (f"Recall saturates on this dataset: on every database most settings reach recall ≥ {top:.2f} "
-            f"({share:.0%} of all points), so the targets hardly separate the databases and the comparison is "
-            "mostly about speed at near-perfect recall. Use harder data (your own embeddings, more vectors) or "
-            "lower search settings (smaller ef / nprobe) to see the trade-off.")  # fmt: skip
+            f"({counts} settings; baselines not counted), so the targets hardly separate the databases and the "
+            "comparison is mostly about speed at near-perfect recall. Use harder data (your own embeddings, more "
+            "vectors) or lower search settings (smaller ef / nprobe) to see the trade-off.")  # fmt: skip
 
 
 def cheap_targets(rankings: list[Ranking], points: list[dict[str, Any]]) -> list[str]:
@@ -361,14 +388,36 @@ def missing_figures(records: list[dict[str, Any]], series: dict[tuple[str, str],
     return out
 
 
-def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
-             targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
-    """The first screen of one dataset: ranking per target, sentences, and what the figures cannot say."""
+def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series], targets: tuple[float, ...],
+             quality: list[Markup] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The first screen of one dataset: its ``quality`` sentences first where it has labels, then the ranking per
+    target where it separates databases, the sentences, and what the figures cannot say."""
     points = [r for r in records if not is_apart(r) and is_ok(r)]
     rankings = rank(records, targets, ranked=is_ranked) if points else []
     host = host_price(records)
-    warnings = [w for w in [saturation_warning(points, targets)] if w]
-    if cheap := cheap_targets(rankings, points):
+    names = databases(records, series)  # every database asked, measured or not
+    ranked = {e.label for e in rankings[0].databases + rankings[0].missed} if rankings else set()
+    sentences, warnings = list(quality or []), []
+    if not points:
+        sentences.append(Markup("No point was measured successfully on this dataset."))
+    elif not ranked and names:
+        sentences.append(Markup("No database was measured successfully on this dataset ({}); see <a href=\"#problems\">"
+                                "Failed and skipped points</a>.").format(_and(list(names.values()))))  # fmt: skip
+    elif not ranked and not quality and rankings and rankings[0].baselines:
+        sentences.append(Markup("This sweep asked for no database on this dataset, only baselines ({}): the tables "
+                                "below show them for reference, never ranked.").format(
+                                    _and([e.name for e in rankings[0].baselines])))  # fmt: skip
+    if quality and len(ranked) < 2:  # quality answers; a ranking of one database would only repeat its speed
+        if len(ranked) == 1:
+            sentences.append(Markup("No recall-target ranking: {} is the only database measured here, so recall "
+                                    "separates nothing; its recall and QPS per setting are in the dataset section."
+                                    ).format(names[next(iter(ranked))]))  # fmt: skip
+        rankings = []
+    elif ranked:
+        sentences += ranking_sentences(rankings, host)
+    if ranked and rankings:
+        warnings += [w for w in [saturation_warning(points, targets, names)] if w]
+    if ranked and (cheap := cheap_targets(rankings, points)):
         warnings.append(f"At recall ≥ {' and '.join(cheap)} every database's cheapest setting already qualifies, "
                         "so that ranking only compares the lowest settings tried; add lower ones (smaller ef / nprobe) "
                         "to find each database's true speed there.")  # fmt: skip
@@ -382,6 +431,7 @@ def decision(records: list[dict[str, Any]], series: dict[tuple[str, str], Series
             }
             for rk in rankings
         ],  # fmt: skip
+        "sentences": sentences,
         "warnings": warnings,
         "missing": missing_figures(records, series),
         "host": host,
@@ -434,7 +484,7 @@ def config_texts(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def dataset_section(number: int, name: str, records: list[dict[str, Any]], series: dict[tuple[str, str], Series],
-                    targets: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+                    targets: tuple[float, ...], quality: list[Markup] | None = None) -> dict[str, Any]:  # fmt: skip
 
     everything, records = records, [r for r in records if is_ranked(r)]
     ok = [r for r in records if is_ok(r)]
@@ -457,8 +507,9 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
         "k": k,
         "series": used,
         "plotted": {series[series_key(r)].tag for r in ok},
+        "unjudged": unjudged(records, series),
         "counts": _status_counts(records),
-        "decision": decision(everything, series, targets),
+        "decision": decision(everything, series, targets, quality),
         "findings": [sentence for w in workloads() for sentence in w.findings(everything, series)],
         "headline": headline(ok, series, targets),
         "plot": recall_qps_plot(ok, series, k, targets) if ok else None,
@@ -473,6 +524,17 @@ def dataset_section(number: int, name: str, records: list[dict[str, Any]], serie
             if (section := w.report_section(everything, series, targets))
         ],  # fmt: skip
     }
+
+
+def unjudged(records: list[dict[str, Any]], series: dict[tuple[str, str], Series]) -> dict[str, str]:
+    """Series tag → legend note, for series whose successful points have no recall by design (bm25 answers text, so
+    it has no vector neighbours to be judged against): they are absent from the recall plot without having failed."""
+    out = {}
+    for r in records:
+        if r.get("status") == "ok" and not is_number(r.get("recall")):
+            text = r.get("retrieval") not in (None, "dense")
+            out[series[series_key(r)].tag] = "not judged by recall" + (" (text search)" if text else "")
+    return out
 
 
 def _series_of(record: dict[str, Any]) -> Series:
@@ -514,13 +576,15 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
     """Everything the template shows, computed from the records (run files read from ``results_dir``)."""
 
     quality = quality_sections(records, results_dir)
+    said = quality_findings(quality, results_dir)
     series = build_series(records)
     targets = recall_targets(records)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_dataset[str(r.get("dataset"))].append(r)
     datasets = [
-        dataset_section(i + 1, name, recs, series, targets) for i, (name, recs) in enumerate(by_dataset.items())
+        dataset_section(i + 1, name, recs, series, targets, said.get(name))
+        for i, (name, recs) in enumerate(by_dataset.items())
     ]
     runs = provenance_runs(records)
     times = sorted(str(r["time"]) for r in records if r.get("time"))

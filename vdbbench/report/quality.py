@@ -1,15 +1,18 @@
 """The report's retrieval-quality section: nDCG@10 against QPS, the cost of each ANN setting against exact
 search with a paired significance test, bm25 and hybrid rows, the models side by side, where the labels came from.
 
-Significance: ranx's ``compare`` (paired Student's t-test over the judged queries' nDCG@10) between each
-point and its reference, read from the points' TREC run files and the qrels file beside results.jsonl.
-The reference is the exact dense point (a baseline's flat search) on the same dataset; without one, the best
-dense point.
+Significance: ranx's ``compare`` (paired Student's t-test over the judged queries' nDCG@10) between every two
+points of a dataset, one call, read from the points' TREC run files and the qrels file beside results.jsonl. The
+table shows each point against its reference: the exact dense point (a baseline's flat search) on the same dataset;
+without one, the best dense point. Two points with the same nDCG@10 on every query are "identical" (the t-test is
+undefined there). The first screen's sentences on the same tests are in ``quality_summary.py``.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,38 +45,62 @@ def is_exact_baseline(record: dict[str, Any]) -> bool:
     return bool(record_identity(record).get("baseline")) and record.get("index") == "flat"
 
 
-def p_values(records: list[dict[str, Any]], reference: dict[str, Any], results_dir: Path) -> dict[str, float]:
-    """Paired t-test p-value of nDCG@10 (ranx compare) of each point against ``reference``, by record key."""
+@dataclass
+class PairedTests:
+    """ranx's paired t-test of nDCG@10 between every two points given, read by record key."""
+
+    table: dict[str, Any]
+
+    def p(self, a: dict[str, Any], b: dict[str, Any]) -> float | None:
+        """The p-value of ``a`` against ``b``; None where untested or undefined (no variance in the differences)."""
+        p = ((self.table.get(a["key"]) or {}).get("comparisons") or {}).get(b["key"], {}).get("ndcg@10")
+        return float(p) if p is not None and math.isfinite(p) else None
+
+    def identical(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Same nDCG@10 on every judged query (no win, no loss): the t-test is undefined there, not noise."""
+        wtl = ((self.table.get(a["key"]) or {}).get("win_tie_loss") or {}).get(b["key"], {}).get("ndcg@10")
+        return bool(wtl) and wtl["W"] == 0 and wtl["L"] == 0
+
+
+def paired_tests(records: list[dict[str, Any]], results_dir: Path) -> PairedTests:
+    """ranx ``compare`` (paired Student's t-test over the judged queries) between all ``records`` with a run file,
+    against the qrels file of the first; records of several datasets pair up when they ask the same queries."""
     from ranx import Qrels, Run, compare
 
-    qrels = Qrels(read_qrels(results_dir / reference["qrels_file"]))
-    runs, keys = [], []
+    qrels = Qrels(read_qrels(results_dir / records[0]["qrels_file"]))
+    runs = []
     for r in records:
         path = results_dir / r.get("run_file", "")
         if r.get("run_file") and path.exists():
-            docs = {q: d for q, d in read_run(path).items() if d}
-            runs.append(Run(docs, name=r["key"]))
-            keys.append(r["key"])
-    if reference["key"] not in keys or len(runs) < 2:
-        return {}
-    table = compare(qrels, runs, ["ndcg@10"], stat_test="student", max_p=SIGNIFICANCE, make_comparable=True)
-    comparisons = table.to_dict()[reference["key"]]["comparisons"]
-    return {key: float(comparisons[key]["ndcg@10"]) for key in keys if key in comparisons}
+            runs.append(Run({q: d for q, d in read_run(path).items() if d}, name=r["key"]))
+    if len(runs) < 2:
+        return PairedTests({})
+    return PairedTests(compare(qrels, runs, ["ndcg@10"], stat_test="student", max_p=SIGNIFICANCE,
+                               make_comparable=True).to_dict())  # fmt: skip
+
+
+def verdict(tests: PairedTests | None, a: dict[str, Any], b: dict[str, Any]) -> tuple[str | None, float | None]:
+    """How ``a`` compares with ``b``: "identical", "significant", "within noise" or "not testable", and the p-value."""
+    if tests is None:
+        return None, None
+    if tests.identical(a, b):
+        return "identical", None
+    p = tests.p(a, b)
+    return ("not testable" if p is None else "significant" if p < SIGNIFICANCE else "within noise"), p
 
 
 def _section(name: str, records: list[dict[str, Any]], results_dir: Path | None) -> dict[str, Any]:
     ref = _reference(records)
-    pvals: dict[str, float] = {}
-    note = None
-    if ref is not None and results_dir is not None:
+    tests, note = None, None
+    if results_dir is not None:
         try:
-            pvals = p_values(records, ref, results_dir)
+            tests = paired_tests(records, results_dir)
         except Exception as e:  # noqa: BLE001 - the rest of the section stands without the test
             note = f"significance not computed: {type(e).__name__}: {e}"
     rows = []
     for r in sorted(records, key=lambda r: (-r["ndcg@10"], -r.get("qps", 0))):
         delta = r["ndcg@10"] - ref["ndcg@10"] if ref is not None and r is not ref else None
-        p = pvals.get(r["key"]) if r is not ref else None
+        mark, p = verdict(tests, r, ref) if ref is not None and r is not ref else (None, None)
         rows.append({
             "label": r.get("label"),
             "retrieval": r.get("retrieval", "dense"),
@@ -87,7 +114,7 @@ def _section(name: str, records: list[dict[str, Any]], results_dir: Path | None)
             "p99": r.get("p99_ms"),
             "delta": delta,
             "p": p,
-            "mark": None if p is None else ("significant" if p < SIGNIFICANCE else "within noise"),
+            "mark": mark,
             "is_reference": r is ref,
             "run_file": r.get("run_file"),
         })  # fmt: skip
@@ -104,6 +131,8 @@ def _section(name: str, records: list[dict[str, Any]], results_dir: Path | None)
         "note": note,
         "plot": ndcg_qps_plot(records),
         "model_row": model_row(name, records),
+        "records": records,  # for the first screen's sentences (quality_summary.py)
+        "tests": tests,
     }
 
 
