@@ -305,8 +305,8 @@ def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
     pytest.importorskip("sentence_transformers")
     from vdbbench.cli import main
     from vdbbench.core.results import load_results
-    from vdbbench.data.models import sentence_transformers
     from vdbbench.data.datasets import load_hdf5
+    from vdbbench.data.models import sentence_transformers
     from vdbbench.sweep.runner import Sweep
 
     folder = sentence_transformers.packaged_model_dir()
