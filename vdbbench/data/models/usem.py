@@ -7,10 +7,11 @@ quantised ONNX model), so its version is the model's provenance; the revision ha
 
 Speed: the package's ``encode`` groups a list of texts into flat micro-batches of 384 tokens itself, so
 the only choices are how many texts go into one call and how many BLAS threads it uses. Measured here
-(2 shared cores, 240 manpages-ja passages of ~100 characters): 1 thread 232–246 passages/s whether the
-texts come as one list or in calls of 16, 64 or 128; one call per text 178/s; 2 threads 27–48/s and the
-package's default of 4 threads 6/s (OpenBLAS threads spinning against each other on a busy machine). So
-1 thread, and CALL_TEXTS texts per call, which keeps the progress bar moving at no measurable cost.
+(2 shared cores, 240 manpages-ja passages of ~100 characters): 1 thread 142–246 passages/s whether the
+texts come as one list or in calls of 16, 64 or 128 (no consistent difference); one call per text 178/s;
+2 threads 27–48/s and the package's default of 4 threads 6/s (OpenBLAS threads spinning against each
+other on a busy machine). So 1 thread, and CALL_TEXTS texts per call, which keeps the progress bar
+moving at no measurable cost.
 """
 
 from __future__ import annotations
