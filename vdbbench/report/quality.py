@@ -30,7 +30,7 @@ def quality_sections(records: list[dict[str, Any]], results_dir: Path | None) ->
         if r.get("status") == "ok" and isinstance(r.get("ndcg@10"), float | int):
             by_dataset[str(r["dataset"])].append(r)
     sections = [_section(name, recs, results_dir) for name, recs in by_dataset.items()]
-    compare_models(sections, by_dataset, results_dir)
+    compare_models(sections, results_dir)
     return sections
 
 
@@ -134,6 +134,7 @@ def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "p": None,
         "mark": None,
         "is_best": False,
+        "note": None,
         "bm25_ndcg": bm25["ndcg@10"] if bm25 else None,
         "hybrid_ndcg": hybrid["ndcg@10"] if hybrid else None,
         "hybrid_label": _point_name(hybrid) if hybrid else None,
@@ -152,9 +153,7 @@ def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def compare_models(
-    sections: list[dict[str, Any]], by_dataset: dict[str, list[dict[str, Any]]], results_dir: Path | None
-) -> None:
+def compare_models(sections: list[dict[str, Any]], results_dir: Path | None) -> None:
     """Mark the best model on each labelled task and test every other model's nDCG@10 against it (in place).
 
     Datasets are the same task when their corpus and query texts hash alike; their exact points answer the
