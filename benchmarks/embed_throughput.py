@@ -28,12 +28,12 @@ def measure(device: str, texts: list[str], model: str, batch_size: int | None, r
     embedder = embed.Embedder(model, device=device, batch_size=batch_size, progress=True)
     lm = embedder.model()
     prefix = embedder.prefixes(lm).passage
-    batch = batch_size or embed.choose_batch_size(lm, texts)
-    lm.model.encode(texts[:64], batch_size=batch, show_progress_bar=False)  # warm-up (kernels, allocator)
+    batch = batch_size or embedder.backend.batch_size(lm, texts)
+    embedder.backend.encode(lm, texts[:64], prefix, batch)  # warm-up (kernels, allocator)
     bare, harness, bare_cpu, harness_cpu = [], [], [], []
     for i in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
-        lm.model.encode(texts, prompt=prefix or None, batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+        embedder.backend.encode(lm, texts, prefix, batch)
         bare.append(len(texts) / (time.perf_counter() - start))
         bare_cpu.append(time.process_time() - cpu)
         saved = os.environ.get("VDBBENCH_DATA_DIR")
@@ -53,7 +53,7 @@ def measure(device: str, texts: list[str], model: str, batch_size: int | None, r
     embed.release_model()
     b, h = statistics.median(bare), statistics.median(harness)
     return {
-        "device": embed._device_label(embedder.device),
+        "device": embedder.backend.describe_device(embedder.device),
         "dtype": embedder.dtype,
         "model": embedder.ref.name,
         "passages": len(texts),
@@ -88,7 +88,7 @@ def main() -> None:
         args.n, args.repeats = 32, 1
 
     from vdbbench.data.corpora import load_corpus
-    from vdbbench.data.embed import resolve_device
+    from vdbbench.data.models.sentence_transformers import resolve_device
 
     texts = load_corpus(args.corpus, max_passages=args.n).passages
     devices = ["cpu"] + (["cuda"] if resolve_device("auto") == "cuda" else [])

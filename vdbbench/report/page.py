@@ -576,7 +576,7 @@ def build_context(records: list[dict[str, Any]], baseline: list[dict[str, Any]] 
     """Everything the template shows, computed from the records (run files read from ``results_dir``)."""
 
     quality = quality_sections(records, results_dir)
-    said = quality_findings(quality, results_dir)
+    said = quality_findings(quality)
     series = build_series(records)
     targets = recall_targets(records)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)

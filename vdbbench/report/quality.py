@@ -5,7 +5,9 @@ Significance: ranx's ``compare`` (paired Student's t-test over the judged querie
 points of a dataset, one call, read from the points' TREC run files and the qrels file beside results.jsonl. The
 table shows each point against its reference: the exact dense point (a baseline's flat search) on the same dataset;
 without one, the best dense point. Two points with the same nDCG@10 on every query are "identical" (the t-test is
-undefined there). The first screen's sentences on the same tests are in ``quality_summary.py``.
+undefined there). In the models table, datasets embedded from the same labelled task (same passages and queries,
+by hash) are compared the same way: each model's exact point against the best model's. The first screen's
+sentences on the same tests are in ``quality_summary.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def quality_sections(records: list[dict[str, Any]], results_dir: Path | None) ->
     for r in records:
         if r.get("status") == "ok" and isinstance(r.get("ndcg@10"), float | int):
             by_dataset[str(r["dataset"])].append(r)
-    return [_section(name, recs, results_dir) for name, recs in by_dataset.items()]
+    sections = [_section(name, recs, results_dir) for name, recs in by_dataset.items()]
+    compare_models(sections, results_dir)
+    return sections
 
 
 def _reference(records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -137,15 +141,33 @@ def _section(name: str, records: list[dict[str, Any]], results_dir: Path | None)
 
 
 def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One line of the models table: the embedding model behind a labelled dataset and what it achieves."""
+    """One line of the models table: the embedding model behind a labelled dataset and what it achieves.
+
+    ``ndcg`` is the exact point's nDCG@10 (else the best dense point's), the figure models are compared on;
+    ``compare_models`` adds the test against the best model on the same task. bm25 and the best fusion with
+    it are shown beside, so the model, BM25 and both together read on one line.
+    """
     info = records[0].get("dataset_info") or {}
     attrs = info.get("attrs", {})
     dense = [r for r in records if r.get("retrieval") == "dense"]
     exact = next((r for r in dense if is_exact_baseline(r)), None)
     best = max(dense, key=lambda r: r["ndcg@10"], default=None)
+    bm25 = next((r for r in records if r.get("retrieval") == "bm25"), None)
+    hybrid = max((r for r in records if r.get("retrieval") == "hybrid"), key=lambda r: r["ndcg@10"], default=None)
     index_bytes = ((exact or best or {}).get("resources") or {}).get("index_bytes")
     return {
         "dataset": name,
+        "task": (attrs.get("corpus"), attrs.get("corpus_sha256"), attrs.get("queries_sha256")),
+        "compared_on": exact or best,
+        "ndcg": (exact or best or {}).get("ndcg@10"),
+        "delta": None,
+        "p": None,
+        "mark": None,
+        "is_best": False,
+        "note": None,
+        "bm25_ndcg": bm25["ndcg@10"] if bm25 else None,
+        "hybrid_ndcg": hybrid["ndcg@10"] if hybrid else None,
+        "hybrid_label": _point_name(hybrid) if hybrid else None,
         "corpus": attrs.get("corpus"),
         "model": attrs.get("model"),
         "revision": attrs.get("model_revision"),
@@ -159,6 +181,34 @@ def model_row(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "best_label": _point_name(best) if best else None,
         "index_bytes": index_bytes,
     }
+
+
+def compare_models(sections: list[dict[str, Any]], results_dir: Path | None) -> None:
+    """Mark the best model on each labelled task and test every other model's nDCG@10 against it (in place).
+
+    Datasets are the same task when their corpus and query texts hash alike; their exact points answer the
+    same judged queries, so ranx's paired t-test over those queries applies across models.
+    """
+    tasks: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for section in sections:
+        if section["model_row"]["ndcg"] is not None:
+            tasks[section["model_row"]["task"]].append(section["model_row"])
+    for rows in tasks.values():
+        best = max(rows, key=lambda m: m["ndcg"])
+        best["is_best"] = len(rows) > 1
+        others = [m for m in rows if m is not best]
+        for m in others:
+            m["delta"] = m["ndcg"] - best["ndcg"]
+        if not others or results_dir is None:
+            continue
+        ref = best["compared_on"]
+        try:
+            tests = paired_tests([ref, *(m["compared_on"] for m in others)], results_dir)
+        except Exception as e:  # noqa: BLE001 - the table stands without the test
+            best["note"] = f"significance not computed: {type(e).__name__}: {e}"
+            continue
+        for m in others:
+            m["mark"], m["p"] = verdict(tests, m["compared_on"], ref)
 
 
 def _point_name(r: dict[str, Any]) -> str:

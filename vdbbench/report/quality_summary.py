@@ -8,13 +8,12 @@ quality table's): "tied" means not significantly worse (p ≥ 0.05) or identical
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
 from vdbbench.charts.fields import fmt_num, params_text
-from vdbbench.report.quality import SIGNIFICANCE, PairedTests, paired_tests, verdict
+from vdbbench.report.quality import SIGNIFICANCE, PairedTests, verdict
 
 Record = dict[str, Any]
 
@@ -116,49 +115,39 @@ def hybrid_sentences(records: list[Record], tests: PairedTests | None) -> list[M
     return out
 
 
-def model_sentences(sections: list[dict[str, Any]], results_dir: Path | None) -> dict[str, Markup]:
-    """Per dataset name: which embedding model is best on its corpus (best dense nDCG@10 per model), by what margin
-    and p-value; a single model gets a sentence saying there is nothing to compare."""
-    by_corpus: dict[str, list[tuple[str, Record]]] = defaultdict(list)
+def model_sentences(sections: list[dict[str, Any]]) -> dict[str, Markup]:
+    """Per dataset name: which embedding model is best on its task, by what margin and p-value against the
+    runner-up, read from the models table's rows (``quality.compare_models``: each model's exact point, else its
+    best dense point, tested against the best model's); a single model gets a sentence saying so."""
+    by_task: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for q in sections:
-        dense = [r for r in q["records"] if r.get("retrieval", "dense") == "dense"]
-        corpus = ((dense or q["records"])[0].get("dataset_info") or {}).get("attrs", {}).get("corpus")
-        if dense and q["model"]:
-            by_corpus[str(corpus)].append((q["name"], max(dense, key=lambda r: r["ndcg@10"])))
+        row = q["model_row"]
+        if row["ndcg"] is not None and row["model"]:
+            by_task[row["task"]].append(row)
     out: dict[str, Markup] = {}
-    for corpus, bests in by_corpus.items():
-        models = {_model(r) for _, r in bests}
-        if len(models) < 2:
-            for name, r in bests:
-                out[name] = Markup("One embedding model was measured on {} ({}); list more under <code>model:</code> "
-                                   "to compare models.").format(corpus, _model(r))  # fmt: skip
+    for rows in by_task.values():
+        corpus = rows[0]["corpus"]
+        if len({m["model"] for m in rows}) < 2:
+            for m in rows:
+                out[m["dataset"]] = Markup(
+                    "One embedding model was measured on {} ({}); list more under "
+                    "<code>model:</code> to compare models."
+                ).format(corpus, m["model"])
             continue
-        ranked = sorted(bests, key=lambda b: -b[1]["ndcg@10"])
-        (_, top), (_, second) = ranked[0], ranked[1]
-        tests = None
-        if results_dir is not None:
-            try:
-                tests = paired_tests([top, second], results_dir)
-            except Exception:  # noqa: BLE001 - the sentence stands without its p-value
-                tests = None
-        mark, p = verdict(tests, top, second)
-        scores = [f"{r['ndcg@10']:.3f}" for r in (top, second)]
-        margin = f"{top['ndcg@10'] - second['ndcg@10']:+.3f}"
-        sentence = Markup("Best embedding model on {}: <strong>{}</strong> (best dense nDCG@10 {}, {}) over {} ({}): "
-                          "margin {}, {}.").format(corpus, _model(top), scores[0], retrieval_name(top), _model(second),
-                                                   scores[1], margin, _p(mark, p))  # fmt: skip
-        for name, _ in bests:
-            out[name] = sentence
+        top, second = sorted(rows, key=lambda m: -m["ndcg"])[:2]
+        sentence = Markup("Best embedding model on {}: <strong>{}</strong> (nDCG@10 {:.3f}, {}) over {} ({:.3f}): "
+                          "margin {:+.3f}, {}.").format(corpus, top["model"], top["ndcg"],
+                                                        retrieval_name(top["compared_on"]), second["model"],
+                                                        second["ndcg"], top["ndcg"] - second["ndcg"],
+                                                        _p(second["mark"], second["p"]))  # fmt: skip
+        for m in rows:
+            out[m["dataset"]] = sentence
     return out
 
 
-def _model(r: Record) -> str:
-    return str(((r.get("dataset_info") or {}).get("attrs") or {}).get("model"))
-
-
-def quality_findings(sections: list[dict[str, Any]], results_dir: Path | None) -> dict[str, list[Markup]]:
+def quality_findings(sections: list[dict[str, Any]]) -> dict[str, list[Markup]]:
     """Per labelled dataset name: the first screen's sentences, quality first."""
-    models = model_sentences(sections, results_dir)
+    models = model_sentences(sections)
     out = {}
     for q in sections:
         lines = best_and_ties(q["records"], q["tests"], q["model"], q["note"])
