@@ -24,7 +24,8 @@ def retrieval_name(r: Record) -> str:
     if kind == "hybrid" and isinstance(r.get("fusion"), dict):
         kind = f"hybrid ({r['fusion'].get('method')})"
     search = {k: v for k, v in (r.get("search") or {}).items() if k != "hybrid"}
-    return f"{r.get('label')} · {kind}" + (f" {params_text(search)}" if search else "")
+    name = str(r.get("label")) if r.get("label") == kind else f"{r.get('label')} · {kind}"  # bm25, not bm25 · bm25
+    return name + (f" {params_text(search)}" if search else "")
 
 
 def _p(mark: str | None, p: float | None) -> str:
