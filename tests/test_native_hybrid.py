@@ -9,6 +9,7 @@ tolerance absorbs.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -84,7 +85,8 @@ def test_native_hybrid_ranks_like_rrf_of_the_same_two_legs(name, labelled, tmp_p
         native = [store.search((q, t), K) for q, t in zip(labelled.asked, labelled.texts, strict=True)]
         store.set_hybrid(False)
         assert np.array_equal(store.search(labelled.asked[0], K), dense[0])  # back to plain vector search
-        fts = store.effective_config()["engine"]["fts"]  # the full-text index, as the engine reports it
+        effective = pickle.loads(pickle.dumps(store.effective_config()))  # as the store's process sends it back
+        fts = effective["engine"]["fts"]  # the full-text index, as the engine reports it
         store.drop()
     finally:
         store.close()

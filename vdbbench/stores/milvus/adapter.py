@@ -30,6 +30,7 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
+from enum import Enum
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,14 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _plain(value: Any) -> Any:
+    """A describe_collection value the worker can pickle and a record can hold: an enum by its name, a protobuf
+    repeated field as a list."""
+    if isinstance(value, Enum):
+        return value.name
+    return value if isinstance(value, str | int | float | None) else list(value)
 
 
 def _literal(value: Any) -> str:
@@ -604,7 +613,7 @@ class MilvusStore(Store):
                     f["stop_words"] = f"{len(f['stop_words'])} words"
             params["analyzer_params"] = analyzer
         keys = ("name", "type", "input_field_names", "output_field_names")
-        functions = [{k: getattr(f.get(k), "name", f.get(k)) for k in keys} for f in described.get("functions", [])]
+        functions = [{k: _plain(f.get(k)) for k in keys} for f in described.get("functions", [])]
         return {"field": TEXT, "text": self._text_prep.how, "field_params": params, "functions": functions,
                 "sparse_index": self._client.describe_index(COLLECTION, SPARSE),
                 "ranker": f"RRFRanker({RRF_K})"}  # fmt: skip

@@ -302,6 +302,7 @@ class QdrantStore(Store):
     def create(self, spec: BuildSpec) -> None:
         import qdrant_edge as qe
 
+        self.refuse_attributes(spec)  # an attribute named like the passage field (text)
         self.drop()
         self.spec = spec
         self._shard = qe.EdgeShard.create(str(self._path), edge_config(collection_body(spec)))
