@@ -103,3 +103,30 @@ def test_native_hybrid_ranks_like_rrf_of_the_same_two_legs(name, labelled, tmp_p
            (("native", ranked(ds, native)), ("ranx", fused), ("dense", ranked(ds, dense)))}  # fmt: skip
     assert 0.2 < got["native"] < 0.9, got  # a set hard enough that no retrieval is all right
     assert abs(got["native"] - got["ranx"]) <= TOLERANCE, got
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_hybrid_text_leg_splits_japanese(name, tmp_path):
+    """Japanese has no spaces: the text leg must still find the passages sharing the query's content words
+    (MeCab-pretokenized where the engine's analyzer cannot split it, LanceDB's bigrams). All vectors are equal and
+    k covers every row, so only the text leg can put the two command passages first."""
+    pytest.importorskip("fugashi")
+    cls = get_store_class(name)
+    if cls.conformance.unavailable and (why := cls.conformance.unavailable()):
+        pytest.skip(why)
+    texts = ["東京都に住んでいます", "大阪の天気は晴れです", "ファイルをコピーするコマンド", "コマンドを実行する",
+             "ディレクトリの一覧を表示する"]  # fmt: skip
+    store = cls(tmp_path / name, dict(cls.conformance.options))
+    store.open()
+    try:
+        store.set_texts(texts)
+        store.create(BuildSpec("flat", "angular", 4, {}, len(texts)))
+        store.insert(np.arange(len(texts), dtype=np.int64), np.ones((len(texts), 4), dtype=np.float32))
+        store.build_index()
+        store.set_search_params({})
+        store.set_hybrid(True)
+        got = store.search((np.ones(4, dtype=np.float32), "コマンドを実行"), len(texts))
+        store.drop()
+    finally:
+        store.close()
+    assert sorted(got[:2].tolist()) == [2, 3], got
