@@ -32,7 +32,7 @@ def capability_markdown() -> str:
                 f"| {name} | {cls.mode} | {fam.family} | {fam.engine_index} | {_params(fam.build)} "
                 f"| {_params(fam.search)} | {', '.join(fam.metrics)} |"
             )
-    return "\n".join(rows) + "\n\n" + workload_markdown()
+    return "\n".join(rows) + "\n\n" + workload_markdown() + "\n\n" + hybrid_markdown()
 
 
 def workload_markdown() -> str:
@@ -49,6 +49,17 @@ def workload_markdown() -> str:
         if cls.input != "vectors":
             delete = writes = "– (searches text; churn is measured on vector stores)"
         rows.append(f"| {name} | {ops} | {cls.filter_note or '–'} | {delete} | {writes} |")
+    return "\n".join(rows)
+
+
+def hybrid_markdown() -> str:
+    """Per vector store: its own full-text + vector search (``hybrid: {native: true}``, recorded as
+    ``retrieval: native-hybrid``), naming the engine's tokenizer and fusion; "no" where the adapter has none."""
+    rows = ["| store | native hybrid search (`hybrid: {native: true}`): tokenizer, text scoring, fusion |", "|---|---|"]
+    for name in store_names():
+        cls = get_store_class(name)
+        if cls.input == "vectors":
+            rows.append(f"| {name} | {cls.native_hybrid or 'no (ranx fusion with bm25 only: `hybrid: rrf`)'} |")
     return "\n".join(rows)
 
 

@@ -8,6 +8,13 @@ adapter refuses the index types lite lacks, and reads what actually serves the q
 the engine's loaded segments (index class and faiss parameters), not only from
 ``describe_index``.
 
+Native hybrid search (``set_texts``, ``set_hybrid``): the passages go into a ``text`` VARCHAR field with Milvus's
+analyzer (standard tokenizer, lowercase, bm25s's English stopword list as a stop filter; milvus-lite's analyzer
+has no stemmer and no Japanese tokenizer, so Japanese passages and queries are MeCab-pretokenized by vdbbench), a
+BM25 ``Function`` fills a sparse field, indexed SPARSE_INVERTED_INDEX with metric BM25. Each query is one
+``hybrid_search``: the vector request at the search setting and the text request (BM25 over the sparse field),
+k each, fused by Milvus's ``RRFRanker(60)``.
+
 Concurrent clients: milvus-lite locks its data dir to one process (a second ``MilvusClient`` on
 the same file fails with ``DataDirLockedError``), but it serves that dir through a gRPC server on
 127.0.0.1, the same server ``milvus-lite server --data-dir`` runs. So client processes connect to
@@ -16,12 +23,14 @@ the building process's lite server by its URL, as they would to a Milvus server;
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
 import time
 from collections.abc import Mapping
+from enum import Enum
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -45,10 +54,12 @@ from vdbbench.stores.base import (
     served_family,
     sub_vector_problem,
 )
+from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
 from vdbbench.stores.servers import without_credentials
 
 COLLECTION = "vdbbench"
 VECTOR = "vector"
+TEXT, SPARSE = "text", "sparse"  # the passage and its BM25 sparse vector (native hybrid only)
 METRICS = {"euclidean": "L2", "angular": "COSINE", "ip": "IP"}
 INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT", "pq": "IVF_PQ", "hnsw": "HNSW"}
 INDEX_FAMILIES = {v: k for k, v in INDEX_TYPES.items()}
@@ -102,6 +113,14 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _plain(value: Any) -> Any:
+    """A describe_collection value the worker can pickle and a record can hold: an enum by its name, a protobuf
+    repeated field as a list."""
+    if isinstance(value, Enum):
+        return value.name
+    return value if isinstance(value, str | int | float | None) else list(value)
 
 
 def _literal(value: Any) -> str:
@@ -234,7 +253,11 @@ class MilvusStore(Store):
     filter_ops = frozenset(OPS)
     filter_note = "pre-filter: a bitset of the passing rows (from the scalar indexes) that the vector search keeps to"
     supports_delete = True
-    reserved_attributes = frozenset({"id", VECTOR})
+    reserved_attributes = frozenset({"id", VECTOR, TEXT, SPARSE})
+    native_hybrid = (
+        "Milvus BM25 Function on an analyzed VARCHAR (standard tokenizer, lowercase, English stopwords; Japanese "
+        "MeCab-pretokenized by vdbbench) + vector search in one hybrid_search, fused by Milvus's RRFRanker(60)"
+    )
     concurrent_writes = False  # milvus-lite's engine runs in this process; its thread safety is not documented
     options_help = {
         "uri": "Milvus server URI, pymilvus's name (e.g. http://127.0.0.1:19530); same as url",
@@ -266,6 +289,9 @@ class MilvusStore(Store):
         self._db_path = self.workdir / "milvus.db"
         self.lite_port: int | None = None
         self._expr = ""  # the boolean expression sent with every search ("" = unfiltered)
+        self._texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
+        self._text_prep: TextPrep | None = None
+        self._hybrid = False
 
     @classmethod
     def check_point(cls, family, build, search, dim, k) -> list[str]:
@@ -346,6 +372,8 @@ class MilvusStore(Store):
         for name, kind in spec.attributes.items():
             extra = {"max_length": MAX_VARCHAR} if kind == "str" else {}
             schema.add_field(name, getattr(DataType, FIELD_TYPES[kind]), **extra)
+        if self._texts is not None:
+            self._add_text_fields(schema)
         self._client.create_collection(COLLECTION, schema=schema)
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: Mapping[str, np.ndarray] | None = None) -> None:
@@ -353,6 +381,9 @@ class MilvusStore(Store):
         for name, values in (attributes or {}).items():
             for row, value in zip(rows, np.asarray(values).tolist(), strict=True):  # Python values for the client
                 row[name] = value
+        if self._texts is not None:
+            for row in rows:
+                row[TEXT] = self._texts[row["id"]]
         self._client.insert(COLLECTION, rows)
 
     def delete(self, ids: np.ndarray) -> None:
@@ -380,6 +411,9 @@ class MilvusStore(Store):
         for name, kind in spec.attributes.items():  # one scalar index per attribute, named after its field
             scalar = LITE_SCALAR_INDEX if self.lite else SERVER_SCALAR_INDEXES[kind]
             index_params.add_index(field_name=name, index_type=scalar, index_name=name)
+        if self._texts is not None:  # the BM25 function's sparse output, searched by the text leg
+            index_params.add_index(field_name=SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                                   index_name=SPARSE)  # fmt: skip
         self._client.create_index(COLLECTION, index_params)
         timeout = float(self.options.get("index_timeout_s", 24 * 3600))
         self._wait(self._index_complete, timeout, "index build")
@@ -395,7 +429,7 @@ class MilvusStore(Store):
 
     def _index_complete(self) -> bool:
         """Every index (the vector one and each attribute's) reports all rows indexed."""
-        for name in (VECTOR, *self.spec.attributes):
+        for name in (VECTOR, *self.spec.attributes, *([SPARSE] if self._texts is not None else [])):
             desc = self._client.describe_index(COLLECTION, name) or {}
             if desc.get("state") == "Failed":
                 raise StoreError(f"milvus index build failed on {name}: {desc.get('index_state_fail_reason', desc)}")
@@ -427,7 +461,43 @@ class MilvusStore(Store):
         super().set_filter(flt)
         self._expr = "" if flt is None else engine_filter(typed(flt, self.spec.attributes))
 
+    # -- native hybrid (Milvus's BM25 function + vector search, its own RRF) -----------------------
+    def set_texts(self, texts: list[str]) -> None:
+        """Passage texts by row id; the next ``create`` adds the text, sparse and BM25 function fields."""
+        self._text_prep = prepare_texts(texts)
+        self._texts = [self._text_prep.prepare(t) for t in texts]
+
+    def _add_text_fields(self, schema: Any) -> None:
+        from bm25s.stopwords import STOPWORDS_EN
+        from pymilvus import DataType, Function, FunctionType
+
+        stop = [] if self._text_prep.language == "ja" else [{"type": "stop", "stop_words": sorted(STOPWORDS_EN)}]
+        schema.add_field(TEXT, DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard", "filter": ["lowercase", *stop]})  # fmt: skip
+        schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
+                                     output_field_names=[SPARSE]))  # fmt: skip
+
+    def set_hybrid(self, on: bool) -> None:
+        """From now on each query is a (vector, text) pair, searched by one hybrid_search (RRFRanker)."""
+        if on and self._texts is None:
+            raise StoreError("milvus native hybrid needs the passage texts (set_texts) before the build")
+        self._hybrid = on
+
+    def _hybrid_search(self, query: tuple[np.ndarray, str], k: int) -> np.ndarray:
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        vector, text = query
+        legs = [AnnSearchRequest([np.asarray(vector, dtype=np.float32)], VECTOR, self._request, k, expr=self._expr),
+                AnnSearchRequest([self._text_prep.prepare(text)], SPARSE, {"metric_type": "BM25"}, k,
+                                 expr=self._expr)]  # fmt: skip
+        hits = self._client.hybrid_search(COLLECTION, legs, RRFRanker(RRF_K), limit=k, output_fields=["id"],
+                                          consistency_level=CONSISTENCY)[0]  # fmt: skip
+        return np.fromiter((h["id"] for h in hits), dtype=np.int64, count=len(hits))
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        if self._hybrid:
+            return self._hybrid_search(query, k)
         hits = self._client.search(
             COLLECTION, data=[query], limit=k, search_params=self._request, anns_field=VECTOR, output_fields=["id"],
             filter=self._expr, consistency_level=CONSISTENCY,
@@ -516,6 +586,8 @@ class MilvusStore(Store):
             cover = coverage(len(segments), len(indexed), rows, indexed_rows, "list_loaded_segments")
             family = served_family(family, rows, cover["indexed_rows"])
         engine["consistency_level"] = CONSISTENCY
+        if self._texts is not None:
+            engine["fts"] = self._fts()
         # Milvus keeps no search-time parameters: they travel with each request and no API reports them,
         # so they are left out here (the runner records them as sent).
         return {
@@ -527,6 +599,24 @@ class MilvusStore(Store):
             **({"attribute_indexes": self._attribute_indexes(engine)} if self.spec.attributes else {}),
             **({"filter": self._expr} if self.filter else {}),
         }
+
+    def _fts(self) -> dict[str, Any]:
+        """The text field's analyzer, the BM25 function and the sparse index, as the engine describes them."""
+        described = self._client.describe_collection(COLLECTION)
+        field = next((f for f in described["fields"] if f["name"] == TEXT), {})
+        params = dict(field.get("params") or {})
+        analyzer = params.get("analyzer_params")
+        if isinstance(analyzer, str):  # the stopword list as its length: the record stays readable
+            analyzer = json.loads(analyzer)
+            for f in analyzer.get("filter", []):
+                if isinstance(f, dict) and "stop_words" in f:
+                    f["stop_words"] = f"{len(f['stop_words'])} words"
+            params["analyzer_params"] = analyzer
+        keys = ("name", "type", "input_field_names", "output_field_names")
+        functions = [{k: _plain(f.get(k)) for k in keys} for f in described.get("functions", [])]
+        return {"field": TEXT, "text": self._text_prep.how, "field_params": params, "functions": functions,
+                "sparse_index": self._client.describe_index(COLLECTION, SPARSE),
+                "ranker": f"RRFRanker({RRF_K})"}  # fmt: skip
 
     def _attribute_indexes(self, engine: dict[str, Any]) -> dict[str, str]:
         """Scalar index type per attribute from describe_index; on lite only where every loaded segment carries it

@@ -16,6 +16,12 @@ The harness forces indexing (threshold 1 KB) and waits for the optimizer, but ke
 ``full_scan_threshold`` as a build parameter with Qdrant's default: where a segment falls below
 it, ``effective_config()`` reports ``flat`` so the runner flags that no graph was searched.
 
+Native hybrid search (``set_texts``, ``set_hybrid``): the passages go into a ``text`` payload field with Qdrant's
+full-text index, BM25 scoring on (English: word tokenizer, lowercase, English stopwords, Snowball stemmer;
+Japanese: MeCab-pretokenized passages on the whitespace tokenizer, since the edge build's multilingual tokenizer
+leaves Japanese unsplit). Each query is one ``query`` call: two prefetches (the vector search at the search
+setting, and a ``TextQuery``, BM25 over that index), fused by Qdrant's ``Fusion.Rrf(k=60)``.
+
 Concurrent clients: an ``EdgeShard`` locks its write-ahead log, so a second process cannot load a
 shard another holds ("failed to open WAL ...: WouldBlock", qdrant-edge-py 0.9). The embedded store
 therefore offers no handle and the runner records single-client figures only; ``qdrant-server``
@@ -36,7 +42,9 @@ import numpy as np
 
 from vdbbench.core.filters import OPS, Condition, Filter, by_field, range_bounds, typed
 from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, IdentityRule, Knob, Param, Store, StoreError
+from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
 
+TEXT = "text"  # the payload field holding the passage, with its full-text index (native hybrid only)
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
 FORCED_INDEXING_THRESHOLD_KB = 1  # smallest threshold that still means "index"; 0 means "never index"
 COMPRESSIONS = ("x4", "x8", "x16", "x32", "x64")
@@ -275,9 +283,17 @@ class QdrantStore(Store):
     filter_note = FILTER_NOTE
     supports_delete = True
     concurrent_writes = False  # qdrant-edge-py documents no thread safety for one EdgeShard: writes interleave
+    reserved_attributes = frozenset({TEXT})
+    native_hybrid = (
+        "Qdrant full-text payload index with BM25 scoring (TextQuery; English: word tokenizer, stopwords, Snowball "
+        "stemmer; Japanese: MeCab-pretokenized by vdbbench) + vector search, fused by Qdrant's Fusion.Rrf (k=60)"
+    )
 
     _shard: Any = None
     _filter: Any = None  # the qdrant_edge.Filter sent with every query, or None
+    _texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
+    _text_prep: TextPrep | None = None
+    _hybrid = False
 
     @property
     def _path(self) -> Path:
@@ -286,9 +302,12 @@ class QdrantStore(Store):
     def create(self, spec: BuildSpec) -> None:
         import qdrant_edge as qe
 
+        self.refuse_attributes(spec)  # an attribute named like the passage field (text)
         self.drop()
         self.spec = spec
         self._shard = qe.EdgeShard.create(str(self._path), edge_config(collection_body(spec)))
+        if self._texts is not None:
+            self._shard.update(qe.UpdateOperation.create_field_index(TEXT, self._text_index()))
         for name, schema in payload_index_body(spec).items():
             self._shard.update(qe.UpdateOperation.create_field_index(name, getattr(qe.PayloadSchemaType,
                                                                                    schema.capitalize())))  # fmt: skip
@@ -297,6 +316,8 @@ class QdrantStore(Store):
         import qdrant_edge as qe
 
         payloads = payload_rows(attributes, len(ids))
+        if self._texts is not None:
+            payloads = [(p or {}) | {TEXT: self._texts[i]} for p, i in zip(payloads, ids.tolist(), strict=True)]
         points = [qe.Point(int(i), v, p) for i, v, p in zip(ids.tolist(), np.asarray(vectors, np.float32), payloads,
                                                               strict=True)]  # fmt: skip
         self._shard.update(qe.UpdateOperation.upsert_points(points))
@@ -339,8 +360,43 @@ class QdrantStore(Store):
         self._filter_body = None if flt is None else engine_filter(typed(flt, self.spec.attributes))
         self._filter = None if flt is None else edge_filter(self._filter_body)
 
+    # -- native hybrid (Qdrant's BM25 text index + vector search, its own RRF) -------------------
+    def set_texts(self, texts: list[str]) -> None:
+        """Passage texts by row id; the next ``create`` adds the full-text index and ``insert`` the text payload."""
+        self._text_prep = prepare_texts(texts)
+        self._texts = [self._text_prep.prepare(t) for t in texts]
+
+    def _text_index(self) -> Any:
+        import qdrant_edge as qe
+
+        if self._text_prep.language == "ja":  # already MeCab tokens: split on spaces, nothing else
+            return qe.TextIndexParams(tokenizer=qe.TokenizerType.Whitespace, lowercase=True,
+                                      stemmer=qe.DisabledStemmer(), scoring=True)  # fmt: skip
+        return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, stopwords=qe.Language.English,
+                                  stemmer=qe.SnowballParams(qe.SnowballLanguage.English), scoring=True)  # fmt: skip
+
+    def set_hybrid(self, on: bool) -> None:
+        """From now on each query is a (vector, text) pair, searched by one prefetch + RRF fusion query."""
+        if on and self._texts is None:
+            raise StoreError("qdrant native hybrid needs the passage texts (set_texts) before the build")
+        self._hybrid = on
+
+    def _hybrid_request(self, query: tuple[np.ndarray, str], k: int) -> Any:
+        """Both legs as prefetches of k each (the vector one at the search setting), fused by Qdrant's RRF."""
+        import qdrant_edge as qe
+
+        if not hasattr(self, "_params"):
+            self.set_search_params(self.search_params)
+        vector, text = query
+        dense = qe.Query.Nearest(np.asarray(vector, np.float32))
+        words = qe.TextQuery(TEXT, self._text_prep.prepare(text))
+        legs = [qe.Prefetch(limit=k, query=dense, params=self._params, filter=self._filter),
+                qe.Prefetch(limit=k, query=words, filter=self._filter)]  # fmt: skip
+        return qe.QueryRequest(limit=k, prefetches=legs, query=qe.Fusion.Rrf(k=RRF_K))
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        hits = self._shard.query(self._request(query, k))
+        request = self._hybrid_request(query, k) if self._hybrid else self._request(query, k)
+        hits = self._shard.query(request)
         return np.fromiter((h.id for h in hits), dtype=np.int64, count=len(hits))
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
@@ -388,12 +444,25 @@ class QdrantStore(Store):
                 "segments_count": info.segments_count,
                 "segments": segments,
                 "search_params": search_params_body(self.spec, self.search_params),
+                **({"fts": self._fts(info.payload_schema)} if self._texts is not None else {}),
             },
             **(
                 {"attribute_indexes": attribute_indexes(info.payload_schema, self.spec)} if self.spec.attributes else {}
             ),
             **({"filter": self._filter_body} if self.filter else {}),
         }
+
+    def _fts(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """The text field's index as the shard reports it (payload_schema), for native hybrid search."""
+        index = schema.get(TEXT)
+        params = getattr(index, "params", None)
+        stemmer = getattr(params, "stemmer", None)
+        return {"field": TEXT, "points": getattr(index, "points", None), "text": self._text_prep.how,
+                "type": str(getattr(index, "data_type", None)).split(".")[-1],
+                "tokenizer": str(getattr(params, "tokenizer", None)).split(".")[-1],
+                "stopwords": str(getattr(params, "stopwords", None)), "stemmer": type(stemmer).__name__,
+                "scoring": str(getattr(getattr(params, "scoring", None), "type", None)).split(".")[-1],
+                "fusion": f"Fusion.Rrf(k={RRF_K})"}  # fmt: skip
 
     def resources(self) -> dict[str, Any]:
         return {"data_bytes": dir_bytes(self._path)} if self._path.exists() else {}

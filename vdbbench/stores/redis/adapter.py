@@ -14,6 +14,14 @@ value) or NUMERIC (numbers). A filter is the hybrid query's pre-filter, ``(@kind
 @year:[2010 (2015])=>[KNN ...]``; RediSearch chooses per query between brute force over the
 passing documents and HNSW search in batches filtered until k pass (``HYBRID_POLICY`` auto).
 Deleting a row DELs its hash, which removes it from the index before the command returns.
+
+Native hybrid search (``set_texts``, ``set_hybrid``): the passages go into a TEXT field ``text`` (RediSearch's
+own tokenizer, English stopwords and stemmer; Japanese passages and queries MeCab-pretokenized by vdbbench, as
+RediSearch has no Japanese tokenizer). RediSearch 2.10 has no fusion of a text and a vector ranking (a text clause
+before ``=>[KNN ...]`` only filters the KNN; FT.HYBRID with RRF came in Redis 8.4). So each query sends two
+FT.SEARCH in one pipelined round trip, the text leg (the query's words OR'ed, ``SCORER BM25STD``) and the KNN leg at
+the search setting, k each, and the adapter fuses the engine's two ranked lists by RRF (k=60): the rankings are
+RediSearch's, the fusion is vdbbench's.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from vdbbench.stores.base import (
     Param,
     StoreError,
 )
+from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
 from vdbbench.stores.redis.server import DATA_DIR, SECRET_CONF, redis_home, redis_server
 from vdbbench.stores.servers import LocalServer, LocalServerStore, close_quietly
 
@@ -50,6 +59,9 @@ FAMILY_OF_ALGORITHM = {v: k for k, v in ALGORITHM.items()}
 DIALECT = 2
 QUERY_TIMEOUT_MS = 0  # 0 = no timeout for this query
 VECTOR_FIELD = "vec"
+TEXT_FIELD = "text"  # the passage, full-text indexed (native hybrid only)
+TEXT_SCORER = "BM25STD"  # RediSearch's standard BM25 (its "BM25" scorer in 2.10 is a variant without IDF)
+WORD = re.compile(r"\w+")
 DISTANCE_ALIAS = "__vec_score"  # RediSearch's own default name for the KNN distance; attributes may not take it
 INSERT_CHUNK = 1000  # HSETs per pipeline round trip
 TAG_SEPARATOR = "\x1f"  # ASCII unit separator: a string value stays one tag even when it holds commas
@@ -156,7 +168,12 @@ class RedisStore(LocalServerStore):
         "HNSW searched in batches filtered until k pass (HYBRID_POLICY auto)"
     )
     supports_delete = True  # DEL of the hashes: RediSearch drops them from the index before DEL returns
-    reserved_attributes = frozenset({VECTOR_FIELD, DISTANCE_ALIAS})
+    reserved_attributes = frozenset({VECTOR_FIELD, DISTANCE_ALIAS, TEXT_FIELD})
+    native_hybrid = (
+        "RediSearch full-text TEXT field (its tokenizer, English stopwords + stemmer; Japanese MeCab-pretokenized by "
+        "vdbbench), SCORER BM25STD, and its KNN, two FT.SEARCH in one round trip; RRF (k=60) computed by vdbbench's "
+        "adapter from the two rankings: RediSearch 2.10 has no fusion (FT.HYBRID is Redis 8.4+)"
+    )
     concurrent_writes = True  # redis-py's client takes a pooled connection per command; the server serialises
     options_help = {
         "url": "Redis URL (redis://host:6379/0); else VDBBENCH_REDIS_URL; with neither, a private redis-server runs",
@@ -172,6 +189,9 @@ class RedisStore(LocalServerStore):
         self._count = 0
         self._prefilter = "*"  # the hybrid query's filter part: every document, or engine_filter(self.filter)
         self._probe_vector: np.ndarray | None = None  # a stored vector, for FT.PROFILE of a filtered query
+        self._texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
+        self._text_prep: TextPrep | None = None
+        self._hybrid = False
 
     # -- lifecycle -----------------------------------------------------------------
     def embedded_server(self) -> LocalServer:
@@ -203,7 +223,7 @@ class RedisStore(LocalServerStore):
 
     # -- build ---------------------------------------------------------------------
     def create(self, spec: BuildSpec) -> None:
-        from redis.commands.search.field import NumericField, TagField, VectorField
+        from redis.commands.search.field import NumericField, TagField, TextField, VectorField
         from redis.commands.search.index_definition import IndexDefinition, IndexType
 
         self.refuse_attributes(spec)
@@ -215,6 +235,7 @@ class RedisStore(LocalServerStore):
         fields = [VectorField(VECTOR_FIELD, ALGORITHM[spec.family], attributes)]
         fields += [TagField(name, separator=TAG_SEPARATOR, case_sensitive=True) if kind == "str" else NumericField(name)
                    for name, kind in spec.attributes.items()]  # fmt: skip
+        fields += [TextField(TEXT_FIELD)] if self._texts is not None else []
         self._client.ft(self.index_name).create_index(
             fields, definition=IndexDefinition(prefix=[f"{self.prefix}:"], index_type=IndexType.HASH)
         )
@@ -250,6 +271,8 @@ class RedisStore(LocalServerStore):
         for start in range(0, len(ids), INSERT_CHUNK):
             for row in range(start, min(start + INSERT_CHUNK, len(ids))):
                 fields = {VECTOR_FIELD: vectors[row].tobytes()} | {name: col[row] for name, col in columns.items()}
+                if self._texts is not None:
+                    fields[TEXT_FIELD] = self._texts[int(ids[row])]
                 pipe.hset(f"{self.prefix}:{int(ids[row])}", mapping=fields)
             pipe.execute()
         self._count += len(ids)
@@ -309,7 +332,40 @@ class RedisStore(LocalServerStore):
         return np.fromiter((int(key[cut:]) for key in reply[1:]), dtype=np.int64, count=len(reply) - 1)
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        if self._hybrid:
+            return self._hybrid_search(query, k)
         return self._ids(self._client.execute_command(*self._search_args(query, k)))
+
+    # -- native hybrid (RediSearch's BM25 and KNN rankings, fused here by RRF) -------------------
+    def set_texts(self, texts: list[str]) -> None:
+        """Passage texts by row id; the next ``create`` adds the TEXT field and ``insert`` the text."""
+        self._text_prep = prepare_texts(texts)
+        self._texts = [self._text_prep.prepare(t) for t in texts]
+
+    def set_hybrid(self, on: bool) -> None:
+        """From now on each query is a (vector, text) pair: RediSearch's two rankings, fused by RRF here."""
+        if on and self._texts is None:
+            raise StoreError("redis native hybrid needs the passage texts (set_texts) before the build")
+        self._hybrid = on
+
+    def _text_query(self, text: str) -> str | None:
+        """The text leg: the query's words OR'ed in the TEXT field (RediSearch drops stopwords and stems them), under
+        the filter; None for a query without a word."""
+        words = WORD.findall(self._text_prep.prepare(text))
+        if not words:
+            return None
+        where = "" if self._prefilter == "*" else self._prefilter + " "
+        return f"{where}@{TEXT_FIELD}:({'|'.join(escape_tag(w) for w in dict.fromkeys(words))})"
+
+    def _hybrid_search(self, query: tuple[np.ndarray, str], k: int) -> np.ndarray:
+        vector, text = query
+        pipe = self._client.pipeline(transaction=False)
+        pipe.execute_command(*self._search_args(vector, k))
+        text_query = self._text_query(text)
+        if text_query is not None:
+            pipe.execute_command("FT.SEARCH", self.index_name, text_query, "SCORER", TEXT_SCORER, "NOCONTENT",
+                                 "LIMIT", 0, k, "DIALECT", DIALECT, "TIMEOUT", QUERY_TIMEOUT_MS)  # fmt: skip
+        return rrf([self._ids(reply) for reply in pipe.execute()], k)
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         pipe = self._client.pipeline(transaction=False)
@@ -324,6 +380,7 @@ class RedisStore(LocalServerStore):
         info = self._client.ft(self.index_name).info()
         fields = {_pairs(entry)["identifier"]: entry for entry in info["attributes"]}
         attrs = _pairs(fields.pop(VECTOR_FIELD))
+        text_field = fields.pop(TEXT_FIELD, None)  # native hybrid's passage field, not an attribute
         family = FAMILY_OF_ALGORITHM.get(str(attrs.get("algorithm")), str(attrs.get("algorithm")))
         params: dict[str, Any] = {}
         if family == "hnsw":
@@ -354,6 +411,10 @@ class RedisStore(LocalServerStore):
         if self.filter is not None:
             out["filter"] = self._prefilter
             query["hybrid_policy"] = self._hybrid_policy()
+        if self._texts is not None:
+            out["engine"]["fts"] = {"field": TEXT_FIELD, "text": self._text_prep.how, "scorer": TEXT_SCORER,
+                                    "index": " ".join(str(_text(x)) for x in text_field or []),
+                                    "fusion": f"RRF k={RRF_K} by vdbbench's adapter"}  # fmt: skip
         return out
 
     def _hybrid_policy(self) -> str | None:
@@ -428,6 +489,17 @@ class RedisStore(LocalServerStore):
         if self._client is not None and (self.server is None or self.server.is_running()):
             self._drop_index_and_keys()
         self._count = 0
+
+
+def rrf(rankings: list[np.ndarray], k: int) -> np.ndarray:
+    """Reciprocal rank fusion of ranked id lists: score = sum of 1 / (RRF_K + rank), rank from 1; the top ``k``
+    ids, ties in the order first seen (the KNN leg first)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking.tolist(), start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (RRF_K + rank)
+    best = sorted(scores, key=lambda doc: -scores[doc])[:k]
+    return np.asarray(best, dtype=np.int64)
 
 
 def _text(x: Any) -> Any:
