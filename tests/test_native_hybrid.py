@@ -39,9 +39,9 @@ def labelled():
     pytest.importorskip("sentence_transformers")
     from sentence_transformers import SentenceTransformer
 
-    from vdbbench.data import embed
+    from vdbbench.data.models import sentence_transformers
 
-    folder = embed.packaged_model_dir()
+    folder = sentence_transformers.packaged_model_dir()
     if folder is None or not (WORDNET_DIR / "data.noun").exists():
         pytest.skip("needs the packaged MiniLM and wordnet-base")
     docs, queries, qrels = wordnet_task(passages=600, queries=80)
