@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -103,6 +104,16 @@ def reachable_install(data_root: Path, user: str | None) -> Path:
         if (package.parent / part).exists():
             shutil.copytree(package.parent / part, data_root / part, symlinks=True)
     return data_root / "pgserver" / "pginstall"
+
+
+def bundled_pgvector_version() -> str | None:
+    """The pgvector release the embedded install carries (its vector.control), None where none is installed."""
+    spec = find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    control = Path(spec.submodule_search_locations[0]) / "pginstall/share/postgresql/extension/vector.control"
+    found = re.search(r"^default_version = '([^']+)'", control.read_text(), re.M) if control.exists() else None
+    return found.group(1) if found else None
 
 
 def refuse_unrunnable_pgvector() -> None:
