@@ -352,3 +352,26 @@ def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
         value = reported[name]
         as_mb = int(value[:-2]) * units[value[-2:]]
         assert as_mb == int(expected[name][:-2]), f"{name}: server reports {value}, sized {expected[name]}"
+
+
+def test_native_hybrid_fuses_full_text_and_vector_ranks_in_one_statement(store):
+    """Each query's text names one far row (word w<row>), found only by full-text search: RRF ranks it beside the
+    dense neighbours, ties broken by id; a text nothing matches leaves the dense answer as it is."""
+    data = small_data("angular")
+    store.set_texts([f"passage number w{i} about topic{i % 7}" for i in range(len(data.train))])
+    try:
+        build_and_search(store, "hnsw", "angular", {"m": 16, "ef_construction": 64}, {"ef": 100}, data=data)
+        dense = [store.search(q, 10) for q in data.test]
+        far = [int(data.neighbors[j, -1]) for j in range(len(data.test))]  # the 100th neighbour: not in the top 10
+        store.set_hybrid(True)
+        fused = store.search_batch(list(zip(data.test, [f"w{row}" for row in far], strict=True)), 10)
+        assert all(f[0] in (d[0], row) and row in f.tolist() for f, d, row in zip(fused, dense, far, strict=True))
+        assert all(len(set(f.tolist()) & set(d.tolist())) == 9 for f, d in zip(fused, dense, strict=True))
+        unmatched = [store.search((q, "nothingmatches"), 10) for q in data.test]
+        assert [u.tolist() for u in unmatched] == [d.tolist() for d in dense]
+        fts = store.effective_config()["engine"]["fts"]
+        assert fts["config"] == "english" and "USING gin (passage_tsv)" in fts["index"]
+    finally:
+        store.set_hybrid(False)
+        store._texts = None
+        store.drop()
