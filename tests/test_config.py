@@ -119,7 +119,8 @@ def test_portable_ivf_and_pq_sizes_follow_the_documented_rules():
     assert [pq_m_for(d) for d in (32, 384, 784, 100)] == [8, 96, 196, 25]
     cfg = parse_config(base(stores=[{"store": "pgvector", "index": "ivf"}, {"store": "milvus", "index": "pq"}]))
     ivf = cfg.plan(cfg.stores[0], n=20000, dim=384)
-    assert ivf.builds == [{"nlist": 128}] and ivf.searches[-1] == {"nprobe": 64}
+    assert ivf.builds == [{"nlist": 128, "vector_type": "vector"}]  # pgvector's other ivf parameters at their defaults
+    assert ivf.searches[-1] == {"nprobe": 64, "iterative_scan": "off", "max_probes": 32768}
     pq = cfg.plan(cfg.stores[1], n=20000, dim=384)
     assert pq.builds == [{"nlist": 128, "pq_m": 96, "nbits": 8}]
     assert any("refine" in note and "not applied" in note for note in pq.notes)  # milvus IVF_PQ has no refine

