@@ -481,6 +481,7 @@ def test_export_opens_in_pandas_with_one_row_per_point(results, html):
     source = next(r for r in records if r["key"] == "mismatch-point")
     assert row["recall"] == pytest.approx(source["recall"]) and row["search.ef"] == 41 and row["search"] == "ef=41"
     assert row["engine"] == source["engine"]["label"] and row["config_mismatch"] == "ef: asked 41, engine reports 64"
+    assert [row["recall_ci95_low"], row["recall_ci95_high"]] == pytest.approx(source["recall_ci95"])
     failed = frame[frame["status"] == "failed"]
     assert len(failed) == 2 and failed["error"].str.contains("engine refused create").all()
     parquet = pd.read_parquet(results / "points.parquet")

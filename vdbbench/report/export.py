@@ -24,10 +24,10 @@ CSV_NAME, PARQUET_NAME = "points.csv", "points.parquet"
 
 LEADING = (
     "dataset", "store", "label", "engine", "engine_product", "engine_version", "engine_mode", "baseline", "family",
-    "workload", "build", "search", "filter", "selectivity", "k", "status", "error", "recall", "qps", "p50_ms",
-    "p95_ms", "p99_ms", "mean_ms", "insert_s", "index_s", "build_s", "build_threads", "memory_bytes", "target_recall",
-    "target_reached", "tuning_queries", "evaluation_queries", "recall_live", "deleted_returned", "freshness_s",
-    "settings", "time", "key",
+    "workload", "build", "search", "filter", "selectivity", "k", "status", "error", "recall", "recall_ci95_low",
+    "recall_ci95_high", "qps", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "insert_s", "index_s", "build_s",
+    "build_threads", "memory_bytes", "target_recall", "target_reached", "tuning_queries", "evaluation_queries",
+    "recall_live", "deleted_returned", "freshness_s", "settings", "time", "key",
 )  # fmt: skip
 
 # Record fields that are nested structures or shown above under another name; not flattened again.
@@ -60,6 +60,8 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
             row.update({f"{key}.{k}": v for k, v in value.items() if _scalar(v)})
         elif _scalar(value):
             row[key] = value
+    if isinstance(record.get("recall_ci95"), list | tuple) and len(record["recall_ci95"]) == 2:
+        row["recall_ci95_low"], row["recall_ci95_high"] = record["recall_ci95"]  # a list is no CSV cell
     if record.get("config_mismatch"):
         row["config_mismatch"] = "; ".join(map(str, record["config_mismatch"]))
     return row
