@@ -225,3 +225,17 @@ def test_phases_are_timed_exclusively_and_announced():
     assert said == ["tuning ef"]
     total = sum(p["seconds"] for p in summary["parts"]) + summary["other_s"]
     assert total == pytest.approx(summary["total_s"], abs=1e-2)
+
+
+def test_time_lines_sum_the_smallest_parts_on_one_line():
+    from vdbbench.core.phases import time_lines
+
+    parts = [
+        {"phase": "build", "store": "s1", "seconds": 90.0},
+        {"phase": "drop", "store": "s1", "seconds": 0.2},
+        {"phase": "drop", "store": "s2", "seconds": 0.1},
+        {"phase": "tuning", "store": "s2", "seconds": 9.0},
+    ]
+    lines = time_lines({"total_s": 100.0, "parts": parts, "other_s": 0.7})
+    assert lines == ["time: 1 min 40 s in all", "  s1 build: 1 min 30 s (90%)", "  s2 tuning: 9.0 s (9%)",
+                     "  other: 0.7 s (1%)", "  2 smaller parts: 0.3 s (0%)"]  # fmt: skip

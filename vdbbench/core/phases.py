@@ -89,14 +89,23 @@ def phase(name: str, store: str | None = None, announce: str | None = None) -> I
         yield
 
 
+SMALL_SHARE = 0.005  # parts under half a percent of the total are summed on one line (timings.jsonl keeps each)
+
+
 def time_lines(summary: dict[str, Any]) -> list[str]:
-    """Plain lines of a time summary: the total, then each part with its share, largest first."""
+    """Plain lines of a time summary: the total, then each part with its share, largest first; the parts under
+    ``SMALL_SHARE`` of the total share one last line."""
     total = summary["total_s"] or 1e-9
     parts = [*summary["parts"], {"phase": "other", "store": None, "seconds": summary["other_s"]}]
     lines = [f"time: {clock_text(summary['total_s'])} in all"]
-    for p in sorted(parts, key=lambda p: -p["seconds"]):
+    small = [p for p in parts if p["seconds"] < SMALL_SHARE * total]
+    for p in sorted((p for p in parts if p not in small), key=lambda p: -p["seconds"]):
         who = f"{p['store']} " if p["store"] else ""
         lines.append(f"  {who}{p['phase']}: {clock_text(p['seconds'])} ({p['seconds'] / total:.0%})")
+    if small:
+        seconds = sum(p["seconds"] for p in small)
+        lines.append(f"  {len(small)} smaller part{'s' if len(small) != 1 else ''}: {clock_text(seconds)} "
+                     f"({seconds / total:.0%})")  # fmt: skip
     return lines
 
 
