@@ -509,3 +509,4 @@ def test_models_table_in_the_report(japanese_models_sweep):
     said = re.search(r"Best embedding model on [^<]*<strong>use-multilingual-v3</strong>.*? over all-MiniLM-L6-v2"
                      r" \((\d\.\d{3})\): margin \+(\d\.\d{3}), significant, p", summary)  # fmt: skip
     assert said, summary  # the first screen's model sentence reads the models table's test
+    assert summary.count("Best embedding model on") == 1  # once per task, not once per model's dataset

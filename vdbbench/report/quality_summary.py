@@ -119,7 +119,8 @@ def hybrid_sentences(records: list[Record], tests: PairedTests | None) -> list[M
 def model_sentences(sections: list[dict[str, Any]]) -> dict[str, Markup]:
     """Per dataset name: which embedding model is best on its task, by what margin and p-value against the
     runner-up, read from the models table's rows (``quality.compare_models``: each model's exact point, else its
-    best dense point, tested against the best model's); a single model gets a sentence saying so."""
+    best dense point, tested against the best model's), under the first of the task's datasets only; a single
+    model gets a sentence saying so."""
     by_task: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for q in sections:
         row = q["model_row"]
@@ -141,8 +142,7 @@ def model_sentences(sections: list[dict[str, Any]]) -> dict[str, Markup]:
                                                         retrieval_name(top["compared_on"]), second["model"],
                                                         second["ndcg"], top["ndcg"] - second["ndcg"],
                                                         _p(second["mark"], second["p"]))  # fmt: skip
-        for m in rows:
-            out[m["dataset"]] = sentence
+        out[rows[0]["dataset"]] = sentence  # said once, under the task's first dataset
     return out
 
 
