@@ -267,7 +267,10 @@ def test_attribute_names_no_store_can_take_are_refused(tmp_path):
     assert "attribute 'id' is one of" not in str(e.value)  # exact keeps attributes as arrays: any name fits
     with pytest.raises(ConfigError) as e:
         Sweep(sweep_config(path, [{"store": "pgvector", "index": "hnsw"}], filters=[{"id": 1}]), tmp_path / "out").run()
-    assert "stores[0]: attribute 'id' is one of pgvector's own fields (embedding, id); rename it" in str(e.value)
+    assert (
+        "stores[0]: attribute 'id' is one of pgvector's own fields (embedding, id, passage, passage_tsv); rename"
+        in str(e.value)
+    )
     clash = r"datasets\[0\] \(attributed\): filters: the dataset already has an attribute 'filter_rank'"
     with pytest.raises(ConfigError, match=clash):
         Sweep(sweep_config(path, [{"store": "exact"}], filters={"selectivity": [0.5]}), tmp_path / "out").run()
