@@ -1,4 +1,5 @@
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -6,6 +7,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/storekit.py is imported by every store test
+
+
+# A shell starting the suite in the background (`cmd &` without job control) ignores SIGINT, and every process the
+# tests start would inherit that: the tests that interrupt a sweep or a server with SIGINT could never pass. A
+# handler here resets to the default in each child at exec, as when the suite runs in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
