@@ -84,6 +84,12 @@ def test_negative_fusion_weights_are_refused(attributed):
         config(attributed, {"store": "exact", "hybrid": {"fusion": "weighted", "weights": [-1, 1]}})
 
 
+def test_an_rrf_k_native_hybrid_would_not_honour_is_refused(attributed):
+    with pytest.raises(ConfigError, match=r"stores\[0\]\.hybrid: rrf_k 30 with native: true: .* RRF k 60"):
+        config(attributed, {"store": "lancedb", "index": "flat", "hybrid": {"rrf_k": 30, "native": True}})
+    config(attributed, {"store": "lancedb", "index": "flat", "hybrid": {"rrf_k": 30}})  # ranx fusion alone takes it
+
+
 def test_a_price_of_true_is_no_number(attributed):
     with pytest.raises(ConfigError) as e:
         config(attributed, host={"price_per_hour": True, "currency": "USD"})

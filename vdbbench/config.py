@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from vdbbench.core.distances import canonical_metric
 from vdbbench.core.filters import Filter, FilterError, parse_filter
 from vdbbench.stores import FAMILIES, get_store_class, store_names
+from vdbbench.stores.fulltext import RRF_K
 from vdbbench.stores.portable import SEARCH_KNOB, default_values
 
 
@@ -213,6 +214,14 @@ class HybridSpec(_Strict):
         return v
 
     native: bool = Field(False, description="also measure the store's own hybrid search, where the store has one")
+
+    @model_validator(mode="after")
+    def _native_rrf_k(self) -> HybridSpec:
+        if self.native and self.rrf_k != RRF_K:
+            raise ValueError(f"rrf_k {self.rrf_k} with native: true: vdbbench sends every engine's own hybrid "
+                             f"query with RRF k {RRF_K}, so the native points would not honour it; leave rrf_k out, "
+                             f"or measure native hybrid in a separate entry")  # fmt: skip
+        return self
 
 
 class StoreConfig(_Strict):
