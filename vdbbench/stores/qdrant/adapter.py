@@ -42,7 +42,7 @@ import numpy as np
 
 from vdbbench.core.filters import OPS, Condition, Filter, by_field, range_bounds, typed
 from vdbbench.stores.base import BuildSpec, Case, Conformance, FamilySpec, IdentityRule, Knob, Param, Store, StoreError
-from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
+from vdbbench.stores.fulltext import RRF_K, PreparedTexts
 
 TEXT = "text"  # the payload field holding the passage, with its full-text index (native hybrid only)
 DISTANCES = {"euclidean": "Euclid", "angular": "Cosine", "ip": "Dot"}
@@ -217,7 +217,7 @@ ENGINE_EXTRAS = {"hnsw": {"full_scan_threshold": 1}}
 
 
 # -- embedded -----------------------------------------------------------------------------------
-class QdrantStore(Store):
+class QdrantStore(PreparedTexts, Store):
     """Qdrant's engine embedded through qdrant-edge-py: one shard in the workdir, no server."""
 
     name = "qdrant"
@@ -291,9 +291,6 @@ class QdrantStore(Store):
 
     _shard: Any = None
     _filter: Any = None  # the qdrant_edge.Filter sent with every query, or None
-    _texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
-    _text_prep: TextPrep | None = None
-    _hybrid = False
 
     @property
     def _path(self) -> Path:
@@ -361,11 +358,6 @@ class QdrantStore(Store):
         self._filter = None if flt is None else edge_filter(self._filter_body)
 
     # -- native hybrid (Qdrant's BM25 text index + vector search, its own RRF) -------------------
-    def set_texts(self, texts: list[str]) -> None:
-        """Passage texts by row id; the next ``create`` adds the full-text index and ``insert`` the text payload."""
-        self._text_prep = prepare_texts(texts)
-        self._texts = [self._text_prep.prepare(t) for t in texts]
-
     def _text_index(self) -> Any:
         import qdrant_edge as qe
 
@@ -374,12 +366,6 @@ class QdrantStore(Store):
                                       stemmer=qe.DisabledStemmer(), scoring=True)  # fmt: skip
         return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, stopwords=qe.Language.English,
                                   stemmer=qe.SnowballParams(qe.SnowballLanguage.English), scoring=True)  # fmt: skip
-
-    def set_hybrid(self, on: bool) -> None:
-        """From now on each query is a (vector, text) pair, searched by one prefetch + RRF fusion query."""
-        if on and self._texts is None:
-            raise StoreError("qdrant native hybrid needs the passage texts (set_texts) before the build")
-        self._hybrid = on
 
     def _hybrid_request(self, query: tuple[np.ndarray, str], k: int) -> Any:
         """Both legs as prefetches of k each (the vector one at the search setting), fused by Qdrant's RRF."""

@@ -48,7 +48,7 @@ from vdbbench.stores.base import (
     Param,
     StoreError,
 )
-from vdbbench.stores.fulltext import RRF_K, TextPrep, prepare_texts
+from vdbbench.stores.fulltext import RRF_K, PreparedTexts
 from vdbbench.stores.redis.server import DATA_DIR, SECRET_CONF, redis_home, redis_server
 from vdbbench.stores.servers import LocalServer, LocalServerStore, close_quietly
 
@@ -109,7 +109,7 @@ def missing_binaries() -> str | None:
     return None
 
 
-class RedisStore(LocalServerStore):
+class RedisStore(PreparedTexts, LocalServerStore):
     name = "redis"
     description = "Redis 7.4 + RediSearch 2.10 vector index (local redis-stack build, or VDBBENCH_REDIS_URL)."
     mode = "server"
@@ -189,9 +189,6 @@ class RedisStore(LocalServerStore):
         self._count = 0
         self._prefilter = "*"  # the hybrid query's filter part: every document, or engine_filter(self.filter)
         self._probe_vector: np.ndarray | None = None  # a stored vector, for FT.PROFILE of a filtered query
-        self._texts: list[str] | None = None  # passage texts by row id (native hybrid), as sent to the engine
-        self._text_prep: TextPrep | None = None
-        self._hybrid = False
 
     # -- lifecycle -----------------------------------------------------------------
     def embedded_server(self) -> LocalServer:
@@ -337,17 +334,6 @@ class RedisStore(LocalServerStore):
         return self._ids(self._client.execute_command(*self._search_args(query, k)))
 
     # -- native hybrid (RediSearch's BM25 and KNN rankings, fused here by RRF) -------------------
-    def set_texts(self, texts: list[str]) -> None:
-        """Passage texts by row id; the next ``create`` adds the TEXT field and ``insert`` the text."""
-        self._text_prep = prepare_texts(texts)
-        self._texts = [self._text_prep.prepare(t) for t in texts]
-
-    def set_hybrid(self, on: bool) -> None:
-        """From now on each query is a (vector, text) pair: RediSearch's two rankings, fused by RRF here."""
-        if on and self._texts is None:
-            raise StoreError("redis native hybrid needs the passage texts (set_texts) before the build")
-        self._hybrid = on
-
     def _text_query(self, text: str) -> str | None:
         """The text leg: the query's words OR'ed in the TEXT field (RediSearch drops stopwords and stems them), under
         the filter; None for a query without a word."""
